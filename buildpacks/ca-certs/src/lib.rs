@@ -1,0 +1,118 @@
+//! `cascade/ca-certs` (the talk's `corp/ca-certs`): passes when the app has
+//! PEM files in `ca-certs/` (`*.pem`, `*.crt`) or the platform passes PEM text
+//! in `BP_CA_CERTIFICATES`. Builds a launch and build layer holding one
+//! bundle and sets `SSL_CERT_FILE` to it; provides `ca-certificates` in the
+//! build plan (and requires it, so it passes on its own too).
+
+use std::path::{Path, PathBuf};
+
+use cascade_sdk::{
+    BuildContext, BuildPlan, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult,
+    Result, ResultExt,
+};
+
+/// Platform variable carrying PEM text.
+pub const PLATFORM_VAR: &str = "BP_CA_CERTIFICATES";
+const APP_DIR: &str = "ca-certs";
+const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+const END: &str = "-----END CERTIFICATE-----";
+
+#[derive(Default)]
+pub struct CaCerts;
+
+fn app_cert_files(app: &Path) -> Result<Vec<PathBuf>> {
+    let dir = app.join(APP_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(cascade_sdk::fs::read_dir_sorted(&dir)
+        .context(format!("listing {APP_DIR}/"))?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pem" || e == "crt") && p.is_file())
+        .collect())
+}
+
+/// The certificates in `pem`, each normalised to `BEGIN..END\n`.
+/// Errors name the source when the text holds no complete certificate.
+pub fn certificates(source: &str, pem: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            return Err(BuildpackError::new(format!("{source}: certificate without {END}")));
+        };
+        let end = start + len + END.len();
+        let body: String = rest[start..end].lines().map(|l| format!("{}\n", l.trim())).collect();
+        out.push(body);
+        rest = &rest[end..];
+    }
+    if out.is_empty() {
+        return Err(BuildpackError::new(format!("{source}: no PEM certificate found"))
+            .hint(format!("a certificate starts with {BEGIN}")));
+    }
+    Ok(out)
+}
+
+impl Buildpack for CaCerts {
+    fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
+        let found = !app_cert_files(ctx.app_dir())?.is_empty()
+            || ctx.platform_env().contains_key(PLATFORM_VAR);
+        Ok(if found {
+            DetectResult::pass_with(
+                BuildPlan::new().provides("ca-certificates").requires("ca-certificates"),
+            )
+        } else {
+            DetectResult::fail(format!("no {APP_DIR}/*.pem and no {PLATFORM_VAR}"))
+        })
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
+        let mut bundle = String::new();
+        let mut count = 0;
+        for file in app_cert_files(ctx.app_dir())? {
+            let name = format!("{APP_DIR}/{}", file.file_name().unwrap_or_default().to_string_lossy());
+            let text = std::fs::read_to_string(&file).context(format!("reading {name}"))?;
+            for cert in certificates(&name, &text)? {
+                bundle.push_str(&cert);
+                count += 1;
+            }
+        }
+        if let Some(text) = ctx.platform_env().get(PLATFORM_VAR) {
+            for cert in certificates(PLATFORM_VAR, text)? {
+                bundle.push_str(&cert);
+                count += 1;
+            }
+        }
+        let layer = ctx.layer("ca-certificates")?.launch(true).build(true);
+        let file = layer.path().join("ca-certificates.crt");
+        std::fs::write(&file, bundle).context("writing the bundle")?;
+        cascade_sdk::log::info(format!("bundled {count} certificate(s)"));
+        let layer = layer
+            .metadata("certificates", i64::from(count))
+            .env_override("SSL_CERT_FILE", file.display().to_string());
+        Ok(BuildResult::new().layer(layer))
+    }
+}
+
+cascade_sdk::export_buildpack!(CaCerts);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_normalises_certificates() {
+        let pem = format!("junk\n{BEGIN}\n  AAA\n{END}\n{BEGIN}\nBBB\n{END}");
+        let certs = certificates("x", &pem).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0], format!("{BEGIN}\nAAA\n{END}\n"));
+    }
+
+    #[test]
+    fn names_the_source_of_bad_pem() {
+        let err = certificates("ca-certs/a.pem", "not a cert").unwrap_err();
+        assert!(err.message().contains("ca-certs/a.pem"), "{err}");
+        let err = certificates("x", BEGIN).unwrap_err();
+        assert!(err.message().contains("without"), "{err}");
+    }
+}

@@ -1,0 +1,76 @@
+//! Builds the first-party buildpacks (embedded in the `cascade` binary) and
+//! the test buildpacks as `wasm32-wasip2` components, the way wasmtime's
+//! `test-programs/artifacts` does: one nested cargo invocation with its own
+//! target directory, then constants pointing at the results.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (cargo package, constant name) of every guest.
+const GUESTS: &[(&str, &str)] = &[
+    ("cascade-buildpack-procfile", "PROCFILE"),
+    ("cascade-buildpack-static-site", "STATIC_SITE"),
+    ("cascade-buildpack-ca-certs", "CA_CERTS"),
+    ("cascade-test-hostile", "TEST_HOSTILE"),
+];
+
+/// Variables the outer cargo sets that must not leak into the nested build
+/// (a clippy wrapper, host rustflags, the outer target dir).
+const SCRUB: &[&str] = &[
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTC_WRAPPER",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_MAKEFLAGS",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "CARGO_TARGET_WASM32_WASIP2_RUNNER",
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest_dir.parent().unwrap().to_path_buf();
+    for dir in ["sdk", "wit", "buildpacks", "tests/buildpacks", "Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from)
+        .join("guests");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&workspace)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
+        .arg(&target_dir);
+    for (package, _) in GUESTS {
+        cmd.args(["-p", package]);
+    }
+    for var in SCRUB {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo to build the wasm guests");
+    assert!(
+        status.success(),
+        "building the wasm guests failed; is the target installed? (rustup target add wasm32-wasip2)"
+    );
+
+    let out_dir = target_dir.join("wasm32-wasip2").join("guest");
+    let mut generated = String::new();
+    for (package, constant) in GUESTS {
+        let wasm = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(wasm.is_file(), "missing guest {}", wasm.display());
+        generated.push_str(&format!(
+            "/// Path of the `{package}` component built by build.rs.\npub const {constant}: &str = {path:?};\n\
+             /// Bytes of the `{package}` component.\npub const {constant}_WASM: &[u8] = include_bytes!({path:?});\n",
+            path = wasm.display().to_string()
+        ));
+    }
+    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("guests.rs");
+    std::fs::write(dest, generated).unwrap();
+}

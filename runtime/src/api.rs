@@ -1,0 +1,174 @@
+//! The buildpack contract as host-side types, and the seam between phases and
+//! whatever runs a buildpack (lifecycle's `DetectExecutor`/`BuildExecutor`).
+//!
+//! These mirror `wit/buildpack.wit`; the engine converts the generated
+//! bindings into them so no phase depends on wasmtime.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::ids::{BuildpackId, LayerName, ProcessType};
+use crate::manifest::BuildpackManifest;
+
+/// Ordered environment (sorted by name).
+pub type Env = BTreeMap<String, String>;
+
+/// The platform an image is built for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub os: String,
+    pub arch: String,
+    pub arch_variant: Option<String>,
+    pub distro_name: Option<String>,
+    pub distro_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Require {
+    pub name: String,
+    pub metadata: toml::Table,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildPlan {
+    pub provides: Vec<String>,
+    pub requires: Vec<Require>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectOutcome {
+    /// Primary plan first, then the `or` alternatives.
+    Pass(Vec<BuildPlan>),
+    Fail(String),
+}
+
+/// Inputs of detect, in host terms.
+#[derive(Debug, Clone)]
+pub struct DetectInput {
+    /// Host path of the app, preopened read-only at [`APP_DIR`].
+    pub app_dir: PathBuf,
+    pub platform_env: Env,
+    pub target: Target,
+}
+
+/// A directory a buildpack sees at `guest` (read-only unless it is its own).
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    pub name: String,
+    pub metadata: toml::Table,
+}
+
+/// Inputs of build, in host terms.
+#[derive(Debug, Clone)]
+pub struct BuildInput {
+    /// Host path of the writable app copy, preopened at [`APP_DIR`].
+    pub app_dir: PathBuf,
+    /// Host path of this buildpack's own layers dir, preopened read-write at
+    /// `layers_dir_guest`.
+    pub layers_dir: PathBuf,
+    pub layers_dir_guest: String,
+    /// Earlier buildpacks' build layers, read-only.
+    pub build_layers: Vec<Mount>,
+    pub platform_env: Env,
+    pub build_env: Env,
+    pub plan: Vec<PlanEntry>,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvOp {
+    Override,
+    Default,
+    Append,
+    Prepend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvScope {
+    All,
+    Build,
+    Launch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvEntry {
+    pub name: String,
+    pub value: String,
+    pub op: EnvOp,
+    pub delim: Option<String>,
+    pub scope: EnvScope,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerTypes {
+    pub launch: bool,
+    pub build: bool,
+    pub cache: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub name: LayerName,
+    pub types: LayerTypes,
+    pub metadata: toml::Table,
+    pub env: Vec<EnvEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub kind: ProcessType,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub default: bool,
+    pub working_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildOutput {
+    pub layers: Vec<Layer>,
+    pub processes: Vec<Process>,
+    pub labels: Vec<(String, String)>,
+}
+
+/// Where the app is inside the sandbox and the image.
+pub const APP_DIR: &str = "/workspace";
+/// Where layers are inside the sandbox and the image.
+pub const LAYERS_DIR: &str = "/layers";
+
+/// Why running a buildpack failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The buildpack returned an error for the user.
+    #[error("{message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    Reported { message: String, hint: Option<String> },
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("ran past its deadline of {seconds} s and was stopped")]
+    Timeout { seconds: u64 },
+    #[error("exceeded its memory limit of {limit_mib} MiB")]
+    MemoryLimit { limit_mib: u64 },
+    #[error("returned invalid output: {0}")]
+    InvalidOutput(String),
+    #[error("could not be started: {0}")]
+    Setup(String),
+}
+
+/// Runs one buildpack. Implemented by the wasm engine, and by fakes in tests
+/// of phase logic.
+pub trait BuildpackRunner: Send + Sync {
+    fn manifest(&self) -> &BuildpackManifest;
+
+    fn id(&self) -> &BuildpackId {
+        &self.manifest().buildpack.id
+    }
+
+    fn detect(&self, input: &DetectInput) -> Result<DetectOutcome, RunError>;
+
+    fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError>;
+}

@@ -1,0 +1,231 @@
+//! `builder.toml`, pack's schema: `[[buildpacks]]`, `[[order]]`, `[run]`,
+//! `[build]`. Cascade reads the parts that mean something for wasm
+//! buildpacks and says which file and field is wrong when it can't.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ids::BuildpackId;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuilderFile {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub buildpacks: Vec<BuildpackEntry>,
+    #[serde(default)]
+    pub order: Vec<OrderEntry>,
+    #[serde(default)]
+    pub run: Option<RunSection>,
+    #[serde(default)]
+    pub build: Option<BuildSection>,
+    /// Deprecated pack schema; `run-image` is honoured.
+    #[serde(default)]
+    pub stack: Option<StackSection>,
+    #[serde(default)]
+    pub lifecycle: Option<toml::Table>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildpackEntry {
+    #[serde(default)]
+    pub id: Option<BuildpackId>,
+    #[serde(default)]
+    pub version: Option<String>,
+    pub uri: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEntry {
+    pub group: Vec<GroupMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMember {
+    pub id: BuildpackId,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    #[serde(default)]
+    pub images: Vec<RunImageEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunImageEntry {
+    pub image: String,
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    /// A build image has no meaning for wasm buildpacks; accepted and ignored.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub env: Vec<BuildEnv>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildEnv {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSection {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default, rename = "run-image")]
+    pub run_image: Option<String>,
+    #[serde(default, rename = "build-image")]
+    pub build_image: Option<String>,
+    #[serde(default, rename = "run-image-mirrors")]
+    pub run_image_mirrors: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuilderError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: field `{field}`: {message}")]
+    Field { path: PathBuf, field: String, message: String },
+}
+
+/// A builder after validation: buildpack files resolved against the
+/// builder's directory, order groups checked against the declared buildpacks.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub path: PathBuf,
+    pub buildpacks: Vec<(Option<BuildpackId>, PathBuf)>,
+    pub order: Vec<Vec<GroupMember>>,
+    pub run_image: Option<String>,
+    pub build_env: Vec<(String, String)>,
+}
+
+impl Builder {
+    pub fn load(path: &Path) -> Result<Self, BuilderError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| BuilderError::Read { path: path.into(), source })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, BuilderError> {
+        let file: BuilderFile = toml::from_str(text)
+            .map_err(|e| BuilderError::Parse { path: path.into(), message: e.to_string() })?;
+        let field = |field: String, message: String| BuilderError::Field {
+            path: path.into(),
+            field,
+            message,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut buildpacks = Vec::new();
+        for (i, bp) in file.buildpacks.iter().enumerate() {
+            let uri = bp.uri.strip_prefix("file://").unwrap_or(&bp.uri);
+            if uri.contains("://") || uri.starts_with("docker:") {
+                return Err(field(
+                    format!("buildpacks[{i}].uri"),
+                    format!("{:?}: only local .wasm files are supported so far", bp.uri),
+                ));
+            }
+            buildpacks.push((bp.id.clone(), base.join(uri)));
+        }
+        if file.order.is_empty() {
+            return Err(field("order".into(), "at least one [[order]] group is required".into()));
+        }
+        let mut order = Vec::new();
+        for (i, entry) in file.order.iter().enumerate() {
+            if entry.group.is_empty() {
+                return Err(field(format!("order[{i}].group"), "a group needs at least one buildpack".into()));
+            }
+            for (j, member) in entry.group.iter().enumerate() {
+                let declared = file.buildpacks.iter().any(|b| b.id.as_ref().is_none_or(|id| id == &member.id));
+                if !declared {
+                    return Err(field(
+                        format!("order[{i}].group[{j}].id"),
+                        format!("buildpack {:?} is not declared in [[buildpacks]]", member.id.as_str()),
+                    ));
+                }
+            }
+            order.push(entry.group.clone());
+        }
+        let run_image = file
+            .run
+            .as_ref()
+            .and_then(|r| r.images.first())
+            .map(|i| i.image.clone())
+            .or_else(|| file.stack.as_ref().and_then(|s| s.run_image.clone()));
+        let build_env = file
+            .build
+            .map(|b| b.env.into_iter().map(|e| (e.name, e.value)).collect())
+            .unwrap_or_default();
+        Ok(Self { path: path.into(), buildpacks, order, run_image, build_env })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Builder, BuilderError> {
+        Builder::parse(text, Path::new("/b/builder.toml"))
+    }
+
+    #[test]
+    fn parses_packs_schema() {
+        let b = parse(
+            r#"
+[[buildpacks]]
+id = "a/b"
+uri = "bp/a.wasm"
+[[order]]
+[[order.group]]
+id = "a/b"
+optional = true
+[[run.images]]
+image = "oci:/run:1"
+"#,
+        )
+        .unwrap();
+        assert_eq!(b.buildpacks[0].1, Path::new("/b/bp/a.wasm"));
+        assert!(b.order[0][0].optional);
+        assert_eq!(b.run_image.as_deref(), Some("oci:/run:1"));
+    }
+
+    #[test]
+    fn names_file_and_field_of_an_undeclared_buildpack() {
+        let err = parse("[[buildpacks]]\nid = \"a/b\"\nuri = \"a.wasm\"\n[[order]]\n[[order.group]]\nid = \"x/y\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("builder.toml") && err.contains("order[0].group[0].id"), "{err}");
+    }
+
+    #[test]
+    fn names_the_bad_key_of_malformed_toml() {
+        let err = parse("[[order]]\n[[order.group]]\nid = 5\n").unwrap_err().to_string();
+        assert!(err.contains("builder.toml") && err.contains("id"), "{err}");
+        let err = parse("[[order]\n").unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}

@@ -1,0 +1,196 @@
+//! `cascade build`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::exit::InvalidInput;
+use super::progress::Stderr;
+use super::{Format, default_cache_dir};
+use cascade::api::{BuildpackRunner, Env};
+use cascade::builder::{Builder, GroupMember};
+use cascade::engine::{Engine, Limits};
+use cascade::oci::ImageRef;
+use cascade::pipeline::{self, BuildRequest};
+use cascade::report::BuildReport;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The app's source directory.
+    pub app_dir: PathBuf,
+
+    /// Where to write the image: oci:DIR[:TAG] (an OCI image layout; the tag
+    /// defaults to `latest`).
+    #[arg(long, short = 'o', value_name = "REF")]
+    pub output: String,
+
+    /// The base image: oci:DIR[:TAG] or `scratch` (empty). Defaults to the
+    /// builder's [run] image, else scratch.
+    #[arg(long, value_name = "REF")]
+    pub run_image: Option<String>,
+
+    /// A builder.toml (pack's schema) naming buildpacks and their order.
+    #[arg(long, value_name = "FILE")]
+    pub builder: Option<PathBuf>,
+
+    /// A buildpack component (.wasm); repeat for several. They form one group
+    /// in the given order and replace the builder's order.
+    #[arg(long = "buildpack", short = 'b', value_name = "FILE")]
+    pub buildpacks: Vec<PathBuf>,
+
+    /// A platform variable passed to buildpacks (K=V); repeatable.
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+
+    /// Output format of the result on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Platform of a `scratch` run image and the one picked from an image
+    /// index, as os/arch. Fixed by default so builds match across machines.
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH")]
+    pub platform: String,
+
+    /// Where compiled components are cached.
+    #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Seconds one buildpack call (detect or build) may run.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub buildpack_timeout: u64,
+
+    /// Memory one buildpack may use, in MiB.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub buildpack_memory: u64,
+
+    /// Only warnings and errors on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn parse_env(pairs: &[String]) -> anyhow::Result<Env> {
+    pairs
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(InvalidInput(format!("--env {kv:?}: expected K=V")).into()),
+        })
+        .collect()
+}
+
+fn created() -> anyhow::Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| InvalidInput(format!("SOURCE_DATE_EPOCH={v:?}: expected seconds since 1970")).into()),
+        _ => Ok(cascade::NORMALIZED_EPOCH),
+    }
+}
+
+pub fn run(args: BuildArgs) -> anyhow::Result<()> {
+    let reporter = Arc::new(Stderr::new(args.quiet));
+    let output = ImageRef::parse(&args.output).map_err(|e| InvalidInput(format!("--output: {e}")))?;
+    let (os, arch) = args
+        .platform
+        .split_once('/')
+        .ok_or_else(|| InvalidInput(format!("--platform {:?}: expected os/arch", args.platform)))?;
+    let mut platform_env = Env::new();
+    let builder = args.builder.as_deref().map(Builder::load).transpose()?;
+    if let Some(b) = &builder {
+        platform_env.extend(b.build_env.iter().cloned());
+    }
+    platform_env.extend(parse_env(&args.env)?);
+
+    let run_image_name = args
+        .run_image
+        .clone()
+        .or_else(|| builder.as_ref().and_then(|b| b.run_image.clone()))
+        .unwrap_or_else(|| "scratch".into());
+    let run_image = ImageRef::parse(&run_image_name).map_err(|e| InvalidInput(format!("--run-image: {e}")))?;
+
+    let limits = Limits {
+        timeout: Duration::from_secs(args.buildpack_timeout),
+        memory_bytes: usize::try_from(args.buildpack_memory << 20).unwrap_or(usize::MAX),
+        ..Limits::default()
+    };
+    let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
+    let engine = Arc::new(Engine::new(limits, cache_dir, reporter.clone())?);
+
+    let mut buildpacks: Vec<Arc<dyn BuildpackRunner>> = Vec::new();
+    let order: Vec<Vec<GroupMember>>;
+    if !args.buildpacks.is_empty() {
+        for path in &args.buildpacks {
+            buildpacks.push(Arc::new(engine.load_file(path)?));
+        }
+        order = vec![
+            buildpacks
+                .iter()
+                .map(|b| GroupMember {
+                    id: b.id().clone(),
+                    version: Some(b.manifest().buildpack.version.clone()),
+                    optional: false,
+                })
+                .collect(),
+        ];
+    } else if let Some(b) = &builder {
+        for (declared, path) in &b.buildpacks {
+            let bp = engine.load_file(path).with_context(|| format!("{}: loading a [[buildpacks]] entry", b.path.display()))?;
+            if let Some(id) = declared
+                && id != bp.id()
+            {
+                return Err(InvalidInput(format!(
+                    "{}: [[buildpacks]] entry {} says id {id}, but the component is {}",
+                    b.path.display(),
+                    path.display(),
+                    bp.id()
+                ))
+                .into());
+            }
+            buildpacks.push(Arc::new(bp));
+        }
+        order = b.order.clone();
+    } else {
+        for (name, bytes) in cascade::embedded::BUILDPACKS {
+            buildpacks.push(Arc::new(engine.load(bytes, name)?));
+        }
+        order = cascade::embedded::order();
+    }
+
+    let request = BuildRequest {
+        app_dir: args.app_dir.clone(),
+        output,
+        run_image,
+        buildpacks,
+        order,
+        platform_env,
+        created: created()?,
+        platform: (os.into(), arch.into()),
+    };
+    let report = pipeline::build(&request, reporter.as_ref())?;
+    print_report(&report, args.format)
+}
+
+fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Format::Text => {
+            println!("Built {}", report.image);
+            println!("  digest:  {}", report.image_digest);
+            println!("  run image: {} {}", report.run_image.reference, report.run_image.digest);
+            let group: Vec<String> = report.group.iter().map(|g| format!("{}@{}", g.id, g.version)).collect();
+            println!("  buildpacks: {}", group.join(", "));
+            for l in &report.layers {
+                println!("  layer {:<40} {} ({} bytes)", l.name, l.digest, l.size);
+            }
+            for p in &report.processes {
+                let mark = if report.default_process.as_deref() == Some(&p.kind) { " (default)" } else { "" };
+                println!("  process {}{mark}: {}", p.kind, p.command.join(" "));
+            }
+        }
+    }
+    Ok(())
+}

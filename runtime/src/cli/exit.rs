@@ -1,0 +1,40 @@
+//! Exit codes grouped by phase, like lifecycle's `platform/exit.go`, so a
+//! platform can tell failures apart without parsing messages.
+
+use cascade::builder::BuilderError;
+use cascade::engine::EngineError;
+use cascade::phase::DetectError;
+use cascade::pipeline::PipelineError;
+
+pub const GENERIC: u8 = 1;
+pub const INVALID_INPUT: u8 = 10;
+pub const DETECT_NO_GROUP: u8 = 20;
+pub const DETECT_ERROR: u8 = 21;
+pub const BUILD_FAILED: u8 = 51;
+pub const RUN_IMAGE: u8 = 61;
+pub const EXPORT: u8 = 62;
+
+/// Marks an error as the user's input being wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<PipelineError>() {
+            return match e {
+                PipelineError::AppDir { .. } | PipelineError::Output(_) => INVALID_INPUT,
+                PipelineError::RunImage(_) => RUN_IMAGE,
+                PipelineError::Detect(DetectError::NoGroup { .. }) => DETECT_NO_GROUP,
+                PipelineError::Detect(DetectError::UnknownBuildpack { .. }) => INVALID_INPUT,
+                PipelineError::Detect(DetectError::Errored { .. }) => DETECT_ERROR,
+                PipelineError::Build(_) => BUILD_FAILED,
+                PipelineError::Export(_) | PipelineError::Workspace(_) => EXPORT,
+            };
+        }
+        if cause.is::<BuilderError>() || cause.is::<EngineError>() || cause.is::<InvalidInput>() {
+            return INVALID_INPUT;
+        }
+    }
+    GENERIC
+}

@@ -1,0 +1,55 @@
+//! Command-line definitions (clap derive types in one place) and dispatch.
+
+pub mod exit;
+mod build;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Cascade builds OCI images from source with buildpacks that are
+/// WebAssembly components: portable, sandboxed and reproducible.
+#[derive(Debug, Parser)]
+#[command(name = "cascade", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an app directory into an OCI image.
+    ///
+    /// Runs detect (which buildpack group applies), build (each buildpack in a
+    /// sandbox) and export (reproducible layers on the run image). Without
+    /// --builder or --buildpack the built-in builder is used: ca-certs,
+    /// static-site and procfile.
+    ///
+    /// Exit codes: 10 bad input, 20 no buildpack group passed, 21 a buildpack
+    /// failed in detect, 51 a buildpack failed in build, 61 run image, 62 export.
+    Build(build::BuildArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Build(args) => build::run(args),
+    }
+}
+
+/// `$CASCADE_CACHE_DIR`, else `$XDG_CACHE_HOME/cascade`, else `~/.cache/cascade`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CASCADE_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("cascade"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cascade"))
+}

@@ -1,0 +1,59 @@
+//! Progress on stderr: phases, notes, and buildpack output prefixed with the
+//! buildpack's id. stdout stays for the result (text summary or JSON).
+
+use std::io::Write;
+use std::time::Instant;
+
+use cascade::ids::BuildpackId;
+use cascade::report::{LogLevel, Reporter};
+
+pub struct Stderr {
+    start: Instant,
+    quiet: bool,
+}
+
+impl Stderr {
+    pub fn new(quiet: bool) -> Self {
+        Self { start: Instant::now(), quiet }
+    }
+
+    fn line(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{text}");
+    }
+}
+
+impl Reporter for Stderr {
+    fn phase(&self, name: &str) {
+        if !self.quiet {
+            self.line(&format!("===> {} ({:.1}s)", name.to_uppercase(), self.start.elapsed().as_secs_f64()));
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if !self.quiet {
+            self.line(&format!("     {message}"));
+        }
+    }
+
+    fn buildpack_log(&self, id: &BuildpackId, level: LogLevel, message: &str) {
+        if self.quiet && level < LogLevel::Warn {
+            return;
+        }
+        let tag = match level {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        for line in message.lines() {
+            self.line(&format!("[{id}] {tag}: {line}"));
+        }
+    }
+
+    fn buildpack_output(&self, id: &BuildpackId, stream: &str, text: &str) {
+        for line in text.lines() {
+            self.line(&format!("[{id}] {stream}: {line}"));
+        }
+    }
+}

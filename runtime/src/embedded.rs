@@ -1,0 +1,26 @@
+//! The default builder: first-party buildpacks compiled into the binary, so
+//! `cascade build ./app` needs nothing else.
+
+use crate::builder::GroupMember;
+use crate::guests;
+use crate::ids::BuildpackId;
+
+/// (source name for messages, component bytes)
+pub const BUILDPACKS: [(&str, &[u8]); 3] = [
+    ("embedded:cascade/ca-certs", guests::CA_CERTS_WASM),
+    ("embedded:cascade/static-site", guests::STATIC_SITE_WASM),
+    ("embedded:cascade/procfile", guests::PROCFILE_WASM),
+];
+
+fn member(id: &str, optional: bool) -> GroupMember {
+    GroupMember { id: BuildpackId::new(id).expect("first-party ids are valid"), version: None, optional }
+}
+
+/// The default order: certificates are optional in front of every group; a
+/// static site may add a Procfile's processes; otherwise a Procfile alone.
+pub fn order() -> Vec<Vec<GroupMember>> {
+    vec![
+        vec![member("cascade/ca-certs", true), member("cascade/static-site", false), member("cascade/procfile", true)],
+        vec![member("cascade/ca-certs", true), member("cascade/procfile", false)],
+    ]
+}

@@ -1,0 +1,250 @@
+//! The wasm host: a wasmtime engine configured for determinism, a disk cache
+//! of compiled components, and [`WasmBuildpack`], the wasm implementation of
+//! [`BuildpackRunner`].
+
+mod bindings;
+mod output;
+mod sandbox;
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::Digest as _;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::FsPerms;
+
+use crate::api::{BuildInput, BuildOutput, BuildpackRunner, DetectInput, DetectOutcome, RunError};
+use crate::manifest::{BuildpackManifest, ManifestError};
+use crate::report::Reporter;
+use bindings::{Buildpack as Bindings, BuildpackPre};
+pub use sandbox::Limits;
+use sandbox::{Preopens, State};
+
+/// How often the epoch ticks; deadlines are counted in ticks.
+const TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{source_name}: cannot read: {source}")]
+    Read {
+        source_name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{source_name}: not a valid buildpack component: {message}")]
+    Compile { source_name: String, message: String },
+    #[error("configuring wasmtime: {0}")]
+    Config(String),
+}
+
+/// Compiles and runs buildpack components. One per process; cheap to share.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<State>,
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
+    reporter: Arc<dyn Reporter>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// `cache_dir`: where compiled components are kept (`None`: compile every
+    /// time).
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>, reporter: Arc<dyn Reporter>) -> Result<Self, EngineError> {
+        let mut config = wasmtime::Config::new();
+        config
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .epoch_interruption(true)
+            .wasm_component_model(true);
+        let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        Bindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+
+        // Epoch deadlines need a ticking epoch; a weak handle lets the thread
+        // end with the engine.
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, weak) = (ticker_stop.clone(), engine.weak());
+        std::thread::Builder::new()
+            .name("cascade-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        Ok(Self { engine, linker, limits, cache_dir, reporter, ticker_stop })
+    }
+
+    /// Load a buildpack from a `.wasm` file.
+    pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<WasmBuildpack, EngineError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read { source_name: name.clone(), source })?;
+        self.load(&bytes, &name)
+    }
+
+    /// Load a buildpack from component bytes. The manifest is read before
+    /// anything is compiled; the compiled form comes from the cache when the
+    /// same bytes were compiled by this engine version before.
+    pub fn load(self: &Arc<Self>, bytes: &[u8], source_name: &str) -> Result<WasmBuildpack, EngineError> {
+        let manifest = BuildpackManifest::from_component(bytes, source_name)?;
+        let component = self.compile(bytes, source_name)?;
+        let compile_err = |e: wasmtime::Error| EngineError::Compile {
+            source_name: source_name.into(),
+            message: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(compile_err)?;
+        let pre = BuildpackPre::new(pre).map_err(compile_err)?;
+        Ok(WasmBuildpack { manifest, pre, engine: self.clone() })
+    }
+
+    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = format!("wasmtime-{}-{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish());
+        let sha = hex::encode(sha2::Sha256::digest(bytes));
+        Some(dir.join("components").join(engine_key).join(format!("{sha}.cwasm")))
+    }
+
+    fn compile(&self, bytes: &[u8], source_name: &str) -> Result<Component, EngineError> {
+        let cached = self.cache_path(bytes);
+        if let Some(path) = &cached
+            && path.is_file()
+        {
+            // SAFETY: only files this code wrote (atomically, below) live
+            // under a key that includes this engine's compatibility hash;
+            // wasmtime also checks the header and refuses a mismatch.
+            #[allow(unsafe_code)]
+            let loaded = unsafe { Component::deserialize_file(&self.engine, path) };
+            match loaded {
+                Ok(component) => return Ok(component),
+                Err(_) => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let compile_err = |e: wasmtime::Error| EngineError::Compile {
+            source_name: source_name.into(),
+            message: format!("{e:#}"),
+        };
+        let Some(path) = cached else {
+            return Component::new(&self.engine, bytes).map_err(compile_err);
+        };
+        let serialized = self.engine.precompile_component(bytes).map_err(compile_err)?;
+        // A cache that cannot be written only costs time next run.
+        let _ = write_atomic(&path, &serialized);
+        #[allow(unsafe_code)]
+        // SAFETY: the bytes were produced by this engine just now.
+        let component = unsafe { Component::deserialize(&self.engine, &serialized) };
+        component.map_err(compile_err)
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A loaded buildpack component, ready to instantiate per call.
+pub struct WasmBuildpack {
+    manifest: BuildpackManifest,
+    pre: BuildpackPre<State>,
+    engine: Arc<Engine>,
+}
+
+impl WasmBuildpack {
+    fn store(&self, preopens: &Preopens<'_>) -> Result<Store<State>, RunError> {
+        let limits = &self.engine.limits;
+        let state = State::new(self.id(), limits, preopens, self.engine.reporter.clone())?;
+        let mut store = Store::new(&self.engine.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    /// Turn a wasmtime error into what the user needs to hear, and show the
+    /// buildpack's captured output either way.
+    fn finish<T>(&self, store: &Store<State>, result: wasmtime::Result<T>) -> Result<T, RunError> {
+        let state = store.data();
+        for (stream, out) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+            let (text, dropped) = out.take();
+            if !text.is_empty() {
+                self.engine.reporter.buildpack_output(self.id(), stream, &text);
+            }
+            if dropped > 0 {
+                self.engine.reporter.buildpack_output(
+                    self.id(),
+                    stream,
+                    &format!("[{dropped} more bytes of {stream} dropped]\n"),
+                );
+            }
+        }
+        result.map_err(|e| {
+            let limits = &self.engine.limits;
+            if state.limiter.exceeded {
+                return RunError::MemoryLimit { limit_mib: (limits.memory_bytes >> 20) as u64 };
+            }
+            match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => RunError::Timeout { seconds: limits.timeout.as_secs() },
+                _ => RunError::Trap(format!("{e:#}")),
+            }
+        })
+    }
+}
+
+impl BuildpackRunner for WasmBuildpack {
+    fn manifest(&self) -> &BuildpackManifest {
+        &self.manifest
+    }
+
+    fn detect(&self, input: &DetectInput) -> Result<DetectOutcome, RunError> {
+        let preopens = Preopens { app: (&input.app_dir, FsPerms::ReadOnly), own_layers: None, read_only: &[] };
+        let mut store = self.store(&preopens)?;
+        let ctx = bindings::detect_context(input);
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.call_detect(&mut store, &ctx));
+        self.finish(&store, result)?.map_err(bindings::reported).and_then(bindings::detect_outcome)
+    }
+
+    fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
+        let preopens = Preopens {
+            app: (&input.app_dir, FsPerms::ReadWrite),
+            own_layers: Some((&input.layers_dir, &input.layers_dir_guest)),
+            read_only: &input.build_layers,
+        };
+        let mut store = self.store(&preopens)?;
+        let ctx = bindings::build_context(input);
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.call_build(&mut store, &ctx));
+        self.finish(&store, result)?.map_err(bindings::reported).and_then(bindings::build_output)
+    }
+}

@@ -1,0 +1,182 @@
+//! The per-call sandbox: a WASI context that grants only the phase's
+//! directories, a fixed clock, seeded randomness, no env, no network, bounded
+//! output, and a memory limiter that remembers when it said no.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{Level, cascade};
+use super::output::BoundedOutput;
+use crate::api::{APP_DIR, Mount, RunError};
+use crate::ids::BuildpackId;
+use crate::report::{LogLevel, Reporter};
+
+/// Limits applied to every buildpack call.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall-clock budget of one detect or build call.
+    pub timeout: Duration,
+    /// Linear memory a buildpack may grow to.
+    pub memory_bytes: usize,
+    /// Bytes of stdout and of stderr kept per call.
+    pub output_bytes: usize,
+    /// Seconds since the epoch the guest's wall clock reads.
+    pub clock_epoch: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            memory_bytes: 512 << 20,
+            output_bytes: 1 << 20,
+            clock_epoch: crate::NORMALIZED_EPOCH,
+        }
+    }
+}
+
+/// Stops growth past the limit and remembers that it did, so the trap that
+/// follows (Rust aborts on allocation failure) can be reported as what it is.
+pub struct Limiter {
+    memory_bytes: usize,
+    pub exceeded: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// A wall clock stopped at SOURCE_DATE_EPOCH.
+struct FixedClock(Duration);
+
+impl HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+/// A monotonic clock that advances 1 µs per reading: time moves (loops that
+/// wait on it end), yet every run of the same buildpack sees the same values.
+struct StepClock(std::sync::atomic::AtomicU64);
+
+impl HostMonotonicClock for StepClock {
+    fn resolution(&self) -> u64 {
+        1_000
+    }
+    fn now(&self) -> u64 {
+        self.0.fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Store data of one call.
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    pub stdout: BoundedOutput,
+    pub stderr: BoundedOutput,
+    id: BuildpackId,
+    reporter: Arc<dyn Reporter>,
+    logged: usize,
+    log_budget: usize,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl cascade::buildpack::types::Host for State {}
+
+impl cascade::buildpack::log::Host for State {
+    fn log(&mut self, level: Level, message: String) {
+        // Bounded like stdout: a buildpack cannot flood the user's terminal.
+        if self.logged >= self.log_budget {
+            return;
+        }
+        self.logged += message.len();
+        let level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        self.reporter.buildpack_log(&self.id, level, &message);
+    }
+}
+
+/// The directories a call may see; the app is always at [`APP_DIR`].
+pub struct Preopens<'a> {
+    pub app: (&'a std::path::Path, FsPerms),
+    pub own_layers: Option<(&'a std::path::Path, &'a str)>,
+    pub read_only: &'a [Mount],
+}
+
+impl State {
+    pub fn new(
+        id: &BuildpackId,
+        limits: &Limits,
+        preopens: &Preopens<'_>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self, RunError> {
+        let setup = |e: wasmtime::Error| RunError::Setup(format!("{e:#}"));
+        let stdout = BoundedOutput::new(limits.output_bytes);
+        let stderr = BoundedOutput::new(limits.output_bytes);
+        let seed = seed(id);
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FixedClock(Duration::from_secs(limits.clock_epoch)))
+            .monotonic_clock(StepClock(0.into()))
+            .secure_random(wasmtime_wasi::Deterministic::new(seed.to_le_bytes().repeat(4)))
+            .insecure_random(wasmtime_wasi::Deterministic::new(seed.to_be_bytes().repeat(4)))
+            .insecure_random_seed(seed)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .initial_cwd(APP_DIR);
+        b.preopened_dir(preopens.app.0, APP_DIR, preopens.app.1).map_err(setup)?;
+        if let Some((host, guest)) = preopens.own_layers {
+            b.preopened_dir(host, guest, FsPerms::ReadWrite).map_err(setup)?;
+        }
+        for mount in preopens.read_only {
+            b.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly).map_err(setup)?;
+        }
+        Ok(Self {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limiter: Limiter { memory_bytes: limits.memory_bytes, exceeded: false },
+            stdout,
+            stderr,
+            id: id.clone(),
+            reporter,
+            logged: 0,
+            log_budget: limits.output_bytes,
+        })
+    }
+}
+
+/// A seed derived from the buildpack id: stable across runs and machines.
+fn seed(id: &BuildpackId) -> u128 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(id.as_str().as_bytes());
+    u128::from_le_bytes(digest[..16].try_into().unwrap())
+}

@@ -1,0 +1,108 @@
+//! Environment from layers (CNB `env/`, `env.build/`, `env.launch/`, `bin/`,
+//! `lib/`), computed by the host: at build time for later buildpacks, at
+//! export time into the image config, so the image needs no launcher.
+
+use std::path::Path;
+
+use crate::api::{EnvEntry, EnvOp, EnvScope, Layer};
+
+/// Which environment is being computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvPhase {
+    Build,
+    Launch,
+}
+
+/// An ordered environment: existing variables keep their place, new ones are
+/// added at the end in the order they were set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvList(Vec<(String, String)>);
+
+impl EnvList {
+    /// From `K=V` strings (an image config's `Env`); malformed ones are kept
+    /// as a name with an empty value.
+    pub fn from_config(vars: &[String]) -> Self {
+        Self(
+            vars.iter()
+                .map(|kv| kv.split_once('=').map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn set(&mut self, name: &str, value: String) {
+        match self.0.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name.into(), value)),
+        }
+    }
+
+    pub fn apply(&mut self, entry: &EnvEntry) {
+        let delim = entry.delim.as_deref().unwrap_or("");
+        let value = match (entry.op, self.get(&entry.name)) {
+            (EnvOp::Override, _) | (EnvOp::Append | EnvOp::Prepend | EnvOp::Default, None) => entry.value.clone(),
+            (EnvOp::Default, Some(_)) => return,
+            (EnvOp::Append, Some(old)) => format!("{old}{delim}{}", entry.value),
+            (EnvOp::Prepend, Some(old)) => format!("{}{delim}{old}", entry.value),
+        };
+        self.set(&entry.name, value);
+    }
+
+    /// Apply one layer: `bin/` and `lib/` first (as the spec's implicit
+    /// prepends), then the layer's entries for `phase`.
+    pub fn apply_layer(&mut self, layer: &Layer, host_dir: &Path, guest_dir: &str, phase: EnvPhase) {
+        for (sub, var) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
+            if host_dir.join(sub).is_dir() {
+                self.apply(&EnvEntry {
+                    name: var.into(),
+                    value: format!("{guest_dir}/{sub}"),
+                    op: EnvOp::Prepend,
+                    delim: Some(":".into()),
+                    scope: EnvScope::All,
+                });
+            }
+        }
+        for entry in &layer.env {
+            let applies = match entry.scope {
+                EnvScope::All => true,
+                EnvScope::Build => phase == EnvPhase::Build,
+                EnvScope::Launch => phase == EnvPhase::Launch,
+            };
+            if applies {
+                self.apply(entry);
+            }
+        }
+    }
+
+    pub fn to_config(&self) -> Vec<String> {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+
+    pub fn to_map(&self) -> crate::api::Env {
+        self.0.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(op: EnvOp, name: &str, value: &str, delim: Option<&str>) -> EnvEntry {
+        EnvEntry { name: name.into(), value: value.into(), op, delim: delim.map(Into::into), scope: EnvScope::All }
+    }
+
+    #[test]
+    fn ops_follow_the_cnb_semantics() {
+        let mut env = EnvList::from_config(&["PATH=/bin".into(), "A=1".into()]);
+        env.apply(&entry(EnvOp::Prepend, "PATH", "/l/bin", Some(":")));
+        env.apply(&entry(EnvOp::Append, "PATH", "/z", Some(":")));
+        env.apply(&entry(EnvOp::Default, "A", "2", None));
+        env.apply(&entry(EnvOp::Default, "B", "3", None));
+        env.apply(&entry(EnvOp::Append, "C", "x", None));
+        env.apply(&entry(EnvOp::Append, "C", "y", None));
+        assert_eq!(env.to_config(), ["PATH=/l/bin:/bin:/z", "A=1", "B=3", "C=xy"]);
+    }
+}

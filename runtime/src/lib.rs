@@ -1,0 +1,30 @@
+//! Cascade: runs buildpacks that are WASI components and writes the result as
+//! a reproducible OCI image on a chosen run image.
+//!
+//! The flow is `detect → build → export` (CNB's phases, see
+//! ../shared/DESIGN.md). Phases live in [`phase`] and talk to buildpacks only
+//! through [`api::BuildpackRunner`], so they neither know nor care that the
+//! buildpacks are wasm; [`engine`] is the wasm implementation of that seam.
+
+pub mod api;
+pub mod builder;
+pub mod embedded;
+pub mod engine;
+pub mod env;
+pub mod ids;
+pub mod labels;
+pub mod manifest;
+pub mod oci;
+pub mod pipeline;
+pub mod phase;
+pub mod report;
+pub mod run_image;
+
+/// Seconds since the epoch of 1980-01-01T00:00:01Z, the CNB normalised time
+/// used for file mtimes and, without SOURCE_DATE_EPOCH, image `created`.
+pub const NORMALIZED_EPOCH: u64 = 315_532_801;
+
+/// Paths of the wasm guests built by build.rs (first-party and test ones).
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}

@@ -1,0 +1,134 @@
+//! The buildpack manifest: CNB `buildpack.toml`, carried inside the component
+//! as the custom section [`SECTION`] so one `.wasm` file is a whole buildpack.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::BuildpackId;
+
+/// Name of the custom section the SDK writes.
+pub const SECTION: &str = "cascade:buildpack";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildpackManifest {
+    /// Buildpack API version (CNB).
+    pub api: String,
+    pub buildpack: BuildpackInfo,
+    #[serde(default)]
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildpackInfo {
+    pub id: BuildpackId,
+    pub version: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub homepage: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub licenses: Vec<toml::Table>,
+}
+
+/// CNB `[[targets]]`: run images this buildpack's output works on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub arch: Option<String>,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{source_name}: not a WebAssembly component (a core module or another file?); build buildpacks with `cargo build --target wasm32-wasip2`")]
+    NotAComponent { source_name: String },
+    #[error("{source_name}: malformed WebAssembly: {message}")]
+    Malformed { source_name: String, message: String },
+    #[error("{source_name}: no `{SECTION}` manifest section; export the buildpack with `cascade_sdk::export_buildpack!`")]
+    Missing { source_name: String },
+    #[error("{source_name}: invalid embedded buildpack.toml: {message}")]
+    Invalid { source_name: String, message: String },
+}
+
+impl BuildpackManifest {
+    /// Read the manifest from a component's bytes without instantiating it.
+    /// The section sits in the component's core module, so nested modules are
+    /// searched too.
+    pub fn from_component(bytes: &[u8], source_name: &str) -> Result<Self, ManifestError> {
+        if !wasmparser::Parser::is_component(bytes) {
+            return Err(ManifestError::NotAComponent { source_name: source_name.into() });
+        }
+        let malformed = |e: wasmparser::BinaryReaderError| ManifestError::Malformed {
+            source_name: source_name.into(),
+            message: e.to_string(),
+        };
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            if let wasmparser::Payload::CustomSection(section) = payload.map_err(malformed)?
+                && section.name() == SECTION
+            {
+                let text = std::str::from_utf8(section.data()).map_err(|e| ManifestError::Invalid {
+                    source_name: source_name.into(),
+                    message: e.to_string(),
+                })?;
+                return Self::parse(text, source_name);
+            }
+        }
+        Err(ManifestError::Missing { source_name: source_name.into() })
+    }
+
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, ManifestError> {
+        toml::from_str(text).map_err(|e| ManifestError::Invalid {
+            source_name: source_name.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Whether this buildpack supports a run image of `os`/`arch`. No
+    /// `[[targets]]` means any.
+    pub fn supports(&self, os: &str, arch: &str) -> bool {
+        self.targets.is_empty()
+            || self.targets.iter().any(|t| {
+                t.os.as_deref().is_none_or(|o| o == os) && t.arch.as_deref().is_none_or(|a| a == arch)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_core_module_is_not_a_component() {
+        let core = b"\0asm\x01\0\0\0";
+        assert!(matches!(
+            BuildpackManifest::from_component(core, "x.wasm"),
+            Err(ManifestError::NotAComponent { .. })
+        ));
+    }
+
+    #[test]
+    fn targets_restrict_support() {
+        let m = BuildpackManifest::parse(
+            "api = \"0.12\"\n[buildpack]\nid = \"a/b\"\nversion = \"1\"\n[[targets]]\nos = \"linux\"\n",
+            "t",
+        )
+        .unwrap();
+        assert!(m.supports("linux", "arm64"));
+        assert!(!m.supports("windows", "amd64"));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = BuildpackManifest::parse("api = \"0.12\"\nbogus = 1\n", "bp.wasm").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}

@@ -1,0 +1,90 @@
+//! `sha256:<hex>` digests, parsed rather than passed around as strings.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    hex: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
+pub struct DigestError(pub String);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self { hex: hex::encode(Sha256::digest(bytes)) }
+    }
+
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DigestError;
+    fn from_str(s: &str) -> Result<Self, DigestError> {
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| DigestError(s.into()))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(DigestError(s.into()));
+        }
+        Ok(Self { hex: hex.into() })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+/// A writer that hashes and counts what passes through it.
+pub struct DigestWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> DigestWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self { inner, hasher: Sha256::new(), len: 0 }
+    }
+
+    pub fn finish(self) -> (W, Digest, u64) {
+        (self.inner, Digest { hex: hex::encode(self.hasher.finalize()) }, self.len)
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+}
+
+impl<W: Write> Write for DigestWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let d = Digest::of(b"");
+        assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+        assert!("sha256:ABC".parse::<Digest>().is_err());
+        assert!("md5:00".parse::<Digest>().is_err());
+    }
+}

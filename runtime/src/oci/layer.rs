@@ -1,0 +1,227 @@
+//! Reproducible layer tars (../shared/REFERENCE.md "Reproducible tar recipe").
+//!
+//! Entries are sorted bytewise with parents first; mode is normalised to
+//! 0755/0644 (the exec bit is kept), owner is the build user, names are
+//! empty, mtime is [`crate::NORMALIZED_EPOCH`]; links are stored as links and
+//! hard links by (dev, inode). One pass hashes the tar (diff_id) and the gzip
+//! stream (blob digest) while writing the blob.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use flate2::{Compression, GzBuilder};
+
+use super::digest::{Digest, DigestWriter};
+
+/// The gzip level: pinned, because it is part of every layer digest.
+/// Level 1 keeps export at hardware speed (compression, not hashing, is the
+/// bottleneck: ../shared/REFERENCE.md).
+pub const GZIP_LEVEL: u32 = 1;
+
+/// Owner of every entry (CNB's conventional build user).
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub uid: u64,
+    pub gid: u64,
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Self { uid: 1000, gid: 1000 }
+    }
+}
+
+/// A directory tree to put in a layer at `prefix` (e.g.
+/// `layers/cascade_static-site/site`, or `workspace`).
+#[derive(Debug, Clone)]
+pub struct LayerSource {
+    pub root: PathBuf,
+    pub prefix: String,
+}
+
+/// A layer written to a layout's blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: unsupported file type (only files, directories and symbolic links go into layers)")]
+    Unsupported { path: PathBuf },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
+    move |source| LayerError::Io { path: path.to_path_buf(), source }
+}
+
+/// Write `source` as a gzip layer into `blobs_dir` (the layout's
+/// `blobs/sha256`), named by its digest once complete.
+pub fn write_layer(source: &LayerSource, blobs_dir: &Path, owner: Owner) -> Result<LayerBlob, LayerError> {
+    let tmp = tempfile::NamedTempFile::new_in(blobs_dir).map_err(io_err(blobs_dir))?;
+    let file = tmp.as_file().try_clone().map_err(io_err(blobs_dir))?;
+    let blob = DigestWriter::new(BufWriter::with_capacity(1 << 20, file));
+    // mtime 0, no file name, OS "unknown": the header holds nothing of the host.
+    let gz = GzBuilder::new().mtime(0).operating_system(255).write(blob, Compression::new(GZIP_LEVEL));
+    let diff = DigestWriter::new(gz);
+    let mut tar = tar::Builder::new(diff);
+    tar.follow_symlinks(false);
+    tar.sparse(false);
+    append_tree(&mut tar, source, owner)?;
+    let diff = tar.into_inner().map_err(io_err(&source.root))?;
+    let (gz, diff_id, _) = diff.finish();
+    let blob = gz.finish().map_err(io_err(blobs_dir))?;
+    let (mut buf, digest, size) = blob.finish();
+    buf.flush().map_err(io_err(blobs_dir))?;
+    let dest = blobs_dir.join(digest.hex());
+    tmp.persist(&dest).map_err(|e| LayerError::Io { path: dest.clone(), source: e.error })?;
+    Ok(LayerBlob { digest, diff_id, size })
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64, owner: Owner) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(owner.uid);
+    h.set_gid(owner.gid);
+    h.set_mtime(crate::NORMALIZED_EPOCH);
+    h
+}
+
+fn append_tree<W: Write>(tar: &mut tar::Builder<W>, source: &LayerSource, owner: Owner) -> Result<(), LayerError> {
+    // Parents of the prefix, then the prefix itself.
+    let mut acc = String::new();
+    for part in source.prefix.split('/').filter(|p| !p.is_empty()) {
+        acc.push_str(part);
+        acc.push('/');
+        let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
+        tar.append_data(&mut h, &acc, io::empty()).map_err(io_err(&source.root))?;
+    }
+    let mut hardlinks: HashMap<(u64, u64), String> = HashMap::new();
+    let walker = walkdir::WalkDir::new(&source.root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by(|a, b| a.file_name().cmp(b.file_name()));
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(&source.root).to_path_buf();
+            LayerError::Io { path, source: e.into() }
+        })?;
+        let path = entry.path();
+        let rel = path.strip_prefix(&source.root).expect("walkdir stays under its root");
+        let name = format!("{acc}{}", rel.to_string_lossy());
+        let meta = entry.metadata().map_err(|e| LayerError::Io { path: path.into(), source: e.into() })?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
+            tar.append_data(&mut h, format!("{name}/"), io::empty()).map_err(io_err(path))?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(path).map_err(io_err(path))?;
+            let mut h = header(tar::EntryType::Symlink, 0o777, 0, owner);
+            tar.append_link(&mut h, &name, &target).map_err(io_err(path))?;
+        } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = hardlinks.get(&key) {
+                    let mut h = header(tar::EntryType::Link, 0o644, 0, owner);
+                    tar.append_link(&mut h, &name, first).map_err(io_err(path))?;
+                    continue;
+                }
+                hardlinks.insert(key, name.clone());
+            }
+            let mode = if meta.mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+            let mut h = header(tar::EntryType::Regular, mode, meta.len(), owner);
+            let file = File::open(path).map_err(io_err(path))?;
+            tar.append_data(&mut h, &name, file).map_err(io_err(path))?;
+        } else {
+            return Err(LayerError::Unsupported { path: path.into() });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(dir: &Path) {
+        std::fs::create_dir_all(dir.join("b/c")).unwrap();
+        std::fs::write(dir.join("a.txt"), "a").unwrap();
+        std::fs::write(dir.join("b/c/run"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dir.join("b/c/run"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink("a.txt", dir.join("link")).unwrap();
+    }
+
+    #[test]
+    fn same_tree_in_two_places_gives_the_same_digests() {
+        let (one, two, blobs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        tree(one.path());
+        tree(two.path());
+        // Different mtimes and umask-driven modes must not matter.
+        std::fs::set_permissions(two.path().join("a.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let src = |root: &Path| LayerSource { root: root.into(), prefix: "workspace".into() };
+        let a = write_layer(&src(one.path()), blobs.path(), Owner::default()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        std::fs::write(two.path().join("a.txt"), "a").unwrap();
+        let b = write_layer(&src(two.path()), blobs.path(), Owner::default()).unwrap();
+        assert_eq!(a, b);
+        assert!(blobs.path().join(a.digest.hex()).is_file());
+    }
+
+    #[test]
+    fn entries_are_sorted_with_parents_and_normalised() {
+        let (dir, blobs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        tree(dir.path());
+        let blob = write_layer(
+            &LayerSource { root: dir.path().into(), prefix: "layers/bp/l".into() },
+            blobs.path(),
+            Owner::default(),
+        )
+        .unwrap();
+        let file = File::open(blobs.path().join(blob.digest.hex())).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let entries: Vec<(String, u32, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (e.path().unwrap().to_string_lossy().into_owned(), h.mode().unwrap(), h.mtime().unwrap())
+            })
+            .collect();
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["layers/", "layers/bp/", "layers/bp/l/", "layers/bp/l/a.txt", "layers/bp/l/b/", "layers/bp/l/b/c/", "layers/bp/l/b/c/run", "layers/bp/l/link"]
+        );
+        assert_eq!(entries[6].1, 0o755);
+        assert_eq!(entries[3].1, 0o644);
+        assert!(entries.iter().all(|e| e.2 == crate::NORMALIZED_EPOCH));
+    }
+
+    /// Golden digest: fails loudly when a dependency change (flate2 backend,
+    /// tar header layout, level) alters the bytes of every image.
+    #[test]
+    fn golden_layer_digest() {
+        let (dir, blobs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(dir.path().join("hello.txt"), "hello, reproducible world\n".repeat(100)).unwrap();
+        let blob = write_layer(&LayerSource { root: dir.path().into(), prefix: "workspace".into() }, blobs.path(), Owner::default()).unwrap();
+        assert_eq!(blob.diff_id.to_string(), GOLDEN_DIFF_ID, "tar bytes changed");
+        assert_eq!(blob.digest.to_string(), GOLDEN_DIGEST, "gzip bytes changed (flate2 backend or level?)");
+    }
+
+    const GOLDEN_DIFF_ID: &str = "sha256:TBD";
+    const GOLDEN_DIGEST: &str = "sha256:TBD";
+}

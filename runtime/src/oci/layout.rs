@@ -1,0 +1,273 @@
+//! An OCI image layout directory (`oci-layout`, `index.json`,
+//! `blobs/sha256/<hex>`).
+//!
+//! Blobs are content-addressed and written by rename, so a half-written one
+//! never has a digest name; a tag moves only by an atomic rewrite of
+//! `index.json`, under a lock, after every blob of its image is in place.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::canonical;
+use super::digest::Digest;
+use super::{ANNOTATION_REF_NAME, MEDIA_DOCKER_LIST, MEDIA_INDEX};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{dir}: not an OCI image layout (no oci-layout file)")]
+    NotALayout { dir: PathBuf },
+    #[error("{path}: invalid JSON: {message}")]
+    Json { path: PathBuf, message: String },
+    #[error("{dir}: no image tagged {tag:?} (tags: {available})")]
+    NoSuchTag { dir: PathBuf, tag: String, available: String },
+    #[error("{dir}: holds {count} images; name one with oci:{}:TAG", dir.display())]
+    Ambiguous { dir: PathBuf, count: usize },
+    #[error("{dir}: blob {digest} is missing")]
+    MissingBlob { dir: PathBuf, digest: Digest },
+    #[error("{dir}: blob {digest} is corrupt (its content hashes to {actual})")]
+    CorruptBlob { dir: PathBuf, digest: Digest, actual: Digest },
+    #[error("{dir}: {message}")]
+    Invalid { dir: PathBuf, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
+    move |source| LayoutError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    dir: PathBuf,
+}
+
+/// A manifest found in a layout.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Layout {
+    /// Open an existing layout.
+    pub fn open(dir: &Path) -> Result<Self, LayoutError> {
+        if !dir.join("oci-layout").is_file() {
+            return Err(LayoutError::NotALayout { dir: dir.into() });
+        }
+        Ok(Self { dir: dir.into() })
+    }
+
+    /// Open a layout, creating an empty one if `dir` does not exist or is an
+    /// empty directory.
+    pub fn open_or_create(dir: &Path) -> Result<Self, LayoutError> {
+        if dir.join("oci-layout").is_file() {
+            return Ok(Self { dir: dir.into() });
+        }
+        if dir.exists() && fs::read_dir(dir).map_err(io_err(dir))?.next().is_some() {
+            return Err(LayoutError::NotALayout { dir: dir.into() });
+        }
+        fs::create_dir_all(dir.join("blobs/sha256")).map_err(io_err(dir))?;
+        let layout = Self { dir: dir.into() };
+        write_atomic(&dir.join("index.json"), br#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#)?;
+        write_atomic(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        Ok(layout)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.dir.join("blobs/sha256")
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Read a (small) blob and check its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, LayoutError> {
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => LayoutError::MissingBlob { dir: self.dir.clone(), digest: digest.clone() },
+            _ => LayoutError::Io { path: path.clone(), source: e },
+        })?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(LayoutError::CorruptBlob { dir: self.dir.clone(), digest: digest.clone(), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// Store bytes as a blob; returns its digest.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest, LayoutError> {
+        let digest = Digest::of(bytes);
+        let path = self.blob_path(&digest);
+        if !path.is_file() {
+            fs::create_dir_all(self.blobs_dir()).map_err(io_err(&self.dir))?;
+            write_atomic(&path, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// Make blob `digest` of `from` present here: a hard link when both are
+    /// on one filesystem, else a copy.
+    pub fn copy_blob_from(&self, from: &Layout, digest: &Digest) -> Result<(), LayoutError> {
+        let dest = self.blob_path(digest);
+        if dest.is_file() {
+            return Ok(());
+        }
+        let src = from.blob_path(digest);
+        if !src.is_file() {
+            return Err(LayoutError::MissingBlob { dir: from.dir.clone(), digest: digest.clone() });
+        }
+        let tmp = self.blobs_dir().join(format!(".{}.tmp-{}", digest.hex(), std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        if fs::hard_link(&src, &tmp).is_err() {
+            fs::copy(&src, &tmp).map_err(io_err(&src))?;
+        }
+        fs::rename(&tmp, &dest).map_err(io_err(&dest))
+    }
+
+    fn read_index(&self) -> Result<Value, LayoutError> {
+        let path = self.dir.join("index.json");
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        serde_json::from_slice(&bytes).map_err(|e| LayoutError::Json { path, message: e.to_string() })
+    }
+
+    /// The tags (`ref.name` annotations) of the layout's index.
+    pub fn tags(&self) -> Result<Vec<String>, LayoutError> {
+        let index = self.read_index()?;
+        Ok(manifests(&index)
+            .iter()
+            .filter_map(|m| m["annotations"][ANNOTATION_REF_NAME].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Find the image tagged `tag` (or the only image), descending into an
+    /// image index to the entry for `platform` (`os`, `arch`).
+    pub fn resolve(&self, tag: Option<&str>, platform: Option<(&str, &str)>) -> Result<Found, LayoutError> {
+        let index = self.read_index()?;
+        let entries = manifests(&index);
+        let entry = match tag {
+            Some(tag) => entries
+                .iter()
+                .find(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() == Some(tag))
+                .ok_or_else(|| LayoutError::NoSuchTag {
+                    dir: self.dir.clone(),
+                    tag: tag.into(),
+                    available: self.tags().map(|t| t.join(", ")).unwrap_or_default(),
+                })?,
+            None if entries.len() == 1 => &entries[0],
+            None => return Err(LayoutError::Ambiguous { dir: self.dir.clone(), count: entries.len() }),
+        };
+        self.follow(entry, platform, 0)
+    }
+
+    fn follow(&self, entry: &Value, platform: Option<(&str, &str)>, depth: usize) -> Result<Found, LayoutError> {
+        let invalid = |message: String| LayoutError::Invalid { dir: self.dir.clone(), message };
+        let digest: Digest = entry["digest"]
+            .as_str()
+            .ok_or_else(|| invalid("index entry without digest".into()))?
+            .parse()
+            .map_err(|e: super::digest::DigestError| invalid(e.to_string()))?;
+        let bytes = self.read_blob(&digest)?;
+        let json: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("manifest {digest}: {e}")))?;
+        let media_type = json["mediaType"].as_str().or(entry["mediaType"].as_str()).unwrap_or_default().to_owned();
+        if media_type == MEDIA_INDEX || media_type == MEDIA_DOCKER_LIST || json.get("manifests").is_some() {
+            if depth > 4 {
+                return Err(invalid("image indexes nested too deep".into()));
+            }
+            let children = manifests(&json);
+            let chosen = match platform {
+                Some((os, arch)) => children
+                    .iter()
+                    .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch),
+                None => children.first(),
+            }
+            .ok_or_else(|| invalid(format!("image index {digest} has no image for the requested platform")))?;
+            return self.follow(chosen, platform, depth + 1);
+        }
+        Ok(Found { digest, media_type, bytes })
+    }
+
+    /// Point `tag` at a manifest, replacing any image with that tag. The
+    /// manifest and every blob it names must already be stored.
+    pub fn set_tag(&self, tag: &str, descriptor: Value) -> Result<(), LayoutError> {
+        let lock_path = self.dir.join(".index.lock");
+        let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        let mut index = self.read_index()?;
+        let mut entries: Vec<Value> = manifests(&index)
+            .into_iter()
+            .filter(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() != Some(tag))
+            .collect();
+        let mut descriptor = descriptor;
+        descriptor["annotations"] = json!({ ANNOTATION_REF_NAME: tag });
+        entries.push(descriptor);
+        index["manifests"] = Value::Array(entries);
+        index["schemaVersion"] = json!(2);
+        index["mediaType"] = json!(MEDIA_INDEX);
+        let bytes = canonical::to_vec(&index).map_err(|e| LayoutError::Json {
+            path: self.dir.join("index.json"),
+            message: e.to_string(),
+        })?;
+        write_atomic(&self.dir.join("index.json"), &bytes)?;
+        drop(lock);
+        Ok(())
+    }
+}
+
+fn manifests(index: &Value) -> Vec<Value> {
+    index["manifests"].as_array().cloned().unwrap_or_default()
+}
+
+/// Write a file by rename: readers see the old content or the new, never a
+/// mix, and a crash leaves the old.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| LayoutError::Io { path: path.into(), source: e.error })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_replace_and_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(&dir.path().join("l")).unwrap();
+        let m1 = layout.write_blob(br#"{"schemaVersion":2,"layers":[]}"#).unwrap();
+        let m2 = layout.write_blob(br#"{"schemaVersion":2,"layers":[],"x":1}"#).unwrap();
+        let desc = |d: &Digest| json!({"mediaType": super::super::MEDIA_MANIFEST, "digest": d.to_string(), "size": 1});
+        layout.set_tag("a", desc(&m1)).unwrap();
+        layout.set_tag("b", desc(&m1)).unwrap();
+        layout.set_tag("a", desc(&m2)).unwrap();
+        assert_eq!(layout.tags().unwrap(), ["b", "a"]);
+        assert_eq!(layout.resolve(Some("a"), None).unwrap().digest, m2);
+        assert!(matches!(layout.resolve(None, None), Err(LayoutError::Ambiguous { .. })));
+        assert!(matches!(layout.resolve(Some("zz"), None), Err(LayoutError::NoSuchTag { .. })));
+    }
+
+    #[test]
+    fn a_corrupt_blob_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(dir.path()).unwrap();
+        let d = layout.write_blob(b"hello").unwrap();
+        fs::write(layout.blob_path(&d), b"jello").unwrap();
+        assert!(matches!(layout.read_blob(&d), Err(LayoutError::CorruptBlob { .. })));
+    }
+}

@@ -1,0 +1,31 @@
+//! OCI images: digests, canonical JSON, reproducible layer tars, and the
+//! image layout on disk.
+
+pub mod canonical;
+pub mod digest;
+pub mod layer;
+pub mod layout;
+pub mod reference;
+
+pub use digest::{Digest, DigestWriter};
+pub use layout::{Layout, LayoutError};
+pub use reference::ImageRef;
+
+pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MEDIA_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The OCI media type for a layer given in an OCI or Docker manifest: the
+/// bytes are the same, only the name differs.
+pub fn oci_layer_media_type(media_type: &str) -> &str {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => MEDIA_LAYER_GZIP,
+        "application/vnd.docker.image.rootfs.diff.tar" => MEDIA_LAYER_TAR,
+        other => other,
+    }
+}

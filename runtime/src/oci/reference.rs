@@ -1,0 +1,83 @@
+//! Image references, following skopeo's transports: `oci:DIR[:TAG]` for an
+//! image layout, and the built-in `scratch`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// The empty base image.
+    Scratch,
+    /// An OCI image layout directory and a tag (`ref.name`); `None` picks
+    /// the layout's only image (reading) or `latest` (writing).
+    Layout { dir: PathBuf, tag: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefError {
+    #[error("{0:?}: registry references are not supported yet; use oci:DIR[:TAG] or scratch")]
+    Registry(String),
+    #[error("{0:?}: expected oci:DIR[:TAG] or scratch")]
+    Unknown(String),
+    #[error("{reference:?}: invalid tag {tag:?} (letters, digits, '_', '.', '-', at most 128)")]
+    Tag { reference: String, tag: String },
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> Result<Self, RefError> {
+        if s == "scratch" {
+            return Ok(ImageRef::Scratch);
+        }
+        if let Some(rest) = s.strip_prefix("oci:") {
+            // DIR may itself hold ':' only if a tag follows; like skopeo, the
+            // last ':' separates the tag.
+            let (dir, tag) = match rest.rsplit_once(':') {
+                Some((dir, tag)) if !dir.is_empty() && !tag.contains('/') => (dir, Some(tag.to_string())),
+                _ => (rest, None),
+            };
+            if dir.is_empty() {
+                return Err(RefError::Unknown(s.into()));
+            }
+            if let Some(tag) = &tag {
+                let ok = !tag.is_empty()
+                    && tag.len() <= 128
+                    && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                if !ok {
+                    return Err(RefError::Tag { reference: s.into(), tag: tag.clone() });
+                }
+            }
+            return Ok(ImageRef::Layout { dir: dir.into(), tag });
+        }
+        if s.contains('/') || s.contains(':') {
+            return Err(RefError::Registry(s.into()));
+        }
+        Err(RefError::Unknown(s.into()))
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageRef::Scratch => f.write_str("scratch"),
+            ImageRef::Layout { dir, tag: Some(tag) } => write!(f, "oci:{}:{tag}", dir.display()),
+            ImageRef::Layout { dir, tag: None } => write!(f, "oci:{}", dir.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_layouts_with_and_without_tags() {
+        assert_eq!(
+            ImageRef::parse("oci:/tmp/x:v1").unwrap(),
+            ImageRef::Layout { dir: "/tmp/x".into(), tag: Some("v1".into()) }
+        );
+        assert_eq!(ImageRef::parse("oci:out").unwrap(), ImageRef::Layout { dir: "out".into(), tag: None });
+        assert_eq!(ImageRef::parse("scratch").unwrap(), ImageRef::Scratch);
+        assert!(ImageRef::parse("oci:/x:bad tag").is_err());
+        assert!(matches!(ImageRef::parse("ghcr.io/a/b:1"), Err(RefError::Registry(_))));
+    }
+}

@@ -1,0 +1,309 @@
+//! Export: launch layers and the app become reproducible tar layers on top of
+//! the run image's; the config gets the launch env, the default process as
+//! Entrypoint and the CNB labels. Nothing moves a tag until every blob is in
+//! place, so a failed export leaves the layout's images as they were.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+
+use super::build::BuiltBuildpack;
+use crate::api::{APP_DIR, Process};
+use crate::env::{EnvList, EnvPhase};
+use crate::labels::{self, LayerShas, RunImageLabel};
+use crate::oci::layer::{LayerBlob, LayerError, LayerSource, Owner, write_layer};
+use crate::oci::{Digest, Layout, LayoutError, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST, canonical};
+use crate::report::{LayerReport, ProcessReport, Reporter};
+use crate::run_image::RunImage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("output {0}")]
+    Layout(#[from] LayoutError),
+    #[error("writing a layer: {0}")]
+    Layer(#[from] LayerError),
+    #[error("serialising {what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub struct Export<'a> {
+    pub built: &'a [BuiltBuildpack],
+    /// Host path of the app tree after build.
+    pub app_dir: &'a Path,
+    pub run_image: &'a RunImage,
+    pub output: &'a Path,
+    pub tag: &'a str,
+    /// Seconds since the epoch for `created` (SOURCE_DATE_EPOCH).
+    pub created: u64,
+    pub owner: Owner,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// What export wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub manifest_digest: Digest,
+    pub manifest_size: u64,
+    pub layers: Vec<LayerReport>,
+    pub processes: Vec<ProcessReport>,
+    pub default_process: Option<String>,
+}
+
+/// One layer to write: its report name and source.
+struct Job {
+    name: String,
+    source: LayerSource,
+}
+
+impl Export<'_> {
+    pub fn run(&self) -> Result<Exported, ExportError> {
+        let layout = Layout::open_or_create(self.output)?;
+        if let Some(base) = &self.run_image.layout {
+            for layer in &self.run_image.layers {
+                layout.copy_blob_from(base, &layer.digest)?;
+            }
+        }
+
+        // Launch layers in group order (by name within a buildpack), then the app.
+        let mut jobs = Vec::new();
+        let mut owners = Vec::new();
+        for (i, bp) in self.built.iter().enumerate() {
+            for l in bp.layers.iter().filter(|l| l.layer.types.launch) {
+                jobs.push(Job {
+                    name: format!("{}:{}", bp.runner.id(), l.layer.name),
+                    source: LayerSource { root: l.host_path.clone(), prefix: l.guest_path.trim_start_matches('/').into() },
+                });
+                owners.push((i, l.layer.name.to_string()));
+            }
+        }
+        jobs.push(Job {
+            name: "app".into(),
+            source: LayerSource { root: self.app_dir.into(), prefix: APP_DIR.trim_start_matches('/').into() },
+        });
+        let blobs = self.write_layers(&layout, &jobs)?;
+
+        let layer_shas: Vec<(usize, String, String)> = owners
+            .iter()
+            .zip(&blobs)
+            .map(|((i, name), b)| (*i, name.clone(), b.diff_id.to_string()))
+            .collect();
+        let app_blob = blobs.last().expect("the app layer is always written");
+
+        let processes = merged_processes(self.built);
+        let default = default_process(&processes);
+
+        let config = self.config(&blobs, &jobs, &processes, default.as_ref(), &layer_shas, &app_blob.diff_id.to_string())?;
+        let config_bytes = canonical::to_vec(&config).map_err(|source| ExportError::Json { what: "config", source })?;
+        let config_digest = layout.write_blob(&config_bytes)?;
+
+        let mut layer_descs: Vec<Value> = self
+            .run_image
+            .layers
+            .iter()
+            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+            .collect();
+        layer_descs.extend(
+            blobs.iter().map(|b| json!({"mediaType": MEDIA_LAYER_GZIP, "digest": b.digest.to_string(), "size": b.size})),
+        );
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
+            "layers": layer_descs,
+        });
+        let manifest_bytes = canonical::to_vec(&manifest).map_err(|source| ExportError::Json { what: "manifest", source })?;
+        let manifest_digest = layout.write_blob(&manifest_bytes)?;
+        let manifest_size = manifest_bytes.len() as u64;
+        let mut descriptor = json!({"mediaType": MEDIA_MANIFEST, "digest": manifest_digest.to_string(), "size": manifest_size});
+        descriptor["platform"] = json!({"os": self.run_image.os(), "architecture": self.run_image.arch()});
+        layout.set_tag(self.tag, descriptor)?;
+
+        Ok(Exported {
+            manifest_digest,
+            manifest_size,
+            layers: jobs
+                .iter()
+                .zip(&blobs)
+                .map(|(j, b)| LayerReport {
+                    name: j.name.clone(),
+                    diff_id: b.diff_id.to_string(),
+                    digest: b.digest.to_string(),
+                    size: b.size,
+                })
+                .collect(),
+            processes: processes
+                .iter()
+                .map(|(p, id)| ProcessReport {
+                    kind: p.kind.to_string(),
+                    command: p.command.clone(),
+                    args: p.args.clone(),
+                    buildpack_id: id.clone(),
+                })
+                .collect(),
+            default_process: default.map(|p| p.kind.to_string()),
+        })
+    }
+
+    /// Write layers on all cores; each layer's bytes depend only on its tree,
+    /// so the thread count cannot change a digest.
+    fn write_layers(&self, layout: &Layout, jobs: &[Job]) -> Result<Vec<LayerBlob>, ExportError> {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<LayerBlob, LayerError>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(jobs.len());
+        let blobs_dir: PathBuf = layout.blobs_dir();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        self.reporter.note(&format!("exporting layer {}", job.name));
+                        let result = write_layer(&job.source, &blobs_dir, self.owner);
+                        results.lock().unwrap()[i] = Some(result);
+                    }
+                });
+            }
+        });
+        results
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.expect("every job ran").map_err(ExportError::from))
+            .collect()
+    }
+
+    fn config(
+        &self,
+        blobs: &[LayerBlob],
+        jobs: &[Job],
+        processes: &[(Process, String)],
+        default: Option<&Process>,
+        layer_shas: &[(usize, String, String)],
+        app_sha: &str,
+    ) -> Result<Value, ExportError> {
+        let created = rfc3339(self.created);
+        let mut config = self.run_image.config.clone();
+        config["created"] = json!(created);
+
+        let mut diff_ids = config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
+        diff_ids.extend(blobs.iter().map(|b| json!(b.diff_id.to_string())));
+        config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+
+        let mut history = config["history"].as_array().cloned().unwrap_or_default();
+        // History must match the layer count when the base had none.
+        if history.is_empty() && !self.run_image.layers.is_empty() {
+            history = self.run_image.layers.iter().map(|_| json!({"created": created})).collect();
+        }
+        history.extend(jobs.iter().map(|j| json!({"created": created, "created_by": format!("cascade: {}", j.name)})));
+        config["history"] = Value::Array(history);
+
+        let mut inner = config["config"].as_object().cloned().unwrap_or_default();
+        let base_env: Vec<String> = inner
+            .get("Env")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let mut env = EnvList::from_config(&base_env);
+        for bp in self.built {
+            for l in bp.layers.iter().filter(|l| l.layer.types.launch) {
+                env.apply_layer(&l.layer, &l.host_path, &l.guest_path, EnvPhase::Launch);
+            }
+        }
+        inner.insert("Env".into(), json!(env.to_config()));
+        if let Some(p) = default {
+            inner.insert("Entrypoint".into(), json!(p.command));
+            inner.insert("Cmd".into(), if p.args.is_empty() { Value::Null } else { json!(p.args) });
+            inner.insert("WorkingDir".into(), json!(p.working_dir.as_deref().unwrap_or(APP_DIR)));
+        } else {
+            inner.insert("WorkingDir".into(), json!(APP_DIR));
+        }
+        inner.retain(|_, v| !v.is_null());
+
+        let mut labels: BTreeMap<String, Value> = inner
+            .get("Labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for bp in self.built {
+            for (k, v) in &bp.labels {
+                labels.insert(k.clone(), json!(v));
+            }
+        }
+        let top = self.run_image.top_layer().map(ToString::to_string).unwrap_or_default();
+        let reference = self.run_image.manifest_digest.as_ref().map(ToString::to_string).unwrap_or_default();
+        let image = self.run_image.reference.to_string();
+        let lifecycle = labels::lifecycle_metadata(
+            self.built,
+            &LayerShas { layers: layer_shas, app: app_sha },
+            &RunImageLabel { top_layer: &top, reference: &reference, image: &image },
+        );
+        let build = labels::build_metadata(self.built, processes);
+        let as_text = |v: &Value, what| {
+            canonical::to_vec(v)
+                .map(|b| String::from_utf8(b).expect("JSON is UTF-8"))
+                .map_err(|source| ExportError::Json { what, source })
+        };
+        labels.insert(labels::LIFECYCLE_METADATA.into(), json!(as_text(&lifecycle, "lifecycle label")?));
+        labels.insert(labels::BUILD_METADATA.into(), json!(as_text(&build, "build label")?));
+        labels.insert(labels::PROJECT_METADATA.into(), json!("{}"));
+        inner.insert("Labels".into(), json!(labels));
+        config["config"] = Value::Object(inner);
+        Ok(config)
+    }
+}
+
+/// Processes by type, a later buildpack winning (CNB), sorted by type.
+fn merged_processes(built: &[BuiltBuildpack]) -> Vec<(Process, String)> {
+    let mut by_type: BTreeMap<String, (Process, String)> = BTreeMap::new();
+    for bp in built {
+        for p in &bp.processes {
+            by_type.insert(p.kind.to_string(), (p.clone(), bp.runner.id().to_string()));
+        }
+    }
+    by_type.into_values().collect()
+}
+
+/// The process marked default by the last buildpack that marked one, else
+/// `web` when there is one.
+fn default_process(processes: &[(Process, String)]) -> Option<Process> {
+    processes
+        .iter()
+        .filter(|(p, _)| p.default)
+        .next_back()
+        .or_else(|| processes.iter().find(|(p, _)| p.kind.as_str() == "web"))
+        .map(|(p, _)| p.clone())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (UTC).
+pub fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days.cast_signed() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_the_normalised_epoch() {
+        assert_eq!(super::rfc3339(crate::NORMALIZED_EPOCH), "1980-01-01T00:00:01Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

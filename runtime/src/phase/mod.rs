@@ -1,0 +1,11 @@
+//! The phases of a build, each a plain struct of inputs with a `run` method
+//! (lifecycle's `phase/detector.go`, `builder.go`, `exporter.go`).
+
+pub mod build;
+pub mod detect;
+pub mod export;
+mod plan;
+
+pub use build::{Build, BuildError, BuiltBuildpack, BuiltLayer};
+pub use detect::{Chosen, Detect, DetectError, Detected};
+pub use export::{Export, ExportError, Exported};

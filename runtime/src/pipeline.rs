@@ -1,0 +1,152 @@
+//! One build, end to end: check inputs, detect against the source tree,
+//! build in a private copy of it, export to the output layout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::api::{BuildpackRunner, DetectInput, Env, Target};
+use crate::builder::GroupMember;
+use crate::oci::layer::Owner;
+use crate::oci::ImageRef;
+use crate::phase::{Build, BuildError, Detect, DetectError, Export, ExportError};
+use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageReport};
+use crate::run_image::{RunImage, RunImageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("app directory {path}: {message}")]
+    AppDir { path: PathBuf, message: String },
+    #[error("output {0}: only oci:DIR[:TAG] outputs are supported")]
+    Output(String),
+    #[error(transparent)]
+    RunImage(#[from] RunImageError),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("preparing the build workspace: {0}")]
+    Workspace(#[source] std::io::Error),
+}
+
+pub struct BuildRequest {
+    pub app_dir: PathBuf,
+    pub output: ImageRef,
+    pub run_image: ImageRef,
+    pub buildpacks: Vec<Arc<dyn BuildpackRunner>>,
+    pub order: Vec<Vec<GroupMember>>,
+    pub platform_env: Env,
+    /// Image `created`, seconds since the epoch.
+    pub created: u64,
+    /// (os, arch) for `scratch` and for choosing from an image index.
+    pub platform: (String, String),
+}
+
+pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport, PipelineError> {
+    let app_err = |message: String| PipelineError::AppDir { path: req.app_dir.clone(), message };
+    let meta = std::fs::metadata(&req.app_dir).map_err(|e| app_err(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(app_err("not a directory".into()));
+    }
+    let ImageRef::Layout { dir: out_dir, tag } = &req.output else {
+        return Err(PipelineError::Output(req.output.to_string()));
+    };
+    let tag = tag.as_deref().unwrap_or("latest");
+
+    reporter.phase("analyze");
+    let run_image = RunImage::load(&req.run_image, (&req.platform.0, &req.platform.1))?;
+    reporter.note(&format!(
+        "run image {} ({}/{}, {} layers)",
+        req.run_image,
+        run_image.os(),
+        run_image.arch(),
+        run_image.layers.len()
+    ));
+    let target = Target {
+        os: run_image.os().into(),
+        arch: run_image.arch().into(),
+        arch_variant: run_image.config["variant"].as_str().map(str::to_owned),
+        distro_name: None,
+        distro_version: None,
+    };
+
+    reporter.phase("detect");
+    let input = DetectInput { app_dir: req.app_dir.clone(), platform_env: req.platform_env.clone(), target: target.clone() };
+    let detected = Detect { order: &req.order, buildpacks: &req.buildpacks, input: &input, reporter }.run()?;
+
+    reporter.phase("build");
+    let scratch = tempfile::Builder::new().prefix("cascade-build-").tempdir().map_err(PipelineError::Workspace)?;
+    let workspace = scratch.path().join("workspace");
+    let layers_root = scratch.path().join("layers");
+    copy_tree(&req.app_dir, &workspace).map_err(PipelineError::Workspace)?;
+    std::fs::create_dir_all(&layers_root).map_err(PipelineError::Workspace)?;
+    let built = Build {
+        group: &detected.group,
+        app_dir: &workspace,
+        layers_root: &layers_root,
+        platform_env: &req.platform_env,
+        target: &target,
+        reporter,
+    }
+    .run()?;
+
+    reporter.phase("export");
+    let exported = Export {
+        built: &built,
+        app_dir: &workspace,
+        run_image: &run_image,
+        output: out_dir,
+        tag,
+        created: req.created,
+        owner: Owner::default(),
+        reporter,
+    }
+    .run()?;
+
+    Ok(BuildReport {
+        image_digest: exported.manifest_digest.to_string(),
+        image: ImageRef::Layout { dir: out_dir.clone(), tag: Some(tag.into()) }.to_string(),
+        run_image: RunImageReport {
+            reference: req.run_image.to_string(),
+            digest: run_image.manifest_digest.as_ref().map(ToString::to_string).unwrap_or_default(),
+            top_layer: run_image.top_layer().map(ToString::to_string),
+        },
+        group: detected
+            .group
+            .iter()
+            .map(|c| GroupMemberReport {
+                id: c.runner.id().to_string(),
+                version: c.runner.manifest().buildpack.version.clone(),
+            })
+            .collect(),
+        layers: exported.layers,
+        processes: exported.processes,
+        default_process: exported.default_process,
+    })
+}
+
+/// Copy the app into the build workspace: files keep their bytes and exec
+/// bit, symbolic links stay links, other file types are refused.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in walkdir::WalkDir::new(from).min_depth(1).follow_links(false) {
+        let entry = entry?;
+        let rel = entry.path().strip_prefix(from).expect("walkdir stays under its root");
+        let dest = to.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &dest)?;
+        } else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("{}: unsupported file type in the app directory", entry.path().display()),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Progress events while a build runs, and the report it ends with
+//! (`--format json` prints the report).
+
+use serde::Serialize;
+
+use crate::ids::BuildpackId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Where progress goes. The CLI prints it to stderr; tests collect it.
+pub trait Reporter: Send + Sync {
+    /// A phase starts (`detect`, `build`, `export`).
+    fn phase(&self, name: &str);
+    /// A line of the platform's own progress.
+    fn note(&self, message: &str);
+    /// A buildpack's `log` call.
+    fn buildpack_log(&self, id: &BuildpackId, level: LogLevel, message: &str);
+    /// A buildpack's captured stdout or stderr.
+    fn buildpack_output(&self, id: &BuildpackId, stream: &str, text: &str);
+}
+
+/// A reporter that drops everything.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn phase(&self, _: &str) {}
+    fn note(&self, _: &str) {}
+    fn buildpack_log(&self, _: &BuildpackId, _: LogLevel, _: &str) {}
+    fn buildpack_output(&self, _: &BuildpackId, _: &str, _: &str) {}
+}
+
+/// What `cascade build` did, for humans and platforms.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// `sha256:...` of the image manifest.
+    pub image_digest: String,
+    pub image: String,
+    pub run_image: RunImageReport,
+    /// The buildpacks of the chosen group, in order.
+    pub group: Vec<GroupMemberReport>,
+    pub layers: Vec<LayerReport>,
+    pub processes: Vec<ProcessReport>,
+    pub default_process: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunImageReport {
+    pub reference: String,
+    pub digest: String,
+    pub top_layer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupMemberReport {
+    pub id: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// `app`, or `<buildpack id>:<layer name>`.
+    pub name: String,
+    pub diff_id: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessReport {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub buildpack_id: String,
+}

@@ -1,0 +1,27 @@
+//! Glue used by [`crate::export_buildpack!`]; not a public API.
+
+pub use crate::bindings;
+pub use crate::bindings::Guest;
+pub use crate::bindings::cascade::buildpack::types::{
+    BuildContext as BuildContextRecord, BuildOutput, BuildpackError as BuildpackErrorRecord,
+    DetectContext, DetectOutcome,
+};
+pub use wit_bindgen;
+
+use crate::Buildpack;
+
+pub fn detect<B: Buildpack>(context: DetectContext) -> Result<DetectOutcome, BuildpackErrorRecord> {
+    let ctx = crate::DetectContext::from_record(context);
+    B::default()
+        .detect(&ctx)
+        .map(crate::DetectResult::into_record)
+        .map_err(crate::BuildpackError::into_record)
+}
+
+pub fn build<B: Buildpack>(context: BuildContextRecord) -> Result<BuildOutput, BuildpackErrorRecord> {
+    let ctx = crate::BuildContext::from_record(context);
+    B::default()
+        .build(&ctx)
+        .and_then(crate::BuildResult::into_record)
+        .map_err(crate::BuildpackError::into_record)
+}

@@ -1,0 +1,11 @@
+//! Generated bindings for `wit/`; private so authors never see them.
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "cascade:buildpack/buildpack",
+    pub_export_macro: true,
+    export_macro_name: "__cascade_export_world",
+    default_bindings_module: "cascade_sdk::__private::bindings",
+    runtime_path: "cascade_sdk::__private::wit_bindgen::rt",
+    generate_all,
+});

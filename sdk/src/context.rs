@@ -1,0 +1,147 @@
+//! What the host tells a buildpack about the build.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::bindings::cascade::buildpack::types as wit;
+use crate::{BuildpackError, Layer};
+
+/// Environment variables, sorted by name.
+pub type Env = BTreeMap<String, String>;
+
+/// The platform the image is built for (CNB target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub os: String,
+    pub arch: String,
+    pub arch_variant: Option<String>,
+    pub distro_name: Option<String>,
+    pub distro_version: Option<String>,
+}
+
+impl Target {
+    fn from_record(t: wit::Target) -> Self {
+        Self {
+            os: t.os,
+            arch: t.arch,
+            arch_variant: t.arch_variant,
+            distro_name: t.distro_name,
+            distro_version: t.distro_version,
+        }
+    }
+}
+
+fn env_from(vars: Vec<wit::EnvVar>) -> Env {
+    vars.into_iter().map(|v| (v.name, v.value)).collect()
+}
+
+/// Inputs of `detect`.
+#[derive(Debug, Clone)]
+pub struct DetectContext {
+    app_dir: PathBuf,
+    platform_env: Env,
+    target: Target,
+}
+
+impl DetectContext {
+    pub(crate) fn from_record(c: wit::DetectContext) -> Self {
+        Self {
+            app_dir: c.app_dir.into(),
+            platform_env: env_from(c.platform_env),
+            target: Target::from_record(c.target),
+        }
+    }
+
+    /// The app source tree, read-only during detect.
+    pub fn app_dir(&self) -> &Path {
+        &self.app_dir
+    }
+
+    /// Variables the platform set (`cascade build --env K=V`).
+    pub fn platform_env(&self) -> &Env {
+        &self.platform_env
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+}
+
+/// One entry of the buildpack's resolved build plan: a `require` that this
+/// buildpack provides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    pub name: String,
+    pub metadata: toml::Table,
+}
+
+/// Inputs of `build`.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    app_dir: PathBuf,
+    layers_dir: PathBuf,
+    platform_env: Env,
+    build_env: Env,
+    plan: Vec<PlanEntry>,
+    target: Target,
+}
+
+impl BuildContext {
+    pub(crate) fn from_record(c: wit::BuildContext) -> Self {
+        let plan = c
+            .plan
+            .into_iter()
+            .map(|e| PlanEntry {
+                name: e.name,
+                // The host validated the TOML when detect returned it.
+                metadata: e.metadata.parse().unwrap_or_default(),
+            })
+            .collect();
+        Self {
+            app_dir: c.app_dir.into(),
+            layers_dir: c.layers_dir.into(),
+            platform_env: env_from(c.platform_env),
+            build_env: env_from(c.build_env),
+            plan,
+            target: Target::from_record(c.target),
+        }
+    }
+
+    /// The app source tree; writable during build, and what ends up in the
+    /// image's app layer at `/workspace`.
+    pub fn app_dir(&self) -> &Path {
+        &self.app_dir
+    }
+
+    /// This buildpack's layers directory.
+    pub fn layers_dir(&self) -> &Path {
+        &self.layers_dir
+    }
+
+    pub fn platform_env(&self) -> &Env {
+        &self.platform_env
+    }
+
+    /// The environment earlier buildpacks' build layers set up.
+    pub fn build_env(&self) -> &Env {
+        &self.build_env
+    }
+
+    /// The plan entries this buildpack provides.
+    pub fn plan(&self) -> &[PlanEntry] {
+        &self.plan
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Create (or empty) the layer `name` and return it for writing.
+    ///
+    /// The layer starts with no types set: call [`Layer::launch`],
+    /// [`Layer::build`] or [`Layer::cache`] to say where it is needed, and add
+    /// it to the [`crate::BuildResult`].
+    pub fn layer(&self, name: &str) -> Result<Layer, BuildpackError> {
+        Layer::create(&self.layers_dir, name)
+    }
+}
