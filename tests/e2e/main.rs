@@ -1,1 +1,12 @@
+//! End-to-end tests: build fixture apps with the real `cascade` binary, check
+//! the images with tools nobody here wrote (oci-image-tool, skopeo, umoci),
+//! and run them under bubblewrap.
+//!
+//! A missing tool skips a test loudly on a developer machine; under CI
+//! (`CI=true`) it fails the test.
 
+mod bad_input;
+mod build_apps;
+mod reproducible;
+mod sandbox;
+mod support;

@@ -106,7 +106,15 @@ impl Engine {
     /// same bytes were compiled by this engine version before.
     pub fn load(self: &Arc<Self>, bytes: &[u8], source_name: &str) -> Result<WasmBuildpack, EngineError> {
         let manifest = BuildpackManifest::from_component(bytes, source_name)?;
-        let component = self.compile(bytes, source_name)?;
+        let started = std::time::Instant::now();
+        let (component, cached) = self.compile(bytes, source_name)?;
+        let how = if cached { "cached" } else { "compiled" };
+        self.reporter.note(&format!(
+            "{how} {}@{} in {:.1} ms",
+            manifest.buildpack.id,
+            manifest.buildpack.version,
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
         let compile_err = |e: wasmtime::Error| EngineError::Compile {
             source_name: source_name.into(),
             message: format!("{e:#}"),
@@ -125,7 +133,8 @@ impl Engine {
         Some(dir.join("components").join(engine_key).join(format!("{sha}.cwasm")))
     }
 
-    fn compile(&self, bytes: &[u8], source_name: &str) -> Result<Component, EngineError> {
+    /// The component, and whether it came from the cache.
+    fn compile(&self, bytes: &[u8], source_name: &str) -> Result<(Component, bool), EngineError> {
         let cached = self.cache_path(bytes);
         if let Some(path) = &cached
             && path.is_file()
@@ -136,7 +145,7 @@ impl Engine {
             #[allow(unsafe_code)]
             let loaded = unsafe { Component::deserialize_file(&self.engine, path) };
             match loaded {
-                Ok(component) => return Ok(component),
+                Ok(component) => return Ok((component, true)),
                 Err(_) => {
                     let _ = std::fs::remove_file(path);
                 }
@@ -147,7 +156,7 @@ impl Engine {
             message: format!("{e:#}"),
         };
         let Some(path) = cached else {
-            return Component::new(&self.engine, bytes).map_err(compile_err);
+            return Component::new(&self.engine, bytes).map(|c| (c, false)).map_err(compile_err);
         };
         let serialized = self.engine.precompile_component(bytes).map_err(compile_err)?;
         // A cache that cannot be written only costs time next run.
@@ -155,7 +164,7 @@ impl Engine {
         #[allow(unsafe_code)]
         // SAFETY: the bytes were produced by this engine just now.
         let component = unsafe { Component::deserialize(&self.engine, &serialized) };
-        component.map_err(compile_err)
+        component.map(|c| (c, false)).map_err(compile_err)
     }
 }
 

@@ -222,6 +222,6 @@ mod tests {
         assert_eq!(blob.digest.to_string(), GOLDEN_DIGEST, "gzip bytes changed (flate2 backend or level?)");
     }
 
-    const GOLDEN_DIFF_ID: &str = "sha256:TBD";
-    const GOLDEN_DIGEST: &str = "sha256:TBD";
+    const GOLDEN_DIFF_ID: &str = "sha256:998a9666a781ecc4fb3a6e4dbb376c1ecc2c25dcb77c052d50487ebc38ea5db6";
+    const GOLDEN_DIGEST: &str = "sha256:8d2dcd8066357ab0662dfbeef94040311ef9244a266d41c21c0a68dc277b27b4";
 }

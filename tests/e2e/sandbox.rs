@@ -1,0 +1,133 @@
+//! A broken or hostile buildpack ends with a clear error naming it, cannot
+//! reach outside its directories, and leaves existing images untouched.
+
+use std::path::{Path, PathBuf};
+
+use cascade::guests;
+
+use crate::support::*;
+
+struct Case {
+    _tmp: tempfile::TempDir,
+    app: PathBuf,
+    layout: PathBuf,
+}
+
+fn case(act: &str) -> Case {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("hostile.txt"), format!("{act}\n")).unwrap();
+    let layout = tmp.path().join("out");
+    Case { app, layout, _tmp: tmp }
+}
+
+fn hostile(c: &Case, extra: &[&str]) -> Outcome {
+    let output = format!("oci:{}:app", c.layout.display());
+    let mut args = vec![c.app.to_str().unwrap(), "--output", &output, "--buildpack", guests::TEST_HOSTILE];
+    args.extend(extra);
+    build(&args)
+}
+
+#[test]
+fn a_well_behaved_test_buildpack_builds() {
+    let c = case("build:ok");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+#[test]
+fn a_trap_in_build_names_the_buildpack() {
+    let c = case("build:trap");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("buildpack test/hostile failed: trapped"), "{}", o.stderr);
+    // The panic message reached the user through captured stderr.
+    assert!(o.stderr.contains("[test/hostile] stderr:") && o.stderr.contains("panics on purpose"), "{}", o.stderr);
+}
+
+#[test]
+fn a_trap_in_detect_is_a_detect_error() {
+    let c = case("detect:trap");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 21, "{}", o.stderr);
+    assert!(o.stderr.contains("test/hostile"), "{}", o.stderr);
+}
+
+#[test]
+fn an_endless_loop_ends_at_the_deadline() {
+    let c = case("build:loop");
+    let started = std::time::Instant::now();
+    let o = hostile(&c, &["--buildpack-timeout", "2"]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("test/hostile") && o.stderr.contains("deadline of 2 s"), "{}", o.stderr);
+    assert!(started.elapsed().as_secs() < 60, "took {:?}", started.elapsed());
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_limit() {
+    let c = case("build:alloc");
+    let o = hostile(&c, &["--buildpack-memory", "64"]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("test/hostile") && o.stderr.contains("memory limit of 64 MiB"), "{}", o.stderr);
+}
+
+#[test]
+fn reading_etc_is_denied() {
+    let c = case("build:read-etc");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("test/hostile"), "{}", o.stderr);
+    assert!(!o.stderr.contains("bytes of /etc/passwd"), "the buildpack read /etc/passwd:\n{}", o.stderr);
+}
+
+#[test]
+fn writing_outside_its_dirs_is_denied() {
+    let c = case("build:write-outside");
+    let _ = std::fs::remove_file("/tmp/cascade-escape");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(!Path::new("/tmp/cascade-escape").exists(), "escaped to /tmp");
+    assert!(!c.app.parent().unwrap().join("escape").exists(), "escaped next to the app");
+}
+
+#[test]
+fn the_app_dir_is_read_only_in_detect_and_untouched_by_build() {
+    let c = case("build:ok");
+    let before = std::fs::read_dir(&c.app).unwrap().count();
+    assert_eq!(hostile(&c, &[]).code, 0);
+    assert_eq!(std::fs::read_dir(&c.app).unwrap().count(), before, "build wrote into the user's source tree");
+}
+
+#[test]
+fn flooding_stdout_is_truncated_not_fatal() {
+    let c = case("build:spam");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 0, "{}", &o.stderr[o.stderr.len().saturating_sub(2000)..]);
+    assert!(o.stderr.contains("more bytes of stdout dropped"), "no truncation notice");
+    assert!(o.stderr.len() < 4 << 20, "{} bytes of output reached the user", o.stderr.len());
+}
+
+#[test]
+fn a_failed_build_leaves_the_existing_image_intact() {
+    let c = case("build:ok");
+    assert_eq!(hostile(&c, &[]).code, 0);
+    let before = index_bytes(&c.layout);
+    for act in ["build:trap", "build:error", "build:loop"] {
+        std::fs::write(c.app.join("hostile.txt"), format!("{act}\n")).unwrap();
+        let o = hostile(&c, &["--buildpack-timeout", "1"]);
+        assert_ne!(o.code, 0, "{act} passed");
+        assert_eq!(index_bytes(&c.layout), before, "{act} changed index.json");
+    }
+    if have("oci-image-tool") {
+        validate(&c.layout, "app");
+    }
+}
+
+#[test]
+fn a_reported_error_shows_message_and_hint() {
+    let c = case("build:error");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("hostile buildpack fails on purpose (hint: do not use it)"), "{}", o.stderr);
+}

@@ -1,0 +1,184 @@
+//! Shared helpers: the binary, external tools, a busybox run image, running
+//! an image under bwrap.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cascade");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+pub fn fixture_app(name: &str) -> PathBuf {
+    fixtures().join("apps").join(name)
+}
+
+/// Whether `tool` is on PATH. Missing under CI is a failure, elsewhere a
+/// loud skip.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is required under CI (.ci/run installs it)"
+        );
+        eprintln!("!!!!! SKIPPING: {tool} is not installed (apt-get install it to run this test) !!!!!");
+    }
+    found
+}
+
+pub fn have_all(tools: &[&str]) -> bool {
+    tools.iter().all(|t| have(t))
+}
+
+/// One compiled-component cache shared by the tests of this process.
+pub fn cache_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// `cascade` with a private cache and a clean SOURCE_DATE_EPOCH.
+pub fn cascade() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("CASCADE_CACHE_DIR", cache_dir()).env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    out
+}
+
+#[track_caller]
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A build's outcome: exit code and both streams.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn build(args: &[&str]) -> Outcome {
+    let out = run(cascade().arg("build").args(args));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[track_caller]
+pub fn build_ok(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let o = build(&all);
+    assert_eq!(o.code, 0, "build failed:\n{}\n{}", o.stdout, o.stderr);
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", o.stdout))
+}
+
+/// A run image made by umoci from busybox-static: `/bin/busybox` plus the
+/// applet links a shell and a web server need. Built once per test process.
+pub fn busybox_run_image() -> &'static str {
+    static IMAGE: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
+    &IMAGE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let layout = dir.path().join("run");
+            let bundle = dir.path().join("bundle");
+            let image = format!("{}:base", layout.display());
+            ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
+            ok(Command::new("umoci").args(["new", "--image", &image]));
+            ok(Command::new("umoci").args(["unpack", "--rootless", "--image", &image]).arg(&bundle));
+            let rootfs = bundle.join("rootfs");
+            for d in ["bin", "etc", "tmp", "usr/bin"] {
+                std::fs::create_dir_all(rootfs.join(d)).unwrap();
+            }
+            std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
+            for applet in ["sh", "cat", "echo", "ls", "httpd", "env", "sleep", "wget"] {
+                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+            }
+            std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1000::/workspace:/bin/sh\n").unwrap();
+            ok(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
+            ok(Command::new("umoci").args(["config", "--image", &image, "--config.env", "PATH=/bin:/usr/bin"]));
+            ok(Command::new("umoci").args(["gc", "--layout"]).arg(&layout));
+            let reference = format!("oci:{image}");
+            (dir, reference)
+        })
+        .1
+}
+
+fn busybox() -> PathBuf {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("busybox-static is installed")
+}
+
+/// `skopeo inspect --config` of an image in a layout.
+pub fn skopeo_config(layout: &Path, tag: &str) -> serde_json::Value {
+    let out = ok(Command::new("skopeo").args(["--insecure-policy", "inspect", "--config"]).arg(format!("oci:{}:{tag}", layout.display())));
+    serde_json::from_str(&out).unwrap()
+}
+
+pub fn validate(layout: &Path, tag: &str) {
+    ok(Command::new("oci-image-tool")
+        .args(["validate", "--type", "image", "--ref", &format!("name={tag}")])
+        .arg(layout));
+}
+
+/// Unpack with umoci and return the bundle dir (rootfs is `bundle/rootfs`).
+pub fn unpack(layout: &Path, tag: &str, into: &Path) -> PathBuf {
+    let bundle = into.join("bundle");
+    ok(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image", &format!("{}:{tag}", layout.display())])
+        .arg(&bundle));
+    bundle
+}
+
+/// The command to run an image's default process under bwrap, with the
+/// image's own Env and WorkingDir, nothing of the host.
+pub fn bwrap(bundle: &Path, config: &serde_json::Value, extra_env: &[(&str, &str)], share_net: bool) -> Command {
+    let c = &config["config"];
+    let mut cmd = Command::new("bwrap");
+    cmd.arg("--bind").arg(bundle.join("rootfs")).arg("/");
+    cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent", "--clearenv"]);
+    if share_net {
+        cmd.arg("--share-net");
+    }
+    for kv in c["Env"].as_array().into_iter().flatten() {
+        let (k, v) = kv.as_str().unwrap().split_once('=').unwrap();
+        cmd.args(["--setenv", k, v]);
+    }
+    for (k, v) in extra_env {
+        cmd.args(["--setenv", k, v]);
+    }
+    cmd.args(["--chdir", c["WorkingDir"].as_str().unwrap_or("/")]);
+    cmd.arg("--");
+    for part in c["Entrypoint"].as_array().into_iter().flatten().chain(c["Cmd"].as_array().into_iter().flatten()) {
+        cmd.arg(part.as_str().unwrap());
+    }
+    cmd
+}
+
+/// The image's index.json bytes, to prove a failed build changed nothing.
+pub fn index_bytes(layout: &Path) -> Vec<u8> {
+    std::fs::read(layout.join("index.json")).unwrap()
+}
