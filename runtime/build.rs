@@ -4,6 +4,7 @@
 //! target directory, then constants pointing at the results.
 
 use std::env;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,7 +36,14 @@ const SCRUB: &[&str] = &[
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["sdk", "wit", "buildpacks", "tests/buildpacks", "Cargo.lock", "Cargo.toml"] {
+    for dir in [
+        "sdk",
+        "wit",
+        "buildpacks",
+        "tests/buildpacks",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
@@ -46,7 +54,14 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "guest",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (package, _) in GUESTS {
         cmd.args(["-p", package]);
@@ -54,7 +69,9 @@ fn main() {
     for var in SCRUB {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("running cargo to build the wasm guests");
+    let status = cmd
+        .status()
+        .expect("running cargo to build the wasm guests");
     assert!(
         status.success(),
         "building the wasm guests failed; is the target installed? (rustup target add wasm32-wasip2)"
@@ -65,11 +82,13 @@ fn main() {
     for (package, constant) in GUESTS {
         let wasm = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
         assert!(wasm.is_file(), "missing guest {}", wasm.display());
-        generated.push_str(&format!(
+        writeln!(
+            generated,
             "/// Path of the `{package}` component built by build.rs.\npub const {constant}: &str = {path:?};\n\
-             /// Bytes of the `{package}` component.\npub const {constant}_WASM: &[u8] = include_bytes!({path:?});\n",
+             /// Bytes of the `{package}` component.\npub const {constant}_WASM: &[u8] = include_bytes!({path:?});",
             path = wasm.display().to_string()
-        ));
+        )
+        .unwrap();
     }
     let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("guests.rs");
     std::fs::write(dest, generated).unwrap();

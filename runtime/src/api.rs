@@ -146,7 +146,10 @@ pub const LAYERS_DIR: &str = "/layers";
 pub enum RunError {
     /// The buildpack returned an error for the user.
     #[error("{message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
-    Reported { message: String, hint: Option<String> },
+    Reported {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("trapped: {0}")]
     Trap(String),
     #[error("ran past its deadline of {seconds} s and was stopped")]

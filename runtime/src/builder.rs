@@ -110,7 +110,11 @@ pub enum BuilderError {
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: field `{field}`: {message}")]
-    Field { path: PathBuf, field: String, message: String },
+    Field {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 /// A builder after validation: buildpack files resolved against the
@@ -126,14 +130,18 @@ pub struct Builder {
 
 impl Builder {
     pub fn load(path: &Path) -> Result<Self, BuilderError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| BuilderError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| BuilderError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, BuilderError> {
-        let file: BuilderFile = toml::from_str(text)
-            .map_err(|e| BuilderError::Parse { path: path.into(), message: e.to_string() })?;
+        let file: BuilderFile = toml::from_str(text).map_err(|e| BuilderError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         let field = |field: String, message: String| BuilderError::Field {
             path: path.into(),
             field,
@@ -152,19 +160,31 @@ impl Builder {
             buildpacks.push((bp.id.clone(), base.join(uri)));
         }
         if file.order.is_empty() {
-            return Err(field("order".into(), "at least one [[order]] group is required".into()));
+            return Err(field(
+                "order".into(),
+                "at least one [[order]] group is required".into(),
+            ));
         }
         let mut order = Vec::new();
         for (i, entry) in file.order.iter().enumerate() {
             if entry.group.is_empty() {
-                return Err(field(format!("order[{i}].group"), "a group needs at least one buildpack".into()));
+                return Err(field(
+                    format!("order[{i}].group"),
+                    "a group needs at least one buildpack".into(),
+                ));
             }
             for (j, member) in entry.group.iter().enumerate() {
-                let declared = file.buildpacks.iter().any(|b| b.id.as_ref().is_none_or(|id| id == &member.id));
+                let declared = file
+                    .buildpacks
+                    .iter()
+                    .any(|b| b.id.as_ref().is_none_or(|id| id == &member.id));
                 if !declared {
                     return Err(field(
                         format!("order[{i}].group[{j}].id"),
-                        format!("buildpack {:?} is not declared in [[buildpacks]]", member.id.as_str()),
+                        format!(
+                            "buildpack {:?} is not declared in [[buildpacks]]",
+                            member.id.as_str()
+                        ),
                     ));
                 }
             }
@@ -180,7 +200,13 @@ impl Builder {
             .build
             .map(|b| b.env.into_iter().map(|e| (e.name, e.value)).collect())
             .unwrap_or_default();
-        Ok(Self { path: path.into(), buildpacks, order, run_image, build_env })
+        Ok(Self {
+            path: path.into(),
+            buildpacks,
+            order,
+            run_image,
+            build_env,
+        })
     }
 }
 
@@ -218,12 +244,17 @@ image = "oci:/run:1"
         let err = parse("[[buildpacks]]\nid = \"a/b\"\nuri = \"a.wasm\"\n[[order]]\n[[order.group]]\nid = \"x/y\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("builder.toml") && err.contains("order[0].group[0].id"), "{err}");
+        assert!(
+            err.contains("builder.toml") && err.contains("order[0].group[0].id"),
+            "{err}"
+        );
     }
 
     #[test]
     fn names_the_bad_key_of_malformed_toml() {
-        let err = parse("[[order]]\n[[order.group]]\nid = 5\n").unwrap_err().to_string();
+        let err = parse("[[order]]\n[[order.group]]\nid = 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("builder.toml") && err.contains("id"), "{err}");
         let err = parse("[[order]\n").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");

@@ -13,14 +13,25 @@ pub const BUILDPACKS: [(&str, &[u8]); 3] = [
 ];
 
 fn member(id: &str, optional: bool) -> GroupMember {
-    GroupMember { id: BuildpackId::new(id).expect("first-party ids are valid"), version: None, optional }
+    GroupMember {
+        id: BuildpackId::new(id).expect("first-party ids are valid"),
+        version: None,
+        optional,
+    }
 }
 
 /// The default order: certificates are optional in front of every group; a
 /// static site may add a Procfile's processes; otherwise a Procfile alone.
 pub fn order() -> Vec<Vec<GroupMember>> {
     vec![
-        vec![member("cascade/ca-certs", true), member("cascade/static-site", false), member("cascade/procfile", true)],
-        vec![member("cascade/ca-certs", true), member("cascade/procfile", false)],
+        vec![
+            member("cascade/ca-certs", true),
+            member("cascade/static-site", false),
+            member("cascade/procfile", true),
+        ],
+        vec![
+            member("cascade/ca-certs", true),
+            member("cascade/procfile", false),
+        ],
     ]
 }

@@ -24,13 +24,19 @@ impl EnvList {
     pub fn from_config(vars: &[String]) -> Self {
         Self(
             vars.iter()
-                .map(|kv| kv.split_once('=').map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+                })
                 .collect(),
         )
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn set(&mut self, name: &str, value: String) {
@@ -43,7 +49,9 @@ impl EnvList {
     pub fn apply(&mut self, entry: &EnvEntry) {
         let delim = entry.delim.as_deref().unwrap_or("");
         let value = match (entry.op, self.get(&entry.name)) {
-            (EnvOp::Override, _) | (EnvOp::Append | EnvOp::Prepend | EnvOp::Default, None) => entry.value.clone(),
+            (EnvOp::Override, _) | (EnvOp::Append | EnvOp::Prepend | EnvOp::Default, None) => {
+                entry.value.clone()
+            }
             (EnvOp::Default, Some(_)) => return,
             (EnvOp::Append, Some(old)) => format!("{old}{delim}{}", entry.value),
             (EnvOp::Prepend, Some(old)) => format!("{}{delim}{old}", entry.value),
@@ -53,7 +61,13 @@ impl EnvList {
 
     /// Apply one layer: `bin/` and `lib/` first (as the spec's implicit
     /// prepends), then the layer's entries for `phase`.
-    pub fn apply_layer(&mut self, layer: &Layer, host_dir: &Path, guest_dir: &str, phase: EnvPhase) {
+    pub fn apply_layer(
+        &mut self,
+        layer: &Layer,
+        host_dir: &Path,
+        guest_dir: &str,
+        phase: EnvPhase,
+    ) {
         for (sub, var) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
             if host_dir.join(sub).is_dir() {
                 self.apply(&EnvEntry {
@@ -91,7 +105,13 @@ mod tests {
     use super::*;
 
     fn entry(op: EnvOp, name: &str, value: &str, delim: Option<&str>) -> EnvEntry {
-        EnvEntry { name: name.into(), value: value.into(), op, delim: delim.map(Into::into), scope: EnvScope::All }
+        EnvEntry {
+            name: name.into(),
+            value: value.into(),
+            op,
+            delim: delim.map(Into::into),
+            scope: EnvScope::All,
+        }
     }
 
     #[test]
@@ -103,6 +123,9 @@ mod tests {
         env.apply(&entry(EnvOp::Default, "B", "3", None));
         env.apply(&entry(EnvOp::Append, "C", "x", None));
         env.apply(&entry(EnvOp::Append, "C", "y", None));
-        assert_eq!(env.to_config(), ["PATH=/l/bin:/bin:/z", "A=1", "B=3", "C=xy"]);
+        assert_eq!(
+            env.to_config(),
+            ["PATH=/l/bin:/bin:/z", "A=1", "B=3", "C=xy"]
+        );
     }
 }

@@ -26,7 +26,11 @@ fn toml_to_json(table: &toml::Table) -> Value {
     serde_json::to_value(table).unwrap_or(Value::Object(Map::new()))
 }
 
-pub fn lifecycle_metadata(built: &[BuiltBuildpack], shas: &LayerShas<'_>, run: &RunImageLabel<'_>) -> Value {
+pub fn lifecycle_metadata(
+    built: &[BuiltBuildpack],
+    shas: &LayerShas<'_>,
+    run: &RunImageLabel<'_>,
+) -> Value {
     let buildpacks: Vec<Value> = built
         .iter()
         .enumerate()
@@ -65,7 +69,10 @@ pub fn lifecycle_metadata(built: &[BuiltBuildpack], shas: &LayerShas<'_>, run: &
 }
 
 /// `processes` are (process, buildpack id), already merged and sorted.
-pub fn build_metadata(built: &[BuiltBuildpack], processes: &[(crate::api::Process, String)]) -> Value {
+pub fn build_metadata(
+    built: &[BuiltBuildpack],
+    processes: &[(crate::api::Process, String)],
+) -> Value {
     let buildpacks: Vec<Value> = built
         .iter()
         .map(|bp| {

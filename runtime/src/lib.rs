@@ -15,8 +15,8 @@ pub mod ids;
 pub mod labels;
 pub mod manifest;
 pub mod oci;
-pub mod pipeline;
 pub mod phase;
+pub mod pipeline;
 pub mod report;
 pub mod run_image;
 

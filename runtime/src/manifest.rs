@@ -49,14 +49,24 @@ pub struct TargetSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{source_name}: not a WebAssembly component (a core module or another file?); build buildpacks with `cargo build --target wasm32-wasip2`")]
+    #[error(
+        "{source_name}: not a WebAssembly component (a core module or another file?); build buildpacks with `cargo build --target wasm32-wasip2`"
+    )]
     NotAComponent { source_name: String },
     #[error("{source_name}: malformed WebAssembly: {message}")]
-    Malformed { source_name: String, message: String },
-    #[error("{source_name}: no `{SECTION}` manifest section; export the buildpack with `cascade_sdk::export_buildpack!`")]
+    Malformed {
+        source_name: String,
+        message: String,
+    },
+    #[error(
+        "{source_name}: no `{SECTION}` manifest section; export the buildpack with `cascade_sdk::export_buildpack!`"
+    )]
     Missing { source_name: String },
     #[error("{source_name}: invalid embedded buildpack.toml: {message}")]
-    Invalid { source_name: String, message: String },
+    Invalid {
+        source_name: String,
+        message: String,
+    },
 }
 
 impl BuildpackManifest {
@@ -65,7 +75,9 @@ impl BuildpackManifest {
     /// searched too.
     pub fn from_component(bytes: &[u8], source_name: &str) -> Result<Self, ManifestError> {
         if !wasmparser::Parser::is_component(bytes) {
-            return Err(ManifestError::NotAComponent { source_name: source_name.into() });
+            return Err(ManifestError::NotAComponent {
+                source_name: source_name.into(),
+            });
         }
         let malformed = |e: wasmparser::BinaryReaderError| ManifestError::Malformed {
             source_name: source_name.into(),
@@ -75,14 +87,17 @@ impl BuildpackManifest {
             if let wasmparser::Payload::CustomSection(section) = payload.map_err(malformed)?
                 && section.name() == SECTION
             {
-                let text = std::str::from_utf8(section.data()).map_err(|e| ManifestError::Invalid {
-                    source_name: source_name.into(),
-                    message: e.to_string(),
-                })?;
+                let text =
+                    std::str::from_utf8(section.data()).map_err(|e| ManifestError::Invalid {
+                        source_name: source_name.into(),
+                        message: e.to_string(),
+                    })?;
                 return Self::parse(text, source_name);
             }
         }
-        Err(ManifestError::Missing { source_name: source_name.into() })
+        Err(ManifestError::Missing {
+            source_name: source_name.into(),
+        })
     }
 
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ManifestError> {
@@ -97,7 +112,8 @@ impl BuildpackManifest {
     pub fn supports(&self, os: &str, arch: &str) -> bool {
         self.targets.is_empty()
             || self.targets.iter().any(|t| {
-                t.os.as_deref().is_none_or(|o| o == os) && t.arch.as_deref().is_none_or(|a| a == arch)
+                t.os.as_deref().is_none_or(|o| o == os)
+                    && t.arch.as_deref().is_none_or(|a| a == arch)
             })
     }
 }

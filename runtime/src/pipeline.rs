@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::api::{BuildpackRunner, DetectInput, Env, Target};
 use crate::builder::GroupMember;
-use crate::oci::layer::Owner;
 use crate::oci::ImageRef;
+use crate::oci::layer::Owner;
 use crate::phase::{Build, BuildError, Detect, DetectError, Export, ExportError};
 use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageReport};
 use crate::run_image::{RunImage, RunImageError};
@@ -44,7 +44,10 @@ pub struct BuildRequest {
 }
 
 pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport, PipelineError> {
-    let app_err = |message: String| PipelineError::AppDir { path: req.app_dir.clone(), message };
+    let app_err = |message: String| PipelineError::AppDir {
+        path: req.app_dir.clone(),
+        message,
+    };
     let meta = std::fs::metadata(&req.app_dir).map_err(|e| app_err(e.to_string()))?;
     if !meta.is_dir() {
         return Err(app_err("not a directory".into()));
@@ -72,11 +75,24 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
     };
 
     reporter.phase("detect");
-    let input = DetectInput { app_dir: req.app_dir.clone(), platform_env: req.platform_env.clone(), target: target.clone() };
-    let detected = Detect { order: &req.order, buildpacks: &req.buildpacks, input: &input, reporter }.run()?;
+    let input = DetectInput {
+        app_dir: req.app_dir.clone(),
+        platform_env: req.platform_env.clone(),
+        target: target.clone(),
+    };
+    let detected = Detect {
+        order: &req.order,
+        buildpacks: &req.buildpacks,
+        input: &input,
+        reporter,
+    }
+    .run()?;
 
     reporter.phase("build");
-    let scratch = tempfile::Builder::new().prefix("cascade-build-").tempdir().map_err(PipelineError::Workspace)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("cascade-build-")
+        .tempdir()
+        .map_err(PipelineError::Workspace)?;
     let workspace = scratch.path().join("workspace");
     let layers_root = scratch.path().join("layers");
     copy_tree(&req.app_dir, &workspace).map_err(PipelineError::Workspace)?;
@@ -106,10 +122,18 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
 
     Ok(BuildReport {
         image_digest: exported.manifest_digest.to_string(),
-        image: ImageRef::Layout { dir: out_dir.clone(), tag: Some(tag.into()) }.to_string(),
+        image: ImageRef::Layout {
+            dir: out_dir.clone(),
+            tag: Some(tag.into()),
+        }
+        .to_string(),
         run_image: RunImageReport {
             reference: req.run_image.to_string(),
-            digest: run_image.manifest_digest.as_ref().map(ToString::to_string).unwrap_or_default(),
+            digest: run_image
+                .manifest_digest
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             top_layer: run_image.top_layer().map(ToString::to_string),
         },
         group: detected
@@ -132,7 +156,10 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in walkdir::WalkDir::new(from).min_depth(1).follow_links(false) {
         let entry = entry?;
-        let rel = entry.path().strip_prefix(from).expect("walkdir stays under its root");
+        let rel = entry
+            .path()
+            .strip_prefix(from)
+            .expect("walkdir stays under its root");
         let dest = to.join(rel);
         let ft = entry.file_type();
         if ft.is_dir() {
@@ -144,7 +171,10 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         } else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                format!("{}: unsupported file type in the app directory", entry.path().display()),
+                format!(
+                    "{}: unsupported file type in the app directory",
+                    entry.path().display()
+                ),
             ));
         }
     }

@@ -44,7 +44,10 @@ impl RunImage {
     /// and is the platform of `scratch`.
     pub fn load(reference: &ImageRef, platform: (&str, &str)) -> Result<Self, RunImageError> {
         let name = reference.to_string();
-        let invalid = |message: String| RunImageError::Invalid { reference: name.clone(), message };
+        let invalid = |message: String| RunImageError::Invalid {
+            reference: name.clone(),
+            message,
+        };
         match reference {
             ImageRef::Scratch => Ok(Self {
                 reference: reference.clone(),
@@ -59,18 +62,28 @@ impl RunImage {
                 layout: None,
             }),
             ImageRef::Layout { dir, tag } => {
-                let wrap = |source| RunImageError::Layout { reference: name.clone(), source };
+                let wrap = |source| RunImageError::Layout {
+                    reference: name.clone(),
+                    source,
+                };
                 let layout = Layout::open(dir).map_err(wrap)?;
-                let found = layout.resolve(tag.as_deref(), Some(platform)).map_err(wrap)?;
-                let manifest: Value = serde_json::from_slice(&found.bytes).map_err(|e| invalid(e.to_string()))?;
+                let found = layout
+                    .resolve(tag.as_deref(), Some(platform))
+                    .map_err(wrap)?;
+                let manifest: Value =
+                    serde_json::from_slice(&found.bytes).map_err(|e| invalid(e.to_string()))?;
                 let config_digest: Digest = manifest["config"]["digest"]
                     .as_str()
                     .ok_or_else(|| invalid("manifest has no config".into()))?
                     .parse()
                     .map_err(|e: crate::oci::digest::DigestError| invalid(e.to_string()))?;
                 let config_bytes = layout.read_blob(&config_digest).map_err(wrap)?;
-                let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("config: {e}")))?;
-                let diff_ids = config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
+                let config: Value = serde_json::from_slice(&config_bytes)
+                    .map_err(|e| invalid(format!("config: {e}")))?;
+                let diff_ids = config["rootfs"]["diff_ids"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
                 if diff_ids.len() != descs.len() {
                     return Err(invalid(format!(
@@ -87,17 +100,30 @@ impl RunImage {
                             v.as_str()
                                 .ok_or_else(|| invalid(format!("layer without {what}")))?
                                 .parse()
-                                .map_err(|e: crate::oci::digest::DigestError| invalid(e.to_string()))
+                                .map_err(|e: crate::oci::digest::DigestError| {
+                                    invalid(e.to_string())
+                                })
                         };
                         Ok(BaseLayer {
-                            media_type: oci_layer_media_type(d["mediaType"].as_str().unwrap_or_default()).to_owned(),
+                            media_type: oci_layer_media_type(
+                                d["mediaType"].as_str().unwrap_or_default(),
+                            )
+                            .to_owned(),
                             digest: parse(&d["digest"], "digest")?,
-                            size: d["size"].as_u64().ok_or_else(|| invalid("layer without size".into()))?,
+                            size: d["size"]
+                                .as_u64()
+                                .ok_or_else(|| invalid("layer without size".into()))?,
                             diff_id: parse(diff_id, "diff_id")?,
                         })
                     })
                     .collect::<Result<_, RunImageError>>()?;
-                Ok(Self { reference: reference.clone(), manifest_digest: Some(found.digest), config, layers, layout: Some(layout) })
+                Ok(Self {
+                    reference: reference.clone(),
+                    manifest_digest: Some(found.digest),
+                    config,
+                    layers,
+                    layout: Some(layout),
+                })
             }
         }
     }

@@ -18,10 +18,12 @@ pub fn detect<B: Buildpack>(context: DetectContext) -> Result<DetectOutcome, Bui
         .map_err(crate::BuildpackError::into_record)
 }
 
-pub fn build<B: Buildpack>(context: BuildContextRecord) -> Result<BuildOutput, BuildpackErrorRecord> {
+pub fn build<B: Buildpack>(
+    context: BuildContextRecord,
+) -> Result<BuildOutput, BuildpackErrorRecord> {
     let ctx = crate::BuildContext::from_record(context);
     B::default()
         .build(&ctx)
-        .and_then(crate::BuildResult::into_record)
+        .map(crate::BuildResult::into_record)
         .map_err(crate::BuildpackError::into_record)
 }

@@ -1,5 +1,7 @@
 //! Generated bindings for `wit/`; private so authors never see them.
 
+#![allow(clippy::all, clippy::pedantic)]
+
 wit_bindgen::generate!({
     path: "../wit",
     world: "cascade:buildpack/buildpack",

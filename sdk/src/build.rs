@@ -1,7 +1,7 @@
 //! The result of `build`.
 
 use crate::bindings::cascade::buildpack::types as wit;
-use crate::{BuildpackError, Layer, Process};
+use crate::{Layer, Process};
 
 /// Layers, processes and labels a buildpack contributes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,15 +36,19 @@ impl BuildResult {
         self
     }
 
-    pub(crate) fn into_record(self) -> Result<wit::BuildOutput, BuildpackError> {
-        Ok(wit::BuildOutput {
+    pub(crate) fn into_record(self) -> wit::BuildOutput {
+        wit::BuildOutput {
             layers: self.layers.into_iter().map(Layer::into_record).collect(),
-            processes: self.processes.into_iter().map(Process::into_record).collect(),
+            processes: self
+                .processes
+                .into_iter()
+                .map(Process::into_record)
+                .collect(),
             labels: self
                 .labels
                 .into_iter()
                 .map(|(key, value)| wit::Label { key, value })
                 .collect(),
-        })
+        }
     }
 }

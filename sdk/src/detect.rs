@@ -11,7 +11,10 @@ pub struct Require {
 
 impl Require {
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), metadata: toml::Table::new() }
+        Self {
+            name: name.into(),
+            metadata: toml::Table::new(),
+        }
     }
 
     /// Set one metadata key, handed to the provider in its plan entry.
@@ -52,7 +55,10 @@ impl BuildPlan {
             requires: self
                 .requires
                 .into_iter()
-                .map(|r| wit::Require { name: r.name, metadata: r.metadata.to_string() })
+                .map(|r| wit::Require {
+                    name: r.name,
+                    metadata: r.metadata.to_string(),
+                })
                 .collect(),
         }
     }

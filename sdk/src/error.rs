@@ -18,7 +18,10 @@ pub type Result<T, E = BuildpackError> = std::result::Result<T, E>;
 
 impl BuildpackError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None }
+        Self {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// What the user should do about it.
@@ -33,7 +36,10 @@ impl BuildpackError {
     }
 
     pub(crate) fn into_record(self) -> wit::BuildpackError {
-        wit::BuildpackError { message: self.message, hint: self.hint }
+        wit::BuildpackError {
+            message: self.message,
+            hint: self.hint,
+        }
     }
 }
 

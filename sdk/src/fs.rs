@@ -34,7 +34,10 @@ pub fn copy_tree(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64
             // silently drop the link.
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("{} is a symbolic link, which the SDK cannot copy", entry.display()),
+                format!(
+                    "{} is a symbolic link, which the SDK cannot copy",
+                    entry.display()
+                ),
             ));
         }
     }

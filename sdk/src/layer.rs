@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bindings::cascade::buildpack::types as wit;
 use crate::BuildpackError;
+use crate::bindings::cascade::buildpack::types as wit;
 
 /// How a value combines with the variable's existing value (CNB env file
 /// suffixes `.override`, `.default`, `.append`, `.prepend`).

@@ -17,7 +17,10 @@ fn a_missing_app_dir_is_named() {
     let o = build(&[missing.to_str().unwrap(), "--output", &out(tmp.path())]);
     assert_eq!(o.code, 10, "{}", o.stderr);
     assert!(o.stderr.contains("no-such-app"), "{}", o.stderr);
-    assert!(!tmp.path().join("out").exists(), "nothing is written for bad input");
+    assert!(
+        !tmp.path().join("out").exists(),
+        "nothing is written for bad input"
+    );
 }
 
 #[test]
@@ -25,12 +28,28 @@ fn a_malformed_builder_names_file_and_field() {
     let tmp = tempfile::tempdir().unwrap();
     let builder = tmp.path().join("builder.toml");
     std::fs::write(&builder, "[[buildpacks]]\nuri = \"x.wasm\"\n[[order]]\n[[order.group]]\nid = \"cascade/procfile\"\nversoin = \"1\"\n").unwrap();
-    let o = build(&[fixture_app("procfile").to_str().unwrap(), "--output", &out(tmp.path()), "--builder", builder.to_str().unwrap()]);
+    let o = build(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--builder",
+        builder.to_str().unwrap(),
+    ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
-    assert!(o.stderr.contains("builder.toml") && o.stderr.contains("versoin"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("builder.toml") && o.stderr.contains("versoin"),
+        "{}",
+        o.stderr
+    );
 
     std::fs::write(&builder, "[[buildpacks]]\nid = \"a/b\"\nuri = \"x.wasm\"\n[[order]]\n[[order.group]]\nid = \"c/d\"\n").unwrap();
-    let o = build(&[fixture_app("procfile").to_str().unwrap(), "--output", &out(tmp.path()), "--builder", builder.to_str().unwrap()]);
+    let o = build(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--builder",
+        builder.to_str().unwrap(),
+    ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
     assert!(o.stderr.contains("order[0].group[0].id"), "{}", o.stderr);
 }
@@ -47,7 +66,13 @@ fn a_builder_with_real_buildpacks_builds() {
         ),
     )
     .unwrap();
-    let report = build_ok(&[fixture_app("procfile").to_str().unwrap(), "--output", &out(tmp.path()), "--builder", builder.to_str().unwrap()]);
+    let report = build_ok(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--builder",
+        builder.to_str().unwrap(),
+    ]);
     assert_eq!(report["group"][0]["id"], "cascade/procfile");
 }
 
@@ -56,13 +81,29 @@ fn a_wasm_that_is_not_a_component_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let core = tmp.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
-    let o = build(&[fixture_app("procfile").to_str().unwrap(), "--output", &out(tmp.path()), "--buildpack", core.to_str().unwrap()]);
+    let o = build(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--buildpack",
+        core.to_str().unwrap(),
+    ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
-    assert!(o.stderr.contains("core.wasm") && o.stderr.contains("not a WebAssembly component"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("core.wasm") && o.stderr.contains("not a WebAssembly component"),
+        "{}",
+        o.stderr
+    );
 
     let junk = tmp.path().join("junk.wasm");
     std::fs::write(&junk, b"#!/bin/sh\necho not wasm\n").unwrap();
-    let o = build(&[fixture_app("procfile").to_str().unwrap(), "--output", &out(tmp.path()), "--buildpack", junk.to_str().unwrap()]);
+    let o = build(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--buildpack",
+        junk.to_str().unwrap(),
+    ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
     assert!(o.stderr.contains("junk.wasm"), "{}", o.stderr);
 }
@@ -73,9 +114,19 @@ fn a_component_without_a_manifest_is_refused() {
     let empty = tmp.path().join("empty.wasm");
     // The smallest valid component: preamble only, no manifest section.
     std::fs::write(&empty, b"\0asm\x0d\0\x01\0").unwrap();
-    let o = build(&[fixture_app("procfile").to_str().unwrap(), "--output", &out(tmp.path()), "--buildpack", empty.to_str().unwrap()]);
+    let o = build(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--buildpack",
+        empty.to_str().unwrap(),
+    ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
-    assert!(o.stderr.contains("empty.wasm") && o.stderr.contains("manifest"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("empty.wasm") && o.stderr.contains("manifest"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -86,8 +137,16 @@ fn no_passing_group_says_what_each_buildpack_said() {
     std::fs::write(app.join("main.go"), "package main\n").unwrap();
     let o = build(&[app.to_str().unwrap(), "--output", &out(tmp.path())]);
     assert_eq!(o.code, 20, "{}", o.stderr);
-    for said in ["cascade/procfile: fail: no Procfile", "cascade/static-site: fail: no index.html", "cascade/ca-certs: fail"] {
-        assert!(o.stderr.contains(said), "missing {said:?} in:\n{}", o.stderr);
+    for said in [
+        "cascade/procfile: fail: no Procfile",
+        "cascade/static-site: fail: no index.html",
+        "cascade/ca-certs: fail",
+    ] {
+        assert!(
+            o.stderr.contains(said),
+            "missing {said:?} in:\n{}",
+            o.stderr
+        );
     }
 }
 
@@ -96,10 +155,18 @@ fn a_bad_procfile_line_is_reported_with_its_number() {
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("app");
     std::fs::create_dir(&app).unwrap();
-    std::fs::write(app.join("Procfile"), "web: ./server\n\nnot a process line\n").unwrap();
+    std::fs::write(
+        app.join("Procfile"),
+        "web: ./server\n\nnot a process line\n",
+    )
+    .unwrap();
     let o = build(&[app.to_str().unwrap(), "--output", &out(tmp.path())]);
     assert_eq!(o.code, 51, "{}", o.stderr);
-    assert!(o.stderr.contains("cascade/procfile") && o.stderr.contains("line 3"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("cascade/procfile") && o.stderr.contains("line 3"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -108,9 +175,21 @@ fn bad_references_and_env_are_usage_errors() {
     let app = fixture_app("procfile");
     let o = build(&[app.to_str().unwrap(), "--output", "docker-daemon:x"]);
     assert_eq!(o.code, 10, "{}", o.stderr);
-    let o = build(&[app.to_str().unwrap(), "--output", &out(tmp.path()), "--env", "NOEQUALS"]);
+    let o = build(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--env",
+        "NOEQUALS",
+    ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
-    let o = build(&[app.to_str().unwrap(), "--output", &out(tmp.path()), "--run-image", &format!("oci:{}:nope", tmp.path().display())]);
+    let o = build(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--run-image",
+        &format!("oci:{}:nope", tmp.path().display()),
+    ]);
     assert_eq!(o.code, 61, "{}", o.stderr);
     assert!(o.stderr.contains("not an OCI image layout"), "{}", o.stderr);
 }

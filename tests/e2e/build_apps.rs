@@ -21,7 +21,13 @@ fn procfile_app_runs_its_default_process() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let app = fixture_app("procfile");
-    let report = build_ok(&[app.to_str().unwrap(), "--output", &out_ref(tmp.path(), "v1"), "--run-image", busybox_run_image()]);
+    let report = build_ok(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out_ref(tmp.path(), "v1"),
+        "--run-image",
+        busybox_run_image(),
+    ]);
     assert_eq!(report["group"][0]["id"], "cascade/procfile");
     assert_eq!(report["default_process"], "web");
     let layout = tmp.path().join("out");
@@ -30,26 +36,48 @@ fn procfile_app_runs_its_default_process() {
     let config = skopeo_config(&layout, "v1");
     assert_eq!(config["created"], "1980-01-01T00:00:01Z");
     assert_eq!(config["config"]["WorkingDir"], "/workspace");
-    assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/bin/busybox", "echo", "hello", "from", "procfile"]));
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/bin/busybox", "echo", "hello", "from", "procfile"])
+    );
     let labels = &config["config"]["Labels"];
-    let lifecycle: serde_json::Value = serde_json::from_str(labels["io.buildpacks.lifecycle.metadata"].as_str().unwrap()).unwrap();
+    let lifecycle: serde_json::Value =
+        serde_json::from_str(labels["io.buildpacks.lifecycle.metadata"].as_str().unwrap()).unwrap();
     let run = skopeo_config(&busybox_layout(), "base");
-    assert_eq!(lifecycle["runImage"]["topLayer"], run["rootfs"]["diff_ids"].as_array().unwrap().last().unwrap().clone());
-    let build: serde_json::Value = serde_json::from_str(labels["io.buildpacks.build.metadata"].as_str().unwrap()).unwrap();
-    let types: Vec<&str> = build["processes"].as_array().unwrap().iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        lifecycle["runImage"]["topLayer"],
+        run["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
+    );
+    let build: serde_json::Value =
+        serde_json::from_str(labels["io.buildpacks.build.metadata"].as_str().unwrap()).unwrap();
+    let types: Vec<&str> = build["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["web", "worker"]);
     assert_eq!(build["processes"][1]["buildpackID"], "cascade/procfile");
-    assert_eq!(build["processes"][1]["command"], serde_json::json!(["/bin/sh", "-c", "echo \"worker in $PWD\""]));
+    assert_eq!(
+        build["processes"][1]["command"],
+        serde_json::json!(["/bin/sh", "-c", "echo \"worker in $PWD\""])
+    );
 
     // Base layers are the run image's, by digest.
     let raw: serde_json::Value = serde_json::from_str(&ok(std::process::Command::new("skopeo")
         .args(["--insecure-policy", "inspect", "--raw"])
         .arg(format!("oci:{}:v1", layout.display()))))
     .unwrap();
-    let run_raw: serde_json::Value = serde_json::from_str(&ok(std::process::Command::new("skopeo")
-        .args(["--insecure-policy", "inspect", "--raw"])
-        .arg(format!("oci:{}:base", busybox_layout().display()))))
-    .unwrap();
+    let run_raw: serde_json::Value =
+        serde_json::from_str(&ok(std::process::Command::new("skopeo")
+            .args(["--insecure-policy", "inspect", "--raw"])
+            .arg(format!("oci:{}:base", busybox_layout().display()))))
+        .unwrap();
     assert_eq!(raw["layers"][0]["digest"], run_raw["layers"][0]["digest"]);
 
     let bundle = unpack(&layout, "v1", tmp.path());
@@ -80,11 +108,21 @@ fn static_site_serves_its_page_over_loopback() {
     let layout = tmp.path().join("out");
     validate(&layout, "site");
     let config = skopeo_config(&layout, "site");
-    let env: Vec<&str> = config["config"]["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let env: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(env.contains(&"PORT=8080"), "{env:?}");
     let bundle = unpack(&layout, "site", tmp.path());
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
     let mut server = bwrap(&bundle, &config, &[("PORT", &port)], true)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -93,7 +131,8 @@ fn static_site_serves_its_page_over_loopback() {
     let deadline = Instant::now() + Duration::from_secs(15);
     let body = loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())) {
-            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                .unwrap();
             let mut text = String::new();
             s.read_to_string(&mut text).unwrap();
             break text;
@@ -103,8 +142,14 @@ fn static_site_serves_its_page_over_loopback() {
     };
     server.kill().unwrap();
     server.wait().unwrap();
-    assert!(body.lines().next().is_some_and(|l| l.contains(" 200 ")), "{body}");
-    assert!(body.contains("Served by busybox httpd from a Cascade image"), "{body}");
+    assert!(
+        body.lines().next().is_some_and(|l| l.contains(" 200 ")),
+        "{body}"
+    );
+    assert!(
+        body.contains("Served by busybox httpd from a Cascade image"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -120,14 +165,22 @@ fn ca_certs_join_a_procfile_app_and_set_ssl_cert_file() {
         "--run-image",
         busybox_run_image(),
     ]);
-    let group: Vec<&str> = report["group"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap()).collect();
+    let group: Vec<&str> = report["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap())
+        .collect();
     assert_eq!(group, ["cascade/ca-certs", "cascade/procfile"]);
     let layout = tmp.path().join("out");
     validate(&layout, "certs");
     let config = skopeo_config(&layout, "certs");
     let bundle = unpack(&layout, "certs", tmp.path());
     let out = ok(&mut bwrap(&bundle, &config, &[], false));
-    assert!(out.starts_with("-----BEGIN CERTIFICATE-----\nMIIBeTCC"), "{out}");
+    assert!(
+        out.starts_with("-----BEGIN CERTIFICATE-----\nMIIBeTCC"),
+        "{out}"
+    );
     assert_eq!(out.matches("BEGIN CERTIFICATE").count(), 1);
 }
 
@@ -149,9 +202,13 @@ fn platform_certificates_come_from_the_platform_env() {
     let layout = tmp.path().join("out");
     let config = skopeo_config(&layout, "p");
     let env = config["config"]["Env"].to_string();
-    assert!(env.contains("SSL_CERT_FILE=/layers/cascade_ca-certs/ca-certificates/ca-certificates.crt"), "{env}");
+    assert!(
+        env.contains("SSL_CERT_FILE=/layers/cascade_ca-certs/ca-certificates/ca-certificates.crt"),
+        "{env}"
+    );
     let bundle = unpack(&layout, "p", tmp.path());
-    let bundle_file = bundle.join("rootfs/layers/cascade_ca-certs/ca-certificates/ca-certificates.crt");
+    let bundle_file =
+        bundle.join("rootfs/layers/cascade_ca-certs/ca-certificates/ca-certificates.crt");
     assert_eq!(std::fs::read_to_string(bundle_file).unwrap(), pem);
 }
 
@@ -171,6 +228,9 @@ fn a_warm_build_reuses_compiled_components() {
     let cold = build("a");
     assert!(cold.contains("compiled cascade/procfile"), "{cold}");
     let warm = build("b");
-    assert!(!warm.contains("compiled "), "warm build recompiled:\n{warm}");
+    assert!(
+        !warm.contains("compiled "),
+        "warm build recompiled:\n{warm}"
+    );
     assert!(warm.contains("cached cascade/procfile"), "{warm}");
 }

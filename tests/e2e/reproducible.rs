@@ -9,7 +9,9 @@ use crate::support::*;
 fn copy_app(from: &Path, to: &Path, mtime: &str) {
     ok(Command::new("cp").arg("-r").arg(from).arg(to));
     // Every file and dir gets the same odd mtime, different per copy.
-    ok(Command::new("find").arg(to).args(["-exec", "touch", "-h", "-d", mtime, "{}", "+"]));
+    ok(Command::new("find")
+        .arg(to)
+        .args(["-exec", "touch", "-h", "-d", mtime, "{}", "+"]));
 }
 
 #[test]
@@ -21,9 +23,21 @@ fn two_copies_built_at_different_times_give_one_digest() {
         let (a, b) = (one.path().join(app), two.path().join(app));
         copy_app(&fixture_app(app), &a, "2001-02-03 04:05:06");
         copy_app(&fixture_app(app), &b, "2024-12-31 23:59:59");
-        std::fs::set_permissions(b.join("."), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        let mut args_a = vec![a.to_str().unwrap().to_string(), "--output".into(), format!("oci:{}/out-{app}:x", one.path().display())];
-        let mut args_b = vec![b.to_str().unwrap().to_string(), "--output".into(), format!("oci:{}/elsewhere/out:y", two.path().display())];
+        std::fs::set_permissions(
+            b.join("."),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let mut args_a = vec![
+            a.to_str().unwrap().to_string(),
+            "--output".into(),
+            format!("oci:{}/out-{app}:x", one.path().display()),
+        ];
+        let mut args_b = vec![
+            b.to_str().unwrap().to_string(),
+            "--output".into(),
+            format!("oci:{}/elsewhere/out:y", two.path().display()),
+        ];
         if have_busybox {
             for args in [&mut args_a, &mut args_b] {
                 args.extend(["--run-image".into(), busybox_run_image().into()]);
@@ -40,7 +54,10 @@ fn two_copies_built_at_different_times_give_one_digest() {
             .args(["--format", "json"]));
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let rb: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(ra["image_digest"], rb["image_digest"], "{app}: digests differ");
+        assert_eq!(
+            ra["image_digest"], rb["image_digest"],
+            "{app}: digests differ"
+        );
         assert_eq!(ra["layers"], rb["layers"], "{app}: layers differ");
     }
 }
@@ -54,14 +71,22 @@ fn source_date_epoch_sets_created_only() {
         if let Some(e) = epoch {
             cmd.env("SOURCE_DATE_EPOCH", e);
         }
-        let o = run(cmd.arg("build").arg(&app).args(["--output", &format!("oci:{}/o:{tag}", tmp.path().display()), "--format", "json"]));
+        let o = run(cmd.arg("build").arg(&app).args([
+            "--output",
+            &format!("oci:{}/o:{tag}", tmp.path().display()),
+            "--format",
+            "json",
+        ]));
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     let plain = build("a", None);
     let dated = build("b", Some("1700000000"));
     assert_ne!(plain["image_digest"], dated["image_digest"]);
-    assert_eq!(plain["layers"], dated["layers"], "layer bytes must not depend on SOURCE_DATE_EPOCH");
+    assert_eq!(
+        plain["layers"], dated["layers"],
+        "layer bytes must not depend on SOURCE_DATE_EPOCH"
+    );
     if have("skopeo") {
         let config = skopeo_config(&tmp.path().join("o"), "b");
         assert_eq!(config["created"], "2023-11-14T22:13:20Z");

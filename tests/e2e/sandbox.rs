@@ -19,12 +19,22 @@ fn case(act: &str) -> Case {
     std::fs::create_dir(&app).unwrap();
     std::fs::write(app.join("hostile.txt"), format!("{act}\n")).unwrap();
     let layout = tmp.path().join("out");
-    Case { app, layout, _tmp: tmp }
+    Case {
+        app,
+        layout,
+        _tmp: tmp,
+    }
 }
 
 fn hostile(c: &Case, extra: &[&str]) -> Outcome {
     let output = format!("oci:{}:app", c.layout.display());
-    let mut args = vec![c.app.to_str().unwrap(), "--output", &output, "--buildpack", guests::TEST_HOSTILE];
+    let mut args = vec![
+        c.app.to_str().unwrap(),
+        "--output",
+        &output,
+        "--buildpack",
+        guests::TEST_HOSTILE,
+    ];
     args.extend(extra);
     build(&args)
 }
@@ -41,9 +51,17 @@ fn a_trap_in_build_names_the_buildpack() {
     let c = case("build:trap");
     let o = hostile(&c, &[]);
     assert_eq!(o.code, 51, "{}", o.stderr);
-    assert!(o.stderr.contains("buildpack test/hostile failed: trapped"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("buildpack test/hostile failed: trapped"),
+        "{}",
+        o.stderr
+    );
     // The panic message reached the user through captured stderr.
-    assert!(o.stderr.contains("[test/hostile] stderr:") && o.stderr.contains("panics on purpose"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("[test/hostile] stderr:") && o.stderr.contains("panics on purpose"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -60,8 +78,16 @@ fn an_endless_loop_ends_at_the_deadline() {
     let started = std::time::Instant::now();
     let o = hostile(&c, &["--buildpack-timeout", "2"]);
     assert_eq!(o.code, 51, "{}", o.stderr);
-    assert!(o.stderr.contains("test/hostile") && o.stderr.contains("deadline of 2 s"), "{}", o.stderr);
-    assert!(started.elapsed().as_secs() < 60, "took {:?}", started.elapsed());
+    assert!(
+        o.stderr.contains("test/hostile") && o.stderr.contains("deadline of 2 s"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -69,7 +95,11 @@ fn unbounded_allocation_hits_the_memory_limit() {
     let c = case("build:alloc");
     let o = hostile(&c, &["--buildpack-memory", "64"]);
     assert_eq!(o.code, 51, "{}", o.stderr);
-    assert!(o.stderr.contains("test/hostile") && o.stderr.contains("memory limit of 64 MiB"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("test/hostile") && o.stderr.contains("memory limit of 64 MiB"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -78,7 +108,11 @@ fn reading_etc_is_denied() {
     let o = hostile(&c, &[]);
     assert_eq!(o.code, 51, "{}", o.stderr);
     assert!(o.stderr.contains("test/hostile"), "{}", o.stderr);
-    assert!(!o.stderr.contains("bytes of /etc/passwd"), "the buildpack read /etc/passwd:\n{}", o.stderr);
+    assert!(
+        !o.stderr.contains("bytes of /etc/passwd"),
+        "the buildpack read /etc/passwd:\n{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -87,8 +121,14 @@ fn writing_outside_its_dirs_is_denied() {
     let _ = std::fs::remove_file("/tmp/cascade-escape");
     let o = hostile(&c, &[]);
     assert_eq!(o.code, 51, "{}", o.stderr);
-    assert!(!Path::new("/tmp/cascade-escape").exists(), "escaped to /tmp");
-    assert!(!c.app.parent().unwrap().join("escape").exists(), "escaped next to the app");
+    assert!(
+        !Path::new("/tmp/cascade-escape").exists(),
+        "escaped to /tmp"
+    );
+    assert!(
+        !c.app.parent().unwrap().join("escape").exists(),
+        "escaped next to the app"
+    );
 }
 
 #[test]
@@ -96,16 +136,32 @@ fn the_app_dir_is_read_only_in_detect_and_untouched_by_build() {
     let c = case("build:ok");
     let before = std::fs::read_dir(&c.app).unwrap().count();
     assert_eq!(hostile(&c, &[]).code, 0);
-    assert_eq!(std::fs::read_dir(&c.app).unwrap().count(), before, "build wrote into the user's source tree");
+    assert_eq!(
+        std::fs::read_dir(&c.app).unwrap().count(),
+        before,
+        "build wrote into the user's source tree"
+    );
 }
 
 #[test]
 fn flooding_stdout_is_truncated_not_fatal() {
     let c = case("build:spam");
     let o = hostile(&c, &[]);
-    assert_eq!(o.code, 0, "{}", &o.stderr[o.stderr.len().saturating_sub(2000)..]);
-    assert!(o.stderr.contains("more bytes of stdout dropped"), "no truncation notice");
-    assert!(o.stderr.len() < 4 << 20, "{} bytes of output reached the user", o.stderr.len());
+    assert_eq!(
+        o.code,
+        0,
+        "{}",
+        &o.stderr[o.stderr.len().saturating_sub(2000)..]
+    );
+    assert!(
+        o.stderr.contains("more bytes of stdout dropped"),
+        "no truncation notice"
+    );
+    assert!(
+        o.stderr.len() < 4 << 20,
+        "{} bytes of output reached the user",
+        o.stderr.len()
+    );
 }
 
 #[test]
@@ -129,5 +185,10 @@ fn a_reported_error_shows_message_and_hint() {
     let c = case("build:error");
     let o = hostile(&c, &[]);
     assert_eq!(o.code, 51, "{}", o.stderr);
-    assert!(o.stderr.contains("hostile buildpack fails on purpose (hint: do not use it)"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("hostile buildpack fails on purpose (hint: do not use it)"),
+        "{}",
+        o.stderr
+    );
 }

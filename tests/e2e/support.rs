@@ -28,7 +28,9 @@ pub fn have(tool: &str) -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "{tool} is required under CI (.ci/run installs it)"
         );
-        eprintln!("!!!!! SKIPPING: {tool} is not installed (apt-get install it to run this test) !!!!!");
+        eprintln!(
+            "!!!!! SKIPPING: {tool} is not installed (apt-get install it to run this test) !!!!!"
+        );
     }
     found
 }
@@ -46,13 +48,14 @@ pub fn cache_dir() -> &'static Path {
 /// `cascade` with a private cache and a clean SOURCE_DATE_EPOCH.
 pub fn cascade() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env("CASCADE_CACHE_DIR", cache_dir()).env_remove("SOURCE_DATE_EPOCH");
+    cmd.env("CASCADE_CACHE_DIR", cache_dir())
+        .env_remove("SOURCE_DATE_EPOCH");
     cmd
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
 
 #[track_caller]
@@ -90,7 +93,8 @@ pub fn build_ok(args: &[&str]) -> serde_json::Value {
     all.extend(["--format", "json"]);
     let o = build(&all);
     assert_eq!(o.code, 0, "build failed:\n{}\n{}", o.stdout, o.stderr);
-    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", o.stdout))
+    serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", o.stdout))
 }
 
 /// A run image made by umoci from busybox-static: `/bin/busybox` plus the
@@ -103,9 +107,13 @@ pub fn busybox_run_image() -> &'static str {
             let layout = dir.path().join("run");
             let bundle = dir.path().join("bundle");
             let image = format!("{}:base", layout.display());
-            ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
+            ok(Command::new("umoci")
+                .args(["init", "--layout"])
+                .arg(&layout));
             ok(Command::new("umoci").args(["new", "--image", &image]));
-            ok(Command::new("umoci").args(["unpack", "--rootless", "--image", &image]).arg(&bundle));
+            ok(Command::new("umoci")
+                .args(["unpack", "--rootless", "--image", &image])
+                .arg(&bundle));
             let rootfs = bundle.join("rootfs");
             for d in ["bin", "etc", "tmp", "usr/bin"] {
                 std::fs::create_dir_all(rootfs.join(d)).unwrap();
@@ -114,9 +122,21 @@ pub fn busybox_run_image() -> &'static str {
             for applet in ["sh", "cat", "echo", "ls", "httpd", "env", "sleep", "wget"] {
                 std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
             }
-            std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1000::/workspace:/bin/sh\n").unwrap();
-            ok(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
-            ok(Command::new("umoci").args(["config", "--image", &image, "--config.env", "PATH=/bin:/usr/bin"]));
+            std::fs::write(
+                rootfs.join("etc/passwd"),
+                "root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1000::/workspace:/bin/sh\n",
+            )
+            .unwrap();
+            ok(Command::new("umoci")
+                .args(["repack", "--image", &image])
+                .arg(&bundle));
+            ok(Command::new("umoci").args([
+                "config",
+                "--image",
+                &image,
+                "--config.env",
+                "PATH=/bin:/usr/bin",
+            ]));
             ok(Command::new("umoci").args(["gc", "--layout"]).arg(&layout));
             let reference = format!("oci:{image}");
             (dir, reference)
@@ -134,13 +154,21 @@ fn busybox() -> PathBuf {
 
 /// `skopeo inspect --config` of an image in a layout.
 pub fn skopeo_config(layout: &Path, tag: &str) -> serde_json::Value {
-    let out = ok(Command::new("skopeo").args(["--insecure-policy", "inspect", "--config"]).arg(format!("oci:{}:{tag}", layout.display())));
+    let out = ok(Command::new("skopeo")
+        .args(["--insecure-policy", "inspect", "--config"])
+        .arg(format!("oci:{}:{tag}", layout.display())));
     serde_json::from_str(&out).unwrap()
 }
 
 pub fn validate(layout: &Path, tag: &str) {
     ok(Command::new("oci-image-tool")
-        .args(["validate", "--type", "image", "--ref", &format!("name={tag}")])
+        .args([
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            &format!("name={tag}"),
+        ])
         .arg(layout));
 }
 
@@ -148,18 +176,38 @@ pub fn validate(layout: &Path, tag: &str) {
 pub fn unpack(layout: &Path, tag: &str, into: &Path) -> PathBuf {
     let bundle = into.join("bundle");
     ok(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image", &format!("{}:{tag}", layout.display())])
+        .args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:{tag}", layout.display()),
+        ])
         .arg(&bundle));
     bundle
 }
 
 /// The command to run an image's default process under bwrap, with the
 /// image's own Env and WorkingDir, nothing of the host.
-pub fn bwrap(bundle: &Path, config: &serde_json::Value, extra_env: &[(&str, &str)], share_net: bool) -> Command {
+pub fn bwrap(
+    bundle: &Path,
+    config: &serde_json::Value,
+    extra_env: &[(&str, &str)],
+    share_net: bool,
+) -> Command {
     let c = &config["config"];
     let mut cmd = Command::new("bwrap");
     cmd.arg("--bind").arg(bundle.join("rootfs")).arg("/");
-    cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent", "--clearenv"]);
+    cmd.args([
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--unshare-all",
+        "--die-with-parent",
+        "--clearenv",
+    ]);
     if share_net {
         cmd.arg("--share-net");
     }
@@ -172,7 +220,12 @@ pub fn bwrap(bundle: &Path, config: &serde_json::Value, extra_env: &[(&str, &str
     }
     cmd.args(["--chdir", c["WorkingDir"].as_str().unwrap_or("/")]);
     cmd.arg("--");
-    for part in c["Entrypoint"].as_array().into_iter().flatten().chain(c["Cmd"].as_array().into_iter().flatten()) {
+    for part in c["Entrypoint"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(c["Cmd"].as_array().into_iter().flatten())
+    {
         cmd.arg(part.as_str().unwrap());
     }
     cmd

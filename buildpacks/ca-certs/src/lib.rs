@@ -39,16 +39,24 @@ pub fn certificates(source: &str, pem: &str) -> Result<Vec<String>> {
     let mut rest = pem;
     while let Some(start) = rest.find(BEGIN) {
         let Some(len) = rest[start..].find(END) else {
-            return Err(BuildpackError::new(format!("{source}: certificate without {END}")));
+            return Err(BuildpackError::new(format!(
+                "{source}: certificate without {END}"
+            )));
         };
         let end = start + len + END.len();
-        let body: String = rest[start..end].lines().map(|l| format!("{}\n", l.trim())).collect();
+        let mut body = String::new();
+        for line in rest[start..end].lines() {
+            body.push_str(line.trim());
+            body.push('\n');
+        }
         out.push(body);
         rest = &rest[end..];
     }
     if out.is_empty() {
-        return Err(BuildpackError::new(format!("{source}: no PEM certificate found"))
-            .hint(format!("a certificate starts with {BEGIN}")));
+        return Err(
+            BuildpackError::new(format!("{source}: no PEM certificate found"))
+                .hint(format!("a certificate starts with {BEGIN}")),
+        );
     }
     Ok(out)
 }
@@ -59,7 +67,9 @@ impl Buildpack for CaCerts {
             || ctx.platform_env().contains_key(PLATFORM_VAR);
         Ok(if found {
             DetectResult::pass_with(
-                BuildPlan::new().provides("ca-certificates").requires("ca-certificates"),
+                BuildPlan::new()
+                    .provides("ca-certificates")
+                    .requires("ca-certificates"),
             )
         } else {
             DetectResult::fail(format!("no {APP_DIR}/*.pem and no {PLATFORM_VAR}"))
@@ -70,7 +80,10 @@ impl Buildpack for CaCerts {
         let mut bundle = String::new();
         let mut count = 0;
         for file in app_cert_files(ctx.app_dir())? {
-            let name = format!("{APP_DIR}/{}", file.file_name().unwrap_or_default().to_string_lossy());
+            let name = format!(
+                "{APP_DIR}/{}",
+                file.file_name().unwrap_or_default().to_string_lossy()
+            );
             let text = std::fs::read_to_string(&file).context(format!("reading {name}"))?;
             for cert in certificates(&name, &text)? {
                 bundle.push_str(&cert);

@@ -27,7 +27,8 @@ impl Buildpack for ProcfileBuildpack {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
-        let text = std::fs::read_to_string(ctx.app_dir().join("Procfile")).context("reading Procfile")?;
+        let text =
+            std::fs::read_to_string(ctx.app_dir().join("Procfile")).context("reading Procfile")?;
         let entries = parse(&text).map_err(|e| {
             BuildpackError::new(format!("Procfile: {e}"))
                 .hint("each line must look like `web: ./server --port 8080`")

@@ -31,11 +31,15 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
         }
         let err = |reason: String| ParseError { line, reason };
         let Some((kind, command)) = trimmed.split_once(':') else {
-            return Err(err(format!("expected `<type>: <command>`, found {trimmed:?}")));
+            return Err(err(format!(
+                "expected `<type>: <command>`, found {trimmed:?}"
+            )));
         };
         let (kind, command) = (kind.trim(), command.trim());
         if kind.is_empty()
-            || !kind.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || !kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
             return Err(err(format!(
                 "invalid process type {kind:?}: use letters, digits, '.', '_' or '-'"
@@ -47,7 +51,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
         if entries.iter().any(|e| e.kind == kind) {
             return Err(err(format!("process {kind:?} is declared twice")));
         }
-        entries.push(Entry { kind: kind.to_owned(), command: command.to_owned() });
+        entries.push(Entry {
+            kind: kind.to_owned(),
+            command: command.to_owned(),
+        });
     }
     Ok(entries)
 }
@@ -56,8 +63,8 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
 /// no shell syntax, else `/bin/sh -c <command>`.
 pub fn to_argv(command: &str) -> Vec<String> {
     const SHELL: &[char] = &[
-        '$', '`', '\\', '"', '\'', '|', '&', ';', '<', '>', '(', ')', '*', '?', '[', ']', '#',
-        '~', '{', '}', '=', '!', '\n',
+        '$', '`', '\\', '"', '\'', '|', '&', ';', '<', '>', '(', ')', '*', '?', '[', ']', '#', '~',
+        '{', '}', '=', '!', '\n',
     ];
     if command.contains(SHELL) {
         vec!["/bin/sh".into(), "-c".into(), command.into()]
@@ -76,8 +83,14 @@ mod tests {
         assert_eq!(
             entries,
             vec![
-                Entry { kind: "web".into(), command: "./server -p 80".into() },
-                Entry { kind: "worker".into(), command: "./work".into() },
+                Entry {
+                    kind: "web".into(),
+                    command: "./server -p 80".into()
+                },
+                Entry {
+                    kind: "worker".into(),
+                    command: "./work".into()
+                },
             ]
         );
     }

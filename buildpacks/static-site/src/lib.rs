@@ -15,7 +15,9 @@ pub struct StaticSite;
 
 impl StaticSite {
     fn site_root(ctx_app: &std::path::Path) -> Option<&'static str> {
-        ROOTS.into_iter().find(|root| ctx_app.join(root).join("index.html").is_file())
+        ROOTS
+            .into_iter()
+            .find(|root| ctx_app.join(root).join("index.html").is_file())
     }
 }
 
@@ -28,8 +30,9 @@ impl Buildpack for StaticSite {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
-        let root = Self::site_root(ctx.app_dir())
-            .ok_or_else(|| cascade_sdk::BuildpackError::new("index.html disappeared after detect"))?;
+        let root = Self::site_root(ctx.app_dir()).ok_or_else(|| {
+            cascade_sdk::BuildpackError::new("index.html disappeared after detect")
+        })?;
         let layer = ctx.layer("site")?.launch(true).env_default("PORT", "8080");
         let docroot = layer.path().join("htdocs");
         let bytes = cascade_sdk::fs::copy_tree(ctx.app_dir().join(root), &docroot)

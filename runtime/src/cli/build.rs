@@ -83,17 +83,20 @@ fn parse_env(pairs: &[String]) -> anyhow::Result<Env> {
 
 fn created() -> anyhow::Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| InvalidInput(format!("SOURCE_DATE_EPOCH={v:?}: expected seconds since 1970")).into()),
+        Ok(v) if !v.is_empty() => v.trim().parse().map_err(|_| {
+            InvalidInput(format!(
+                "SOURCE_DATE_EPOCH={v:?}: expected seconds since 1970"
+            ))
+            .into()
+        }),
         _ => Ok(cascade::NORMALIZED_EPOCH),
     }
 }
 
-pub fn run(args: BuildArgs) -> anyhow::Result<()> {
+pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let reporter = Arc::new(Stderr::new(args.quiet));
-    let output = ImageRef::parse(&args.output).map_err(|e| InvalidInput(format!("--output: {e}")))?;
+    let output =
+        ImageRef::parse(&args.output).map_err(|e| InvalidInput(format!("--output: {e}")))?;
     let (os, arch) = args
         .platform
         .split_once('/')
@@ -110,7 +113,8 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| builder.as_ref().and_then(|b| b.run_image.clone()))
         .unwrap_or_else(|| "scratch".into());
-    let run_image = ImageRef::parse(&run_image_name).map_err(|e| InvalidInput(format!("--run-image: {e}")))?;
+    let run_image =
+        ImageRef::parse(&run_image_name).map_err(|e| InvalidInput(format!("--run-image: {e}")))?;
 
     let limits = Limits {
         timeout: Duration::from_secs(args.buildpack_timeout),
@@ -138,7 +142,9 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         ];
     } else if let Some(b) = &builder {
         for (declared, path) in &b.buildpacks {
-            let bp = engine.load_file(path).with_context(|| format!("{}: loading a [[buildpacks]] entry", b.path.display()))?;
+            let bp = engine
+                .load_file(path)
+                .with_context(|| format!("{}: loading a [[buildpacks]] entry", b.path.display()))?;
             if let Some(id) = declared
                 && id != bp.id()
             {
@@ -180,14 +186,25 @@ fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
         Format::Text => {
             println!("Built {}", report.image);
             println!("  digest:  {}", report.image_digest);
-            println!("  run image: {} {}", report.run_image.reference, report.run_image.digest);
-            let group: Vec<String> = report.group.iter().map(|g| format!("{}@{}", g.id, g.version)).collect();
+            println!(
+                "  run image: {} {}",
+                report.run_image.reference, report.run_image.digest
+            );
+            let group: Vec<String> = report
+                .group
+                .iter()
+                .map(|g| format!("{}@{}", g.id, g.version))
+                .collect();
             println!("  buildpacks: {}", group.join(", "));
             for l in &report.layers {
                 println!("  layer {:<40} {} ({} bytes)", l.name, l.digest, l.size);
             }
             for p in &report.processes {
-                let mark = if report.default_process.as_deref() == Some(&p.kind) { " (default)" } else { "" };
+                let mark = if report.default_process.as_deref() == Some(&p.kind) {
+                    " (default)"
+                } else {
+                    ""
+                };
                 println!("  process {}{mark}: {}", p.kind, p.command.join(" "));
             }
         }

@@ -23,10 +23,11 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<PipelineError>() {
             return match e {
-                PipelineError::AppDir { .. } | PipelineError::Output(_) => INVALID_INPUT,
+                PipelineError::AppDir { .. }
+                | PipelineError::Output(_)
+                | PipelineError::Detect(DetectError::UnknownBuildpack { .. }) => INVALID_INPUT,
                 PipelineError::RunImage(_) => RUN_IMAGE,
                 PipelineError::Detect(DetectError::NoGroup { .. }) => DETECT_NO_GROUP,
-                PipelineError::Detect(DetectError::UnknownBuildpack { .. }) => INVALID_INPUT,
                 PipelineError::Detect(DetectError::Errored { .. }) => DETECT_ERROR,
                 PipelineError::Build(_) => BUILD_FAILED,
                 PipelineError::Export(_) | PipelineError::Workspace(_) => EXPORT,

@@ -1,7 +1,7 @@
 //! Command-line definitions (clap derive types in one place) and dispatch.
 
-pub mod exit;
 mod build;
+pub mod exit;
 mod progress;
 
 use std::path::PathBuf;
@@ -39,7 +39,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(&args),
     }
 }
 

@@ -14,25 +14,27 @@ pub struct Stderr {
 
 impl Stderr {
     pub fn new(quiet: bool) -> Self {
-        Self { start: Instant::now(), quiet }
-    }
-
-    fn line(&self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{text}");
+        Self {
+            start: Instant::now(),
+            quiet,
+        }
     }
 }
 
 impl Reporter for Stderr {
     fn phase(&self, name: &str) {
         if !self.quiet {
-            self.line(&format!("===> {} ({:.1}s)", name.to_uppercase(), self.start.elapsed().as_secs_f64()));
+            line(&format!(
+                "===> {} ({:.1}s)",
+                name.to_uppercase(),
+                self.start.elapsed().as_secs_f64()
+            ));
         }
     }
 
     fn note(&self, message: &str) {
         if !self.quiet {
-            self.line(&format!("     {message}"));
+            line(&format!("     {message}"));
         }
     }
 
@@ -46,14 +48,19 @@ impl Reporter for Stderr {
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         };
-        for line in message.lines() {
-            self.line(&format!("[{id}] {tag}: {line}"));
+        for text_line in message.lines() {
+            line(&format!("[{id}] {tag}: {text_line}"));
         }
     }
 
     fn buildpack_output(&self, id: &BuildpackId, stream: &str, text: &str) {
-        for line in text.lines() {
-            self.line(&format!("[{id}] {stream}: {line}"));
+        for text_line in text.lines() {
+            line(&format!("[{id}] {stream}: {text_line}"));
         }
     }
+}
+
+fn line(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
 }

@@ -14,12 +14,18 @@ use cascade::buildpack::types as wit;
 pub use cascade::buildpack::log::Level;
 
 fn table(text: &str, what: &str) -> Result<toml::Table, api::RunError> {
-    text.parse::<toml::Table>()
-        .map_err(|e| api::RunError::InvalidOutput(format!("{what}: metadata is not a TOML table: {e}")))
+    text.parse::<toml::Table>().map_err(|e| {
+        api::RunError::InvalidOutput(format!("{what}: metadata is not a TOML table: {e}"))
+    })
 }
 
 fn env(vars: &api::Env) -> Vec<wit::EnvVar> {
-    vars.iter().map(|(name, value)| wit::EnvVar { name: name.clone(), value: value.clone() }).collect()
+    vars.iter()
+        .map(|(name, value)| wit::EnvVar {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
 }
 
 fn target(t: &api::Target) -> wit::Target {
@@ -49,7 +55,10 @@ pub fn build_context(input: &api::BuildInput) -> wit::BuildContext {
         plan: input
             .plan
             .iter()
-            .map(|e| wit::PlanEntry { name: e.name.clone(), metadata: e.metadata.to_string() })
+            .map(|e| wit::PlanEntry {
+                name: e.name.clone(),
+                metadata: e.metadata.to_string(),
+            })
             .collect(),
         target: target(&input.target),
     }
@@ -68,8 +77,12 @@ pub fn detect_outcome(outcome: wit::DetectOutcome) -> Result<api::DetectOutcome,
                             .requires
                             .into_iter()
                             .map(|r| {
-                                let metadata = table(&r.metadata, &format!("require {:?}", r.name))?;
-                                Ok(api::Require { name: r.name, metadata })
+                                let metadata =
+                                    table(&r.metadata, &format!("require {:?}", r.name))?;
+                                Ok(api::Require {
+                                    name: r.name,
+                                    metadata,
+                                })
                             })
                             .collect::<Result<_, api::RunError>>()?,
                     })
@@ -138,5 +151,8 @@ pub fn build_output(out: wit::BuildOutput) -> Result<api::BuildOutput, api::RunE
 }
 
 pub fn reported(e: wit::BuildpackError) -> api::RunError {
-    api::RunError::Reported { message: e.message, hint: e.hint }
+    api::RunError::Reported {
+        message: e.message,
+        hint: e.hint,
+    }
 }

@@ -38,14 +38,17 @@ pub enum EngineError {
         source: std::io::Error,
     },
     #[error("{source_name}: not a valid buildpack component: {message}")]
-    Compile { source_name: String, message: String },
+    Compile {
+        source_name: String,
+        message: String,
+    },
     #[error("configuring wasmtime: {0}")]
     Config(String),
 }
 
 /// Compiles and runs buildpack components. One per process; cheap to share.
 pub struct Engine {
-    engine: wasmtime::Engine,
+    wasm: wasmtime::Engine,
     linker: Linker<State>,
     limits: Limits,
     cache_dir: Option<PathBuf>,
@@ -62,16 +65,22 @@ impl Drop for Engine {
 impl Engine {
     /// `cache_dir`: where compiled components are kept (`None`: compile every
     /// time).
-    pub fn new(limits: Limits, cache_dir: Option<PathBuf>, reporter: Arc<dyn Reporter>) -> Result<Self, EngineError> {
+    pub fn new(
+        limits: Limits,
+        cache_dir: Option<PathBuf>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();
         config
             .cranelift_nan_canonicalization(true)
             .relaxed_simd_deterministic(true)
             .epoch_interruption(true)
             .wasm_component_model(true);
-        let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let engine =
+            wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
         Bindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
@@ -91,20 +100,34 @@ impl Engine {
                 }
             })
             .map_err(|e| EngineError::Config(e.to_string()))?;
-        Ok(Self { engine, linker, limits, cache_dir, reporter, ticker_stop })
+        Ok(Self {
+            wasm: engine,
+            linker,
+            limits,
+            cache_dir,
+            reporter,
+            ticker_stop,
+        })
     }
 
     /// Load a buildpack from a `.wasm` file.
     pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<WasmBuildpack, EngineError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Read { source_name: name.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+            source_name: name.clone(),
+            source,
+        })?;
         self.load(&bytes, &name)
     }
 
     /// Load a buildpack from component bytes. The manifest is read before
     /// anything is compiled; the compiled form comes from the cache when the
     /// same bytes were compiled by this engine version before.
-    pub fn load(self: &Arc<Self>, bytes: &[u8], source_name: &str) -> Result<WasmBuildpack, EngineError> {
+    pub fn load(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        source_name: &str,
+    ) -> Result<WasmBuildpack, EngineError> {
         let manifest = BuildpackManifest::from_component(bytes, source_name)?;
         let started = std::time::Instant::now();
         let (component, cached) = self.compile(bytes, source_name)?;
@@ -119,18 +142,33 @@ impl Engine {
             source_name: source_name.into(),
             message: format!("{e:#}"),
         };
-        let pre = self.linker.instantiate_pre(&component).map_err(compile_err)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(compile_err)?;
         let pre = BuildpackPre::new(pre).map_err(compile_err)?;
-        Ok(WasmBuildpack { manifest, pre, engine: self.clone() })
+        Ok(WasmBuildpack {
+            manifest,
+            pre,
+            engine: self.clone(),
+        })
     }
 
     fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         let mut hasher = std::hash::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_key = format!("wasmtime-{}-{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish());
+        self.wasm.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = format!(
+            "wasmtime-{}-{:016x}",
+            env!("CARGO_PKG_VERSION"),
+            hasher.finish()
+        );
         let sha = hex::encode(sha2::Sha256::digest(bytes));
-        Some(dir.join("components").join(engine_key).join(format!("{sha}.cwasm")))
+        Some(
+            dir.join("components")
+                .join(engine_key)
+                .join(format!("{sha}.cwasm")),
+        )
     }
 
     /// The component, and whether it came from the cache.
@@ -143,7 +181,7 @@ impl Engine {
             // under a key that includes this engine's compatibility hash;
             // wasmtime also checks the header and refuses a mismatch.
             #[allow(unsafe_code)]
-            let loaded = unsafe { Component::deserialize_file(&self.engine, path) };
+            let loaded = unsafe { Component::deserialize_file(&self.wasm, path) };
             match loaded {
                 Ok(component) => return Ok((component, true)),
                 Err(_) => {
@@ -156,14 +194,16 @@ impl Engine {
             message: format!("{e:#}"),
         };
         let Some(path) = cached else {
-            return Component::new(&self.engine, bytes).map(|c| (c, false)).map_err(compile_err);
+            return Component::new(&self.wasm, bytes)
+                .map(|c| (c, false))
+                .map_err(compile_err);
         };
-        let serialized = self.engine.precompile_component(bytes).map_err(compile_err)?;
+        let serialized = self.wasm.precompile_component(bytes).map_err(compile_err)?;
         // A cache that cannot be written only costs time next run.
         let _ = write_atomic(&path, &serialized);
         #[allow(unsafe_code)]
         // SAFETY: the bytes were produced by this engine just now.
-        let component = unsafe { Component::deserialize(&self.engine, &serialized) };
+        let component = unsafe { Component::deserialize(&self.wasm, &serialized) };
         component.map(|c| (c, false)).map_err(compile_err)
     }
 }
@@ -188,7 +228,7 @@ impl WasmBuildpack {
     fn store(&self, preopens: &Preopens<'_>) -> Result<Store<State>, RunError> {
         let limits = &self.engine.limits;
         let state = State::new(self.id(), limits, preopens, self.engine.reporter.clone())?;
-        let mut store = Store::new(&self.engine.engine, state);
+        let mut store = Store::new(&self.engine.wasm, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
@@ -203,7 +243,9 @@ impl WasmBuildpack {
         for (stream, out) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
             let (text, dropped) = out.take();
             if !text.is_empty() {
-                self.engine.reporter.buildpack_output(self.id(), stream, &text);
+                self.engine
+                    .reporter
+                    .buildpack_output(self.id(), stream, &text);
             }
             if dropped > 0 {
                 self.engine.reporter.buildpack_output(
@@ -216,10 +258,14 @@ impl WasmBuildpack {
         result.map_err(|e| {
             let limits = &self.engine.limits;
             if state.limiter.exceeded {
-                return RunError::MemoryLimit { limit_mib: (limits.memory_bytes >> 20) as u64 };
+                return RunError::MemoryLimit {
+                    limit_mib: (limits.memory_bytes >> 20) as u64,
+                };
             }
             match e.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => RunError::Timeout { seconds: limits.timeout.as_secs() },
+                Some(Trap::Interrupt) => RunError::Timeout {
+                    seconds: limits.timeout.as_secs(),
+                },
                 _ => RunError::Trap(format!("{e:#}")),
             }
         })
@@ -232,14 +278,20 @@ impl BuildpackRunner for WasmBuildpack {
     }
 
     fn detect(&self, input: &DetectInput) -> Result<DetectOutcome, RunError> {
-        let preopens = Preopens { app: (&input.app_dir, FsPerms::ReadOnly), own_layers: None, read_only: &[] };
+        let preopens = Preopens {
+            app: (&input.app_dir, FsPerms::ReadOnly),
+            own_layers: None,
+            read_only: &[],
+        };
         let mut store = self.store(&preopens)?;
         let ctx = bindings::detect_context(input);
         let result = self
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.call_detect(&mut store, &ctx));
-        self.finish(&store, result)?.map_err(bindings::reported).and_then(bindings::detect_outcome)
+        self.finish(&store, result)?
+            .map_err(bindings::reported)
+            .and_then(bindings::detect_outcome)
     }
 
     fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
@@ -254,6 +306,8 @@ impl BuildpackRunner for WasmBuildpack {
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.call_build(&mut store, &ctx));
-        self.finish(&store, result)?.map_err(bindings::reported).and_then(bindings::build_output)
+        self.finish(&store, result)?
+            .map_err(bindings::reported)
+            .and_then(bindings::build_output)
     }
 }

@@ -26,7 +26,10 @@ pub struct BoundedOutput {
 
 impl BoundedOutput {
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, inner: Arc::default() }
+        Self {
+            capacity,
+            inner: Arc::default(),
+        }
     }
 
     fn push(&self, bytes: &[u8]) {
@@ -68,7 +71,11 @@ impl Pollable for BoundedOutput {
 }
 
 impl tokio::io::AsyncWrite for BoundedOutput {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

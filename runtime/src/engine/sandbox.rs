@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 use super::bindings::{Level, cascade};
 use super::output::BoundedOutput;
@@ -31,7 +33,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(300),
+            timeout: Duration::from_mins(5),
             memory_bytes: 512 << 20,
             output_bytes: 1 << 20,
             clock_epoch: crate::NORMALIZED_EPOCH,
@@ -47,7 +49,12 @@ pub struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.exceeded = true;
             return Ok(false);
@@ -55,7 +62,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -81,7 +93,8 @@ impl HostMonotonicClock for StepClock {
         1_000
     }
     fn now(&self) -> u64 {
-        self.0.fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
+        self.0
+            .fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -100,7 +113,10 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -146,24 +162,34 @@ impl State {
             .stderr(stderr.clone())
             .wall_clock(FixedClock(Duration::from_secs(limits.clock_epoch)))
             .monotonic_clock(StepClock(0.into()))
-            .secure_random(wasmtime_wasi::Deterministic::new(seed.to_le_bytes().repeat(4)))
-            .insecure_random(wasmtime_wasi::Deterministic::new(seed.to_be_bytes().repeat(4)))
+            .secure_random(wasmtime_wasi::Deterministic::new(
+                seed.to_le_bytes().repeat(4),
+            ))
+            .insecure_random(wasmtime_wasi::Deterministic::new(
+                seed.to_be_bytes().repeat(4),
+            ))
             .insecure_random_seed(seed)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .initial_cwd(APP_DIR);
-        b.preopened_dir(preopens.app.0, APP_DIR, preopens.app.1).map_err(setup)?;
+        b.preopened_dir(preopens.app.0, APP_DIR, preopens.app.1)
+            .map_err(setup)?;
         if let Some((host, guest)) = preopens.own_layers {
-            b.preopened_dir(host, guest, FsPerms::ReadWrite).map_err(setup)?;
+            b.preopened_dir(host, guest, FsPerms::ReadWrite)
+                .map_err(setup)?;
         }
         for mount in preopens.read_only {
-            b.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly).map_err(setup)?;
+            b.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)
+                .map_err(setup)?;
         }
         Ok(Self {
             wasi: b.build(),
             table: ResourceTable::new(),
-            limiter: Limiter { memory_bytes: limits.memory_bytes, exceeded: false },
+            limiter: Limiter {
+                memory_bytes: limits.memory_bytes,
+                exceeded: false,
+            },
             stdout,
             stderr,
             id: id.clone(),

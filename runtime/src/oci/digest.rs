@@ -17,7 +17,9 @@ pub struct DigestError(pub String);
 
 impl Digest {
     pub fn of(bytes: &[u8]) -> Self {
-        Self { hex: hex::encode(Sha256::digest(bytes)) }
+        Self {
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
     }
 
     pub fn hex(&self) -> &str {
@@ -28,8 +30,14 @@ impl Digest {
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, DigestError> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| DigestError(s.into()))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| DigestError(s.into()))?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError(s.into()));
         }
         Ok(Self { hex: hex.into() })
@@ -51,11 +59,21 @@ pub struct DigestWriter<W> {
 
 impl<W: Write> DigestWriter<W> {
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Sha256::new(), len: 0 }
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
-        (self.inner, Digest { hex: hex::encode(self.hasher.finalize()) }, self.len)
+        (
+            self.inner,
+            Digest {
+                hex: hex::encode(self.hasher.finalize()),
+            },
+            self.len,
+        )
     }
 
     pub fn get_mut(&mut self) -> &mut W {

@@ -30,7 +30,10 @@ pub struct Owner {
 
 impl Default for Owner {
     fn default() -> Self {
-        Self { uid: 1000, gid: 1000 }
+        Self {
+            uid: 1000,
+            gid: 1000,
+        }
     }
 }
 
@@ -58,22 +61,34 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
-    #[error("{path}: unsupported file type (only files, directories and symbolic links go into layers)")]
+    #[error(
+        "{path}: unsupported file type (only files, directories and symbolic links go into layers)"
+    )]
     Unsupported { path: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
-    move |source| LayerError::Io { path: path.to_path_buf(), source }
+    move |source| LayerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Write `source` as a gzip layer into `blobs_dir` (the layout's
 /// `blobs/sha256`), named by its digest once complete.
-pub fn write_layer(source: &LayerSource, blobs_dir: &Path, owner: Owner) -> Result<LayerBlob, LayerError> {
+pub fn write_layer(
+    source: &LayerSource,
+    blobs_dir: &Path,
+    owner: Owner,
+) -> Result<LayerBlob, LayerError> {
     let tmp = tempfile::NamedTempFile::new_in(blobs_dir).map_err(io_err(blobs_dir))?;
     let file = tmp.as_file().try_clone().map_err(io_err(blobs_dir))?;
     let blob = DigestWriter::new(BufWriter::with_capacity(1 << 20, file));
     // mtime 0, no file name, OS "unknown": the header holds nothing of the host.
-    let gz = GzBuilder::new().mtime(0).operating_system(255).write(blob, Compression::new(GZIP_LEVEL));
+    let gz = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(blob, Compression::new(GZIP_LEVEL));
     let diff = DigestWriter::new(gz);
     let mut tar = tar::Builder::new(diff);
     tar.follow_symlinks(false);
@@ -85,8 +100,15 @@ pub fn write_layer(source: &LayerSource, blobs_dir: &Path, owner: Owner) -> Resu
     let (mut buf, digest, size) = blob.finish();
     buf.flush().map_err(io_err(blobs_dir))?;
     let dest = blobs_dir.join(digest.hex());
-    tmp.persist(&dest).map_err(|e| LayerError::Io { path: dest.clone(), source: e.error })?;
-    Ok(LayerBlob { digest, diff_id, size })
+    tmp.persist(&dest).map_err(|e| LayerError::Io {
+        path: dest.clone(),
+        source: e.error,
+    })?;
+    Ok(LayerBlob {
+        digest,
+        diff_id,
+        size,
+    })
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, owner: Owner) -> tar::Header {
@@ -100,14 +122,19 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, owner: Owner) -> tar::Head
     h
 }
 
-fn append_tree<W: Write>(tar: &mut tar::Builder<W>, source: &LayerSource, owner: Owner) -> Result<(), LayerError> {
+fn append_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    source: &LayerSource,
+    owner: Owner,
+) -> Result<(), LayerError> {
     // Parents of the prefix, then the prefix itself.
     let mut acc = String::new();
     for part in source.prefix.split('/').filter(|p| !p.is_empty()) {
         acc.push_str(part);
         acc.push('/');
         let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
-        tar.append_data(&mut h, &acc, io::empty()).map_err(io_err(&source.root))?;
+        tar.append_data(&mut h, &acc, io::empty())
+            .map_err(io_err(&source.root))?;
     }
     let mut hardlinks: HashMap<(u64, u64), String> = HashMap::new();
     let walker = walkdir::WalkDir::new(&source.root)
@@ -117,31 +144,46 @@ fn append_tree<W: Write>(tar: &mut tar::Builder<W>, source: &LayerSource, owner:
     for entry in walker {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(&source.root).to_path_buf();
-            LayerError::Io { path, source: e.into() }
+            LayerError::Io {
+                path,
+                source: e.into(),
+            }
         })?;
         let path = entry.path();
-        let rel = path.strip_prefix(&source.root).expect("walkdir stays under its root");
+        let rel = path
+            .strip_prefix(&source.root)
+            .expect("walkdir stays under its root");
         let name = format!("{acc}{}", rel.to_string_lossy());
-        let meta = entry.metadata().map_err(|e| LayerError::Io { path: path.into(), source: e.into() })?;
+        let meta = entry.metadata().map_err(|e| LayerError::Io {
+            path: path.into(),
+            source: e.into(),
+        })?;
         let ft = meta.file_type();
         if ft.is_dir() {
             let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
-            tar.append_data(&mut h, format!("{name}/"), io::empty()).map_err(io_err(path))?;
+            tar.append_data(&mut h, format!("{name}/"), io::empty())
+                .map_err(io_err(path))?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(path).map_err(io_err(path))?;
             let mut h = header(tar::EntryType::Symlink, 0o777, 0, owner);
-            tar.append_link(&mut h, &name, &target).map_err(io_err(path))?;
+            tar.append_link(&mut h, &name, &target)
+                .map_err(io_err(path))?;
         } else if ft.is_file() {
             if meta.nlink() > 1 {
                 let key = (meta.dev(), meta.ino());
                 if let Some(first) = hardlinks.get(&key) {
                     let mut h = header(tar::EntryType::Link, 0o644, 0, owner);
-                    tar.append_link(&mut h, &name, first).map_err(io_err(path))?;
+                    tar.append_link(&mut h, &name, first)
+                        .map_err(io_err(path))?;
                     continue;
                 }
                 hardlinks.insert(key, name.clone());
             }
-            let mode = if meta.mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+            let mode = if meta.mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
             let mut h = header(tar::EntryType::Regular, mode, meta.len(), owner);
             let file = File::open(path).map_err(io_err(path))?;
             tar.append_data(&mut h, &name, file).map_err(io_err(path))?;
@@ -160,18 +202,33 @@ mod tests {
         std::fs::create_dir_all(dir.join("b/c")).unwrap();
         std::fs::write(dir.join("a.txt"), "a").unwrap();
         std::fs::write(dir.join("b/c/run"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(dir.join("b/c/run"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(
+            dir.join("b/c/run"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("a.txt", dir.join("link")).unwrap();
     }
 
     #[test]
     fn same_tree_in_two_places_gives_the_same_digests() {
-        let (one, two, blobs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (one, two, blobs) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
         tree(one.path());
         tree(two.path());
         // Different mtimes and umask-driven modes must not matter.
-        std::fs::set_permissions(two.path().join("a.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        let src = |root: &Path| LayerSource { root: root.into(), prefix: "workspace".into() };
+        std::fs::set_permissions(
+            two.path().join("a.txt"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let src = |root: &Path| LayerSource {
+            root: root.into(),
+            prefix: "workspace".into(),
+        };
         let a = write_layer(&src(one.path()), blobs.path(), Owner::default()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         std::fs::write(two.path().join("a.txt"), "a").unwrap();
@@ -185,7 +242,10 @@ mod tests {
         let (dir, blobs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         tree(dir.path());
         let blob = write_layer(
-            &LayerSource { root: dir.path().into(), prefix: "layers/bp/l".into() },
+            &LayerSource {
+                root: dir.path().into(),
+                prefix: "layers/bp/l".into(),
+            },
             blobs.path(),
             Owner::default(),
         )
@@ -198,13 +258,26 @@ mod tests {
             .map(|e| {
                 let e = e.unwrap();
                 let h = e.header();
-                (e.path().unwrap().to_string_lossy().into_owned(), h.mode().unwrap(), h.mtime().unwrap())
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.mode().unwrap(),
+                    h.mtime().unwrap(),
+                )
             })
             .collect();
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
-            ["layers/", "layers/bp/", "layers/bp/l/", "layers/bp/l/a.txt", "layers/bp/l/b/", "layers/bp/l/b/c/", "layers/bp/l/b/c/run", "layers/bp/l/link"]
+            [
+                "layers/",
+                "layers/bp/",
+                "layers/bp/l/",
+                "layers/bp/l/a.txt",
+                "layers/bp/l/b/",
+                "layers/bp/l/b/c/",
+                "layers/bp/l/b/c/run",
+                "layers/bp/l/link"
+            ]
         );
         assert_eq!(entries[6].1, 0o755);
         assert_eq!(entries[3].1, 0o644);
@@ -216,12 +289,34 @@ mod tests {
     #[test]
     fn golden_layer_digest() {
         let (dir, blobs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        std::fs::write(dir.path().join("hello.txt"), "hello, reproducible world\n".repeat(100)).unwrap();
-        let blob = write_layer(&LayerSource { root: dir.path().into(), prefix: "workspace".into() }, blobs.path(), Owner::default()).unwrap();
-        assert_eq!(blob.diff_id.to_string(), GOLDEN_DIFF_ID, "tar bytes changed");
-        assert_eq!(blob.digest.to_string(), GOLDEN_DIGEST, "gzip bytes changed (flate2 backend or level?)");
+        std::fs::write(
+            dir.path().join("hello.txt"),
+            "hello, reproducible world\n".repeat(100),
+        )
+        .unwrap();
+        let blob = write_layer(
+            &LayerSource {
+                root: dir.path().into(),
+                prefix: "workspace".into(),
+            },
+            blobs.path(),
+            Owner::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            blob.diff_id.to_string(),
+            GOLDEN_DIFF_ID,
+            "tar bytes changed"
+        );
+        assert_eq!(
+            blob.digest.to_string(),
+            GOLDEN_DIGEST,
+            "gzip bytes changed (flate2 backend or level?)"
+        );
     }
 
-    const GOLDEN_DIFF_ID: &str = "sha256:998a9666a781ecc4fb3a6e4dbb376c1ecc2c25dcb77c052d50487ebc38ea5db6";
-    const GOLDEN_DIGEST: &str = "sha256:8d2dcd8066357ab0662dfbeef94040311ef9244a266d41c21c0a68dc277b27b4";
+    const GOLDEN_DIFF_ID: &str =
+        "sha256:998a9666a781ecc4fb3a6e4dbb376c1ecc2c25dcb77c052d50487ebc38ea5db6";
+    const GOLDEN_DIGEST: &str =
+        "sha256:8d2dcd8066357ab0662dfbeef94040311ef9244a266d41c21c0a68dc277b27b4";
 }

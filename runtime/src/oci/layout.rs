@@ -28,19 +28,30 @@ pub enum LayoutError {
     #[error("{path}: invalid JSON: {message}")]
     Json { path: PathBuf, message: String },
     #[error("{dir}: no image tagged {tag:?} (tags: {available})")]
-    NoSuchTag { dir: PathBuf, tag: String, available: String },
+    NoSuchTag {
+        dir: PathBuf,
+        tag: String,
+        available: String,
+    },
     #[error("{dir}: holds {count} images; name one with oci:{}:TAG", dir.display())]
     Ambiguous { dir: PathBuf, count: usize },
     #[error("{dir}: blob {digest} is missing")]
     MissingBlob { dir: PathBuf, digest: Digest },
     #[error("{dir}: blob {digest} is corrupt (its content hashes to {actual})")]
-    CorruptBlob { dir: PathBuf, digest: Digest, actual: Digest },
+    CorruptBlob {
+        dir: PathBuf,
+        digest: Digest,
+        actual: Digest,
+    },
     #[error("{dir}: {message}")]
     Invalid { dir: PathBuf, message: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
-    move |source| LayoutError::Io { path: path.to_path_buf(), source }
+    move |source| LayoutError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +88,10 @@ impl Layout {
         fs::create_dir_all(dir.join("blobs/sha256")).map_err(io_err(dir))?;
         let layout = Self { dir: dir.into() };
         write_atomic(&dir.join("index.json"), br#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#)?;
-        write_atomic(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        write_atomic(
+            &dir.join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )?;
         Ok(layout)
     }
 
@@ -97,12 +111,22 @@ impl Layout {
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, LayoutError> {
         let path = self.blob_path(digest);
         let bytes = fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => LayoutError::MissingBlob { dir: self.dir.clone(), digest: digest.clone() },
-            _ => LayoutError::Io { path: path.clone(), source: e },
+            io::ErrorKind::NotFound => LayoutError::MissingBlob {
+                dir: self.dir.clone(),
+                digest: digest.clone(),
+            },
+            _ => LayoutError::Io {
+                path: path.clone(),
+                source: e,
+            },
         })?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
-            return Err(LayoutError::CorruptBlob { dir: self.dir.clone(), digest: digest.clone(), actual });
+            return Err(LayoutError::CorruptBlob {
+                dir: self.dir.clone(),
+                digest: digest.clone(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -127,9 +151,14 @@ impl Layout {
         }
         let src = from.blob_path(digest);
         if !src.is_file() {
-            return Err(LayoutError::MissingBlob { dir: from.dir.clone(), digest: digest.clone() });
+            return Err(LayoutError::MissingBlob {
+                dir: from.dir.clone(),
+                digest: digest.clone(),
+            });
         }
-        let tmp = self.blobs_dir().join(format!(".{}.tmp-{}", digest.hex(), std::process::id()));
+        let tmp = self
+            .blobs_dir()
+            .join(format!(".{}.tmp-{}", digest.hex(), std::process::id()));
         let _ = fs::remove_file(&tmp);
         if fs::hard_link(&src, &tmp).is_err() {
             fs::copy(&src, &tmp).map_err(io_err(&src))?;
@@ -140,7 +169,10 @@ impl Layout {
     fn read_index(&self) -> Result<Value, LayoutError> {
         let path = self.dir.join("index.json");
         let bytes = fs::read(&path).map_err(io_err(&path))?;
-        serde_json::from_slice(&bytes).map_err(|e| LayoutError::Json { path, message: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| LayoutError::Json {
+            path,
+            message: e.to_string(),
+        })
     }
 
     /// The tags (`ref.name` annotations) of the layout's index.
@@ -148,13 +180,21 @@ impl Layout {
         let index = self.read_index()?;
         Ok(manifests(&index)
             .iter()
-            .filter_map(|m| m["annotations"][ANNOTATION_REF_NAME].as_str().map(str::to_owned))
+            .filter_map(|m| {
+                m["annotations"][ANNOTATION_REF_NAME]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .collect())
     }
 
     /// Find the image tagged `tag` (or the only image), descending into an
     /// image index to the entry for `platform` (`os`, `arch`).
-    pub fn resolve(&self, tag: Option<&str>, platform: Option<(&str, &str)>) -> Result<Found, LayoutError> {
+    pub fn resolve(
+        &self,
+        tag: Option<&str>,
+        platform: Option<(&str, &str)>,
+    ) -> Result<Found, LayoutError> {
         let index = self.read_index()?;
         let entries = manifests(&index);
         let entry = match tag {
@@ -167,13 +207,26 @@ impl Layout {
                     available: self.tags().map(|t| t.join(", ")).unwrap_or_default(),
                 })?,
             None if entries.len() == 1 => &entries[0],
-            None => return Err(LayoutError::Ambiguous { dir: self.dir.clone(), count: entries.len() }),
+            None => {
+                return Err(LayoutError::Ambiguous {
+                    dir: self.dir.clone(),
+                    count: entries.len(),
+                });
+            }
         };
         self.follow(entry, platform, 0)
     }
 
-    fn follow(&self, entry: &Value, platform: Option<(&str, &str)>, depth: usize) -> Result<Found, LayoutError> {
-        let invalid = |message: String| LayoutError::Invalid { dir: self.dir.clone(), message };
+    fn follow(
+        &self,
+        entry: &Value,
+        platform: Option<(&str, &str)>,
+        depth: usize,
+    ) -> Result<Found, LayoutError> {
+        let invalid = |message: String| LayoutError::Invalid {
+            dir: self.dir.clone(),
+            message,
+        };
         let digest: Digest = entry["digest"]
             .as_str()
             .ok_or_else(|| invalid("index entry without digest".into()))?
@@ -182,8 +235,15 @@ impl Layout {
         let bytes = self.read_blob(&digest)?;
         let json: Value = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("manifest {digest}: {e}")))?;
-        let media_type = json["mediaType"].as_str().or(entry["mediaType"].as_str()).unwrap_or_default().to_owned();
-        if media_type == MEDIA_INDEX || media_type == MEDIA_DOCKER_LIST || json.get("manifests").is_some() {
+        let media_type = json["mediaType"]
+            .as_str()
+            .or(entry["mediaType"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if media_type == MEDIA_INDEX
+            || media_type == MEDIA_DOCKER_LIST
+            || json.get("manifests").is_some()
+        {
             if depth > 4 {
                 return Err(invalid("image indexes nested too deep".into()));
             }
@@ -194,10 +254,18 @@ impl Layout {
                     .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch),
                 None => children.first(),
             }
-            .ok_or_else(|| invalid(format!("image index {digest} has no image for the requested platform")))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "image index {digest} has no image for the requested platform"
+                ))
+            })?;
             return self.follow(chosen, platform, depth + 1);
         }
-        Ok(Found { digest, media_type, bytes })
+        Ok(Found {
+            digest,
+            media_type,
+            bytes,
+        })
     }
 
     /// Point `tag` at a manifest, replacing any image with that tag. The
@@ -238,7 +306,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(path))?;
     tmp.as_file().sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| LayoutError::Io { path: path.into(), source: e.error })?;
+    tmp.persist(path).map_err(|e| LayoutError::Io {
+        path: path.into(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -250,16 +321,26 @@ mod tests {
     fn tags_replace_and_resolve() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::open_or_create(&dir.path().join("l")).unwrap();
-        let m1 = layout.write_blob(br#"{"schemaVersion":2,"layers":[]}"#).unwrap();
-        let m2 = layout.write_blob(br#"{"schemaVersion":2,"layers":[],"x":1}"#).unwrap();
+        let m1 = layout
+            .write_blob(br#"{"schemaVersion":2,"layers":[]}"#)
+            .unwrap();
+        let m2 = layout
+            .write_blob(br#"{"schemaVersion":2,"layers":[],"x":1}"#)
+            .unwrap();
         let desc = |d: &Digest| json!({"mediaType": super::super::MEDIA_MANIFEST, "digest": d.to_string(), "size": 1});
         layout.set_tag("a", desc(&m1)).unwrap();
         layout.set_tag("b", desc(&m1)).unwrap();
         layout.set_tag("a", desc(&m2)).unwrap();
         assert_eq!(layout.tags().unwrap(), ["b", "a"]);
         assert_eq!(layout.resolve(Some("a"), None).unwrap().digest, m2);
-        assert!(matches!(layout.resolve(None, None), Err(LayoutError::Ambiguous { .. })));
-        assert!(matches!(layout.resolve(Some("zz"), None), Err(LayoutError::NoSuchTag { .. })));
+        assert!(matches!(
+            layout.resolve(None, None),
+            Err(LayoutError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            layout.resolve(Some("zz"), None),
+            Err(LayoutError::NoSuchTag { .. })
+        ));
     }
 
     #[test]
@@ -268,6 +349,9 @@ mod tests {
         let layout = Layout::open_or_create(dir.path()).unwrap();
         let d = layout.write_blob(b"hello").unwrap();
         fs::write(layout.blob_path(&d), b"jello").unwrap();
-        assert!(matches!(layout.read_blob(&d), Err(LayoutError::CorruptBlob { .. })));
+        assert!(matches!(
+            layout.read_blob(&d),
+            Err(LayoutError::CorruptBlob { .. })
+        ));
     }
 }

@@ -32,7 +32,9 @@ impl ImageRef {
             // DIR may itself hold ':' only if a tag follows; like skopeo, the
             // last ':' separates the tag.
             let (dir, tag) = match rest.rsplit_once(':') {
-                Some((dir, tag)) if !dir.is_empty() && !tag.contains('/') => (dir, Some(tag.to_string())),
+                Some((dir, tag)) if !dir.is_empty() && !tag.contains('/') => {
+                    (dir, Some(tag.to_string()))
+                }
                 _ => (rest, None),
             };
             if dir.is_empty() {
@@ -41,12 +43,20 @@ impl ImageRef {
             if let Some(tag) = &tag {
                 let ok = !tag.is_empty()
                     && tag.len() <= 128
-                    && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                    && tag
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
                 if !ok {
-                    return Err(RefError::Tag { reference: s.into(), tag: tag.clone() });
+                    return Err(RefError::Tag {
+                        reference: s.into(),
+                        tag: tag.clone(),
+                    });
                 }
             }
-            return Ok(ImageRef::Layout { dir: dir.into(), tag });
+            return Ok(ImageRef::Layout {
+                dir: dir.into(),
+                tag,
+            });
         }
         if s.contains('/') || s.contains(':') {
             return Err(RefError::Registry(s.into()));
@@ -59,7 +69,10 @@ impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ImageRef::Scratch => f.write_str("scratch"),
-            ImageRef::Layout { dir, tag: Some(tag) } => write!(f, "oci:{}:{tag}", dir.display()),
+            ImageRef::Layout {
+                dir,
+                tag: Some(tag),
+            } => write!(f, "oci:{}:{tag}", dir.display()),
             ImageRef::Layout { dir, tag: None } => write!(f, "oci:{}", dir.display()),
         }
     }
@@ -73,11 +86,23 @@ mod tests {
     fn parses_layouts_with_and_without_tags() {
         assert_eq!(
             ImageRef::parse("oci:/tmp/x:v1").unwrap(),
-            ImageRef::Layout { dir: "/tmp/x".into(), tag: Some("v1".into()) }
+            ImageRef::Layout {
+                dir: "/tmp/x".into(),
+                tag: Some("v1".into())
+            }
         );
-        assert_eq!(ImageRef::parse("oci:out").unwrap(), ImageRef::Layout { dir: "out".into(), tag: None });
+        assert_eq!(
+            ImageRef::parse("oci:out").unwrap(),
+            ImageRef::Layout {
+                dir: "out".into(),
+                tag: None
+            }
+        );
         assert_eq!(ImageRef::parse("scratch").unwrap(), ImageRef::Scratch);
         assert!(ImageRef::parse("oci:/x:bad tag").is_err());
-        assert!(matches!(ImageRef::parse("ghcr.io/a/b:1"), Err(RefError::Registry(_))));
+        assert!(matches!(
+            ImageRef::parse("ghcr.io/a/b:1"),
+            Err(RefError::Registry(_))
+        ));
     }
 }

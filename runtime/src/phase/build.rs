@@ -62,10 +62,16 @@ impl Build<'_> {
         for chosen in self.group {
             let runner = &chosen.runner;
             let id = runner.id().clone();
-            self.reporter.note(&format!("building with {id}@{}", runner.manifest().buildpack.version));
+            self.reporter.note(&format!(
+                "building with {id}@{}",
+                runner.manifest().buildpack.version
+            ));
             let escaped = id.escaped();
             let layers_dir = self.layers_root.join(&escaped);
-            std::fs::create_dir_all(&layers_dir).map_err(|source| BuildError::Io { id: id.clone(), source })?;
+            std::fs::create_dir_all(&layers_dir).map_err(|source| BuildError::Io {
+                id: id.clone(),
+                source,
+            })?;
             let layers_dir_guest = format!("{}/{escaped}", api::LAYERS_DIR);
 
             let mut build_env = EnvList::default();
@@ -73,7 +79,10 @@ impl Build<'_> {
             for earlier in &built {
                 for l in earlier.layers.iter().filter(|l| l.layer.types.build) {
                     build_env.apply_layer(&l.layer, &l.host_path, &l.guest_path, EnvPhase::Build);
-                    build_layers.push(Mount { host: l.host_path.clone(), guest: l.guest_path.clone() });
+                    build_layers.push(Mount {
+                        host: l.host_path.clone(),
+                        guest: l.guest_path.clone(),
+                    });
                 }
             }
             let input = BuildInput {
@@ -86,12 +95,21 @@ impl Build<'_> {
                 plan: chosen.plan.clone(),
                 target: self.target.clone(),
             };
-            let fail = |source| BuildError::Buildpack { id: id.clone(), source };
+            let fail = |source| BuildError::Buildpack {
+                id: id.clone(),
+                source,
+            };
             let output = runner.build(&input).map_err(fail)?;
             let mut layers = Vec::new();
             for layer in output.layers {
-                if layers.iter().any(|l: &BuiltLayer| l.layer.name == layer.name) {
-                    return Err(fail(RunError::InvalidOutput(format!("layer {} declared twice", layer.name))));
+                if layers
+                    .iter()
+                    .any(|l: &BuiltLayer| l.layer.name == layer.name)
+                {
+                    return Err(fail(RunError::InvalidOutput(format!(
+                        "layer {} declared twice",
+                        layer.name
+                    ))));
                 }
                 let host_path = layers_dir.join(layer.name.as_str());
                 if !host_path.is_dir() {
@@ -101,13 +119,20 @@ impl Build<'_> {
                     ))));
                 }
                 let guest_path = format!("{layers_dir_guest}/{}", layer.name);
-                layers.push(BuiltLayer { layer, host_path, guest_path });
+                layers.push(BuiltLayer {
+                    layer,
+                    host_path,
+                    guest_path,
+                });
             }
             // CNB: layers in name order within a buildpack.
             layers.sort_by(|a, b| a.layer.name.cmp(&b.layer.name));
             for p in &output.processes {
                 if p.command.is_empty() {
-                    return Err(fail(RunError::InvalidOutput(format!("process {} has an empty command", p.kind))));
+                    return Err(fail(RunError::InvalidOutput(format!(
+                        "process {} has an empty command",
+                        p.kind
+                    ))));
                 }
             }
             built.push(BuiltBuildpack {

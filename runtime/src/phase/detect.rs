@@ -25,11 +25,18 @@ pub struct Detected {
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     #[error("the order names buildpack {id}{} but no such buildpack was given", version.as_ref().map(|v| format!("@{v}")).unwrap_or_default())]
-    UnknownBuildpack { id: BuildpackId, version: Option<String> },
+    UnknownBuildpack {
+        id: BuildpackId,
+        version: Option<String>,
+    },
     #[error("no buildpack group passed detection:\n{summary}")]
     NoGroup { summary: String },
     #[error("buildpack {id} failed during detect: {message}\n{summary}")]
-    Errored { id: BuildpackId, message: String, summary: String },
+    Errored {
+        id: BuildpackId,
+        message: String,
+        summary: String,
+    },
 }
 
 /// What each buildpack said, kept as text so it can be shown and reused
@@ -59,13 +66,20 @@ impl Detect<'_> {
             self.detect_missing(&runners, &mut said);
             if let Some(chosen) = Self::try_group(&runners, &said) {
                 let ids: Vec<String> = chosen.iter().map(|c| c.runner.id().to_string()).collect();
-                self.reporter.note(&format!("chose group: {}", ids.join(", ")));
+                self.reporter
+                    .note(&format!("chose group: {}", ids.join(", ")));
                 return Ok(Detected { group: chosen });
             }
         }
         let summary = summary(&said);
-        if let Some((id, Said::Error(message))) = said.iter().find(|(_, s)| matches!(s, Said::Error(_))) {
-            return Err(DetectError::Errored { id: id.clone(), message: message.clone(), summary });
+        if let Some((id, Said::Error(message))) =
+            said.iter().find(|(_, s)| matches!(s, Said::Error(_)))
+        {
+            return Err(DetectError::Errored {
+                id: id.clone(),
+                message: message.clone(),
+                summary,
+            });
         }
         Err(DetectError::NoGroup { summary })
     }
@@ -74,10 +88,17 @@ impl Detect<'_> {
         self.buildpacks
             .iter()
             .find(|b| {
-                b.id() == &member.id && member.version.as_ref().is_none_or(|v| v == &b.manifest().buildpack.version)
+                b.id() == &member.id
+                    && member
+                        .version
+                        .as_ref()
+                        .is_none_or(|v| v == &b.manifest().buildpack.version)
             })
             .cloned()
-            .ok_or_else(|| DetectError::UnknownBuildpack { id: member.id.clone(), version: member.version.clone() })
+            .ok_or_else(|| DetectError::UnknownBuildpack {
+                id: member.id.clone(),
+                version: member.version.clone(),
+            })
     }
 
     /// Run detect for the group's members not seen yet, in parallel
@@ -92,7 +113,10 @@ impl Detect<'_> {
             .map(|(_, r)| r)
             .filter(|r| !said.contains_key(r.id()))
             .fold(Vec::new(), |mut v, r| {
-                if !v.iter().any(|x: &&Arc<dyn BuildpackRunner>| x.id() == r.id()) {
+                if !v
+                    .iter()
+                    .any(|x: &&Arc<dyn BuildpackRunner>| x.id() == r.id())
+                {
                     v.push(r);
                 }
                 v
@@ -104,7 +128,10 @@ impl Detect<'_> {
                 .map(|runner| {
                     scope.spawn(move || {
                         if !runner.manifest().supports(&target.os, &target.arch) {
-                            return Said::Fail(format!("does not support {}/{}", target.os, target.arch));
+                            return Said::Fail(format!(
+                                "does not support {}/{}",
+                                target.os, target.arch
+                            ));
                         }
                         match runner.detect(self.input) {
                             Ok(DetectOutcome::Fail(reason)) => Said::Fail(reason),
@@ -114,7 +141,13 @@ impl Detect<'_> {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Said::Error("detect panicked".into()))).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Said::Error("detect panicked".into()))
+                })
+                .collect()
         });
         for (runner, result) in todo.iter().zip(results) {
             let line = match &result {
@@ -122,7 +155,11 @@ impl Detect<'_> {
                 Said::Fail(reason) => format!("fail: {reason}"),
                 Said::Error(e) => format!("error: {e}"),
             };
-            self.reporter.note(&format!("{}@{}: {line}", runner.id(), runner.manifest().buildpack.version));
+            self.reporter.note(&format!(
+                "{}@{}: {line}",
+                runner.id(),
+                runner.manifest().buildpack.version
+            ));
             said.insert(runner.id().clone(), result);
         }
     }
@@ -135,7 +172,11 @@ impl Detect<'_> {
         for (index, (member, runner)) in runners.iter().enumerate() {
             match &said[runner.id()] {
                 Said::Pass(DetectOutcome::Pass(plans)) => {
-                    candidates.push(Candidate { index, optional: member.optional, plans });
+                    candidates.push(Candidate {
+                        index,
+                        optional: member.optional,
+                        plans,
+                    });
                 }
                 _ if member.optional => {}
                 _ => return None,
@@ -145,7 +186,10 @@ impl Detect<'_> {
         Some(
             resolved
                 .into_iter()
-                .map(|(index, plan)| Chosen { runner: runners[index].1.clone(), plan })
+                .map(|(index, plan)| Chosen {
+                    runner: runners[index].1.clone(),
+                    plan,
+                })
                 .collect(),
         )
     }
@@ -192,18 +236,38 @@ mod tests {
     }
 
     fn member(id: &str, optional: bool) -> GroupMember {
-        GroupMember { id: BuildpackId::new(id).unwrap(), version: None, optional }
+        GroupMember {
+            id: BuildpackId::new(id).unwrap(),
+            version: None,
+            optional,
+        }
     }
 
-    fn run(order: &[Vec<GroupMember>], bps: &[Arc<dyn BuildpackRunner>]) -> Result<Detected, DetectError> {
+    fn run(
+        order: &[Vec<GroupMember>],
+        bps: &[Arc<dyn BuildpackRunner>],
+    ) -> Result<Detected, DetectError> {
         let input = DetectInput {
             app_dir: ".".into(),
             platform_env: BTreeMap::new(),
-            target: Target { os: "linux".into(), arch: "amd64".into(), arch_variant: None, distro_name: None, distro_version: None },
+            target: Target {
+                os: "linux".into(),
+                arch: "amd64".into(),
+                arch_variant: None,
+                distro_name: None,
+                distro_version: None,
+            },
         };
-        Detect { order, buildpacks: bps, input: &input, reporter: &Silent }.run()
+        Detect {
+            order,
+            buildpacks: bps,
+            input: &input,
+            reporter: &Silent,
+        }
+        .run()
     }
 
+    #[allow(clippy::unnecessary_wraps)] // an outcome of `Fixed`, which may be an error
     fn pass() -> Result<DetectOutcome, String> {
         Ok(DetectOutcome::Pass(vec![BuildPlan::default()]))
     }
@@ -220,13 +284,22 @@ mod tests {
             vec![member("a/opt", true), member("a/ok", false)],
         ];
         let got = run(&order, &bps).unwrap();
-        assert_eq!(got.group.iter().map(|c| c.runner.id().as_str()).collect::<Vec<_>>(), ["a/ok"]);
+        assert_eq!(
+            got.group
+                .iter()
+                .map(|c| c.runner.id().as_str())
+                .collect::<Vec<_>>(),
+            ["a/ok"]
+        );
     }
 
     #[test]
     fn no_group_names_what_each_buildpack_said() {
         let bps = [bp("a/x", Ok(DetectOutcome::Fail("no Procfile".into())))];
-        let err = run(&[vec![member("a/x", false)]], &bps).err().unwrap().to_string();
+        let err = run(&[vec![member("a/x", false)]], &bps)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("a/x: fail: no Procfile"), "{err}");
     }
 
@@ -234,7 +307,10 @@ mod tests {
     fn a_detect_error_is_reported_with_the_buildpack_id() {
         let bps = [bp("a/x", Err("boom".into()))];
         let err = run(&[vec![member("a/x", false)]], &bps).err().unwrap();
-        assert!(matches!(&err, DetectError::Errored { id, .. } if id.as_str() == "a/x"), "{err}");
+        assert!(
+            matches!(&err, DetectError::Errored { id, .. } if id.as_str() == "a/x"),
+            "{err}"
+        );
     }
 
     #[test]

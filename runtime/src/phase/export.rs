@@ -15,7 +15,9 @@ use crate::api::{APP_DIR, Process};
 use crate::env::{EnvList, EnvPhase};
 use crate::labels::{self, LayerShas, RunImageLabel};
 use crate::oci::layer::{LayerBlob, LayerError, LayerSource, Owner, write_layer};
-use crate::oci::{Digest, Layout, LayoutError, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST, canonical};
+use crate::oci::{
+    Digest, Layout, LayoutError, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST, canonical,
+};
 use crate::report::{LayerReport, ProcessReport, Reporter};
 use crate::run_image::RunImage;
 
@@ -78,14 +80,20 @@ impl Export<'_> {
             for l in bp.layers.iter().filter(|l| l.layer.types.launch) {
                 jobs.push(Job {
                     name: format!("{}:{}", bp.runner.id(), l.layer.name),
-                    source: LayerSource { root: l.host_path.clone(), prefix: l.guest_path.trim_start_matches('/').into() },
+                    source: LayerSource {
+                        root: l.host_path.clone(),
+                        prefix: l.guest_path.trim_start_matches('/').into(),
+                    },
                 });
                 owners.push((i, l.layer.name.to_string()));
             }
         }
         jobs.push(Job {
             name: "app".into(),
-            source: LayerSource { root: self.app_dir.into(), prefix: APP_DIR.trim_start_matches('/').into() },
+            source: LayerSource {
+                root: self.app_dir.into(),
+                prefix: APP_DIR.trim_start_matches('/').into(),
+            },
         });
         let blobs = self.write_layers(&layout, &jobs)?;
 
@@ -99,31 +107,15 @@ impl Export<'_> {
         let processes = merged_processes(self.built);
         let default = default_process(&processes);
 
-        let config = self.config(&blobs, &jobs, &processes, default.as_ref(), &layer_shas, &app_blob.diff_id.to_string())?;
-        let config_bytes = canonical::to_vec(&config).map_err(|source| ExportError::Json { what: "config", source })?;
-        let config_digest = layout.write_blob(&config_bytes)?;
-
-        let mut layer_descs: Vec<Value> = self
-            .run_image
-            .layers
-            .iter()
-            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
-            .collect();
-        layer_descs.extend(
-            blobs.iter().map(|b| json!({"mediaType": MEDIA_LAYER_GZIP, "digest": b.digest.to_string(), "size": b.size})),
-        );
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": MEDIA_MANIFEST,
-            "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
-            "layers": layer_descs,
-        });
-        let manifest_bytes = canonical::to_vec(&manifest).map_err(|source| ExportError::Json { what: "manifest", source })?;
-        let manifest_digest = layout.write_blob(&manifest_bytes)?;
-        let manifest_size = manifest_bytes.len() as u64;
-        let mut descriptor = json!({"mediaType": MEDIA_MANIFEST, "digest": manifest_digest.to_string(), "size": manifest_size});
-        descriptor["platform"] = json!({"os": self.run_image.os(), "architecture": self.run_image.arch()});
-        layout.set_tag(self.tag, descriptor)?;
+        let config = self.config(
+            &blobs,
+            &jobs,
+            &processes,
+            default.as_ref(),
+            &layer_shas,
+            &app_blob.diff_id.to_string(),
+        )?;
+        let (manifest_digest, manifest_size) = self.write_image(&layout, &config, &blobs)?;
 
         Ok(Exported {
             manifest_digest,
@@ -151,12 +143,57 @@ impl Export<'_> {
         })
     }
 
+    /// Store config and manifest, then move the tag: the last step, so a
+    /// failure before it leaves the layout's images as they were.
+    fn write_image(
+        &self,
+        layout: &Layout,
+        config: &Value,
+        blobs: &[LayerBlob],
+    ) -> Result<(Digest, u64), ExportError> {
+        let config_bytes = canonical::to_vec(config).map_err(|source| ExportError::Json {
+            what: "config",
+            source,
+        })?;
+        let config_digest = layout.write_blob(&config_bytes)?;
+
+        let mut layer_descs: Vec<Value> = self
+            .run_image
+            .layers
+            .iter()
+            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+            .collect();
+        layer_descs.extend(
+            blobs.iter().map(|b| json!({"mediaType": MEDIA_LAYER_GZIP, "digest": b.digest.to_string(), "size": b.size})),
+        );
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
+            "layers": layer_descs,
+        });
+        let manifest_bytes = canonical::to_vec(&manifest).map_err(|source| ExportError::Json {
+            what: "manifest",
+            source,
+        })?;
+        let manifest_digest = layout.write_blob(&manifest_bytes)?;
+        let manifest_size = manifest_bytes.len() as u64;
+        let mut descriptor = json!({"mediaType": MEDIA_MANIFEST, "digest": manifest_digest.to_string(), "size": manifest_size});
+        descriptor["platform"] =
+            json!({"os": self.run_image.os(), "architecture": self.run_image.arch()});
+        layout.set_tag(self.tag, descriptor)?;
+        Ok((manifest_digest, manifest_size))
+    }
+
     /// Write layers on all cores; each layer's bytes depend only on its tree,
     /// so the thread count cannot change a digest.
     fn write_layers(&self, layout: &Layout, jobs: &[Job]) -> Result<Vec<LayerBlob>, ExportError> {
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<LayerBlob, LayerError>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
-        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(jobs.len());
+        let results: Mutex<Vec<Option<Result<LayerBlob, LayerError>>>> =
+            Mutex::new(jobs.iter().map(|_| None).collect());
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(jobs.len());
         let blobs_dir: PathBuf = layout.blobs_dir();
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -192,23 +229,38 @@ impl Export<'_> {
         let mut config = self.run_image.config.clone();
         config["created"] = json!(created);
 
-        let mut diff_ids = config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
+        let mut diff_ids = config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         diff_ids.extend(blobs.iter().map(|b| json!(b.diff_id.to_string())));
         config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
 
         let mut history = config["history"].as_array().cloned().unwrap_or_default();
         // History must match the layer count when the base had none.
         if history.is_empty() && !self.run_image.layers.is_empty() {
-            history = self.run_image.layers.iter().map(|_| json!({"created": created})).collect();
+            history = self
+                .run_image
+                .layers
+                .iter()
+                .map(|_| json!({"created": created}))
+                .collect();
         }
-        history.extend(jobs.iter().map(|j| json!({"created": created, "created_by": format!("cascade: {}", j.name)})));
+        history
+            .extend(jobs.iter().map(
+                |j| json!({"created": created, "created_by": format!("cascade: {}", j.name)}),
+            ));
         config["history"] = Value::Array(history);
 
         let mut inner = config["config"].as_object().cloned().unwrap_or_default();
         let base_env: Vec<String> = inner
             .get("Env")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut env = EnvList::from_config(&base_env);
         for bp in self.built {
@@ -219,15 +271,37 @@ impl Export<'_> {
         inner.insert("Env".into(), json!(env.to_config()));
         if let Some(p) = default {
             inner.insert("Entrypoint".into(), json!(p.command));
-            inner.insert("Cmd".into(), if p.args.is_empty() { Value::Null } else { json!(p.args) });
-            inner.insert("WorkingDir".into(), json!(p.working_dir.as_deref().unwrap_or(APP_DIR)));
+            inner.insert(
+                "Cmd".into(),
+                if p.args.is_empty() {
+                    Value::Null
+                } else {
+                    json!(p.args)
+                },
+            );
+            inner.insert(
+                "WorkingDir".into(),
+                json!(p.working_dir.as_deref().unwrap_or(APP_DIR)),
+            );
         } else {
             inner.insert("WorkingDir".into(), json!(APP_DIR));
         }
         inner.retain(|_, v| !v.is_null());
 
-        let mut labels: BTreeMap<String, Value> = inner
-            .get("Labels")
+        let labels = self.labels(inner.get("Labels"), processes, layer_shas, app_sha)?;
+        inner.insert("Labels".into(), json!(labels));
+        config["config"] = Value::Object(inner);
+        Ok(config)
+    }
+    /// The run image's labels, the buildpacks' labels, and the CNB labels.
+    fn labels(
+        &self,
+        base: Option<&Value>,
+        processes: &[(Process, String)],
+        layer_shas: &[(usize, String, String)],
+        app_sha: &str,
+    ) -> Result<BTreeMap<String, Value>, ExportError> {
+        let mut labels: BTreeMap<String, Value> = base
             .and_then(Value::as_object)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
@@ -236,13 +310,29 @@ impl Export<'_> {
                 labels.insert(k.clone(), json!(v));
             }
         }
-        let top = self.run_image.top_layer().map(ToString::to_string).unwrap_or_default();
-        let reference = self.run_image.manifest_digest.as_ref().map(ToString::to_string).unwrap_or_default();
+        let top = self
+            .run_image
+            .top_layer()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let reference = self
+            .run_image
+            .manifest_digest
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let image = self.run_image.reference.to_string();
         let lifecycle = labels::lifecycle_metadata(
             self.built,
-            &LayerShas { layers: layer_shas, app: app_sha },
-            &RunImageLabel { top_layer: &top, reference: &reference, image: &image },
+            &LayerShas {
+                layers: layer_shas,
+                app: app_sha,
+            },
+            &RunImageLabel {
+                top_layer: &top,
+                reference: &reference,
+                image: &image,
+            },
         );
         let build = labels::build_metadata(self.built, processes);
         let as_text = |v: &Value, what| {
@@ -250,12 +340,16 @@ impl Export<'_> {
                 .map(|b| String::from_utf8(b).expect("JSON is UTF-8"))
                 .map_err(|source| ExportError::Json { what, source })
         };
-        labels.insert(labels::LIFECYCLE_METADATA.into(), json!(as_text(&lifecycle, "lifecycle label")?));
-        labels.insert(labels::BUILD_METADATA.into(), json!(as_text(&build, "build label")?));
+        labels.insert(
+            labels::LIFECYCLE_METADATA.into(),
+            json!(as_text(&lifecycle, "lifecycle label")?),
+        );
+        labels.insert(
+            labels::BUILD_METADATA.into(),
+            json!(as_text(&build, "build label")?),
+        );
         labels.insert(labels::PROJECT_METADATA.into(), json!("{}"));
-        inner.insert("Labels".into(), json!(labels));
-        config["config"] = Value::Object(inner);
-        Ok(config)
+        Ok(labels)
     }
 }
 
@@ -275,8 +369,7 @@ fn merged_processes(built: &[BuiltBuildpack]) -> Vec<(Process, String)> {
 fn default_process(processes: &[(Process, String)]) -> Option<Process> {
     processes
         .iter()
-        .filter(|(p, _)| p.default)
-        .next_back()
+        .rfind(|(p, _)| p.default)
         .or_else(|| processes.iter().find(|(p, _)| p.kind.as_str() == "web"))
         .map(|(p, _)| p.clone())
 }
@@ -296,14 +389,22 @@ pub fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn formats_the_normalised_epoch() {
-        assert_eq!(super::rfc3339(crate::NORMALIZED_EPOCH), "1980-01-01T00:00:01Z");
+        assert_eq!(
+            super::rfc3339(crate::NORMALIZED_EPOCH),
+            "1980-01-01T00:00:01Z"
+        );
         assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }

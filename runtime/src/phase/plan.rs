@@ -21,8 +21,16 @@ const MAX_TRIALS: usize = 4096;
 /// `None` when no trial resolves.
 pub fn resolve(candidates: &[Candidate<'_>]) -> Option<Vec<(usize, Vec<PlanEntry>)>> {
     let empty = [BuildPlan::default()];
-    let options: Vec<&[BuildPlan]> =
-        candidates.iter().map(|c| if c.plans.is_empty() { &empty[..] } else { c.plans }).collect();
+    let options: Vec<&[BuildPlan]> = candidates
+        .iter()
+        .map(|c| {
+            if c.plans.is_empty() {
+                &empty[..]
+            } else {
+                c.plans
+            }
+        })
+        .collect();
     let mut choice = vec![0usize; candidates.len()];
     for _ in 0..MAX_TRIALS {
         let trial: Vec<(usize, bool, &BuildPlan)> = candidates
@@ -56,13 +64,15 @@ fn run_trial(mut trial: Vec<(usize, bool, &BuildPlan)>) -> Option<Vec<(usize, Ve
     loop {
         let unmet = (0..trial.len()).find(|&i| {
             let plan = trial[i].2;
-            plan.requires
-                .iter()
-                .any(|r| !trial[..=i].iter().any(|(_, _, p)| p.provides.contains(&r.name)))
-                || plan
-                    .provides
+            plan.requires.iter().any(|r| {
+                !trial[..=i]
                     .iter()
-                    .any(|name| !trial[i..].iter().any(|(_, _, p)| p.requires.iter().any(|r| &r.name == name)))
+                    .any(|(_, _, p)| p.provides.contains(&r.name))
+            }) || plan.provides.iter().any(|name| {
+                !trial[i..]
+                    .iter()
+                    .any(|(_, _, p)| p.requires.iter().any(|r| &r.name == name))
+            })
         });
         match unmet {
             None => break,
@@ -82,7 +92,10 @@ fn run_trial(mut trial: Vec<(usize, bool, &BuildPlan)>) -> Option<Vec<(usize, Ve
             for name in &plan.provides {
                 for (_, _, other) in &trial {
                     for r in other.requires.iter().filter(|r| &r.name == name) {
-                        entries.push(PlanEntry { name: r.name.clone(), metadata: r.metadata.clone() });
+                        entries.push(PlanEntry {
+                            name: r.name.clone(),
+                            metadata: r.metadata.clone(),
+                        });
                     }
                 }
             }
@@ -100,7 +113,13 @@ mod tests {
     fn plan(provides: &[&str], requires: &[&str]) -> BuildPlan {
         BuildPlan {
             provides: provides.iter().map(|s| (*s).into()).collect(),
-            requires: requires.iter().map(|s| Require { name: (*s).into(), metadata: toml::Table::new() }).collect(),
+            requires: requires
+                .iter()
+                .map(|s| Require {
+                    name: (*s).into(),
+                    metadata: toml::Table::new(),
+                })
+                .collect(),
         }
     }
 
@@ -108,8 +127,16 @@ mod tests {
     fn provider_before_requirer_resolves_and_gets_the_entry() {
         let (a, b) = ([plan(&["node"], &[])], [plan(&[], &["node"])]);
         let got = resolve(&[
-            Candidate { index: 0, optional: false, plans: &a },
-            Candidate { index: 1, optional: false, plans: &b },
+            Candidate {
+                index: 0,
+                optional: false,
+                plans: &a,
+            },
+            Candidate {
+                index: 1,
+                optional: false,
+                plans: &b,
+            },
         ])
         .unwrap();
         assert_eq!(got[0].1.len(), 1);
@@ -120,19 +147,37 @@ mod tests {
     #[test]
     fn requirer_before_provider_fails() {
         let (a, b) = ([plan(&[], &["node"])], [plan(&["node"], &[])]);
-        assert!(resolve(&[
-            Candidate { index: 0, optional: false, plans: &a },
-            Candidate { index: 1, optional: false, plans: &b },
-        ])
-        .is_none());
+        assert!(
+            resolve(&[
+                Candidate {
+                    index: 0,
+                    optional: false,
+                    plans: &a
+                },
+                Candidate {
+                    index: 1,
+                    optional: false,
+                    plans: &b
+                },
+            ])
+            .is_none()
+        );
     }
 
     #[test]
     fn an_optional_buildpack_with_unmet_requires_is_dropped() {
         let (a, b) = ([plan(&[], &["jdk"])], [plan(&[], &[])]);
         let got = resolve(&[
-            Candidate { index: 0, optional: true, plans: &a },
-            Candidate { index: 1, optional: false, plans: &b },
+            Candidate {
+                index: 0,
+                optional: true,
+                plans: &a,
+            },
+            Candidate {
+                index: 1,
+                optional: false,
+                plans: &b,
+            },
         ])
         .unwrap();
         assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [1]);
@@ -143,10 +188,22 @@ mod tests {
         let a = [plan(&["x"], &[]), plan(&[], &[])];
         let b = [plan(&[], &[])];
         let got = resolve(&[
-            Candidate { index: 0, optional: false, plans: &a },
-            Candidate { index: 1, optional: false, plans: &b },
+            Candidate {
+                index: 0,
+                optional: false,
+                plans: &a,
+            },
+            Candidate {
+                index: 1,
+                optional: false,
+                plans: &b,
+            },
         ])
         .unwrap();
-        assert_eq!(got.len(), 2, "second alternative of a (provides nothing) resolves");
+        assert_eq!(
+            got.len(),
+            2,
+            "second alternative of a (provides nothing) resolves"
+        );
     }
 }

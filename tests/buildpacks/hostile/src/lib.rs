@@ -59,7 +59,9 @@ fn act(phase: &str, app: &std::path::Path) -> Result<()> {
             }
             Ok(())
         }
-        "error" => Err(BuildpackError::new("hostile buildpack fails on purpose").hint("do not use it")),
+        "error" => {
+            Err(BuildpackError::new("hostile buildpack fails on purpose").hint("do not use it"))
+        }
         _ => Ok(()),
     }
 }
