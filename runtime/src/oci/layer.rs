@@ -81,7 +81,7 @@ pub fn write_layer(
     blobs_dir: &Path,
     owner: Owner,
 ) -> Result<LayerBlob, LayerError> {
-    let tmp = tempfile::NamedTempFile::new_in(blobs_dir).map_err(io_err(blobs_dir))?;
+    let tmp = super::layout::blob_tempfile(blobs_dir).map_err(io_err(blobs_dir))?;
     let file = tmp.as_file().try_clone().map_err(io_err(blobs_dir))?;
     let blob = DigestWriter::new(BufWriter::with_capacity(1 << 20, file));
     // mtime 0, no file name, OS "unknown": the header holds nothing of the host.

@@ -299,11 +299,20 @@ fn manifests(index: &Value) -> Vec<Value> {
     index["manifests"].as_array().cloned().unwrap_or_default()
 }
 
+/// A temporary file in `dir`, readable by all like any file of an image
+/// layout (tempfile's default is 0600).
+pub fn blob_tempfile(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+}
+
 /// Write a file by rename: readers see the old content or the new, never a
 /// mix, and a crash leaves the old.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    let mut tmp = blob_tempfile(dir).map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(path))?;
     tmp.as_file().sync_all().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| LayoutError::Io {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what Cascade's build and tests need beyond the Rust toolchain:
+# the wasm32-wasip2 target and the real image tools the tests check with.
+# Idempotent; safe to run again.
+set -euo pipefail
+
+rustup target add wasm32-wasip2
+
+packages=(skopeo umoci oci-image-tool bubblewrap busybox-static jq)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
