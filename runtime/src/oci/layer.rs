@@ -12,9 +12,8 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
-
 use super::digest::{Digest, DigestWriter};
+use super::gzip::ParallelGz;
 
 /// The gzip level: pinned, because it is part of every layer digest.
 /// Level 1 keeps export at hardware speed (compression, not hashing, is the
@@ -75,20 +74,28 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
 }
 
 /// Write `source` as a gzip layer into `blobs_dir` (the layout's
-/// `blobs/sha256`), named by its digest once complete.
+/// `blobs/sha256`), named by its digest once complete, compressing on every
+/// core.
 pub fn write_layer(
     source: &LayerSource,
     blobs_dir: &Path,
     owner: Owner,
 ) -> Result<LayerBlob, LayerError> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    write_layer_with(source, blobs_dir, owner, threads)
+}
+
+/// [`write_layer`] on `threads` threads; the bytes do not depend on it.
+pub fn write_layer_with(
+    source: &LayerSource,
+    blobs_dir: &Path,
+    owner: Owner,
+    threads: usize,
+) -> Result<LayerBlob, LayerError> {
     let tmp = super::layout::blob_tempfile(blobs_dir).map_err(io_err(blobs_dir))?;
     let file = tmp.as_file().try_clone().map_err(io_err(blobs_dir))?;
     let blob = DigestWriter::new(BufWriter::with_capacity(1 << 20, file));
-    // mtime 0, no file name, OS "unknown": the header holds nothing of the host.
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(blob, Compression::new(GZIP_LEVEL));
+    let gz = ParallelGz::new(blob, GZIP_LEVEL, threads);
     let diff = DigestWriter::new(gz);
     let mut tar = tar::Builder::new(diff);
     tar.follow_symlinks(false);
@@ -195,6 +202,7 @@ fn append_tree<W: Write>(
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data: wrapping is the point
 mod tests {
     use super::*;
 
@@ -251,7 +259,7 @@ mod tests {
         )
         .unwrap();
         let file = File::open(blobs.path().join(blob.digest.hex())).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
         let entries: Vec<(String, u32, u64)> = archive
             .entries()
             .unwrap()
@@ -294,15 +302,18 @@ mod tests {
             "hello, reproducible world\n".repeat(100),
         )
         .unwrap();
-        let blob = write_layer(
-            &LayerSource {
-                root: dir.path().into(),
-                prefix: "workspace".into(),
-            },
-            blobs.path(),
-            Owner::default(),
-        )
-        .unwrap();
+        // Big enough for several gzip members.
+        let big: Vec<u8> = (0..5_000_000u32)
+            .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
+            .collect();
+        std::fs::write(dir.path().join("big.bin"), big).unwrap();
+        let source = LayerSource {
+            root: dir.path().into(),
+            prefix: "workspace".into(),
+        };
+        let blob = write_layer_with(&source, blobs.path(), Owner::default(), 1).unwrap();
+        let parallel = write_layer_with(&source, blobs.path(), Owner::default(), 3).unwrap();
+        assert_eq!(blob, parallel, "digests depend on the thread count");
         assert_eq!(
             blob.diff_id.to_string(),
             GOLDEN_DIFF_ID,
@@ -316,7 +327,7 @@ mod tests {
     }
 
     const GOLDEN_DIFF_ID: &str =
-        "sha256:998a9666a781ecc4fb3a6e4dbb376c1ecc2c25dcb77c052d50487ebc38ea5db6";
+        "sha256:6e18745fda9b49772aa01190c8b39dd49dce9d1e2251b374a28d4f216667f730";
     const GOLDEN_DIGEST: &str =
-        "sha256:8d2dcd8066357ab0662dfbeef94040311ef9244a266d41c21c0a68dc277b27b4";
+        "sha256:3806fdb070586c62a2dd2e45f198bef0fe8d251a6941030a5ec23dde045ba5ed";
 }

@@ -3,6 +3,7 @@
 
 pub mod canonical;
 pub mod digest;
+pub mod gzip;
 pub mod layer;
 pub mod layout;
 pub mod reference;

@@ -4,9 +4,7 @@
 //! place, so a failed export leaves the layout's images as they were.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -185,34 +183,15 @@ impl Export<'_> {
         Ok((manifest_digest, manifest_size))
     }
 
-    /// Write layers on all cores; each layer's bytes depend only on its tree,
-    /// so the thread count cannot change a digest.
+    /// Write the layers one after the other; each is compressed on every
+    /// core, and its bytes do not depend on how many there are.
     fn write_layers(&self, layout: &Layout, jobs: &[Job]) -> Result<Vec<LayerBlob>, ExportError> {
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<LayerBlob, LayerError>>>> =
-            Mutex::new(jobs.iter().map(|_| None).collect());
-        let workers = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .min(jobs.len());
-        let blobs_dir: PathBuf = layout.blobs_dir();
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = jobs.get(i) else { break };
-                        self.reporter.note(&format!("exporting layer {}", job.name));
-                        let result = write_layer(&job.source, &blobs_dir, self.owner);
-                        results.lock().unwrap()[i] = Some(result);
-                    }
-                });
-            }
-        });
-        results
-            .into_inner()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.expect("every job ran").map_err(ExportError::from))
+        let blobs_dir = layout.blobs_dir();
+        jobs.iter()
+            .map(|job| {
+                self.reporter.note(&format!("exporting layer {}", job.name));
+                Ok(write_layer(&job.source, &blobs_dir, self.owner)?)
+            })
             .collect()
     }
 

@@ -1,0 +1,194 @@
+//! Parallel, deterministic gzip.
+//!
+//! The tar stream is cut into fixed-size chunks, each compressed on its own
+//! as a complete gzip member, and the members are written in order. RFC 1952
+//! allows a file of several members and every layer reader decodes them (Go's
+//! `compress/gzip` reads multistream by default, as do zlib and flate2's
+//! `MultiGzDecoder`). Because chunk boundaries depend only on byte offsets,
+//! the output is identical whatever the number of threads.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use flate2::{Compression, GzBuilder};
+
+/// Uncompressed bytes per gzip member. Part of every digest: do not change
+/// without updating the golden-digest test.
+pub const CHUNK: usize = 1 << 20;
+
+type Job = (u64, Vec<u8>);
+type Done = (u64, io::Result<Vec<u8>>);
+
+/// A writer that gzips what it is given on `threads` threads into `inner`.
+pub struct ParallelGz<W: Write> {
+    inner: W,
+    level: u32,
+    buf: Vec<u8>,
+    next_in: u64,
+    next_out: u64,
+    in_flight: usize,
+    max_in_flight: usize,
+    ready: BTreeMap<u64, Vec<u8>>,
+    jobs: Option<mpsc::SyncSender<Job>>,
+    done: mpsc::Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// One member: header with mtime 0 and OS "unknown", so nothing of the
+/// host is recorded.
+pub fn member(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    let mut enc = GzBuilder::new().mtime(0).operating_system(255).write(
+        Vec::with_capacity(data.len() / 2 + 64),
+        Compression::new(level),
+    );
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+impl<W: Write> ParallelGz<W> {
+    pub fn new(inner: W, level: u32, threads: usize) -> Self {
+        let threads = threads.max(1);
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
+        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
+        let (done_tx, done) = mpsc::channel::<Done>();
+        let workers = (0..threads)
+            .map(|_| {
+                let (rx, tx) = (job_rx.clone(), done_tx.clone());
+                std::thread::spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap().recv();
+                        let Ok((index, data)) = job else { break };
+                        if tx.send((index, member(&data, level))).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            inner,
+            level,
+            buf: Vec::with_capacity(CHUNK),
+            next_in: 0,
+            next_out: 0,
+            in_flight: 0,
+            max_in_flight: threads * 2,
+            ready: BTreeMap::new(),
+            jobs: Some(job_tx),
+            done,
+            workers,
+        }
+    }
+
+    fn submit(&mut self) -> io::Result<()> {
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        while self.in_flight >= self.max_in_flight {
+            self.receive_one()?;
+        }
+        let jobs = self.jobs.as_ref().expect("not finished");
+        jobs.send((self.next_in, data))
+            .map_err(|_| io::Error::other("gzip worker exited"))?;
+        self.next_in += 1;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn receive_one(&mut self) -> io::Result<()> {
+        let (index, result) = self
+            .done
+            .recv()
+            .map_err(|_| io::Error::other("gzip worker exited"))?;
+        self.in_flight -= 1;
+        self.ready.insert(index, result?);
+        while let Some(bytes) = self.ready.remove(&self.next_out) {
+            self.inner.write_all(&bytes)?;
+            self.next_out += 1;
+        }
+        Ok(())
+    }
+
+    /// Compress what is left and return the inner writer. An empty input
+    /// still yields one (empty) member, so the output is valid gzip.
+    pub fn finish(mut self) -> io::Result<W> {
+        if !self.buf.is_empty() || self.next_in == 0 {
+            if self.next_in == 0 && self.buf.is_empty() {
+                let empty = member(&[], self.level)?;
+                self.inner.write_all(&empty)?;
+                self.next_out = 1;
+                self.next_in = 1;
+            } else {
+                self.submit()?;
+            }
+        }
+        while self.in_flight > 0 {
+            self.receive_one()?;
+        }
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for ParallelGz<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let take = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == CHUNK {
+            self.submit()?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data: wrapping is the point
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i % 251) as u8 ^ (i / 4096) as u8)
+            .collect()
+    }
+
+    fn gz(input: &[u8], threads: usize) -> Vec<u8> {
+        let mut w = ParallelGz::new(Vec::new(), 1, threads);
+        for piece in input.chunks(7777) {
+            w.write_all(piece).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn output_does_not_depend_on_thread_count_and_round_trips() {
+        let input = data(3 * CHUNK + 12345);
+        let one = gz(&input, 1);
+        assert_eq!(one, gz(&input, 2));
+        assert_eq!(one, gz(&input, 5));
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, input);
+    }
+
+    #[test]
+    fn empty_input_is_valid_gzip() {
+        let out = gz(&[], 2);
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back.is_empty());
+    }
+}
