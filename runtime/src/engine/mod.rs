@@ -70,6 +70,8 @@ impl Engine {
         cache_dir: Option<PathBuf>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self, EngineError> {
+        // Threads are off because wasmtime is built without its `threads`
+        // feature; NaN bits and relaxed SIMD are made deterministic here.
         let mut config = wasmtime::Config::new();
         config
             .cranelift_nan_canonicalization(true)

@@ -145,3 +145,177 @@ impl Build<'_> {
         Ok(built)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::api::{
+        BuildOutput, DetectInput, DetectOutcome, EnvEntry, EnvOp, EnvScope, Layer, LayerTypes,
+    };
+    use crate::ids::LayerName;
+    use crate::manifest::BuildpackManifest;
+    use crate::report::Silent;
+
+    /// Writes one build layer with `bin/` and an env entry.
+    struct Toolchain(BuildpackManifest);
+    /// Records what it was given.
+    struct Consumer(BuildpackManifest, Mutex<Option<BuildInput>>);
+
+    fn manifest(id: &str) -> BuildpackManifest {
+        BuildpackManifest::parse(
+            &format!("api = \"0.12\"\n[buildpack]\nid = \"{id}\"\nversion = \"1\"\n"),
+            id,
+        )
+        .unwrap()
+    }
+
+    impl BuildpackRunner for Toolchain {
+        fn manifest(&self) -> &BuildpackManifest {
+            &self.0
+        }
+        fn detect(&self, _: &DetectInput) -> Result<DetectOutcome, RunError> {
+            unreachable!()
+        }
+        fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
+            std::fs::create_dir_all(input.layers_dir.join("jdk/bin")).unwrap();
+            let entry = |scope, name: &str| EnvEntry {
+                name: name.into(),
+                value: "/opt".into(),
+                op: EnvOp::Override,
+                delim: None,
+                scope,
+            };
+            Ok(BuildOutput {
+                layers: vec![Layer {
+                    name: LayerName::new("jdk").unwrap(),
+                    types: LayerTypes {
+                        build: true,
+                        ..LayerTypes::default()
+                    },
+                    metadata: toml::Table::new(),
+                    env: vec![
+                        entry(EnvScope::Build, "JAVA_HOME"),
+                        entry(EnvScope::Launch, "LAUNCH_ONLY"),
+                    ],
+                }],
+                ..BuildOutput::default()
+            })
+        }
+    }
+
+    impl BuildpackRunner for Consumer {
+        fn manifest(&self) -> &BuildpackManifest {
+            &self.0
+        }
+        fn detect(&self, _: &DetectInput) -> Result<DetectOutcome, RunError> {
+            unreachable!()
+        }
+        fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
+            *self.1.lock().unwrap() = Some(input.clone());
+            Ok(BuildOutput::default())
+        }
+    }
+
+    #[test]
+    fn later_buildpacks_see_earlier_build_layers_and_their_env() {
+        let tmp = tempfile::tempdir().unwrap();
+        let consumer = Arc::new(Consumer(manifest("b/consumer"), Mutex::new(None)));
+        let group = [
+            Chosen {
+                runner: Arc::new(Toolchain(manifest("a/jdk"))),
+                plan: Vec::new(),
+            },
+            Chosen {
+                runner: consumer.clone(),
+                plan: Vec::new(),
+            },
+        ];
+        let target = Target {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            arch_variant: None,
+            distro_name: None,
+            distro_version: None,
+        };
+        let built = Build {
+            group: &group,
+            app_dir: tmp.path(),
+            layers_root: &tmp.path().join("layers"),
+            platform_env: &api::Env::new(),
+            target: &target,
+            reporter: &Silent,
+        }
+        .run()
+        .unwrap();
+        assert_eq!(built[0].layers[0].guest_path, "/layers/a_jdk/jdk");
+        let seen = consumer.1.lock().unwrap().clone().unwrap();
+        assert_eq!(seen.layers_dir_guest, "/layers/b_consumer");
+        assert_eq!(seen.build_layers.len(), 1);
+        assert_eq!(seen.build_layers[0].guest, "/layers/a_jdk/jdk");
+        assert_eq!(
+            seen.build_env.get("PATH").map(String::as_str),
+            Some("/layers/a_jdk/jdk/bin")
+        );
+        assert_eq!(
+            seen.build_env.get("JAVA_HOME").map(String::as_str),
+            Some("/opt")
+        );
+        assert!(!seen.build_env.contains_key("LAUNCH_ONLY"));
+    }
+
+    #[test]
+    fn a_declared_layer_without_a_directory_is_invalid_output() {
+        struct Liar(BuildpackManifest);
+        impl BuildpackRunner for Liar {
+            fn manifest(&self) -> &BuildpackManifest {
+                &self.0
+            }
+            fn detect(&self, _: &DetectInput) -> Result<DetectOutcome, RunError> {
+                unreachable!()
+            }
+            fn build(&self, _: &BuildInput) -> Result<BuildOutput, RunError> {
+                Ok(BuildOutput {
+                    layers: vec![Layer {
+                        name: LayerName::new("ghost").unwrap(),
+                        types: LayerTypes {
+                            launch: true,
+                            ..LayerTypes::default()
+                        },
+                        metadata: toml::Table::new(),
+                        env: Vec::new(),
+                    }],
+                    ..BuildOutput::default()
+                })
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let group = [Chosen {
+            runner: Arc::new(Liar(manifest("a/liar"))),
+            plan: Vec::new(),
+        }];
+        let target = Target {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            arch_variant: None,
+            distro_name: None,
+            distro_version: None,
+        };
+        let err = Build {
+            group: &group,
+            app_dir: tmp.path(),
+            layers_root: tmp.path(),
+            platform_env: &api::Env::new(),
+            target: &target,
+            reporter: &Silent,
+        }
+        .run()
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().contains("a/liar") && err.to_string().contains("ghost"),
+            "{err}"
+        );
+    }
+}
