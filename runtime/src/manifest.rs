@@ -16,6 +16,12 @@ pub struct BuildpackManifest {
     pub buildpack: BuildpackInfo,
     #[serde(default)]
     pub targets: Vec<TargetSpec>,
+    /// Deprecated CNB `[[stacks]]`; accepted, not used.
+    #[serde(default)]
+    pub stacks: Vec<toml::Table>,
+    /// Free-form CNB `[metadata]`.
+    #[serde(default)]
+    pub metadata: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +39,10 @@ pub struct BuildpackInfo {
     pub keywords: Vec<String>,
     #[serde(default)]
     pub licenses: Vec<toml::Table>,
+    #[serde(default, rename = "clear-env")]
+    pub clear_env: bool,
+    #[serde(default, rename = "sbom-formats")]
+    pub sbom_formats: Vec<String>,
 }
 
 /// CNB `[[targets]]`: run images this buildpack's output works on.
