@@ -55,13 +55,7 @@ fn detect_vs_spawn(out: &mut String) {
     let input = DetectInput {
         app_dir: app.clone(),
         platform_env: std::collections::BTreeMap::default(),
-        target: Target {
-            os: "linux".into(),
-            arch: "amd64".into(),
-            arch_variant: None,
-            distro_name: None,
-            distro_version: None,
-        },
+        target: Target::new("linux", "amd64"),
     };
     let rounds = 300;
     let _ = writeln!(out, "## Warm detect vs spawning a process\n");

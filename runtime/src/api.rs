@@ -23,6 +23,19 @@ pub struct Target {
     pub distro_version: Option<String>,
 }
 
+impl Target {
+    /// A target with only os and arch known.
+    pub fn new(os: impl Into<String>, arch: impl Into<String>) -> Self {
+        Self {
+            os: os.into(),
+            arch: arch.into(),
+            arch_variant: None,
+            distro_name: None,
+            distro_version: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Require {
     pub name: String,

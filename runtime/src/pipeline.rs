@@ -67,11 +67,8 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
         run_image.layers.len()
     ));
     let target = Target {
-        os: run_image.os().into(),
-        arch: run_image.arch().into(),
         arch_variant: run_image.config["variant"].as_str().map(str::to_owned),
-        distro_name: None,
-        distro_version: None,
+        ..Target::new(run_image.os(), run_image.arch())
     };
 
     reporter.phase("detect");

@@ -158,20 +158,12 @@ mod tests {
     use crate::manifest::BuildpackManifest;
     use crate::report::Silent;
 
-    /// Writes one build layer with `bin/` and an env entry.
-    struct Toolchain(BuildpackManifest);
-    /// Records what it was given.
-    struct Consumer(BuildpackManifest, Mutex<Option<BuildInput>>);
+    type BuildFn = Box<dyn Fn(&BuildInput) -> Result<BuildOutput, RunError> + Send + Sync>;
 
-    fn manifest(id: &str) -> BuildpackManifest {
-        BuildpackManifest::parse(
-            &format!("api = \"0.12\"\n[buildpack]\nid = \"{id}\"\nversion = \"1\"\n"),
-            id,
-        )
-        .unwrap()
-    }
+    /// A buildpack whose build is a closure: phase logic without wasm.
+    struct Fake(BuildpackManifest, BuildFn);
 
-    impl BuildpackRunner for Toolchain {
+    impl BuildpackRunner for Fake {
         fn manifest(&self) -> &BuildpackManifest {
             &self.0
         }
@@ -179,6 +171,47 @@ mod tests {
             unreachable!()
         }
         fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
+            (self.1)(input)
+        }
+    }
+
+    fn chosen(
+        id: &str,
+        build: impl Fn(&BuildInput) -> Result<BuildOutput, RunError> + Send + Sync + 'static,
+    ) -> Chosen {
+        let text = format!("api = \"0.12\"\n[buildpack]\nid = \"{id}\"\nversion = \"1\"\n");
+        let manifest = BuildpackManifest::parse(&text, id).unwrap();
+        Chosen {
+            runner: Arc::new(Fake(manifest, Box::new(build))),
+            plan: Vec::new(),
+        }
+    }
+
+    fn layer(name: &str, types: LayerTypes, env: Vec<EnvEntry>) -> Layer {
+        Layer {
+            name: LayerName::new(name).unwrap(),
+            types,
+            metadata: toml::Table::new(),
+            env,
+        }
+    }
+
+    fn run(group: &[Chosen], root: &Path) -> Result<Vec<BuiltBuildpack>, BuildError> {
+        Build {
+            group,
+            app_dir: root,
+            layers_root: &root.join("layers"),
+            platform_env: &api::Env::new(),
+            target: &Target::new("linux", "amd64"),
+            reporter: &Silent,
+        }
+        .run()
+    }
+
+    #[test]
+    fn later_buildpacks_see_earlier_build_layers_and_their_env() {
+        let tmp = tempfile::tempdir().unwrap();
+        let jdk = chosen("a/jdk", |input| {
             std::fs::create_dir_all(input.layers_dir.join("jdk/bin")).unwrap();
             let entry = |scope, name: &str| EnvEntry {
                 name: name.into(),
@@ -187,70 +220,31 @@ mod tests {
                 delim: None,
                 scope,
             };
+            let env = vec![
+                entry(EnvScope::Build, "JAVA_HOME"),
+                entry(EnvScope::Launch, "LAUNCH_ONLY"),
+            ];
             Ok(BuildOutput {
-                layers: vec![Layer {
-                    name: LayerName::new("jdk").unwrap(),
-                    types: LayerTypes {
+                layers: vec![layer(
+                    "jdk",
+                    LayerTypes {
                         build: true,
                         ..LayerTypes::default()
                     },
-                    metadata: toml::Table::new(),
-                    env: vec![
-                        entry(EnvScope::Build, "JAVA_HOME"),
-                        entry(EnvScope::Launch, "LAUNCH_ONLY"),
-                    ],
-                }],
+                    env,
+                )],
                 ..BuildOutput::default()
             })
-        }
-    }
-
-    impl BuildpackRunner for Consumer {
-        fn manifest(&self) -> &BuildpackManifest {
-            &self.0
-        }
-        fn detect(&self, _: &DetectInput) -> Result<DetectOutcome, RunError> {
-            unreachable!()
-        }
-        fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
-            *self.1.lock().unwrap() = Some(input.clone());
+        });
+        let seen = Arc::new(Mutex::new(None));
+        let record = seen.clone();
+        let consumer = chosen("b/consumer", move |input| {
+            *record.lock().unwrap() = Some(input.clone());
             Ok(BuildOutput::default())
-        }
-    }
-
-    #[test]
-    fn later_buildpacks_see_earlier_build_layers_and_their_env() {
-        let tmp = tempfile::tempdir().unwrap();
-        let consumer = Arc::new(Consumer(manifest("b/consumer"), Mutex::new(None)));
-        let group = [
-            Chosen {
-                runner: Arc::new(Toolchain(manifest("a/jdk"))),
-                plan: Vec::new(),
-            },
-            Chosen {
-                runner: consumer.clone(),
-                plan: Vec::new(),
-            },
-        ];
-        let target = Target {
-            os: "linux".into(),
-            arch: "amd64".into(),
-            arch_variant: None,
-            distro_name: None,
-            distro_version: None,
-        };
-        let built = Build {
-            group: &group,
-            app_dir: tmp.path(),
-            layers_root: &tmp.path().join("layers"),
-            platform_env: &api::Env::new(),
-            target: &target,
-            reporter: &Silent,
-        }
-        .run()
-        .unwrap();
+        });
+        let built = run(&[jdk, consumer], tmp.path()).unwrap();
         assert_eq!(built[0].layers[0].guest_path, "/layers/a_jdk/jdk");
-        let seen = consumer.1.lock().unwrap().clone().unwrap();
+        let seen = seen.lock().unwrap().clone().unwrap();
         assert_eq!(seen.layers_dir_guest, "/layers/b_consumer");
         assert_eq!(seen.build_layers.len(), 1);
         assert_eq!(seen.build_layers[0].guest, "/layers/a_jdk/jdk");
@@ -267,55 +261,22 @@ mod tests {
 
     #[test]
     fn a_declared_layer_without_a_directory_is_invalid_output() {
-        struct Liar(BuildpackManifest);
-        impl BuildpackRunner for Liar {
-            fn manifest(&self) -> &BuildpackManifest {
-                &self.0
-            }
-            fn detect(&self, _: &DetectInput) -> Result<DetectOutcome, RunError> {
-                unreachable!()
-            }
-            fn build(&self, _: &BuildInput) -> Result<BuildOutput, RunError> {
-                Ok(BuildOutput {
-                    layers: vec![Layer {
-                        name: LayerName::new("ghost").unwrap(),
-                        types: LayerTypes {
-                            launch: true,
-                            ..LayerTypes::default()
-                        },
-                        metadata: toml::Table::new(),
-                        env: Vec::new(),
-                    }],
-                    ..BuildOutput::default()
-                })
-            }
-        }
         let tmp = tempfile::tempdir().unwrap();
-        let group = [Chosen {
-            runner: Arc::new(Liar(manifest("a/liar"))),
-            plan: Vec::new(),
-        }];
-        let target = Target {
-            os: "linux".into(),
-            arch: "amd64".into(),
-            arch_variant: None,
-            distro_name: None,
-            distro_version: None,
-        };
-        let err = Build {
-            group: &group,
-            app_dir: tmp.path(),
-            layers_root: tmp.path(),
-            platform_env: &api::Env::new(),
-            target: &target,
-            reporter: &Silent,
-        }
-        .run()
-        .err()
-        .unwrap();
-        assert!(
-            err.to_string().contains("a/liar") && err.to_string().contains("ghost"),
-            "{err}"
-        );
+        let liar = chosen("a/liar", |_| {
+            let ghost = layer(
+                "ghost",
+                LayerTypes {
+                    launch: true,
+                    ..LayerTypes::default()
+                },
+                Vec::new(),
+            );
+            Ok(BuildOutput {
+                layers: vec![ghost],
+                ..BuildOutput::default()
+            })
+        });
+        let err = run(&[liar], tmp.path()).err().unwrap().to_string();
+        assert!(err.contains("a/liar") && err.contains("ghost"), "{err}");
     }
 }

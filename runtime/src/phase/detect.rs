@@ -250,13 +250,7 @@ mod tests {
         let input = DetectInput {
             app_dir: ".".into(),
             platform_env: BTreeMap::new(),
-            target: Target {
-                os: "linux".into(),
-                arch: "amd64".into(),
-                arch_variant: None,
-                distro_name: None,
-                distro_version: None,
-            },
+            target: Target::new("linux", "amd64"),
         };
         Detect {
             order,
