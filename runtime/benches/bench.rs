@@ -14,10 +14,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cascade::api::{BuildpackRunner, DetectInput, Target};
-use cascade::engine::{Engine, Limits};
-use cascade::oci::layer::{LayerSource, Owner, write_layer_with};
-use cascade::report::Silent;
+use cascade_runtime::api::{BuildpackRunner, DetectInput, Target};
+use cascade_runtime::engine::{Engine, Limits};
+use cascade_runtime::oci::layer::{LayerSource, Owner, write_layer_with};
+use cascade_runtime::report::Silent;
 use sha2::Digest as _;
 
 fn median(mut xs: Vec<Duration>) -> Duration {
@@ -67,7 +67,7 @@ fn detect_vs_spawn(out: &mut String) {
         out,
         "| buildpack | warm detect | spawn `test -f` | ratio |\n|---|---|---|---|"
     );
-    for (name, bytes) in cascade::embedded::BUILDPACKS {
+    for (name, bytes) in cascade_runtime::embedded::BUILDPACKS {
         // Load twice: the second load is the warm path (deserialise from disk).
         drop(engine.load(bytes, name).unwrap());
         let bp = engine.load(bytes, name).unwrap();
@@ -325,7 +325,7 @@ fn export_throughput(out: &mut String) {
     let _ = writeln!(
         out,
         "One layer, tar + gzip level {} (miniz_oxide) + both digests in one pass, {} files of 1 MiB of text-like data; compressed to {:.0}% of its size. sha256 of the same bytes is the floor; `umoci insert` of the same tree into an empty image is the peer. The last column is each row's time over cascade's (all cores); the digest was checked identical at 1 and {cores} threads. Median of {rounds}.\n",
-        cascade::oci::layer::GZIP_LEVEL,
+        cascade_runtime::oci::layer::GZIP_LEVEL,
         mib,
         size as f64 / bytes as f64 * 100.0
     );

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cascade::guests;
+use cascade_runtime::guests;
 
 use crate::support::*;
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cascade::guests;
+use cascade_runtime::guests;
 
 use crate::support::*;
 

@@ -10,12 +10,12 @@ use clap::Args;
 use super::exit::InvalidInput;
 use super::progress::Stderr;
 use super::{Format, default_cache_dir};
-use cascade::api::{BuildpackRunner, Env};
-use cascade::builder::{Builder, GroupMember};
-use cascade::engine::{Engine, Limits};
-use cascade::oci::ImageRef;
-use cascade::pipeline::{self, BuildRequest};
-use cascade::report::BuildReport;
+use cascade_runtime::api::{BuildpackRunner, Env};
+use cascade_runtime::builder::{Builder, GroupMember};
+use cascade_runtime::engine::{Engine, Limits};
+use cascade_runtime::oci::ImageRef;
+use cascade_runtime::pipeline::{self, BuildRequest};
+use cascade_runtime::report::BuildReport;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -89,7 +89,7 @@ fn created() -> anyhow::Result<u64> {
             ))
             .into()
         }),
-        _ => Ok(cascade::NORMALIZED_EPOCH),
+        _ => Ok(cascade_runtime::NORMALIZED_EPOCH),
     }
 }
 
@@ -160,10 +160,10 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         }
         order = b.order.clone();
     } else {
-        for (name, bytes) in cascade::embedded::BUILDPACKS {
+        for (name, bytes) in cascade_runtime::embedded::BUILDPACKS {
             buildpacks.push(Arc::new(engine.load(bytes, name)?));
         }
-        order = cascade::embedded::order();
+        order = cascade_runtime::embedded::order();
     }
 
     let request = BuildRequest {

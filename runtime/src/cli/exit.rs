@@ -1,10 +1,10 @@
 //! Exit codes grouped by phase, like lifecycle's `platform/exit.go`, so a
 //! platform can tell failures apart without parsing messages.
 
-use cascade::builder::BuilderError;
-use cascade::engine::EngineError;
-use cascade::phase::DetectError;
-use cascade::pipeline::PipelineError;
+use cascade_runtime::builder::BuilderError;
+use cascade_runtime::engine::EngineError;
+use cascade_runtime::phase::DetectError;
+use cascade_runtime::pipeline::PipelineError;
 
 pub const GENERIC: u8 = 1;
 pub const INVALID_INPUT: u8 = 10;

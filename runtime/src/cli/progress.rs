@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Instant;
 
-use cascade::ids::BuildpackId;
-use cascade::report::{LogLevel, Reporter};
+use cascade_runtime::ids::BuildpackId;
+use cascade_runtime::report::{LogLevel, Reporter};
 
 pub struct Stderr {
     start: Instant,
