@@ -59,8 +59,7 @@ impl EnvList {
         self.set(&entry.name, value);
     }
 
-    /// Apply one layer: `bin/` and `lib/` first (as the spec's implicit
-    /// prepends), then the layer's entries for `phase`.
+    /// Apply one layer's entries for `phase` (see [`layer_entries`]).
     pub fn apply_layer(
         &mut self,
         layer: &Layer,
@@ -68,26 +67,8 @@ impl EnvList {
         guest_dir: &str,
         phase: EnvPhase,
     ) {
-        for (sub, var) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
-            if host_dir.join(sub).is_dir() {
-                self.apply(&EnvEntry {
-                    name: var.into(),
-                    value: format!("{guest_dir}/{sub}"),
-                    op: EnvOp::Prepend,
-                    delim: Some(":".into()),
-                    scope: EnvScope::All,
-                });
-            }
-        }
-        for entry in &layer.env {
-            let applies = match entry.scope {
-                EnvScope::All => true,
-                EnvScope::Build => phase == EnvPhase::Build,
-                EnvScope::Launch => phase == EnvPhase::Launch,
-            };
-            if applies {
-                self.apply(entry);
-            }
+        for entry in layer_entries(layer, host_dir, guest_dir, phase) {
+            self.apply(&entry);
         }
     }
 
@@ -98,6 +79,50 @@ impl EnvList {
     pub fn to_map(&self) -> crate::api::Env {
         self.0.iter().cloned().collect()
     }
+}
+
+/// The image `Env`: the run image's variables with the layers' launch
+/// entries applied in order.
+pub fn launch_env(base: &[String], entries: &[EnvEntry]) -> Vec<String> {
+    let mut env = EnvList::from_config(base);
+    for entry in entries {
+        env.apply(entry);
+    }
+    env.to_config()
+}
+
+/// What a layer does to the environment in `phase`: `bin/` and `lib/` as the
+/// spec's implicit prepends, then the layer's own entries for that phase.
+pub fn layer_entries(
+    layer: &Layer,
+    host_dir: &Path,
+    guest_dir: &str,
+    phase: EnvPhase,
+) -> Vec<EnvEntry> {
+    let mut out = Vec::new();
+    for (sub, var) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
+        if host_dir.join(sub).is_dir() {
+            out.push(EnvEntry {
+                name: var.into(),
+                value: format!("{guest_dir}/{sub}"),
+                op: EnvOp::Prepend,
+                delim: Some(":".into()),
+                scope: EnvScope::All,
+            });
+        }
+    }
+    out.extend(
+        layer
+            .env
+            .iter()
+            .filter(|e| match e.scope {
+                EnvScope::All => true,
+                EnvScope::Build => phase == EnvPhase::Build,
+                EnvScope::Launch => phase == EnvPhase::Launch,
+            })
+            .cloned(),
+    );
+    out
 }
 
 #[cfg(test)]

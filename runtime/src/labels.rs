@@ -8,6 +8,12 @@ use crate::phase::BuiltBuildpack;
 pub const LIFECYCLE_METADATA: &str = "io.buildpacks.lifecycle.metadata";
 pub const BUILD_METADATA: &str = "io.buildpacks.build.metadata";
 pub const PROJECT_METADATA: &str = "io.buildpacks.project.metadata";
+/// Cascade's own: the launch env entries (JSON array of `EnvEntry`) that
+/// turned the run image's `Env` into the image's, replayed on rebase.
+pub const LAUNCH_ENV: &str = "dev.cascade.launch-env";
+pub const REBASABLE: &str = "io.buildpacks.rebasable";
+/// Labels a run image sets that follow it on rebase.
+pub const BASE_PREFIX: &str = "io.buildpacks.base.";
 
 /// Diff ids of what export wrote, by buildpack and layer, plus the app.
 pub struct LayerShas<'a> {

@@ -105,43 +105,57 @@ pub fn busybox_run_image() -> &'static str {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let layout = dir.path().join("run");
-            let bundle = dir.path().join("bundle");
-            let image = format!("{}:base", layout.display());
-            ok(Command::new("umoci")
-                .args(["init", "--layout"])
-                .arg(&layout));
-            ok(Command::new("umoci").args(["new", "--image", &image]));
-            ok(Command::new("umoci")
-                .args(["unpack", "--rootless", "--image", &image])
-                .arg(&bundle));
-            let rootfs = bundle.join("rootfs");
-            for d in ["bin", "etc", "tmp", "usr/bin"] {
-                std::fs::create_dir_all(rootfs.join(d)).unwrap();
-            }
-            std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
-            for applet in ["sh", "cat", "echo", "ls", "httpd", "env", "sleep", "wget"] {
-                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-            }
-            std::fs::write(
-                rootfs.join("etc/passwd"),
-                "root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1000::/workspace:/bin/sh\n",
-            )
-            .unwrap();
-            ok(Command::new("umoci")
-                .args(["repack", "--image", &image])
-                .arg(&bundle));
-            ok(Command::new("umoci").args([
-                "config",
-                "--image",
-                &image,
-                "--config.env",
-                "PATH=/bin:/usr/bin",
-            ]));
-            ok(Command::new("umoci").args(["gc", "--layout"]).arg(&layout));
-            let reference = format!("oci:{image}");
+            make_run_image(&layout, "base", &[], &[]);
+            let reference = format!("oci:{}:base", layout.display());
             (dir, reference)
         })
         .1
+}
+
+/// Make (or add to `layout`) a busybox run image tagged `tag`, with extra
+/// files (path, content) and extra `umoci config` arguments.
+pub fn make_run_image(layout: &Path, tag: &str, files: &[(&str, &str)], config: &[&str]) {
+    let image = format!("{}:{tag}", layout.display());
+    if !layout.join("oci-layout").exists() {
+        ok(Command::new("umoci").args(["init", "--layout"]).arg(layout));
+    }
+    let bundle = tempfile::tempdir().unwrap();
+    let bundle = bundle.path().join("b");
+    ok(Command::new("umoci").args(["new", "--image", &image]));
+    ok(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image", &image])
+        .arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    for d in ["bin", "etc", "tmp", "usr/bin"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "echo", "ls", "httpd", "env", "sleep", "wget"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1000::/workspace:/bin/sh\n",
+    )
+    .unwrap();
+    for (path, content) in files {
+        let path = rootfs.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    ok(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
+    ok(Command::new("umoci")
+        .args([
+            "config",
+            "--image",
+            &image,
+            "--config.env",
+            "PATH=/bin:/usr/bin",
+        ])
+        .args(config));
+    ok(Command::new("umoci").args(["gc", "--layout"]).arg(layout));
 }
 
 fn busybox() -> PathBuf {

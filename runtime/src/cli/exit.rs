@@ -3,7 +3,7 @@
 
 use cascade_runtime::builder::BuilderError;
 use cascade_runtime::engine::EngineError;
-use cascade_runtime::phase::DetectError;
+use cascade_runtime::phase::{DetectError, RebaseError};
 use cascade_runtime::pipeline::PipelineError;
 
 pub const GENERIC: u8 = 1;
@@ -13,6 +13,8 @@ pub const DETECT_ERROR: u8 = 21;
 pub const BUILD_FAILED: u8 = 51;
 pub const RUN_IMAGE: u8 = 61;
 pub const EXPORT: u8 = 62;
+pub const REBASE_REFUSED: u8 = 70;
+pub const REBASE_FAILED: u8 = 71;
 
 /// Marks an error as the user's input being wrong.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,17 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 PipelineError::Detect(DetectError::Errored { .. }) => DETECT_ERROR,
                 PipelineError::Build(_) => BUILD_FAILED,
                 PipelineError::Export(_) | PipelineError::Workspace(_) => EXPORT,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<RebaseError>() {
+            return match e {
+                RebaseError::RunImage(_) => RUN_IMAGE,
+                RebaseError::Unsupported { .. } => INVALID_INPUT,
+                RebaseError::NotBuildpacks { .. }
+                | RebaseError::NotRebasable { .. }
+                | RebaseError::Platform { .. }
+                | RebaseError::Repository { .. } => REBASE_REFUSED,
+                RebaseError::Layout { .. } | RebaseError::Invalid { .. } => REBASE_FAILED,
             };
         }
         if cause.is::<BuilderError>() || cause.is::<EngineError>() || cause.is::<InvalidInput>() {

@@ -3,6 +3,7 @@
 mod build;
 pub mod exit;
 mod progress;
+mod rebase;
 
 use std::path::PathBuf;
 
@@ -35,11 +36,24 @@ pub enum Command {
     /// Exit codes: 10 bad input, 20 no buildpack group passed, 21 a buildpack
     /// failed in detect, 51 a buildpack failed in build, 61 run image, 62 export.
     Build(build::BuildArgs),
+
+    /// Put an app image on a new run image without rebuilding.
+    ///
+    /// The layers up to the image's recorded run-image top layer are replaced
+    /// by the new run image's; app layers stay byte for byte; config and
+    /// manifest are rewritten (launch env replayed on the new base's Env,
+    /// CNB labels updated). Refuses a different os/arch, a run image from
+    /// another repository, or an image labelled not rebasable, unless
+    /// --force.
+    ///
+    /// Exit codes: 10 bad input, 61 run image, 70 refused, 71 failed.
+    Rebase(rebase::RebaseArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Rebase(args) => rebase::run(&args),
     }
 }
 

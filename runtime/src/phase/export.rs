@@ -9,8 +9,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::build::BuiltBuildpack;
+use crate::api::EnvEntry;
 use crate::api::{APP_DIR, Process};
-use crate::env::{EnvList, EnvPhase};
+use crate::env::{self, EnvPhase, layer_entries};
 use crate::labels::{self, LayerShas, RunImageLabel};
 use crate::oci::layer::{LayerBlob, LayerError, LayerSource, Owner, write_layer};
 use crate::oci::{
@@ -241,13 +242,13 @@ impl Export<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let mut env = EnvList::from_config(&base_env);
-        for bp in self.built {
-            for l in bp.layers.iter().filter(|l| l.layer.types.launch) {
-                env.apply_layer(&l.layer, &l.host_path, &l.guest_path, EnvPhase::Launch);
-            }
-        }
-        inner.insert("Env".into(), json!(env.to_config()));
+        let launch_env: Vec<EnvEntry> = self
+            .built
+            .iter()
+            .flat_map(|bp| bp.layers.iter().filter(|l| l.layer.types.launch))
+            .flat_map(|l| layer_entries(&l.layer, &l.host_path, &l.guest_path, EnvPhase::Launch))
+            .collect();
+        inner.insert("Env".into(), json!(env::launch_env(&base_env, &launch_env)));
         if let Some(p) = default {
             inner.insert("Entrypoint".into(), json!(p.command));
             inner.insert(
@@ -267,7 +268,17 @@ impl Export<'_> {
         }
         inner.retain(|_, v| !v.is_null());
 
-        let labels = self.labels(inner.get("Labels"), processes, layer_shas, app_sha)?;
+        let mut labels = self.labels(inner.get("Labels"), processes, layer_shas, app_sha)?;
+        // What the layers did to the env, so a rebase can recompute `Env`
+        // on the new run image's variables.
+        let ops = canonical::to_vec(&launch_env).map_err(|source| ExportError::Json {
+            what: "launch env",
+            source,
+        })?;
+        labels.insert(
+            labels::LAUNCH_ENV.into(),
+            json!(String::from_utf8(ops).expect("JSON is UTF-8")),
+        );
         inner.insert("Labels".into(), json!(labels));
         config["config"] = Value::Object(inner);
         Ok(config)

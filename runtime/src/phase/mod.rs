@@ -5,7 +5,9 @@ pub mod build;
 pub mod detect;
 pub mod export;
 mod plan;
+pub mod rebase;
 
 pub use build::{Build, BuildError, BuiltBuildpack, BuiltLayer};
 pub use detect::{Chosen, Detect, DetectError, Detected};
 pub use export::{Export, ExportError, Exported};
+pub use rebase::{Rebase, RebaseError, Rebased};

@@ -1,0 +1,474 @@
+//! Rebase: put an app image on a new run image without rebuilding — cut at
+//! `runImage.topLayer`, put the new base's layers and history underneath,
+//! keep every app layer byte for byte, rewrite config and manifest (CNB
+//! lifecycle `phase/rebaser.go`). Only manifests and configs are read and
+//! written, so the cost does not grow with the app.
+//!
+//! Validation is by target (os/arch) and repository, not by tag, so the
+//! routine move from `run:1.0` to `run:1.1` needs no `--force` (unlike pack,
+//! pack#2567).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::api::EnvEntry;
+use crate::labels;
+use crate::oci::{Digest, ImageRef, Layout, LayoutError, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
+use crate::report::Reporter;
+use crate::run_image::{RunImage, RunImageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebaseError {
+    #[error("{image}: {source}")]
+    Layout {
+        image: String,
+        #[source]
+        source: LayoutError,
+    },
+    #[error(transparent)]
+    RunImage(#[from] RunImageError),
+    #[error("{image}: only oci:DIR[:TAG] images can be rebased so far")]
+    Unsupported { image: String },
+    #[error(
+        "{image}: not built by Cascade or a CNB lifecycle (no io.buildpacks.lifecycle.metadata label), so its run-image layers are unknown"
+    )]
+    NotBuildpacks { image: String },
+    #[error("{image}: invalid {what}: {message}")]
+    Invalid {
+        image: String,
+        what: &'static str,
+        message: String,
+    },
+    #[error(
+        "{image}: is labelled io.buildpacks.rebasable=false; rebase with --force only if you know its layers do not depend on the old run image"
+    )]
+    NotRebasable { image: String },
+    #[error("{image} is {old}, but run image {run_image} is {new}; refusing (--force overrides)")]
+    Platform {
+        image: String,
+        run_image: String,
+        old: String,
+        new: String,
+    },
+    #[error(
+        "{image} was built on {old}, a different repository than {new}; refusing (--force overrides; a new tag in the same repository needs no force)"
+    )]
+    Repository {
+        image: String,
+        old: String,
+        new: String,
+    },
+}
+
+/// What a rebase did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rebased {
+    pub image: String,
+    pub old_digest: String,
+    pub new_digest: String,
+    pub old_run_image: String,
+    pub new_run_image: String,
+    /// Layers kept from the app image, untouched.
+    pub app_layers: usize,
+    /// False when the image already sat on this run image.
+    pub changed: bool,
+}
+
+pub struct Rebase<'a> {
+    pub image: &'a ImageRef,
+    pub run_image: &'a ImageRef,
+    /// Where to write; `None` moves the image's own tag.
+    pub output: Option<&'a ImageRef>,
+    pub force: bool,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// An image read from a layout: manifest and config as JSON.
+struct AppImage {
+    layout: Layout,
+    digest: Digest,
+    manifest: Value,
+    config: Value,
+}
+
+fn layout_of(image: &ImageRef) -> Result<(&Path, Option<&str>), RebaseError> {
+    match image {
+        ImageRef::Layout { dir, tag } => Ok((dir, tag.as_deref())),
+        ImageRef::Scratch => Err(RebaseError::Unsupported {
+            image: image.to_string(),
+        }),
+    }
+}
+
+impl Rebase<'_> {
+    pub fn run(&self) -> Result<Rebased, RebaseError> {
+        let name = self.image.to_string();
+        let app = self.read_app()?;
+        let lifecycle = self.lifecycle(&app)?;
+        let base_count = self.cut(&app, &lifecycle)?;
+        let os = app.config["os"].as_str().unwrap_or("linux").to_owned();
+        let arch = app.config["architecture"]
+            .as_str()
+            .unwrap_or("amd64")
+            .to_owned();
+        let run = RunImage::load(self.run_image, (&os, &arch))?;
+        self.validate(&lifecycle, &run, (&os, &arch))?;
+
+        let new_reference = run
+            .manifest_digest
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let new_top = run.top_layer().map(ToString::to_string).unwrap_or_default();
+        let old_reference = lifecycle["runImage"]["reference"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let old_top = lifecycle["runImage"]["topLayer"]
+            .as_str()
+            .unwrap_or_default();
+        let app_layers = app.manifest["layers"].as_array().map_or(0, Vec::len) - base_count;
+        let mut result = Rebased {
+            image: self.output.unwrap_or(self.image).to_string(),
+            old_digest: app.digest.to_string(),
+            new_digest: app.digest.to_string(),
+            old_run_image: old_reference.clone(),
+            new_run_image: new_reference.clone(),
+            app_layers,
+            changed: false,
+        };
+        if self.output.is_none() && new_top == old_top && new_reference == old_reference {
+            self.reporter
+                .note(&format!("{name} is already on {}", self.run_image));
+            return Ok(result);
+        }
+        let config =
+            self.new_config(&app, &run, base_count, &lifecycle, &new_top, &new_reference)?;
+        result.new_digest = self.write(&app, &run, &config, base_count)?.to_string();
+        result.changed = true;
+        Ok(result)
+    }
+
+    fn invalid(&self, what: &'static str, message: &impl ToString) -> RebaseError {
+        RebaseError::Invalid {
+            image: self.image.to_string(),
+            what,
+            message: message.to_string(),
+        }
+    }
+
+    /// The CNB lifecycle label, which says where the run image ends.
+    fn lifecycle(&self, app: &AppImage) -> Result<Value, RebaseError> {
+        let labels = &app.config["config"]["Labels"];
+        let Some(text) = labels[labels::LIFECYCLE_METADATA].as_str() else {
+            return Err(RebaseError::NotBuildpacks {
+                image: self.image.to_string(),
+            });
+        };
+        if labels[labels::REBASABLE].as_str() == Some("false") && !self.force {
+            return Err(RebaseError::NotRebasable {
+                image: self.image.to_string(),
+            });
+        }
+        serde_json::from_str(text).map_err(|e| self.invalid("lifecycle label", &e))
+    }
+
+    /// How many of the image's layers are the old run image's: those up to
+    /// and including `runImage.topLayer`.
+    fn cut(&self, app: &AppImage, lifecycle: &Value) -> Result<usize, RebaseError> {
+        let diff_ids = app.config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let layers = app.manifest["layers"].as_array().map_or(0, Vec::len);
+        if diff_ids.len() != layers {
+            return Err(self.invalid(
+                "image",
+                &format!("{layers} layers but {} diff_ids", diff_ids.len()),
+            ));
+        }
+        let top = lifecycle["runImage"]["topLayer"]
+            .as_str()
+            .unwrap_or_default();
+        if top.is_empty() {
+            return Ok(0);
+        }
+        diff_ids
+            .iter()
+            .position(|d| d.as_str() == Some(top))
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                self.invalid(
+                    "lifecycle label",
+                    &format!("runImage.topLayer {top} is not a layer of the image"),
+                )
+            })
+    }
+
+    /// Same os/arch, same run-image repository, unless forced.
+    fn validate(
+        &self,
+        lifecycle: &Value,
+        run: &RunImage,
+        (os, arch): (&str, &str),
+    ) -> Result<(), RebaseError> {
+        if self.force {
+            return Ok(());
+        }
+        if (run.os(), run.arch()) != (os, arch) {
+            return Err(RebaseError::Platform {
+                image: self.image.to_string(),
+                run_image: self.run_image.to_string(),
+                old: format!("{os}/{arch}"),
+                new: format!("{}/{}", run.os(), run.arch()),
+            });
+        }
+        let recorded = lifecycle["runImage"]["image"].as_str().unwrap_or_default();
+        if !recorded.is_empty() && repository(recorded) != repository(&self.run_image.to_string()) {
+            return Err(RebaseError::Repository {
+                image: self.image.to_string(),
+                old: recorded.into(),
+                new: self.run_image.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Store the blobs the output layout lacks, then config and manifest,
+    /// then move the tag — last, so a failure leaves the old image in place.
+    fn write(
+        &self,
+        app: &AppImage,
+        run: &RunImage,
+        config: &Value,
+        base_count: usize,
+    ) -> Result<Digest, RebaseError> {
+        let out = self.output.unwrap_or(self.image);
+        let (out_dir, out_tag) = layout_of(out)?;
+        let wrap = |source| RebaseError::Layout {
+            image: out.to_string(),
+            source,
+        };
+        let layout = Layout::open_or_create(out_dir).map_err(wrap)?;
+        if let Some(base) = &run.layout {
+            for l in &run.layers {
+                layout.copy_blob_from(base, &l.digest).map_err(wrap)?;
+            }
+        }
+        let app_layers = app.manifest["layers"]
+            .as_array()
+            .map(|l| l[base_count..].to_vec())
+            .unwrap_or_default();
+        if layout.dir() != app.layout.dir() {
+            for l in &app_layers {
+                let digest: Digest = l["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| self.invalid("manifest", &e))?;
+                layout.copy_blob_from(&app.layout, &digest).map_err(wrap)?;
+            }
+        }
+        let config_bytes = canonical::to_vec(config).map_err(|e| self.invalid("config", &e))?;
+        let config_digest = layout.write_blob(&config_bytes).map_err(wrap)?;
+        let mut layers: Vec<Value> = run
+            .layers
+            .iter()
+            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+            .collect();
+        layers.extend(app_layers);
+        let mut manifest = app.manifest.clone();
+        manifest["mediaType"] = json!(MEDIA_MANIFEST);
+        manifest["config"] = json!({"mediaType": MEDIA_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()});
+        manifest["layers"] = Value::Array(layers);
+        let bytes = canonical::to_vec(&manifest).map_err(|e| self.invalid("manifest", &e))?;
+        let digest = layout.write_blob(&bytes).map_err(wrap)?;
+        let descriptor = json!({
+            "mediaType": MEDIA_MANIFEST,
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+            "platform": {"os": run.os(), "architecture": run.arch()},
+        });
+        layout
+            .set_tag(out_tag.unwrap_or("latest"), descriptor)
+            .map_err(wrap)?;
+        Ok(digest)
+    }
+
+    fn read_app(&self) -> Result<AppImage, RebaseError> {
+        let name = self.image.to_string();
+        let (dir, tag) = layout_of(self.image)?;
+        let wrap = |source| RebaseError::Layout {
+            image: name.clone(),
+            source,
+        };
+        let invalid = |what, message: String| RebaseError::Invalid {
+            image: name.clone(),
+            what,
+            message,
+        };
+        let layout = Layout::open(dir).map_err(wrap)?;
+        let found = layout.resolve(tag, None).map_err(wrap)?;
+        let manifest: Value =
+            serde_json::from_slice(&found.bytes).map_err(|e| invalid("manifest", e.to_string()))?;
+        let config_digest: Digest = manifest["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: crate::oci::digest::DigestError| invalid("manifest", e.to_string()))?;
+        let config: Value =
+            serde_json::from_slice(&layout.read_blob(&config_digest).map_err(wrap)?)
+                .map_err(|e| invalid("config", e.to_string()))?;
+        Ok(AppImage {
+            layout,
+            digest: found.digest,
+            manifest,
+            config,
+        })
+    }
+
+    /// The app's config on the new base: base diff_ids and history replaced,
+    /// os/arch and base labels from the new run image, the launch env
+    /// replayed on the new base's `Env`, everything else kept.
+    fn new_config(
+        &self,
+        app: &AppImage,
+        run: &RunImage,
+        base_count: usize,
+        lifecycle: &Value,
+        new_top: &str,
+        new_reference: &str,
+    ) -> Result<Value, RebaseError> {
+        let mut config = app.config.clone();
+        let diff_ids = app.config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut new_ids: Vec<Value> = run
+            .layers
+            .iter()
+            .map(|l| json!(l.diff_id.to_string()))
+            .collect();
+        new_ids.extend(diff_ids[base_count..].iter().cloned());
+        config["rootfs"] = json!({"type": "layers", "diff_ids": new_ids});
+
+        // History: keep the app's entries, from the one of its first layer
+        // on; the entries before it (layers and empty_layer config steps)
+        // belonged to the old base.
+        let old_history = app.config["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let cut = old_history
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h["empty_layer"].as_bool().unwrap_or(false))
+            .nth(base_count)
+            .map_or(old_history.len(), |(i, _)| i);
+        let mut history = run.config["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if history.is_empty() && !run.layers.is_empty() {
+            history = run
+                .layers
+                .iter()
+                .map(|_| json!({"created": app.config["created"]}))
+                .collect();
+        }
+        history.extend(old_history[cut..].iter().cloned());
+        config["history"] = Value::Array(history);
+
+        config["os"] = json!(run.os());
+        config["architecture"] = json!(run.arch());
+        match run.config.get("variant") {
+            Some(v) => config["variant"] = v.clone(),
+            None => {
+                if let Some(obj) = config.as_object_mut() {
+                    obj.remove("variant");
+                }
+            }
+        }
+
+        let inner = config["config"]
+            .as_object_mut()
+            .ok_or_else(|| self.invalid("config", &"no config section"))?;
+        self.rebase_env_and_labels(inner, run, lifecycle, new_top, new_reference)?;
+        Ok(config)
+    }
+
+    /// `Env` replayed on the new base (from the launch-env label), base
+    /// labels taken from the new run image, the lifecycle label updated.
+    fn rebase_env_and_labels(
+        &self,
+        inner: &mut Map<String, Value>,
+        run: &RunImage,
+        lifecycle: &Value,
+        new_top: &str,
+        new_reference: &str,
+    ) -> Result<(), RebaseError> {
+        let name = self.image.to_string();
+        let mut labels: Map<String, Value> = inner
+            .get("Labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(ops) = labels.get(labels::LAUNCH_ENV).and_then(Value::as_str) {
+            let entries: Vec<EnvEntry> =
+                serde_json::from_str(ops).map_err(|e| self.invalid("launch env label", &e))?;
+            let base_env: Vec<String> = run.config["config"]["Env"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            inner.insert(
+                "Env".into(),
+                json!(crate::env::launch_env(&base_env, &entries)),
+            );
+        } else {
+            self.reporter.note(&format!(
+                "{name}: no {} label; keeping its Env as it is",
+                labels::LAUNCH_ENV
+            ));
+        }
+        labels.retain(|k, _| !k.starts_with(labels::BASE_PREFIX) && k != labels::REBASABLE);
+        if let Some(base_labels) = run.config["config"]["Labels"].as_object() {
+            for (k, v) in base_labels {
+                if k.starts_with(labels::BASE_PREFIX) || k == labels::REBASABLE {
+                    labels.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut lifecycle = lifecycle.clone();
+        let image = self.run_image.to_string();
+        lifecycle["runImage"]["topLayer"] = json!(new_top);
+        lifecycle["runImage"]["reference"] = json!(new_reference);
+        lifecycle["runImage"]["image"] = json!(image);
+        lifecycle["stack"] = json!({"runImage": {"image": image}});
+        let text =
+            canonical::to_vec(&lifecycle).map_err(|e| self.invalid("lifecycle label", &e))?;
+        labels.insert(
+            labels::LIFECYCLE_METADATA.into(),
+            json!(String::from_utf8(text).expect("JSON is UTF-8")),
+        );
+        inner.insert("Labels".into(), Value::Object(labels));
+        Ok(())
+    }
+}
+
+/// The repository part of a run-image reference: the layout directory for
+/// `oci:DIR[:TAG]` (made absolute when it exists), the name for others.
+fn repository(reference: &str) -> String {
+    match ImageRef::parse(reference) {
+        Ok(ImageRef::Layout { dir, .. }) => std::fs::canonicalize(&dir)
+            .unwrap_or_else(|_| PathBuf::from(&dir))
+            .display()
+            .to_string(),
+        Ok(ImageRef::Scratch) => "scratch".into(),
+        Err(_) => reference.into(),
+    }
+}
