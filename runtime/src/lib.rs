@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod engine;
 pub mod env;
 pub mod ids;
+pub mod inspect;
 pub mod labels;
 pub mod manifest;
 pub mod oci;

@@ -182,6 +182,24 @@ fn ca_certs_join_a_procfile_app_and_set_ssl_cert_file() {
         "{out}"
     );
     assert_eq!(out.matches("BEGIN CERTIFICATE").count(), 1);
+
+    // inspect attributes every layer.
+    let inspected: serde_json::Value = serde_json::from_str(&ok(cascade()
+        .args(["inspect", "--format", "json"])
+        .arg(format!("oci:{}:certs", layout.display()))))
+    .unwrap();
+    let sources: Vec<&str> = inspected["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["run-image", "cascade/ca-certs:ca-certificates", "app"]
+    );
+    assert_eq!(inspected["default_process"], "web");
+    assert_eq!(inspected["digest"], report["image_digest"]);
 }
 
 #[test]

@@ -46,7 +46,11 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 RebaseError::Layout { .. } | RebaseError::Invalid { .. } => REBASE_FAILED,
             };
         }
-        if cause.is::<BuilderError>() || cause.is::<EngineError>() || cause.is::<InvalidInput>() {
+        if cause.is::<BuilderError>()
+            || cause.is::<EngineError>()
+            || cause.is::<InvalidInput>()
+            || cause.is::<cascade_runtime::inspect::InspectError>()
+        {
             return INVALID_INPUT;
         }
     }

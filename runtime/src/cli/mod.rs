@@ -2,6 +2,7 @@
 
 mod build;
 pub mod exit;
+mod inspect;
 mod progress;
 mod rebase;
 
@@ -48,12 +49,18 @@ pub enum Command {
     ///
     /// Exit codes: 10 bad input, 61 run image, 70 refused, 71 failed.
     Rebase(rebase::RebaseArgs),
+
+    /// Show what an image is made of: run image, buildpacks, processes, env
+    /// and where each layer came from. Reads images made by the CNB
+    /// lifecycle too.
+    Inspect(inspect::InspectArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Rebase(args) => rebase::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
     }
 }
 

@@ -1,0 +1,81 @@
+//! `cascade inspect`.
+
+use clap::Args;
+
+use super::Format;
+use super::exit::InvalidInput;
+use cascade_runtime::inspect::{Inspection, inspect};
+use cascade_runtime::oci::ImageRef;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: oci:DIR[:TAG].
+    pub image: String,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    let image = ImageRef::parse(&args.image).map_err(|e| InvalidInput(format!("IMAGE: {e}")))?;
+    let i = inspect(&image)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&i)?),
+        Format::Text => print_text(&i),
+    }
+    Ok(())
+}
+
+fn print_text(i: &Inspection) {
+    println!("Image: {} ({})", i.image, i.digest);
+    println!(
+        "Platform: {}/{}   Created: {}",
+        i.os,
+        i.architecture,
+        i.created.as_deref().unwrap_or("-")
+    );
+    if !i.buildpacks_image {
+        println!("Not built with buildpacks (no io.buildpacks.lifecycle.metadata label).");
+    }
+    if let Some(r) = &i.run_image {
+        println!(
+            "Run image: {}\n  reference: {}\n  top layer: {}",
+            r.image, r.reference, r.top_layer
+        );
+    }
+    println!("Rebasable: {}", i.rebasable);
+    println!("Buildpacks:");
+    for b in &i.buildpacks {
+        println!("  {}@{}", b.id, b.version);
+    }
+    println!("Processes:");
+    for p in &i.processes {
+        let mark = if i.default_process.as_deref() == Some(&p.kind) {
+            " (default)"
+        } else {
+            ""
+        };
+        println!(
+            "  {}{mark}: {} {}  [{}]",
+            p.kind,
+            p.command.join(" "),
+            p.args.join(" "),
+            p.buildpack_id
+        );
+    }
+    println!("Env:");
+    for e in &i.env {
+        println!("  {e}");
+    }
+    println!("Layers:");
+    for l in &i.layers {
+        println!(
+            "  {:<12} {}  {:>10} bytes  {}",
+            &l.digest.get(7..19).unwrap_or(&l.digest),
+            l.diff_id,
+            l.size,
+            l.source
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! `cascade inspect`: what an image is made of, read from its manifest,
+//! config and CNB labels. Reads images made by Cascade and by the CNB
+//! lifecycle (whose older platform APIs wrote a process `command` as a
+//! string, newer ones as an array).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::labels;
+use crate::oci::{Digest, ImageRef, Layout, LayoutError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("{image}: {source}")]
+    Layout {
+        image: String,
+        #[source]
+        source: LayoutError,
+    },
+    #[error("{image}: only oci:DIR[:TAG] images can be inspected so far")]
+    Unsupported { image: String },
+    #[error("{image}: invalid {what}: {message}")]
+    Invalid {
+        image: String,
+        what: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub image: String,
+    pub digest: String,
+    pub os: String,
+    pub architecture: String,
+    pub created: Option<String>,
+    /// Whether the image carries CNB metadata at all.
+    pub buildpacks_image: bool,
+    pub run_image: Option<RunImageInfo>,
+    pub rebasable: bool,
+    pub buildpacks: Vec<BuildpackInfo>,
+    pub processes: Vec<ProcessInfo>,
+    pub default_process: Option<String>,
+    pub env: Vec<String>,
+    pub layers: Vec<LayerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunImageInfo {
+    pub image: String,
+    pub reference: String,
+    pub top_layer: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildpackInfo {
+    pub id: String,
+    pub version: String,
+    pub homepage: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessInfo {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub buildpack_id: String,
+    pub working_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
+    /// `run-image`, `<buildpack>:<layer>`, `app`, or `unknown`.
+    pub source: String,
+}
+
+/// A label holding JSON, parsed; `Null` when absent or malformed.
+fn json_label(labels: &Value, key: &str) -> Value {
+    labels[key]
+        .as_str()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn inspect(image: &ImageRef) -> Result<Inspection, InspectError> {
+    let name = image.to_string();
+    let ImageRef::Layout { dir, tag } = image else {
+        return Err(InspectError::Unsupported { image: name });
+    };
+    let wrap = |source| InspectError::Layout {
+        image: name.clone(),
+        source,
+    };
+    let invalid = |what, message: String| InspectError::Invalid {
+        image: name.clone(),
+        what,
+        message,
+    };
+    let layout = Layout::open(dir).map_err(wrap)?;
+    let found = layout.resolve(tag.as_deref(), None).map_err(wrap)?;
+    let manifest: Value =
+        serde_json::from_slice(&found.bytes).map_err(|e| invalid("manifest", e.to_string()))?;
+    let config_digest: Digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: crate::oci::digest::DigestError| invalid("manifest", e.to_string()))?;
+    let config: Value = serde_json::from_slice(&layout.read_blob(&config_digest).map_err(wrap)?)
+        .map_err(|e| invalid("config", e.to_string()))?;
+    Ok(from_parts(&name, &found.digest, &manifest, &config))
+}
+
+/// Everything `inspect` reports, from an image's manifest and config.
+pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value) -> Inspection {
+    let inner = &config["config"];
+    let all_labels = &inner["Labels"];
+    let lifecycle = json_label(all_labels, labels::LIFECYCLE_METADATA);
+    let build = json_label(all_labels, labels::BUILD_METADATA);
+    let run_image = lifecycle.get("runImage").map(|r| RunImageInfo {
+        image: r["image"].as_str().unwrap_or_default().into(),
+        reference: r["reference"].as_str().unwrap_or_default().into(),
+        top_layer: r["topLayer"].as_str().unwrap_or_default().into(),
+    });
+
+    let top = run_image
+        .as_ref()
+        .map(|r| r.top_layer.clone())
+        .unwrap_or_default();
+    let layers = layer_infos(&lifecycle, manifest, config, &top);
+
+    let processes: Vec<ProcessInfo> = build["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| ProcessInfo {
+            kind: p["type"].as_str().unwrap_or_default().into(),
+            command: strings(&p["command"]),
+            args: strings(&p["args"]),
+            buildpack_id: p["buildpackID"].as_str().unwrap_or_default().into(),
+            working_dir: p["working-dir"].as_str().map(str::to_owned),
+        })
+        .collect();
+    // Cascade puts the default process in Entrypoint; lifecycle images name
+    // it in the launcher's process-type entrypoint or CNB_PROCESS_TYPE.
+    let entrypoint = strings(&inner["Entrypoint"]);
+    let env = strings(&inner["Env"]);
+    let default_process = processes
+        .iter()
+        .find(|p| !p.command.is_empty() && p.command == entrypoint)
+        .map(|p| p.kind.clone())
+        .or_else(|| {
+            entrypoint
+                .first()
+                .and_then(|e| e.strip_prefix("/cnb/process/"))
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            env.iter()
+                .find_map(|e| e.strip_prefix("CNB_PROCESS_TYPE=").map(str::to_owned))
+        });
+
+    Inspection {
+        image: name.into(),
+        digest: digest.to_string(),
+        os: config["os"].as_str().unwrap_or_default().into(),
+        architecture: config["architecture"].as_str().unwrap_or_default().into(),
+        created: config["created"].as_str().map(str::to_owned),
+        buildpacks_image: !lifecycle.is_null(),
+        rebasable: all_labels[labels::REBASABLE].as_str() != Some("false"),
+        run_image,
+        buildpacks: build["buildpacks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| BuildpackInfo {
+                id: b["id"].as_str().unwrap_or_default().into(),
+                version: b["version"].as_str().unwrap_or_default().into(),
+                homepage: b["homepage"].as_str().map(str::to_owned),
+            })
+            .collect(),
+        processes,
+        default_process,
+        env,
+        layers,
+    }
+}
+
+/// Each layer with where it came from: the run image (up to `top`), a
+/// buildpack's layer, or the app, matched by diff_id.
+fn layer_infos(lifecycle: &Value, manifest: &Value, config: &Value, top: &str) -> Vec<LayerInfo> {
+    // Which layer came from where, by diff_id.
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for bp in lifecycle["buildpacks"].as_array().into_iter().flatten() {
+        let key = bp["key"].as_str().unwrap_or_default();
+        for (layer, meta) in bp["layers"].as_object().into_iter().flatten() {
+            if let Some(sha) = meta["sha"].as_str() {
+                sources.push((sha.into(), format!("{key}:{layer}")));
+            }
+        }
+    }
+    for app in lifecycle["app"].as_array().into_iter().flatten() {
+        if let Some(sha) = app["sha"].as_str() {
+            sources.push((sha.into(), "app".into()));
+        }
+    }
+    let diff_ids = strings(&config["rootfs"]["diff_ids"]);
+    let base_count = diff_ids.iter().position(|d| *d == top).map_or(0, |i| i + 1);
+    manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, l)| {
+            let diff_id = diff_ids.get(i).cloned().unwrap_or_default();
+            let source = if i < base_count {
+                "run-image".to_string()
+            } else {
+                sources
+                    .iter()
+                    .find(|(sha, _)| *sha == diff_id)
+                    .map_or_else(|| "unknown".into(), |(_, s)| s.clone())
+            };
+            LayerInfo {
+                digest: l["digest"].as_str().unwrap_or_default().into(),
+                diff_id,
+                size: l["size"].as_u64().unwrap_or_default(),
+                source,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Labels as the CNB lifecycle writes them (platform API 0.9 and older:
+    /// `command` a string; newer: an array), with a launcher entrypoint.
+    #[test]
+    fn reads_a_lifecycle_made_image_with_both_command_shapes() {
+        let lifecycle = json!({
+            "app": [{"sha": "sha256:app"}],
+            "buildpacks": [{"key": "paketo-buildpacks/node-engine", "version": "1.2.3",
+                "layers": {"node": {"sha": "sha256:node", "launch": true, "data": {}}}}],
+            "runImage": {"topLayer": "sha256:base2", "reference": "index.docker.io/paketobuildpacks/run@sha256:abc", "image": "paketobuildpacks/run:base"},
+        });
+        let build = json!({
+            "buildpacks": [{"id": "paketo-buildpacks/node-engine", "version": "1.2.3", "homepage": "https://paketo.io"}],
+            "processes": [
+                {"type": "web", "command": "node server.js", "args": null, "direct": false, "buildpackID": "paketo-buildpacks/npm-start"},
+                {"type": "worker", "command": ["node", "worker.js"], "args": ["--fast"], "direct": true, "buildpackID": "paketo-buildpacks/npm-start"},
+            ],
+            "launcher": {"version": "0.20.0"},
+        });
+        let config = json!({
+            "os": "linux", "architecture": "amd64",
+            "config": {
+                "Entrypoint": ["/cnb/process/web"],
+                "Env": ["PATH=/cnb/process:/usr/bin", "CNB_PLATFORM_API=0.12"],
+                "Labels": {
+                    "io.buildpacks.lifecycle.metadata": lifecycle.to_string(),
+                    "io.buildpacks.build.metadata": build.to_string(),
+                },
+            },
+            "rootfs": {"diff_ids": ["sha256:base1", "sha256:base2", "sha256:node", "sha256:launcher", "sha256:app"]},
+        });
+        let manifest = json!({"layers": (0..5).map(|i| json!({"digest": format!("sha256:{i}"), "size": i})).collect::<Vec<_>>()});
+        let i = from_parts("x", &Digest::of(b"m"), &manifest, &config);
+        assert!(i.buildpacks_image && i.rebasable);
+        assert_eq!(i.run_image.unwrap().image, "paketobuildpacks/run:base");
+        assert_eq!(i.processes[0].command, ["node server.js"]);
+        assert_eq!(i.processes[1].command, ["node", "worker.js"]);
+        assert_eq!(i.processes[1].args, ["--fast"]);
+        assert_eq!(i.default_process.as_deref(), Some("web"));
+        let sources: Vec<&str> = i.layers.iter().map(|l| l.source.as_str()).collect();
+        assert_eq!(
+            sources,
+            [
+                "run-image",
+                "run-image",
+                "paketo-buildpacks/node-engine:node",
+                "unknown",
+                "app"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_image_without_cnb_labels_is_reported_as_such() {
+        let config = json!({"os": "linux", "architecture": "arm64", "config": {}, "rootfs": {"diff_ids": []}});
+        let i = from_parts("x", &Digest::of(b"m"), &json!({"layers": []}), &config);
+        assert!(!i.buildpacks_image);
+        assert!(i.run_image.is_none() && i.processes.is_empty());
+    }
+}
