@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod oci;
 pub mod phase;
 pub mod pipeline;
+pub mod project;
 pub mod report;
 pub mod run_image;
 

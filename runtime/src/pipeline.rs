@@ -9,6 +9,7 @@ use crate::builder::GroupMember;
 use crate::oci::ImageRef;
 use crate::oci::layer::Owner;
 use crate::phase::{Build, BuildError, Detect, DetectError, Export, ExportError};
+use crate::project::Filter;
 use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageReport};
 use crate::run_image::{RunImage, RunImageError};
 
@@ -41,6 +42,8 @@ pub struct BuildRequest {
     pub created: u64,
     /// (os, arch) for `scratch` and for choosing from an image index.
     pub platform: (String, String),
+    /// Which files of the app take part (project.toml include/exclude).
+    pub filter: Filter,
 }
 
 pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport, PipelineError> {
@@ -71,9 +74,19 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
         ..Target::new(run_image.os(), run_image.arch())
     };
 
+    // Detect and build both see the app as filtered by project.toml, in a
+    // private copy: the user's tree is never written.
+    let scratch = tempfile::Builder::new()
+        .prefix("cascade-build-")
+        .tempdir()
+        .map_err(PipelineError::Workspace)?;
+    let workspace = scratch.path().join("workspace");
+    let layers_root = scratch.path().join("layers");
+    copy_tree(&req.app_dir, &workspace, &req.filter).map_err(PipelineError::Workspace)?;
+
     reporter.phase("detect");
     let input = DetectInput {
-        app_dir: req.app_dir.clone(),
+        app_dir: workspace.clone(),
         platform_env: req.platform_env.clone(),
         target: target.clone(),
     };
@@ -86,13 +99,6 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
     .run()?;
 
     reporter.phase("build");
-    let scratch = tempfile::Builder::new()
-        .prefix("cascade-build-")
-        .tempdir()
-        .map_err(PipelineError::Workspace)?;
-    let workspace = scratch.path().join("workspace");
-    let layers_root = scratch.path().join("layers");
-    copy_tree(&req.app_dir, &workspace).map_err(PipelineError::Workspace)?;
     std::fs::create_dir_all(&layers_root).map_err(PipelineError::Workspace)?;
     let built = Build {
         group: &detected.group,
@@ -148,10 +154,16 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
 }
 
 /// Copy the app into the build workspace: files keep their bytes and exec
-/// bit, symbolic links stay links, other file types are refused.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// bit, symbolic links stay links, other file types are refused. Paths the
+/// filter drops are skipped (a dropped directory is not entered); a
+/// directory is created when it is kept itself or holds something kept.
+fn copy_tree(from: &Path, to: &Path, filter: &Filter) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
-    for entry in walkdir::WalkDir::new(from).min_depth(1).follow_links(false) {
+    let mut walk = walkdir::WalkDir::new(from)
+        .min_depth(1)
+        .follow_links(false)
+        .into_iter();
+    while let Some(entry) = walk.next() {
         let entry = entry?;
         let rel = entry
             .path()
@@ -159,9 +171,22 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
             .expect("walkdir stays under its root");
         let dest = to.join(rel);
         let ft = entry.file_type();
+        if !filter.keeps(rel, ft.is_dir()) {
+            if ft.is_dir() {
+                walk.skip_current_dir();
+            }
+            continue;
+        }
         if ft.is_dir() {
-            std::fs::create_dir_all(&dest)?;
-        } else if ft.is_symlink() {
+            if filter.keeps_dir_itself(rel) {
+                std::fs::create_dir_all(&dest)?;
+            }
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
         } else if ft.is_file() {
             std::fs::copy(entry.path(), &dest)?;

@@ -15,6 +15,7 @@ use cascade_runtime::builder::{Builder, GroupMember};
 use cascade_runtime::engine::{Engine, Limits};
 use cascade_runtime::oci::ImageRef;
 use cascade_runtime::pipeline::{self, BuildRequest};
+use cascade_runtime::project::{self, Project, ProjectBuildpack};
 use cascade_runtime::report::BuildReport;
 
 #[derive(Debug, Args)]
@@ -101,11 +102,21 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         .platform
         .split_once('/')
         .ok_or_else(|| InvalidInput(format!("--platform {:?}: expected os/arch", args.platform)))?;
-    let mut platform_env = Env::new();
     let builder = args.builder.as_deref().map(Builder::load).transpose()?;
+    // A missing app dir is reported by the pipeline; only read project.toml
+    // when there is a directory to read it from.
+    let project = if args.app_dir.is_dir() {
+        Project::load(&args.app_dir)?
+    } else {
+        Project::default()
+    };
+
+    // Precedence: builder [[build.env]] < project.toml build env < --env.
+    let mut platform_env = Env::new();
     if let Some(b) = &builder {
         platform_env.extend(b.build_env.iter().cloned());
     }
+    platform_env.extend(project.env.iter().cloned());
     platform_env.extend(parse_env(&args.env)?);
 
     let run_image_name = args
@@ -123,48 +134,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     };
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
     let engine = Arc::new(Engine::new(limits, cache_dir, reporter.clone())?);
-
-    let mut buildpacks: Vec<Arc<dyn BuildpackRunner>> = Vec::new();
-    let order: Vec<Vec<GroupMember>>;
-    if !args.buildpacks.is_empty() {
-        for path in &args.buildpacks {
-            buildpacks.push(Arc::new(engine.load_file(path)?));
-        }
-        order = vec![
-            buildpacks
-                .iter()
-                .map(|b| GroupMember {
-                    id: b.id().clone(),
-                    version: Some(b.manifest().buildpack.version.clone()),
-                    optional: false,
-                })
-                .collect(),
-        ];
-    } else if let Some(b) = &builder {
-        for (declared, path) in &b.buildpacks {
-            let bp = engine
-                .load_file(path)
-                .with_context(|| format!("{}: loading a [[buildpacks]] entry", b.path.display()))?;
-            if let Some(id) = declared
-                && id != bp.id()
-            {
-                return Err(InvalidInput(format!(
-                    "{}: [[buildpacks]] entry {} says id {id}, but the component is {}",
-                    b.path.display(),
-                    path.display(),
-                    bp.id()
-                ))
-                .into());
-            }
-            buildpacks.push(Arc::new(bp));
-        }
-        order = b.order.clone();
-    } else {
-        for (name, bytes) in cascade_runtime::embedded::BUILDPACKS {
-            buildpacks.push(Arc::new(engine.load(bytes, name)?));
-        }
-        order = cascade_runtime::embedded::order();
-    }
+    let (buildpacks, order) = select_buildpacks(&engine, args, builder.as_ref(), &project)?;
 
     let request = BuildRequest {
         app_dir: args.app_dir.clone(),
@@ -175,9 +145,102 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         platform_env,
         created: created()?,
         platform: (os.into(), arch.into()),
+        filter: project.filter,
     };
     let report = pipeline::build(&request, reporter.as_ref())?;
     print_report(&report, args.format)
+}
+
+type Selection = (Vec<Arc<dyn BuildpackRunner>>, Vec<Vec<GroupMember>>);
+
+/// The buildpacks and order, from the first that says: `--buildpack`, the
+/// project's `[[io.buildpacks.group]]`, `--builder`, the built-in builder.
+fn select_buildpacks(
+    engine: &Arc<Engine>,
+    args: &BuildArgs,
+    builder: Option<&Builder>,
+    project: &Project,
+) -> anyhow::Result<Selection> {
+    let one_group = |bps: &[Arc<dyn BuildpackRunner>]| {
+        vec![
+            bps.iter()
+                .map(|b| GroupMember {
+                    id: b.id().clone(),
+                    version: Some(b.manifest().buildpack.version.clone()),
+                    optional: false,
+                })
+                .collect(),
+        ]
+    };
+    if !args.buildpacks.is_empty() {
+        let bps = args
+            .buildpacks
+            .iter()
+            .map(|p| Ok(Arc::new(engine.load_file(p)?) as Arc<dyn BuildpackRunner>))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let order = one_group(&bps);
+        return Ok((bps, order));
+    }
+    // Buildpacks a project group may name by id: the builder's, else the built-in ones.
+    let (mut available, order) = match builder {
+        Some(b) => (builder_buildpacks(engine, b)?, b.order.clone()),
+        None => (
+            cascade_runtime::embedded::BUILDPACKS
+                .iter()
+                .map(|(name, bytes)| {
+                    Ok(Arc::new(engine.load(bytes, name)?) as Arc<dyn BuildpackRunner>)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            cascade_runtime::embedded::order(),
+        ),
+    };
+    if project.group.is_empty() {
+        return Ok((available, order));
+    }
+    let mut group = Vec::new();
+    for entry in &project.group {
+        match entry {
+            ProjectBuildpack::Id(member) => group.push(member.clone()),
+            ProjectBuildpack::File(path) => {
+                let bp: Arc<dyn BuildpackRunner> =
+                    Arc::new(engine.load_file(path).with_context(|| {
+                        format!("{}: [[io.buildpacks.group]]", project::FILE_NAME)
+                    })?);
+                group.push(GroupMember {
+                    id: bp.id().clone(),
+                    version: Some(bp.manifest().buildpack.version.clone()),
+                    optional: false,
+                });
+                available.push(bp);
+            }
+        }
+    }
+    Ok((available, vec![group]))
+}
+
+fn builder_buildpacks(
+    engine: &Arc<Engine>,
+    b: &Builder,
+) -> anyhow::Result<Vec<Arc<dyn BuildpackRunner>>> {
+    let mut out: Vec<Arc<dyn BuildpackRunner>> = Vec::new();
+    for (declared, path) in &b.buildpacks {
+        let bp = engine
+            .load_file(path)
+            .with_context(|| format!("{}: loading a [[buildpacks]] entry", b.path.display()))?;
+        if let Some(id) = declared
+            && id != bp.id()
+        {
+            return Err(InvalidInput(format!(
+                "{}: [[buildpacks]] entry {} says id {id}, but the component is {}",
+                b.path.display(),
+                path.display(),
+                bp.id()
+            ))
+            .into());
+        }
+        out.push(Arc::new(bp));
+    }
+    Ok(out)
 }
 
 fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
