@@ -7,24 +7,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::labels;
-use crate::oci::{Digest, ImageRef, Layout, LayoutError};
+use crate::oci::store::{Oci, StoreError};
+use crate::oci::{Digest, ImageRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error("{image}: {source}")]
-    Layout {
+    Store {
         image: String,
         #[source]
-        source: LayoutError,
+        source: StoreError,
     },
-    #[error("{image}: only oci:DIR[:TAG] images can be inspected so far")]
+    #[error("{image}: scratch is not an image to inspect")]
     Unsupported { image: String },
-    #[error("{image}: invalid {what}: {message}")]
-    Invalid {
-        image: String,
-        what: &'static str,
-        message: String,
-    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,32 +92,24 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-pub fn inspect(image: &ImageRef) -> Result<Inspection, InspectError> {
-    let name = image.to_string();
-    let ImageRef::Layout { dir, tag } = image else {
-        return Err(InspectError::Unsupported { image: name });
-    };
-    let wrap = |source| InspectError::Layout {
-        image: name.clone(),
-        source,
-    };
-    let invalid = |what, message: String| InspectError::Invalid {
-        image: name.clone(),
-        what,
-        message,
-    };
-    let layout = Layout::open(dir).map_err(wrap)?;
-    let found = layout.resolve(tag.as_deref(), None).map_err(wrap)?;
-    let manifest: Value =
-        serde_json::from_slice(&found.bytes).map_err(|e| invalid("manifest", e.to_string()))?;
-    let config_digest: Digest = manifest["config"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e: crate::oci::digest::DigestError| invalid("manifest", e.to_string()))?;
-    let config: Value = serde_json::from_slice(&layout.read_blob(&config_digest).map_err(wrap)?)
-        .map_err(|e| invalid("config", e.to_string()))?;
-    Ok(from_parts(&name, &found.digest, &manifest, &config))
+pub fn inspect(image: &ImageRef, oci: &Oci) -> Result<Inspection, InspectError> {
+    if *image == ImageRef::Scratch {
+        return Err(InspectError::Unsupported {
+            image: image.to_string(),
+        });
+    }
+    let read = oci
+        .read(image, None)
+        .map_err(|source| InspectError::Store {
+            image: image.to_string(),
+            source,
+        })?;
+    Ok(from_parts(
+        &image.to_string(),
+        &read.digest,
+        &read.manifest,
+        &read.config,
+    ))
 }
 
 /// Everything `inspect` reports, from an image's manifest and config.

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::api::{BuildpackRunner, DetectInput, Env, Target};
 use crate::builder::GroupMember;
-use crate::oci::ImageRef;
 use crate::oci::layer::Owner;
-use crate::phase::{Build, BuildError, Detect, DetectError, Export, ExportError};
+use crate::oci::store::{BlobHome, Oci, StoreError, Transfers};
+use crate::oci::{Digest, ImageRef, Layout};
+use crate::phase::{Build, BuildError, Detect, DetectError, Export, ExportError, Exported};
 use crate::project::Filter;
 use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageReport};
 use crate::run_image::{RunImage, RunImageError};
@@ -27,6 +28,8 @@ pub enum PipelineError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error("storing the image: {0}")]
+    Store(#[from] StoreError),
     #[error("preparing the build workspace: {0}")]
     Workspace(#[source] std::io::Error),
 }
@@ -46,7 +49,11 @@ pub struct BuildRequest {
     pub filter: Filter,
 }
 
-pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport, PipelineError> {
+pub fn build(
+    req: &BuildRequest,
+    oci: &Oci,
+    reporter: &dyn Reporter,
+) -> Result<BuildReport, PipelineError> {
     let app_err = |message: String| PipelineError::AppDir {
         path: req.app_dir.clone(),
         message,
@@ -55,13 +62,16 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
     if !meta.is_dir() {
         return Err(app_err("not a directory".into()));
     }
-    let ImageRef::Layout { dir: out_dir, tag } = &req.output else {
-        return Err(PipelineError::Output(req.output.to_string()));
+    // New layers go straight into an output layout, or into the blob cache
+    // to be pushed from there.
+    let store = match &req.output {
+        ImageRef::Layout { dir, .. } => Layout::open_or_create(dir).map_err(StoreError::from)?,
+        ImageRef::Registry(_) => oci.cache.clone(),
+        ImageRef::Scratch => return Err(PipelineError::Output(req.output.to_string())),
     };
-    let tag = tag.as_deref().unwrap_or("latest");
 
     reporter.phase("analyze");
-    let run_image = RunImage::load(&req.run_image, (&req.platform.0, &req.platform.1))?;
+    let run_image = RunImage::load(&req.run_image, (&req.platform.0, &req.platform.1), oci)?;
     reporter.note(&format!(
         "run image {} ({}/{}, {} layers)",
         req.run_image,
@@ -115,21 +125,18 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
         built: &built,
         app_dir: &workspace,
         run_image: &run_image,
-        output: out_dir,
-        tag,
+        store: &store,
         created: req.created,
         owner: Owner::default(),
         reporter,
     }
     .run()?;
+    let (transfers, digest) = store_image(req, oci, &store, &run_image, &exported, reporter)?;
 
     Ok(BuildReport {
-        image_digest: exported.manifest_digest.to_string(),
-        image: ImageRef::Layout {
-            dir: out_dir.clone(),
-            tag: Some(tag.into()),
-        }
-        .to_string(),
+        image_digest: digest.to_string(),
+        image: req.output.to_string(),
+        transfers,
         run_image: RunImageReport {
             reference: req.run_image.to_string(),
             digest: run_image
@@ -151,6 +158,48 @@ pub fn build(req: &BuildRequest, reporter: &dyn Reporter) -> Result<BuildReport,
         processes: exported.processes,
         default_process: exported.default_process,
     })
+}
+
+/// Make every blob of the image present at the output — run-image layers
+/// linked, mounted or left where they are, new layers linked or uploaded —
+/// then store config and manifest and move the tag, last.
+fn store_image(
+    req: &BuildRequest,
+    oci: &Oci,
+    store: &Layout,
+    run_image: &RunImage,
+    exported: &Exported,
+    reporter: &dyn Reporter,
+) -> Result<(Transfers, Digest), StoreError> {
+    let mut t = Transfers::default();
+    match &req.output {
+        ImageRef::Registry(target) => {
+            reporter.note(&format!("publishing to {}", target.whole()));
+            for l in &run_image.layers {
+                oci.ensure_in_registry(target, &l.digest, &run_image.home, None, &mut t)?;
+            }
+            for d in &exported.new_blobs {
+                oci.ensure_in_registry(target, d, &BlobHome::None, Some(store), &mut t)?;
+            }
+        }
+        _ => {
+            for l in &run_image.layers {
+                oci.ensure_in_layout(store, &l.digest, &run_image.home, &mut t)?;
+            }
+        }
+    }
+    let digest = oci.put_image(
+        &req.output,
+        &exported.config,
+        &exported.manifest,
+        (run_image.os(), run_image.arch()),
+        &mut t,
+    )?;
+    reporter.note(&format!(
+        "blobs: {} present, {} linked, {} mounted, {} downloaded, {} uploaded",
+        t.present, t.linked, t.mounted, t.downloaded, t.uploaded
+    ));
+    Ok((t, digest))
 }
 
 /// Copy the app into the build workspace: files keep their bytes and exec

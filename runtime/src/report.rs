@@ -43,6 +43,8 @@ pub struct BuildReport {
     /// `sha256:...` of the image manifest.
     pub image_digest: String,
     pub image: String,
+    /// What making the image's blobs present cost.
+    pub transfers: crate::oci::store::Transfers,
     pub run_image: RunImageReport,
     /// The buildpacks of the chosen group, in order.
     pub group: Vec<GroupMemberReport>,

@@ -1,10 +1,10 @@
 //! Run images: the base an app image is built on — `scratch` (built in,
-//! empty) or an image in an OCI layout.
+//! empty), an image in an OCI layout, or one in a registry.
 
 use serde_json::{Value, json};
 
-use crate::oci::layout::Layout;
-use crate::oci::{Digest, ImageRef, LayoutError, oci_layer_media_type};
+use crate::oci::store::{BlobHome, Oci, StoreError};
+use crate::oci::{Digest, ImageRef, oci_layer_media_type};
 
 /// A layer of the run image, as its manifest describes it.
 #[derive(Debug, Clone)]
@@ -23,17 +23,17 @@ pub struct RunImage {
     /// The image config, kept as JSON so unknown fields survive.
     pub config: Value,
     pub layers: Vec<BaseLayer>,
-    /// Where the layers' blobs are; `None` for scratch.
-    pub layout: Option<Layout>,
+    /// Where the layers' blobs are.
+    pub home: BlobHome,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunImageError {
     #[error("run image {reference}: {source}")]
-    Layout {
+    Store {
         reference: String,
         #[source]
-        source: LayoutError,
+        source: StoreError,
     },
     #[error("run image {reference}: {message}")]
     Invalid { reference: String, message: String },
@@ -41,15 +41,19 @@ pub enum RunImageError {
 
 impl RunImage {
     /// Resolve `reference`; `platform` (os, arch) picks from an image index
-    /// and is the platform of `scratch`.
-    pub fn load(reference: &ImageRef, platform: (&str, &str)) -> Result<Self, RunImageError> {
+    /// and is the platform of `scratch`. Only manifest and config are read.
+    pub fn load(
+        reference: &ImageRef,
+        platform: (&str, &str),
+        oci: &Oci,
+    ) -> Result<Self, RunImageError> {
         let name = reference.to_string();
         let invalid = |message: String| RunImageError::Invalid {
             reference: name.clone(),
             message,
         };
-        match reference {
-            ImageRef::Scratch => Ok(Self {
+        if *reference == ImageRef::Scratch {
+            return Ok(Self {
                 reference: reference.clone(),
                 manifest_digest: None,
                 config: json!({
@@ -59,73 +63,58 @@ impl RunImage {
                     "rootfs": {"type": "layers", "diff_ids": []},
                 }),
                 layers: Vec::new(),
-                layout: None,
-            }),
-            ImageRef::Layout { dir, tag } => {
-                let wrap = |source| RunImageError::Layout {
-                    reference: name.clone(),
-                    source,
-                };
-                let layout = Layout::open(dir).map_err(wrap)?;
-                let found = layout
-                    .resolve(tag.as_deref(), Some(platform))
-                    .map_err(wrap)?;
-                let manifest: Value =
-                    serde_json::from_slice(&found.bytes).map_err(|e| invalid(e.to_string()))?;
-                let config_digest: Digest = manifest["config"]["digest"]
-                    .as_str()
-                    .ok_or_else(|| invalid("manifest has no config".into()))?
-                    .parse()
-                    .map_err(|e: crate::oci::digest::DigestError| invalid(e.to_string()))?;
-                let config_bytes = layout.read_blob(&config_digest).map_err(wrap)?;
-                let config: Value = serde_json::from_slice(&config_bytes)
-                    .map_err(|e| invalid(format!("config: {e}")))?;
-                let diff_ids = config["rootfs"]["diff_ids"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
-                if diff_ids.len() != descs.len() {
-                    return Err(invalid(format!(
-                        "manifest has {} layers but config lists {} diff_ids",
-                        descs.len(),
-                        diff_ids.len()
-                    )));
-                }
-                let layers = descs
-                    .iter()
-                    .zip(&diff_ids)
-                    .map(|(d, diff_id)| {
-                        let parse = |v: &Value, what: &str| -> Result<Digest, RunImageError> {
-                            v.as_str()
-                                .ok_or_else(|| invalid(format!("layer without {what}")))?
-                                .parse()
-                                .map_err(|e: crate::oci::digest::DigestError| {
-                                    invalid(e.to_string())
-                                })
-                        };
-                        Ok(BaseLayer {
-                            media_type: oci_layer_media_type(
-                                d["mediaType"].as_str().unwrap_or_default(),
-                            )
-                            .to_owned(),
-                            digest: parse(&d["digest"], "digest")?,
-                            size: d["size"]
-                                .as_u64()
-                                .ok_or_else(|| invalid("layer without size".into()))?,
-                            diff_id: parse(diff_id, "diff_id")?,
-                        })
-                    })
-                    .collect::<Result<_, RunImageError>>()?;
-                Ok(Self {
-                    reference: reference.clone(),
-                    manifest_digest: Some(found.digest),
-                    config,
-                    layers,
-                    layout: Some(layout),
-                })
-            }
+                home: BlobHome::None,
+            });
         }
+        let image = oci
+            .read(reference, Some(platform))
+            .map_err(|source| RunImageError::Store {
+                reference: name.clone(),
+                source,
+            })?;
+        let diff_ids = image.config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let descs = image.manifest["layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if diff_ids.len() != descs.len() {
+            return Err(invalid(format!(
+                "manifest has {} layers but config lists {} diff_ids",
+                descs.len(),
+                diff_ids.len()
+            )));
+        }
+        let parse = |v: &Value, what: &str| -> Result<Digest, RunImageError> {
+            v.as_str()
+                .ok_or_else(|| invalid(format!("layer without {what}")))?
+                .parse()
+                .map_err(|e: crate::oci::digest::DigestError| invalid(e.to_string()))
+        };
+        let layers = descs
+            .iter()
+            .zip(&diff_ids)
+            .map(|(d, diff_id)| {
+                Ok(BaseLayer {
+                    media_type: oci_layer_media_type(d["mediaType"].as_str().unwrap_or_default())
+                        .to_owned(),
+                    digest: parse(&d["digest"], "digest")?,
+                    size: d["size"]
+                        .as_u64()
+                        .ok_or_else(|| invalid("layer without size".into()))?,
+                    diff_id: parse(diff_id, "diff_id")?,
+                })
+            })
+            .collect::<Result<_, RunImageError>>()?;
+        Ok(Self {
+            reference: reference.clone(),
+            manifest_digest: Some(image.digest),
+            config: image.config,
+            layers,
+            home: image.home,
+        })
     }
 
     pub fn os(&self) -> &str {

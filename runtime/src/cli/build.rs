@@ -24,12 +24,13 @@ pub struct BuildArgs {
     pub app_dir: PathBuf,
 
     /// Where to write the image: oci:DIR[:TAG] (an OCI image layout; the tag
-    /// defaults to `latest`).
-    #[arg(long, short = 'o', value_name = "REF")]
+    /// defaults to `latest`) or HOST[:PORT]/REPO[:TAG] (publish to a
+    /// registry; the tag moves only after every blob is there).
+    #[arg(long, short = 'o', visible_alias = "publish", value_name = "REF")]
     pub output: String,
 
-    /// The base image: oci:DIR[:TAG] or `scratch` (empty). Defaults to the
-    /// builder's [run] image, else scratch.
+    /// The base image: oci:DIR[:TAG], HOST[:PORT]/REPO[:TAG|@DIGEST], or
+    /// `scratch` (empty). Defaults to the builder's [run] image, else scratch.
     #[arg(long, value_name = "REF")]
     pub run_image: Option<String>,
 
@@ -55,7 +56,12 @@ pub struct BuildArgs {
     #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH")]
     pub platform: String,
 
-    /// Where compiled components are cached.
+    /// A registry host (HOST[:PORT]) that may be reached over plain HTTP;
+    /// loopback registries always may. Repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// Where compiled components and pulled blobs are cached.
     #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -147,7 +153,12 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         platform: (os.into(), arch.into()),
         filter: project.filter,
     };
-    let report = pipeline::build(&request, reporter.as_ref())?;
+    let oci = super::oci(
+        args.cache_dir.clone(),
+        &[&request.output, &request.run_image],
+        &args.insecure_registry,
+    )?;
+    let report = pipeline::build(&request, &oci, reporter.as_ref())?;
     print_report(&report, args.format)
 }
 

@@ -32,7 +32,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 PipelineError::Detect(DetectError::NoGroup { .. }) => DETECT_NO_GROUP,
                 PipelineError::Detect(DetectError::Errored { .. }) => DETECT_ERROR,
                 PipelineError::Build(_) => BUILD_FAILED,
-                PipelineError::Export(_) | PipelineError::Workspace(_) => EXPORT,
+                PipelineError::Export(_)
+                | PipelineError::Workspace(_)
+                | PipelineError::Store(_) => EXPORT,
             };
         }
         if let Some(e) = cause.downcast_ref::<RebaseError>() {
@@ -43,7 +45,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 | RebaseError::NotRebasable { .. }
                 | RebaseError::Platform { .. }
                 | RebaseError::Repository { .. } => REBASE_REFUSED,
-                RebaseError::Layout { .. } | RebaseError::Invalid { .. } => REBASE_FAILED,
+                RebaseError::Store { .. } | RebaseError::Invalid { .. } => REBASE_FAILED,
             };
         }
         if cause.is::<BuilderError>()

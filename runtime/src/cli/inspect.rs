@@ -9,8 +9,12 @@ use cascade_runtime::oci::ImageRef;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The image: oci:DIR[:TAG].
+    /// The image: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG|@DIGEST].
     pub image: String,
+
+    /// A registry host that may be reached over plain HTTP. Repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -19,7 +23,8 @@ pub struct InspectArgs {
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let image = ImageRef::parse(&args.image).map_err(|e| InvalidInput(format!("IMAGE: {e}")))?;
-    let i = inspect(&image)?;
+    let oci = super::oci(None, &[&image], &args.insecure_registry)?;
+    let i = inspect(&image, &oci)?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&i)?),
         Format::Text => print_text(&i),

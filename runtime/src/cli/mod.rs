@@ -64,6 +64,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The OCI context for a command: a registry client when any of `refs` is a
+/// registry reference, and the blob cache under the cache dir.
+pub fn oci(
+    cache_dir: Option<PathBuf>,
+    refs: &[&cascade_runtime::oci::ImageRef],
+    insecure: &[String],
+) -> anyhow::Result<cascade_runtime::oci::store::Oci> {
+    use cascade_runtime::oci::store::{Oci, registry_hosts};
+    let hosts = registry_hosts(refs.iter().copied());
+    let registry = if hosts.is_empty() {
+        None
+    } else {
+        Some(std::sync::Arc::new(
+            cascade_runtime::oci::registry::Registry::new(&hosts, insecure)?,
+        ))
+    };
+    let dir = cache_dir
+        .or_else(default_cache_dir)
+        .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"));
+    Ok(Oci::new(&dir, registry)?)
+}
+
 /// `$CASCADE_CACHE_DIR`, else `$XDG_CACHE_HOME/cascade`, else `~/.cache/cascade`.
 pub fn default_cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CASCADE_CACHE_DIR") {

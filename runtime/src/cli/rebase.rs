@@ -10,11 +10,11 @@ use cascade_runtime::phase::{Rebase, Rebased};
 
 #[derive(Debug, Args)]
 pub struct RebaseArgs {
-    /// The app image: oci:DIR[:TAG].
+    /// The app image: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG].
     pub image: String,
 
-    /// The new run image: oci:DIR[:TAG] (a new tag of the same repository
-    /// needs no --force).
+    /// The new run image: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG|@DIGEST]
+    /// (a new tag of the same repository needs no --force).
     #[arg(long, value_name = "REF")]
     pub run_image: String,
 
@@ -26,6 +26,15 @@ pub struct RebaseArgs {
     /// image is labelled not rebasable.
     #[arg(long)]
     pub force: bool,
+
+    /// A registry host (HOST[:PORT]) that may be reached over plain HTTP;
+    /// loopback registries always may. Repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// Where pulled blobs are cached.
+    #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
 
     /// Output format of the result on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -43,7 +52,11 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|o| parse("--output", o))
         .transpose()?;
+    let mut refs = vec![&image, &run_image];
+    refs.extend(output.as_ref());
+    let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
     let rebased = Rebase {
+        oci: &oci,
         image: &image,
         run_image: &run_image,
         output: output.as_ref(),
@@ -65,6 +78,11 @@ fn print(r: &Rebased, format: Format) -> anyhow::Result<()> {
             println!("  image:     {} -> {}", r.old_digest, r.new_digest);
             println!("  run image: {} -> {}", r.old_run_image, r.new_run_image);
             println!("  app layers kept: {}", r.app_layers);
+            let t = &r.transfers;
+            println!(
+                "  blobs: {} present, {} linked, {} mounted, {} downloaded, {} uploaded",
+                t.present, t.linked, t.mounted, t.downloaded, t.uploaded
+            );
         }
     }
     Ok(())

@@ -7,6 +7,8 @@ pub mod gzip;
 pub mod layer;
 pub mod layout;
 pub mod reference;
+pub mod registry;
+pub mod store;
 
 pub use digest::{Digest, DigestWriter};
 pub use layout::{Layout, LayoutError};

@@ -1,5 +1,6 @@
 //! Image references, following skopeo's transports: `oci:DIR[:TAG]` for an
-//! image layout, and the built-in `scratch`.
+//! image layout, a plain `host[:port]/repo[:tag|@digest]` (or
+//! `docker://...`) for a registry, and the built-in `scratch`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,13 +12,15 @@ pub enum ImageRef {
     /// An OCI image layout directory and a tag (`ref.name`); `None` picks
     /// the layout's only image (reading) or `latest` (writing).
     Layout { dir: PathBuf, tag: Option<String> },
+    /// An image in an OCI distribution registry.
+    Registry(oci_client::Reference),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefError {
-    #[error("{0:?}: registry references are not supported yet; use oci:DIR[:TAG] or scratch")]
-    Registry(String),
-    #[error("{0:?}: expected oci:DIR[:TAG] or scratch")]
+    #[error("{reference:?}: invalid registry reference: {message}")]
+    Registry { reference: String, message: String },
+    #[error("{0:?}: expected oci:DIR[:TAG], HOST[:PORT]/REPO[:TAG|@DIGEST] or scratch")]
     Unknown(String),
     #[error("{reference:?}: invalid tag {tag:?} (letters, digits, '_', '.', '-', at most 128)")]
     Tag { reference: String, tag: String },
@@ -58,8 +61,20 @@ impl ImageRef {
                 tag,
             });
         }
-        if s.contains('/') || s.contains(':') {
-            return Err(RefError::Registry(s.into()));
+        let registry = s.strip_prefix("docker://").unwrap_or(s);
+        let first = registry.split('/').next().unwrap_or_default();
+        // Like docker: the first component names a host when it has a dot
+        // or a port, or is localhost.
+        let has_host = registry.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost");
+        if has_host || s.starts_with("docker://") {
+            return registry
+                .parse::<oci_client::Reference>()
+                .map(ImageRef::Registry)
+                .map_err(|e| RefError::Registry {
+                    reference: s.into(),
+                    message: e.to_string(),
+                });
         }
         Err(RefError::Unknown(s.into()))
     }
@@ -74,6 +89,7 @@ impl fmt::Display for ImageRef {
                 tag: Some(tag),
             } => write!(f, "oci:{}:{tag}", dir.display()),
             ImageRef::Layout { dir, tag: None } => write!(f, "oci:{}", dir.display()),
+            ImageRef::Registry(r) => write!(f, "{}", r.whole()),
         }
     }
 }
@@ -100,9 +116,22 @@ mod tests {
         );
         assert_eq!(ImageRef::parse("scratch").unwrap(), ImageRef::Scratch);
         assert!(ImageRef::parse("oci:/x:bad tag").is_err());
+        match ImageRef::parse("127.0.0.1:5000/team/app:v1").unwrap() {
+            ImageRef::Registry(r) => {
+                assert_eq!(
+                    (r.registry(), r.repository(), r.tag()),
+                    ("127.0.0.1:5000", "team/app", Some("v1"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
-            ImageRef::parse("ghcr.io/a/b:1"),
-            Err(RefError::Registry(_))
+            ImageRef::parse("docker://ghcr.io/a/b:1"),
+            Ok(ImageRef::Registry(_))
         ));
+        assert!(
+            matches!(ImageRef::parse("ubuntu"), Err(RefError::Unknown(_))),
+            "a bare name is ambiguous with a path"
+        );
     }
 }

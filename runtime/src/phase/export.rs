@@ -39,8 +39,9 @@ pub struct Export<'a> {
     /// Host path of the app tree after build.
     pub app_dir: &'a Path,
     pub run_image: &'a RunImage,
-    pub output: &'a Path,
-    pub tag: &'a str,
+    /// Where the new layers go (the output layout, or a staging layout
+    /// before a push). Run-image layers and tags are the caller's business.
+    pub store: &'a Layout,
     /// Seconds since the epoch for `created` (SOURCE_DATE_EPOCH).
     pub created: u64,
     pub owner: Owner,
@@ -50,8 +51,11 @@ pub struct Export<'a> {
 /// What export wrote.
 #[derive(Debug, Clone)]
 pub struct Exported {
-    pub manifest_digest: Digest,
-    pub manifest_size: u64,
+    /// Canonical config and manifest bytes, ready to store.
+    pub config: Vec<u8>,
+    pub manifest: Vec<u8>,
+    /// The new layers' digests (all present in the store).
+    pub new_blobs: Vec<Digest>,
     pub layers: Vec<LayerReport>,
     pub processes: Vec<ProcessReport>,
     pub default_process: Option<String>,
@@ -65,12 +69,7 @@ struct Job {
 
 impl Export<'_> {
     pub fn run(&self) -> Result<Exported, ExportError> {
-        let layout = Layout::open_or_create(self.output)?;
-        if let Some(base) = &self.run_image.layout {
-            for layer in &self.run_image.layers {
-                layout.copy_blob_from(base, &layer.digest)?;
-            }
-        }
+        let layout = self.store;
 
         // Launch layers in group order (by name within a buildpack), then the app.
         let mut jobs = Vec::new();
@@ -94,7 +93,7 @@ impl Export<'_> {
                 prefix: APP_DIR.trim_start_matches('/').into(),
             },
         });
-        let blobs = self.write_layers(&layout, &jobs)?;
+        let blobs = self.write_layers(layout, &jobs)?;
 
         let layer_shas: Vec<(usize, String, String)> = owners
             .iter()
@@ -114,11 +113,12 @@ impl Export<'_> {
             &layer_shas,
             &app_blob.diff_id.to_string(),
         )?;
-        let (manifest_digest, manifest_size) = self.write_image(&layout, &config, &blobs)?;
+        let (config, manifest) = self.image_bytes(&config, &blobs)?;
 
         Ok(Exported {
-            manifest_digest,
-            manifest_size,
+            config,
+            manifest,
+            new_blobs: blobs.iter().map(|b| b.digest.clone()).collect(),
             layers: jobs
                 .iter()
                 .zip(&blobs)
@@ -142,20 +142,16 @@ impl Export<'_> {
         })
     }
 
-    /// Store config and manifest, then move the tag: the last step, so a
-    /// failure before it leaves the layout's images as they were.
-    fn write_image(
+    /// Canonical config and manifest bytes for the image.
+    fn image_bytes(
         &self,
-        layout: &Layout,
         config: &Value,
         blobs: &[LayerBlob],
-    ) -> Result<(Digest, u64), ExportError> {
+    ) -> Result<(Vec<u8>, Vec<u8>), ExportError> {
         let config_bytes = canonical::to_vec(config).map_err(|source| ExportError::Json {
             what: "config",
             source,
         })?;
-        let config_digest = layout.write_blob(&config_bytes)?;
-
         let mut layer_descs: Vec<Value> = self
             .run_image
             .layers
@@ -168,20 +164,14 @@ impl Export<'_> {
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": MEDIA_MANIFEST,
-            "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
+            "config": {"mediaType": MEDIA_CONFIG, "digest": Digest::of(&config_bytes).to_string(), "size": config_bytes.len()},
             "layers": layer_descs,
         });
         let manifest_bytes = canonical::to_vec(&manifest).map_err(|source| ExportError::Json {
             what: "manifest",
             source,
         })?;
-        let manifest_digest = layout.write_blob(&manifest_bytes)?;
-        let manifest_size = manifest_bytes.len() as u64;
-        let mut descriptor = json!({"mediaType": MEDIA_MANIFEST, "digest": manifest_digest.to_string(), "size": manifest_size});
-        descriptor["platform"] =
-            json!({"os": self.run_image.os(), "architecture": self.run_image.arch()});
-        layout.set_tag(self.tag, descriptor)?;
-        Ok((manifest_digest, manifest_size))
+        Ok((config_bytes, manifest_bytes))
     }
 
     /// Write the layers one after the other; each is compressed on every

@@ -8,27 +8,28 @@
 //! routine move from `run:1.0` to `run:1.1` needs no `--force` (unlike pack,
 //! pack#2567).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
 use crate::api::EnvEntry;
 use crate::labels;
-use crate::oci::{Digest, ImageRef, Layout, LayoutError, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
+use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
+use crate::oci::{Digest, ImageRef, Layout, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
 use crate::report::Reporter;
 use crate::run_image::{RunImage, RunImageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebaseError {
     #[error("{image}: {source}")]
-    Layout {
+    Store {
         image: String,
         #[source]
-        source: LayoutError,
+        source: StoreError,
     },
     #[error(transparent)]
     RunImage(#[from] RunImageError),
-    #[error("{image}: only oci:DIR[:TAG] images can be rebased so far")]
+    #[error("{image}: scratch is not an app image")]
     Unsupported { image: String },
     #[error(
         "{image}: not built by Cascade or a CNB lifecycle (no io.buildpacks.lifecycle.metadata label), so its run-image layers are unknown"
@@ -73,6 +74,8 @@ pub struct Rebased {
     pub app_layers: usize,
     /// False when the image already sat on this run image.
     pub changed: bool,
+    /// What it cost: on a registry, HEADs and mounts, never an app layer.
+    pub transfers: Transfers,
 }
 
 pub struct Rebase<'a> {
@@ -81,24 +84,8 @@ pub struct Rebase<'a> {
     /// Where to write; `None` moves the image's own tag.
     pub output: Option<&'a ImageRef>,
     pub force: bool,
+    pub oci: &'a Oci,
     pub reporter: &'a dyn Reporter,
-}
-
-/// An image read from a layout: manifest and config as JSON.
-struct AppImage {
-    layout: Layout,
-    digest: Digest,
-    manifest: Value,
-    config: Value,
-}
-
-fn layout_of(image: &ImageRef) -> Result<(&Path, Option<&str>), RebaseError> {
-    match image {
-        ImageRef::Layout { dir, tag } => Ok((dir, tag.as_deref())),
-        ImageRef::Scratch => Err(RebaseError::Unsupported {
-            image: image.to_string(),
-        }),
-    }
 }
 
 impl Rebase<'_> {
@@ -112,7 +99,7 @@ impl Rebase<'_> {
             .as_str()
             .unwrap_or("amd64")
             .to_owned();
-        let run = RunImage::load(self.run_image, (&os, &arch))?;
+        let run = RunImage::load(self.run_image, (&os, &arch), self.oci)?;
         self.validate(&lifecycle, &run, (&os, &arch))?;
 
         let new_reference = run
@@ -137,6 +124,7 @@ impl Rebase<'_> {
             new_run_image: new_reference.clone(),
             app_layers,
             changed: false,
+            transfers: Transfers::default(),
         };
         if self.output.is_none() && new_top == old_top && new_reference == old_reference {
             self.reporter
@@ -145,7 +133,9 @@ impl Rebase<'_> {
         }
         let config =
             self.new_config(&app, &run, base_count, &lifecycle, &new_top, &new_reference)?;
-        result.new_digest = self.write(&app, &run, &config, base_count)?.to_string();
+        let (digest, transfers) = self.write(&app, &run, &config, base_count)?;
+        result.new_digest = digest.to_string();
+        result.transfers = transfers;
         result.changed = true;
         Ok(result)
     }
@@ -159,7 +149,7 @@ impl Rebase<'_> {
     }
 
     /// The CNB lifecycle label, which says where the run image ends.
-    fn lifecycle(&self, app: &AppImage) -> Result<Value, RebaseError> {
+    fn lifecycle(&self, app: &ReadImage) -> Result<Value, RebaseError> {
         let labels = &app.config["config"]["Labels"];
         let Some(text) = labels[labels::LIFECYCLE_METADATA].as_str() else {
             return Err(RebaseError::NotBuildpacks {
@@ -176,7 +166,7 @@ impl Rebase<'_> {
 
     /// How many of the image's layers are the old run image's: those up to
     /// and including `runImage.topLayer`.
-    fn cut(&self, app: &AppImage, lifecycle: &Value) -> Result<usize, RebaseError> {
+    fn cut(&self, app: &ReadImage, lifecycle: &Value) -> Result<usize, RebaseError> {
         let diff_ids = app.config["rootfs"]["diff_ids"]
             .as_array()
             .cloned()
@@ -235,43 +225,69 @@ impl Rebase<'_> {
         Ok(())
     }
 
-    /// Store the blobs the output layout lacks, then config and manifest,
-    /// then move the tag — last, so a failure leaves the old image in place.
+    /// Make the new base's layers and the app's layers present at the
+    /// output (on a registry: HEADs and mounts), then store config and
+    /// manifest and move the tag — last, so a failure leaves the old image.
     fn write(
         &self,
-        app: &AppImage,
+        app: &ReadImage,
         run: &RunImage,
         config: &Value,
         base_count: usize,
-    ) -> Result<Digest, RebaseError> {
+    ) -> Result<(Digest, Transfers), RebaseError> {
         let out = self.output.unwrap_or(self.image);
-        let (out_dir, out_tag) = layout_of(out)?;
-        let wrap = |source| RebaseError::Layout {
+        let wrap = |source| RebaseError::Store {
             image: out.to_string(),
             source,
         };
-        let layout = Layout::open_or_create(out_dir).map_err(wrap)?;
-        if let Some(base) = &run.layout {
-            for l in &run.layers {
-                layout.copy_blob_from(base, &l.digest).map_err(wrap)?;
-            }
-        }
         let app_layers = app.manifest["layers"]
             .as_array()
             .map(|l| l[base_count..].to_vec())
             .unwrap_or_default();
-        if layout.dir() != app.layout.dir() {
-            for l in &app_layers {
-                let digest: Digest = l["digest"]
+        let app_digests = app_layers
+            .iter()
+            .map(|l| {
+                l["digest"]
                     .as_str()
                     .unwrap_or_default()
-                    .parse()
-                    .map_err(|e| self.invalid("manifest", &e))?;
-                layout.copy_blob_from(&app.layout, &digest).map_err(wrap)?;
+                    .parse::<Digest>()
+                    .map_err(|e| self.invalid("manifest", &e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut t = Transfers::default();
+        match out {
+            ImageRef::Registry(target) => {
+                for l in &run.layers {
+                    self.oci
+                        .ensure_in_registry(target, &l.digest, &run.home, None, &mut t)
+                        .map_err(wrap)?;
+                }
+                for d in &app_digests {
+                    self.oci
+                        .ensure_in_registry(target, d, &app.home, None, &mut t)
+                        .map_err(wrap)?;
+                }
+            }
+            ImageRef::Layout { dir, .. } => {
+                let layout = Layout::open_or_create(dir).map_err(|e| wrap(e.into()))?;
+                for l in &run.layers {
+                    self.oci
+                        .ensure_in_layout(&layout, &l.digest, &run.home, &mut t)
+                        .map_err(wrap)?;
+                }
+                for d in &app_digests {
+                    self.oci
+                        .ensure_in_layout(&layout, d, &app.home, &mut t)
+                        .map_err(wrap)?;
+                }
+            }
+            ImageRef::Scratch => {
+                return Err(RebaseError::Unsupported {
+                    image: out.to_string(),
+                });
             }
         }
         let config_bytes = canonical::to_vec(config).map_err(|e| self.invalid("config", &e))?;
-        let config_digest = layout.write_blob(&config_bytes).map_err(wrap)?;
         let mut layers: Vec<Value> = run
             .layers
             .iter()
@@ -280,52 +296,28 @@ impl Rebase<'_> {
         layers.extend(app_layers);
         let mut manifest = app.manifest.clone();
         manifest["mediaType"] = json!(MEDIA_MANIFEST);
-        manifest["config"] = json!({"mediaType": MEDIA_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()});
+        manifest["config"] = json!({"mediaType": MEDIA_CONFIG, "digest": Digest::of(&config_bytes).to_string(), "size": config_bytes.len()});
         manifest["layers"] = Value::Array(layers);
         let bytes = canonical::to_vec(&manifest).map_err(|e| self.invalid("manifest", &e))?;
-        let digest = layout.write_blob(&bytes).map_err(wrap)?;
-        let descriptor = json!({
-            "mediaType": MEDIA_MANIFEST,
-            "digest": digest.to_string(),
-            "size": bytes.len(),
-            "platform": {"os": run.os(), "architecture": run.arch()},
-        });
-        layout
-            .set_tag(out_tag.unwrap_or("latest"), descriptor)
+        let digest = self
+            .oci
+            .put_image(out, &config_bytes, &bytes, (run.os(), run.arch()), &mut t)
             .map_err(wrap)?;
-        Ok(digest)
+        Ok((digest, t))
     }
 
-    fn read_app(&self) -> Result<AppImage, RebaseError> {
-        let name = self.image.to_string();
-        let (dir, tag) = layout_of(self.image)?;
-        let wrap = |source| RebaseError::Layout {
-            image: name.clone(),
-            source,
-        };
-        let invalid = |what, message: String| RebaseError::Invalid {
-            image: name.clone(),
-            what,
-            message,
-        };
-        let layout = Layout::open(dir).map_err(wrap)?;
-        let found = layout.resolve(tag, None).map_err(wrap)?;
-        let manifest: Value =
-            serde_json::from_slice(&found.bytes).map_err(|e| invalid("manifest", e.to_string()))?;
-        let config_digest: Digest = manifest["config"]["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|e: crate::oci::digest::DigestError| invalid("manifest", e.to_string()))?;
-        let config: Value =
-            serde_json::from_slice(&layout.read_blob(&config_digest).map_err(wrap)?)
-                .map_err(|e| invalid("config", e.to_string()))?;
-        Ok(AppImage {
-            layout,
-            digest: found.digest,
-            manifest,
-            config,
-        })
+    fn read_app(&self) -> Result<ReadImage, RebaseError> {
+        if *self.image == ImageRef::Scratch {
+            return Err(RebaseError::Unsupported {
+                image: self.image.to_string(),
+            });
+        }
+        self.oci
+            .read(self.image, None)
+            .map_err(|source| RebaseError::Store {
+                image: self.image.to_string(),
+                source,
+            })
     }
 
     /// The app's config on the new base: base diff_ids and history replaced,
@@ -333,7 +325,7 @@ impl Rebase<'_> {
     /// replayed on the new base's `Env`, everything else kept.
     fn new_config(
         &self,
-        app: &AppImage,
+        app: &ReadImage,
         run: &RunImage,
         base_count: usize,
         lifecycle: &Value,
@@ -469,6 +461,7 @@ fn repository(reference: &str) -> String {
             .display()
             .to_string(),
         Ok(ImageRef::Scratch) => "scratch".into(),
+        Ok(ImageRef::Registry(r)) => format!("{}/{}", r.resolve_registry(), r.repository()),
         Err(_) => reference.into(),
     }
 }

@@ -1,0 +1,408 @@
+//! OCI distribution registries, through oci-client, behind a small
+//! blocking facade: what Cascade needs and oci-client's `push()` lacks
+//! (../shared/REFERENCE.md) — HEAD before upload, cross-repository mounts,
+//! streamed blobs, digest checks on download, retries with backoff.
+//!
+//! Credentials come from the Docker config file (`$DOCKER_CONFIG/config.json`
+//! or `~/.docker/config.json`); plain HTTP is used only for loopback
+//! registries and hosts named with `--insecure-registry`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use super::digest::{Digest, DigestWriter};
+use super::layout::blob_tempfile;
+use super::{MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_INDEX, MEDIA_MANIFEST};
+
+/// Attempts per request before giving up on a transient failure.
+const ATTEMPTS: u32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{reference}: {message}")]
+    Request { reference: String, message: String },
+    #[error("{reference}: blob {digest} arrived corrupt (its content hashes to {actual})")]
+    Corrupt {
+        reference: String,
+        digest: Digest,
+        actual: Digest,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the registry client: {0}")]
+    Setup(String),
+}
+
+/// Whether `host` (with port) is on this machine, where plain HTTP is fine.
+pub fn is_loopback(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    name == "localhost" || name.starts_with("127.") || name == "[::1]"
+}
+
+/// A blocking client for any number of registries.
+pub struct Registry {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    docker_config: Option<serde_json::Value>,
+}
+
+impl Registry {
+    /// `hosts`: the registries this run will talk to (so loopback ones get
+    /// HTTP); `insecure`: more hosts allowed plain HTTP.
+    pub fn new(hosts: &[String], insecure: &[String]) -> Result<Self, RegistryError> {
+        let mut http: Vec<String> = hosts.iter().filter(|h| is_loopback(h)).cloned().collect();
+        http.extend(insecure.iter().cloned());
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(http),
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_mins(2)),
+            ..ClientConfig::default()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RegistryError::Setup(e.to_string()))?;
+        Ok(Self {
+            rt,
+            client: Client::new(config),
+            docker_config: read_docker_config(),
+        })
+    }
+
+    /// Credentials for `registry` from the Docker config (`auths.<host>.auth`
+    /// or `username`/`password`), else anonymous.
+    fn auth(&self, registry: &str) -> RegistryAuth {
+        let entry = self.docker_config.as_ref().and_then(|c| {
+            let auths = c.get("auths")?.as_object()?;
+            auths
+                .iter()
+                .find(|(k, _)| {
+                    k.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        == registry
+                })
+                .map(|(_, v)| v.clone())
+        });
+        let Some(entry) = entry else {
+            return RegistryAuth::Anonymous;
+        };
+        if let (Some(u), Some(p)) = (entry["username"].as_str(), entry["password"].as_str()) {
+            return RegistryAuth::Basic(u.into(), p.into());
+        }
+        entry["auth"]
+            .as_str()
+            .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(u, p)| RegistryAuth::Basic(u.into(), p.into()))
+            })
+            .unwrap_or(RegistryAuth::Anonymous)
+    }
+
+    /// Run a request, retrying transient failures (connection errors,
+    /// 5xx, 429) with exponential backoff.
+    fn call<T, F>(&self, reference: &Reference, mut op: F) -> Result<T, RegistryError>
+    where
+        F: AsyncFnMut() -> Result<T, OciDistributionError>,
+    {
+        self.rt.block_on(async {
+            let auth = self.auth(reference.resolve_registry());
+            self.client
+                .store_auth_if_needed(reference.resolve_registry(), &auth)
+                .await;
+            let mut delay = Duration::from_millis(200);
+            let mut attempt = 1;
+            loop {
+                match op().await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        return Err(RegistryError::Request {
+                            reference: reference.whole(),
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+        })
+    }
+
+    /// The manifest (or index) `reference` names, raw, with its digest.
+    pub fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
+        let accepted = [
+            MEDIA_MANIFEST,
+            MEDIA_INDEX,
+            MEDIA_DOCKER_MANIFEST,
+            MEDIA_DOCKER_LIST,
+        ];
+        let auth = self.auth(reference.resolve_registry());
+        let (bytes, _) = self.call(reference, async || {
+            self.client
+                .pull_manifest_raw(reference, &auth, &accepted)
+                .await
+        })?;
+        // Registries keep manifest bytes exactly: hash them ourselves.
+        let digest = Digest::of(&bytes);
+        if let Some(asked) = reference.digest()
+            && asked != digest.to_string()
+        {
+            return Err(RegistryError::Corrupt {
+                reference: reference.whole(),
+                digest: asked.parse().unwrap_or_else(|_| digest.clone()),
+                actual: digest,
+            });
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// A small blob (a config), checked against its digest.
+    pub fn blob_bytes(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let name = digest.to_string();
+        let mut out = Vec::new();
+        self.call(reference, async || {
+            out.clear();
+            self.client
+                .pull_blob(reference, name.as_str(), &mut out)
+                .await
+        })?;
+        let actual = Digest::of(&out);
+        if &actual != digest {
+            return Err(RegistryError::Corrupt {
+                reference: reference.whole(),
+                digest: digest.clone(),
+                actual,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stream a blob into `dir/<hex>`, hashing as it comes; a corrupt or
+    /// partial download never gets the digest's name.
+    pub fn blob_to_dir(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        dir: &Path,
+    ) -> Result<PathBuf, RegistryError> {
+        let io = |source| RegistryError::Io {
+            path: dir.into(),
+            source,
+        };
+        let dest = dir.join(digest.hex());
+        let tmp = blob_tempfile(dir).map_err(io)?;
+        let name = digest.to_string();
+        // Each attempt starts the file afresh, so a retry after a broken
+        // transfer cannot leave a mix of two.
+        let actual = self.call(reference, async || {
+            let file = tmp.reopen()?;
+            file.set_len(0)?;
+            let mut writer = DigestWriter::new(std::io::BufWriter::new(file));
+            let mut stream = self
+                .client
+                .pull_blob_stream(reference, name.as_str())
+                .await?;
+            while let Some(chunk) = stream.next().await {
+                writer.write_all(&chunk?)?;
+            }
+            let (mut buf, actual, _) = writer.finish();
+            buf.flush()?;
+            Ok(actual)
+        })?;
+        if &actual != digest {
+            return Err(RegistryError::Corrupt {
+                reference: reference.whole(),
+                digest: digest.clone(),
+                actual,
+            });
+        }
+        tmp.persist(&dest).map_err(|e| io(e.error))?;
+        Ok(dest)
+    }
+
+    pub fn has_blob(&self, reference: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
+        let name = digest.to_string();
+        self.call(reference, async || {
+            self.client.blob_exists(reference, &name).await
+        })
+    }
+
+    /// Mount a blob from another repository of the same registry; false when
+    /// the registry would not (the caller then uploads).
+    pub fn mount(&self, reference: &Reference, from: &Reference, digest: &Digest) -> bool {
+        let name = digest.to_string();
+        self.call(reference, async || {
+            self.client.mount_blob(reference, from, &name).await
+        })
+        .is_ok()
+            && self.has_blob(reference, digest).unwrap_or(false)
+    }
+
+    /// Upload a blob from a file, streamed.
+    pub fn push_blob_file(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let size = std::fs::metadata(path)
+            .map_err(|source| RegistryError::Io {
+                path: path.into(),
+                source,
+            })?
+            .len();
+        let name = digest.to_string();
+        self.call(reference, async || {
+            let file = tokio::fs::File::open(path).await?;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
+                .map(|r| r.map_err(OciDistributionError::from));
+            self.client
+                .push_blob_stream(reference, stream, &name, Some(size))
+                .await
+        })?;
+        Ok(())
+    }
+
+    /// Upload a small blob from memory.
+    pub fn push_blob_bytes(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        let name = digest.to_string();
+        self.call(reference, async || {
+            self.client
+                .push_blob(reference, bytes.to_vec(), &name)
+                .await
+        })?;
+        Ok(())
+    }
+
+    /// Put a manifest under `reference`'s tag (or digest).
+    pub fn push_manifest(
+        &self,
+        reference: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        let content_type = reqwest_header(media_type);
+        self.call(reference, async || {
+            self.client
+                .push_manifest_raw(reference, bytes.to_vec(), content_type.clone())
+                .await
+        })?;
+        Ok(())
+    }
+
+    /// Repositories of the registry (`/v2/_catalog`), all pages.
+    pub fn catalog(&self, registry: &Reference) -> Result<Vec<String>, RegistryError> {
+        let auth = self.auth(registry.resolve_registry());
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let last = out.last().cloned();
+            let page = self.call(registry, async || {
+                self.client
+                    .catalog(registry, &auth, Some(1000), last.as_deref())
+                    .await
+            })?;
+            if page.repositories.is_empty() {
+                return Ok(out);
+            }
+            let done = page.repositories.len() < 1000;
+            out.extend(page.repositories);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Tags of a repository, all pages.
+    pub fn tags(&self, repository: &Reference) -> Result<Vec<String>, RegistryError> {
+        let auth = self.auth(repository.resolve_registry());
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let last = out.last().cloned();
+            let page = self.call(repository, async || {
+                self.client
+                    .list_tags(repository, &auth, Some(1000), last.as_deref())
+                    .await
+            })?;
+            if page.tags.is_empty() {
+                return Ok(out);
+            }
+            let done = page.tags.len() < 1000;
+            out.extend(page.tags);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn reqwest_header(media_type: &str) -> http::HeaderValue {
+    http::HeaderValue::from_str(media_type)
+        .unwrap_or_else(|_| http::HeaderValue::from_static(MEDIA_MANIFEST))
+}
+
+fn transient(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(_) | OciDistributionError::IoError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        _ => false,
+    }
+}
+
+fn read_docker_config() -> Option<serde_json::Value> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
+    let text = std::fs::read(dir.join("config.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for h in [
+            "127.0.0.1:5000",
+            "localhost:80",
+            "localhost",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
+            assert!(super::is_loopback(h), "{h}");
+        }
+        for h in ["registry.example.com", "10.0.0.1:5000", "ghcr.io"] {
+            assert!(!super::is_loopback(h), "{h}");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Where images and blobs live, with one vocabulary for layouts and
+//! registries: read an image (manifest + config, index resolved by
+//! platform), make a blob present in a destination (hard link, copy, HEAD,
+//! mount, or upload — cheapest first), and store config and manifest,
+//! moving a tag last.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::layout::{Layout, LayoutError};
+use super::registry::{Registry, RegistryError};
+use super::{Digest, ImageRef, MEDIA_DOCKER_LIST, MEDIA_INDEX, MEDIA_MANIFEST};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{image}: {message}")]
+    Invalid { image: String, message: String },
+    #[error("{image}: a registry reference needs the registry client (internal error)")]
+    NoClient { image: String },
+}
+
+/// Where an image's blobs can be fetched from.
+#[derive(Debug, Clone)]
+pub enum BlobHome {
+    None,
+    Layout(Layout),
+    Registry(oci_client::Reference),
+}
+
+/// An image read from a layout or registry.
+#[derive(Debug, Clone)]
+pub struct ReadImage {
+    pub digest: Digest,
+    pub manifest: Value,
+    pub config: Value,
+    pub home: BlobHome,
+}
+
+/// Counts of what making blobs present cost, for reports and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Transfers {
+    /// Already there (HEAD or file present).
+    pub present: u32,
+    /// Linked or copied between layouts.
+    pub linked: u32,
+    /// Mounted from another repository of the same registry.
+    pub mounted: u32,
+    /// Downloaded from a registry.
+    pub downloaded: u32,
+    /// Uploaded to a registry.
+    pub uploaded: u32,
+}
+
+/// The registry client (when any reference is a registry) and the blob
+/// cache pulled blobs and staged exports live in.
+pub struct Oci {
+    pub registry: Option<Arc<Registry>>,
+    /// A layout under the cache dir: blobs by digest, shared by builds.
+    pub cache: Layout,
+}
+
+impl Oci {
+    pub fn new(cache_dir: &Path, registry: Option<Arc<Registry>>) -> Result<Self, StoreError> {
+        Ok(Self {
+            registry,
+            cache: Layout::open_or_create(&cache_dir.join("blobs"))?,
+        })
+    }
+
+    fn client(&self, image: &str) -> Result<&Registry, StoreError> {
+        self.registry
+            .as_deref()
+            .ok_or_else(|| StoreError::NoClient {
+                image: image.into(),
+            })
+    }
+
+    /// Read the image `reference` names; `platform` picks from an index.
+    pub fn read(
+        &self,
+        reference: &ImageRef,
+        platform: Option<(&str, &str)>,
+    ) -> Result<ReadImage, StoreError> {
+        let name = reference.to_string();
+        let invalid = |message: String| StoreError::Invalid {
+            image: name.clone(),
+            message,
+        };
+        match reference {
+            ImageRef::Scratch => Err(invalid("scratch has no manifest".into())),
+            ImageRef::Layout { dir, tag } => {
+                let layout = Layout::open(dir)?;
+                let found = layout.resolve(tag.as_deref(), platform)?;
+                let manifest: Value = serde_json::from_slice(&found.bytes)
+                    .map_err(|e| invalid(format!("manifest: {e}")))?;
+                let config = layout.read_blob(&config_digest(&manifest).map_err(invalid)?)?;
+                let config =
+                    serde_json::from_slice(&config).map_err(|e| invalid(format!("config: {e}")))?;
+                Ok(ReadImage {
+                    digest: found.digest,
+                    manifest,
+                    config,
+                    home: BlobHome::Layout(layout),
+                })
+            }
+            ImageRef::Registry(r) => {
+                let client = self.client(&name)?;
+                let (mut bytes, mut digest) = client.manifest(r)?;
+                let mut manifest: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| invalid(format!("manifest: {e}")))?;
+                let media = manifest["mediaType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if media == MEDIA_INDEX
+                    || media == MEDIA_DOCKER_LIST
+                    || manifest.get("manifests").is_some()
+                {
+                    let children = manifest["manifests"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let child = match platform {
+                        Some((os, arch)) => children.iter().find(|m| {
+                            m["platform"]["os"] == os && m["platform"]["architecture"] == arch
+                        }),
+                        None => children.first(),
+                    }
+                    .ok_or_else(|| {
+                        invalid("image index has no image for the requested platform".into())
+                    })?;
+                    let child_ref =
+                        r.clone_with_digest(child["digest"].as_str().unwrap_or_default().into());
+                    (bytes, digest) = client.manifest(&child_ref)?;
+                    manifest = serde_json::from_slice(&bytes)
+                        .map_err(|e| invalid(format!("manifest: {e}")))?;
+                }
+                let config = client.blob_bytes(r, &config_digest(&manifest).map_err(invalid)?)?;
+                let config =
+                    serde_json::from_slice(&config).map_err(|e| invalid(format!("config: {e}")))?;
+                let repo = oci_client::Reference::with_tag(
+                    r.registry().into(),
+                    r.repository().into(),
+                    "latest".into(),
+                );
+                Ok(ReadImage {
+                    digest,
+                    manifest,
+                    config,
+                    home: BlobHome::Registry(repo),
+                })
+            }
+        }
+    }
+
+    /// Make blob `digest` present in `layout`, from `home` (through the
+    /// blob cache when it comes from a registry).
+    pub fn ensure_in_layout(
+        &self,
+        layout: &Layout,
+        digest: &Digest,
+        home: &BlobHome,
+        t: &mut Transfers,
+    ) -> Result<(), StoreError> {
+        if layout.blob_path(digest).is_file() {
+            t.present += 1;
+            return Ok(());
+        }
+        match home {
+            BlobHome::Layout(from) => layout.copy_blob_from(from, digest)?,
+            BlobHome::Registry(r) => {
+                if !self.cache.blob_path(digest).is_file() {
+                    self.client(&r.whole())?
+                        .blob_to_dir(r, digest, &self.cache.blobs_dir())?;
+                    t.downloaded += 1;
+                }
+                layout.copy_blob_from(&self.cache, digest)?;
+            }
+            BlobHome::None => {
+                return Err(LayoutError::MissingBlob {
+                    dir: layout.dir().into(),
+                    digest: digest.clone(),
+                }
+                .into());
+            }
+        }
+        t.linked += 1;
+        Ok(())
+    }
+
+    /// Make blob `digest` present in the repository of `target`: nothing if
+    /// it is there, a mount when `home` is another repository of the same
+    /// registry, else an upload from `local` (or from the cache, after a
+    /// download).
+    pub fn ensure_in_registry(
+        &self,
+        target: &oci_client::Reference,
+        digest: &Digest,
+        home: &BlobHome,
+        local: Option<&Layout>,
+        t: &mut Transfers,
+    ) -> Result<(), StoreError> {
+        let client = self.client(&target.whole())?;
+        if client.has_blob(target, digest)? {
+            t.present += 1;
+            return Ok(());
+        }
+        if let BlobHome::Registry(from) = home
+            && from.resolve_registry() == target.resolve_registry()
+            && from.repository() != target.repository()
+            && client.mount(target, from, digest)
+        {
+            t.mounted += 1;
+            return Ok(());
+        }
+        let file = [local, Some(&self.cache)]
+            .into_iter()
+            .flatten()
+            .map(|l| l.blob_path(digest))
+            .find(|p| p.is_file());
+        let file = match (file, home) {
+            (Some(f), _) => f,
+            (None, BlobHome::Layout(l)) if l.blob_path(digest).is_file() => l.blob_path(digest),
+            (None, BlobHome::Registry(from)) => {
+                t.downloaded += 1;
+                self.client(&from.whole())?
+                    .blob_to_dir(from, digest, &self.cache.blobs_dir())?
+            }
+            _ => {
+                return Err(LayoutError::MissingBlob {
+                    dir: self.cache.dir().into(),
+                    digest: digest.clone(),
+                }
+                .into());
+            }
+        };
+        client.push_blob_file(target, digest, &file)?;
+        t.uploaded += 1;
+        Ok(())
+    }
+
+    /// Store config bytes and a manifest as `output`'s image. Every blob the
+    /// manifest names must be present already; the tag moves last.
+    pub fn put_image(
+        &self,
+        output: &ImageRef,
+        config: &[u8],
+        manifest: &[u8],
+        platform: (&str, &str),
+        t: &mut Transfers,
+    ) -> Result<Digest, StoreError> {
+        let digest = Digest::of(manifest);
+        match output {
+            ImageRef::Scratch => Err(StoreError::Invalid {
+                image: "scratch".into(),
+                message: "cannot be written".into(),
+            }),
+            ImageRef::Layout { dir, tag } => {
+                let layout = Layout::open_or_create(dir)?;
+                layout.write_blob(config)?;
+                layout.write_blob(manifest)?;
+                let descriptor = json!({
+                    "mediaType": MEDIA_MANIFEST,
+                    "digest": digest.to_string(),
+                    "size": manifest.len(),
+                    "platform": {"os": platform.0, "architecture": platform.1},
+                });
+                layout.set_tag(tag.as_deref().unwrap_or("latest"), descriptor)?;
+                Ok(digest)
+            }
+            ImageRef::Registry(r) => {
+                let client = self.client(&r.whole())?;
+                let config_digest = Digest::of(config);
+                if client.has_blob(r, &config_digest)? {
+                    t.present += 1;
+                } else {
+                    client.push_blob_bytes(r, &config_digest, config)?;
+                    t.uploaded += 1;
+                }
+                client.push_manifest(r, manifest, MEDIA_MANIFEST)?;
+                Ok(digest)
+            }
+        }
+    }
+}
+
+fn config_digest(manifest: &Value) -> Result<Digest, String> {
+    manifest["config"]["digest"]
+        .as_str()
+        .ok_or_else(|| "manifest has no config".to_string())?
+        .parse()
+        .map_err(|e: super::digest::DigestError| e.to_string())
+}
+
+/// The registry hosts among `refs`, for [`Registry::new`].
+pub fn registry_hosts<'a>(refs: impl IntoIterator<Item = &'a ImageRef>) -> Vec<String> {
+    refs.into_iter()
+        .filter_map(|r| match r {
+            ImageRef::Registry(r) => Some(r.resolve_registry().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
