@@ -9,6 +9,7 @@ mod bad_input;
 mod build_apps;
 mod project;
 mod rebase;
+mod registry;
 mod reproducible;
 mod sandbox;
 mod support;

@@ -249,3 +249,97 @@ pub fn bwrap(
 pub fn index_bytes(layout: &Path) -> Vec<u8> {
     std::fs::read(layout.join("index.json")).unwrap()
 }
+
+/// A CNCF distribution registry (`docker-registry` from Debian) on
+/// 127.0.0.1 with its own storage, stopped on drop. Its access log is kept
+/// so tests can see which requests reached it.
+pub struct RegistryServer {
+    child: std::process::Child,
+    pub host: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RegistryServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("registry.log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            // The access log goes to stdout, the application log to stderr.
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .expect("starting docker-registry");
+        let server = Self {
+            child,
+            host,
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&server.host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not listen on {}",
+                server.host
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `HOST:PORT/repo:tag`.
+    pub fn image(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.host)
+    }
+
+    /// Copy an image from a layout into the registry with skopeo.
+    pub fn push_layout(&self, layout_ref: &str, repo_tag: &str) {
+        ok(Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+            .arg(layout_ref)
+            .arg(format!("docker://{}", self.image(repo_tag))));
+    }
+
+    /// `skopeo inspect --raw` (manifest) or `--config` of a registry image.
+    pub fn inspect(&self, repo_tag: &str, what: &str) -> serde_json::Value {
+        let out = ok(Command::new("skopeo")
+            .args(["--insecure-policy", "inspect", "--tls-verify=false", what])
+            .arg(format!("docker://{}", self.image(repo_tag))));
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Access-log lines so far.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("HTTP/1.1\""))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -77,22 +77,37 @@ impl Layout {
     }
 
     /// Open a layout, creating an empty one if `dir` does not exist or is an
-    /// empty directory.
+    /// empty directory. Safe against another process creating the same
+    /// layout at the same time (files are created no-clobber, index.json
+    /// last-but-one so a half-made layout is never taken for a full one).
     pub fn open_or_create(dir: &Path) -> Result<Self, LayoutError> {
         if dir.join("oci-layout").is_file() {
             return Ok(Self { dir: dir.into() });
         }
-        if dir.exists() && fs::read_dir(dir).map_err(io_err(dir))?.next().is_some() {
-            return Err(LayoutError::NotALayout { dir: dir.into() });
+        if dir.exists() {
+            let foreign = fs::read_dir(dir)
+                .map_err(io_err(dir))?
+                .filter_map(Result::ok)
+                .any(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    !matches!(name.as_ref(), "blobs" | "index.json" | "oci-layout")
+                        && !name.starts_with(".tmp")
+                });
+            if foreign {
+                return Err(LayoutError::NotALayout { dir: dir.into() });
+            }
         }
         fs::create_dir_all(dir.join("blobs/sha256")).map_err(io_err(dir))?;
-        let layout = Self { dir: dir.into() };
-        write_atomic(&dir.join("index.json"), br#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#)?;
-        write_atomic(
+        write_new(
+            &dir.join("index.json"),
+            br#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#,
+        )?;
+        write_new(
             &dir.join("oci-layout"),
             br#"{"imageLayoutVersion":"1.0.0"}"#,
         )?;
-        Ok(layout)
+        Ok(Self { dir: dir.into() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -297,6 +312,21 @@ impl Layout {
 
 fn manifests(index: &Value) -> Vec<Value> {
     index["manifests"].as_array().cloned().unwrap_or_default()
+}
+
+/// Create `path` with `bytes` unless it exists (then leave it be).
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = blob_tempfile(dir).map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(LayoutError::Io {
+            path: path.into(),
+            source: e.error,
+        }),
+    }
 }
 
 /// A temporary file in `dir`, readable by all like any file of an image

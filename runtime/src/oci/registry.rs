@@ -62,6 +62,9 @@ pub struct Registry {
     rt: tokio::runtime::Runtime,
     client: Client,
     docker_config: Option<serde_json::Value>,
+    /// Registries whose credentials were handed to the client already (it
+    /// pings `/v2/` each time otherwise).
+    authed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Registry {
@@ -84,6 +87,7 @@ impl Registry {
             rt,
             client: Client::new(config),
             docker_config: read_docker_config(),
+            authed: std::sync::Mutex::default(),
         })
     }
 
@@ -126,10 +130,13 @@ impl Registry {
         F: AsyncFnMut() -> Result<T, OciDistributionError>,
     {
         self.rt.block_on(async {
-            let auth = self.auth(reference.resolve_registry());
-            self.client
-                .store_auth_if_needed(reference.resolve_registry(), &auth)
-                .await;
+            let host = reference.resolve_registry();
+            let first = self.authed.lock().unwrap().insert(host.to_owned());
+            if first {
+                self.client
+                    .store_auth_if_needed(host, &self.auth(host))
+                    .await;
+            }
             let mut delay = Duration::from_millis(200);
             let mut attempt = 1;
             loop {
