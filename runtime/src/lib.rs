@@ -11,6 +11,7 @@ pub mod builder;
 pub mod embedded;
 pub mod engine;
 pub mod env;
+pub mod fleet;
 pub mod ids;
 pub mod inspect;
 pub mod labels;

@@ -209,3 +209,111 @@ fn sha256_hex(text: &str) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
+
+#[test]
+fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let (registry, tmp, _) = published();
+    let fleet_size = 60;
+    for i in 0..fleet_size {
+        ok(Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", registry.image("app:v1")))
+            .arg(format!(
+                "docker://{}",
+                registry.image(&format!("team-{}/svc:{i}", i % 5))
+            )));
+    }
+    let patched = tmp.path().join("run2");
+    make_run_image(
+        &patched,
+        "v2",
+        &[("/etc/os-release", "VERSION_ID=2\n")],
+        &[],
+    );
+    registry.push_layout(&format!("oci:{}:v2", patched.display()), "run:v2");
+    let missing = registry.image("gone/svc:v1");
+    let fleet = |extra: &[&str]| {
+        let o = run(cascade()
+            .args([
+                "rebase",
+                "--fleet",
+                "--discover",
+                &missing,
+                "--run-image",
+                &registry.image("run:v2"),
+                "--format",
+                "json",
+            ])
+            .args(extra));
+        (
+            o.status.code().unwrap_or(-1),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+
+    let (code, dry, stderr) = fleet(&["--dry-run"]);
+    assert_eq!(code, 71, "the missing image fails the run: {stderr}");
+    // 60 copies + the original app:v1.
+    assert_eq!(dry["summary"]["would_rebase"], fleet_size + 1, "{dry}");
+    assert_eq!(
+        registry.inspect("team-0/svc:0", "--raw"),
+        registry.inspect("app:v1", "--raw"),
+        "a dry run wrote"
+    );
+
+    let (code0, shard0, _) = fleet(&["--shard", "0/2"]);
+    let (code1, shard1, _) = fleet(&["--shard", "1/2"]);
+    let rebased = |r: &Value| r["summary"]["rebased"].as_u64().unwrap();
+    assert_eq!(
+        rebased(&shard0) + rebased(&shard1),
+        fleet_size + 1,
+        "{shard0}\n{shard1}"
+    );
+    assert!(
+        rebased(&shard0) > 10 && rebased(&shard1) > 10,
+        "uneven shards"
+    );
+    assert_eq!(
+        shard0["summary"]["failed"].as_u64().unwrap()
+            + shard1["summary"]["failed"].as_u64().unwrap(),
+        1
+    );
+    assert!(
+        [code0, code1].contains(&71) && [code0, code1].contains(&0),
+        "{code0} {code1}"
+    );
+    let failed: Vec<&Value> = shard0["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(shard1["images"].as_array().unwrap())
+        .filter(|e| e["status"] == "failed")
+        .collect();
+    assert_eq!(failed[0]["image"], missing);
+    assert_eq!(shard0["summary"]["transfers"]["downloaded"], 0);
+
+    let config = registry.inspect("team-3/svc:13", "--config");
+    let label: Value = serde_json::from_str(
+        config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(label["runImage"]["image"], registry.image("run:v2"));
+
+    let (_, again, _) = fleet(&[]);
+    assert_eq!(
+        again["summary"]["already_current"],
+        fleet_size + 1,
+        "{again}"
+    );
+}

@@ -48,6 +48,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 RebaseError::Store { .. } | RebaseError::Invalid { .. } => REBASE_FAILED,
             };
         }
+        if cause.is::<super::rebase::FleetRefused>() {
+            return REBASE_REFUSED;
+        }
+        if cause.is::<super::rebase::FleetFailed>() {
+            return REBASE_FAILED;
+        }
         if cause.is::<BuilderError>()
             || cause.is::<EngineError>()
             || cause.is::<InvalidInput>()

@@ -5,13 +5,43 @@ use clap::Args;
 use super::Format;
 use super::exit::InvalidInput;
 use super::progress::Stderr;
+use cascade_runtime::fleet::{Fleet, FleetReport};
 use cascade_runtime::oci::ImageRef;
 use cascade_runtime::phase::{Rebase, Rebased};
 
 #[derive(Debug, Args)]
 pub struct RebaseArgs {
-    /// The app image: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG].
-    pub image: String,
+    /// The app image: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG]; with --fleet,
+    /// any number of them.
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+
+    /// Rebase a fleet: the IMAGEs, --images-file and --discover together,
+    /// concurrently, with a per-image report and a summary.
+    #[arg(long)]
+    pub fleet: bool,
+
+    /// With --fleet: a file of image references, one per line (# comments).
+    #[arg(long, value_name = "FILE", requires = "fleet")]
+    pub images_file: Option<std::path::PathBuf>,
+
+    /// With --fleet: find the images in the run image's registry (catalog and
+    /// tags) whose CNB label names the run image's repository.
+    #[arg(long, requires = "fleet")]
+    pub discover: bool,
+
+    /// With --fleet: only shard I of N (0-based), chosen by a hash of each
+    /// image's name, so N workers split a fleet with no coordinator.
+    #[arg(long, value_name = "I/N", requires = "fleet")]
+    pub shard: Option<String>,
+
+    /// With --fleet: images rebased at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+
+    /// Work out what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// The new run image: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG|@DIGEST]
     /// (a new tag of the same repository needs no --force).
@@ -45,26 +75,131 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
     let reporter = Stderr::new(false);
     let parse =
         |flag: &str, r: &str| ImageRef::parse(r).map_err(|e| InvalidInput(format!("{flag}: {e}")));
-    let image = parse("IMAGE", &args.image)?;
+    let mut images = args
+        .images
+        .iter()
+        .map(|i| parse("IMAGE", i))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(file) = &args.images_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| InvalidInput(format!("{}: {e}", file.display())))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                images.push(parse(&format!("{}:{}", file.display(), n + 1), line)?);
+            }
+        }
+    }
     let run_image = parse("--run-image", &args.run_image)?;
     let output = args
         .output
         .as_deref()
         .map(|o| parse("--output", o))
         .transpose()?;
-    let mut refs = vec![&image, &run_image];
+    let mut refs: Vec<&ImageRef> = images.iter().collect();
+    refs.push(&run_image);
     refs.extend(output.as_ref());
     let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
+
+    if args.fleet {
+        if args.discover {
+            images.extend(cascade_runtime::fleet::discover(
+                &oci, &run_image, &reporter,
+            )?);
+        }
+        let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+        let report = Fleet {
+            images,
+            run_image: &run_image,
+            jobs: args.jobs,
+            shard,
+            dry_run: args.dry_run,
+            force: args.force,
+            oci: &oci,
+            reporter: &reporter,
+        }
+        .run();
+        print_fleet(&report, args.format)?;
+        let s = &report.summary;
+        return if s.failed > 0 {
+            Err(FleetFailed(format!("{} image(s) failed", s.failed)).into())
+        } else if s.refused > 0 {
+            Err(FleetRefused(format!("{} image(s) refused", s.refused)).into())
+        } else {
+            Ok(())
+        };
+    }
+
+    let [image] = images.as_slice() else {
+        return Err(InvalidInput(format!(
+            "give one IMAGE (got {}), or use --fleet",
+            images.len()
+        ))
+        .into());
+    };
     let rebased = Rebase {
-        oci: &oci,
-        image: &image,
+        image,
         run_image: &run_image,
         output: output.as_ref(),
         force: args.force,
+        dry_run: args.dry_run,
+        oci: &oci,
         reporter: &reporter,
     }
     .run()?;
     print(&rebased, args.format)
+}
+
+/// Some images of a fleet failed (exit 71).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FleetFailed(pub String);
+
+/// Some images of a fleet were refused (exit 70).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FleetRefused(pub String);
+
+fn parse_shard(s: &str) -> Result<(u32, u32), InvalidInput> {
+    let bad = || InvalidInput(format!("--shard {s:?}: expected I/N with 0 <= I < N"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn print_fleet(r: &FleetReport, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    for e in &r.images {
+        let detail = e
+            .reason
+            .clone()
+            .or_else(|| e.new_digest.clone())
+            .unwrap_or_default();
+        println!("{:<16} {}  {detail}", format!("{:?}", e.status), e.image);
+    }
+    let s = &r.summary;
+    println!(
+        "{} rebased, {} would rebase, {} already current, {} refused, {} failed; {} images in {:.2} s ({:.0}/s){}",
+        s.rebased,
+        s.would_rebase,
+        s.already_current,
+        s.refused,
+        s.failed,
+        r.images.len(),
+        s.seconds,
+        s.images_per_second,
+        r.shard
+            .as_ref()
+            .map(|sh| format!(", shard {sh}"))
+            .unwrap_or_default()
+    );
+    Ok(())
 }
 
 fn print(r: &Rebased, format: Format) -> anyhow::Result<()> {

@@ -79,7 +79,10 @@ impl Registry {
             read_timeout: Some(Duration::from_mins(2)),
             ..ClientConfig::default()
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Multi-threaded so several OS threads (a fleet rebase) can block_on
+        // it at once without queueing behind one driver.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| RegistryError::Setup(e.to_string()))?;

@@ -277,14 +277,30 @@ impl Oci {
             ImageRef::Registry(r) => {
                 let client = self.client(&r.whole())?;
                 let config_digest = Digest::of(config);
-                if client.has_blob(r, &config_digest)? {
-                    t.present += 1;
-                } else {
-                    client.push_blob_bytes(r, &config_digest, config)?;
-                    t.uploaded += 1;
+                // Concurrent pushes of the same blob to one repository (a
+                // fleet of images sharing a config) can leave the registry
+                // briefly not knowing it: make sure, and retry the manifest.
+                let mut attempt: u32 = 0;
+                loop {
+                    attempt += 1;
+                    if client.has_blob(r, &config_digest)? {
+                        t.present += 1;
+                    } else {
+                        client.push_blob_bytes(r, &config_digest, config)?;
+                        t.uploaded += 1;
+                    }
+                    match client.push_manifest(r, manifest, MEDIA_MANIFEST) {
+                        Ok(()) => return Ok(digest),
+                        Err(RegistryError::Request { message, .. })
+                            if attempt < 4 && message.contains("BLOB_UNKNOWN") =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(
+                                50 * u64::from(attempt),
+                            ));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                client.push_manifest(r, manifest, MEDIA_MANIFEST)?;
-                Ok(digest)
             }
         }
     }

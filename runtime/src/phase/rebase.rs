@@ -84,6 +84,8 @@ pub struct Rebase<'a> {
     /// Where to write; `None` moves the image's own tag.
     pub output: Option<&'a ImageRef>,
     pub force: bool,
+    /// Work out everything, write nothing.
+    pub dry_run: bool,
     pub oci: &'a Oci,
     pub reporter: &'a dyn Reporter,
 }
@@ -133,6 +135,11 @@ impl Rebase<'_> {
         }
         let config =
             self.new_config(&app, &run, base_count, &lifecycle, &new_top, &new_reference)?;
+        if self.dry_run {
+            result.changed = true;
+            result.new_digest = String::new();
+            return Ok(result);
+        }
         let (digest, transfers) = self.write(&app, &run, &config, base_count)?;
         result.new_digest = digest.to_string();
         result.transfers = transfers;

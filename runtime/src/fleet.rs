@@ -1,0 +1,266 @@
+//! Fleet rebase — the patching waterfall: put every image built on a run
+//! image onto its new version, concurrently, with no coordinator. Workers
+//! split a fleet by `--shard I/N`: an image belongs to the shard its name
+//! hashes to, so N independent processes (a Kubernetes Indexed Job, a CI
+//! matrix) cover the fleet once, and a shard keeps its images as the fleet
+//! grows.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::Digest as _;
+
+use crate::labels;
+use crate::oci::ImageRef;
+use crate::oci::store::{Oci, StoreError, Transfers};
+use crate::phase::{Rebase, RebaseError};
+use crate::report::Reporter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Rebased,
+    /// Would be rebased (`--dry-run`).
+    WouldRebase,
+    AlreadyCurrent,
+    Refused,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub image: String,
+    pub status: Status,
+    pub old_digest: Option<String>,
+    pub new_digest: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub rebased: usize,
+    pub would_rebase: usize,
+    pub already_current: usize,
+    pub refused: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    pub transfers: Transfers,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReport {
+    pub run_image: String,
+    pub shard: Option<String>,
+    pub images: Vec<Entry>,
+    pub summary: Summary,
+}
+
+/// Which of `n` shards an image belongs to: a hash of its reference, so the
+/// split needs no shared list and no coordinator.
+pub fn shard_of(image: &str, n: u32) -> u32 {
+    let digest = sha2::Sha256::digest(image.as_bytes());
+    let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    u32::try_from(head % u64::from(n.max(1))).expect("below n")
+}
+
+/// Images in the registry of `run_image` whose CNB label names the run
+/// image's repository: catalog, then tags, then each image's config.
+pub fn discover(
+    oci: &Oci,
+    run_image: &ImageRef,
+    reporter: &dyn Reporter,
+) -> Result<Vec<ImageRef>, StoreError> {
+    let ImageRef::Registry(run) = run_image else {
+        return Ok(Vec::new());
+    };
+    let registry = oci
+        .registry
+        .as_deref()
+        .ok_or_else(|| StoreError::NoClient { image: run.whole() })?;
+    let wanted = format!("{}/{}", run.resolve_registry(), run.repository());
+    let mut found = Vec::new();
+    for repo in registry.catalog(run)? {
+        if repo == run.repository() {
+            continue;
+        }
+        let repo_ref =
+            oci_client::Reference::with_tag(run.registry().into(), repo.clone(), "latest".into());
+        for tag in registry.tags(&repo_ref)? {
+            let image = ImageRef::Registry(oci_client::Reference::with_tag(
+                run.registry().into(),
+                repo.clone(),
+                tag,
+            ));
+            let Ok(read) = oci.read(&image, None) else {
+                continue;
+            };
+            let label = read.config["config"]["Labels"][labels::LIFECYCLE_METADATA]
+                .as_str()
+                .unwrap_or_default();
+            let recorded = serde_json::from_str::<serde_json::Value>(label).ok();
+            let recorded = recorded
+                .as_ref()
+                .and_then(|l| l["runImage"]["image"].as_str())
+                .unwrap_or_default();
+            if let Ok(ImageRef::Registry(r)) = ImageRef::parse(recorded)
+                && format!("{}/{}", r.resolve_registry(), r.repository()) == wanted
+            {
+                found.push(image);
+            }
+        }
+    }
+    reporter.note(&format!(
+        "discovered {} image(s) built on {wanted}",
+        found.len()
+    ));
+    Ok(found)
+}
+
+pub struct Fleet<'a> {
+    pub images: Vec<ImageRef>,
+    pub run_image: &'a ImageRef,
+    /// Images rebased at once.
+    pub jobs: usize,
+    /// `(i, n)`: only the images of shard `i` of `n`.
+    pub shard: Option<(u32, u32)>,
+    pub dry_run: bool,
+    pub force: bool,
+    pub oci: &'a Oci,
+    pub reporter: &'a dyn Reporter,
+}
+
+impl Fleet<'_> {
+    pub fn run(&self) -> FleetReport {
+        let started = Instant::now();
+        let mut images: Vec<ImageRef> = self
+            .images
+            .iter()
+            .filter(|i| {
+                self.shard
+                    .is_none_or(|(k, n)| shard_of(&i.to_string(), n) == k)
+            })
+            .cloned()
+            .collect();
+        images.sort_by_key(ToString::to_string);
+        images.dedup();
+        let next = AtomicUsize::new(0);
+        let entries: Mutex<Vec<(usize, Entry, Transfers)>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..self.jobs.clamp(1, images.len().max(1)) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(image) = images.get(i) else { break };
+                        let (entry, t) = self.one(image);
+                        self.reporter
+                            .note(&format!("{}: {:?}", entry.image, entry.status));
+                        entries.lock().unwrap().push((i, entry, t));
+                    }
+                });
+            }
+        });
+        let mut entries = entries.into_inner().unwrap();
+        entries.sort_by_key(|e| e.0);
+        let mut summary = Summary::default();
+        for (_, e, t) in &entries {
+            match e.status {
+                Status::Rebased => summary.rebased += 1,
+                Status::WouldRebase => summary.would_rebase += 1,
+                Status::AlreadyCurrent => summary.already_current += 1,
+                Status::Refused => summary.refused += 1,
+                Status::Failed => summary.failed += 1,
+            }
+            summary.transfers.present += t.present;
+            summary.transfers.linked += t.linked;
+            summary.transfers.mounted += t.mounted;
+            summary.transfers.downloaded += t.downloaded;
+            summary.transfers.uploaded += t.uploaded;
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        // A fleet count is far below f64's exact integer range.
+        #[allow(clippy::cast_precision_loss)]
+        let count = entries.len() as f64;
+        summary.images_per_second = count / summary.seconds.max(1e-9);
+        FleetReport {
+            run_image: self.run_image.to_string(),
+            shard: self.shard.map(|(i, n)| format!("{i}/{n}")),
+            images: entries.into_iter().map(|(_, e, _)| e).collect(),
+            summary,
+        }
+    }
+
+    fn one(&self, image: &ImageRef) -> (Entry, Transfers) {
+        let result = Rebase {
+            image,
+            run_image: self.run_image,
+            output: None,
+            force: self.force,
+            dry_run: self.dry_run,
+            oci: self.oci,
+            reporter: self.reporter,
+        }
+        .run();
+        let name = image.to_string();
+        match result {
+            Ok(r) => {
+                let status = match (r.changed, self.dry_run) {
+                    (false, _) => Status::AlreadyCurrent,
+                    (true, true) => Status::WouldRebase,
+                    (true, false) => Status::Rebased,
+                };
+                let new = (!r.new_digest.is_empty()).then_some(r.new_digest);
+                (
+                    Entry {
+                        image: name,
+                        status,
+                        old_digest: Some(r.old_digest),
+                        new_digest: new,
+                        reason: None,
+                    },
+                    r.transfers,
+                )
+            }
+            Err(e) => {
+                let status = match e {
+                    RebaseError::NotBuildpacks { .. }
+                    | RebaseError::NotRebasable { .. }
+                    | RebaseError::Platform { .. }
+                    | RebaseError::Repository { .. } => Status::Refused,
+                    _ => Status::Failed,
+                };
+                (
+                    Entry {
+                        image: name,
+                        status,
+                        old_digest: None,
+                        new_digest: None,
+                        reason: Some(e.to_string()),
+                    },
+                    Transfers::default(),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_a_fleet() {
+        let names: Vec<String> = (0..1000)
+            .map(|i| format!("reg.example/app-{i}:v1"))
+            .collect();
+        let mut counts = [0usize; 4];
+        for name in &names {
+            counts[shard_of(name, 4) as usize] += 1;
+        }
+        assert_eq!(counts.iter().sum::<usize>(), 1000);
+        assert!(counts.iter().all(|&c| c > 200), "uneven split {counts:?}");
+        assert_eq!(shard_of("x", 1), 0);
+    }
+}
