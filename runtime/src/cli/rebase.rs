@@ -10,6 +10,7 @@ use cascade_runtime::oci::ImageRef;
 use cascade_runtime::phase::{Rebase, Rebased};
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // each bool is a CLI flag
 pub struct RebaseArgs {
     /// The app image: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG]; with --fleet,
     /// any number of them.
