@@ -370,6 +370,285 @@ fn export_throughput(out: &mut String) {
     out.push('\n');
 }
 
+/// A docker-registry on 127.0.0.1 for the registry benchmarks.
+struct Registry {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        let yml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(&config, yml).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&host).is_err() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self {
+            child,
+            host,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Push a busybox run image tagged `tag` (with `marker` in a file so every
+/// tag is a different image) into `registry/run`.
+fn push_run_image(tmp: &Path, registry: &str, tag: &str) {
+    let layout = tmp.join(format!("run-{tag}"));
+    let image = format!("{}:{tag}", layout.display());
+    run_ok(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout),
+    );
+    run_ok(Command::new("umoci").args(["new", "--image", &image]));
+    let bundle = tmp.join(format!("bundle-{tag}"));
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image", &image])
+            .arg(&bundle),
+    );
+    std::fs::create_dir_all(bundle.join("rootfs/bin")).unwrap();
+    std::fs::create_dir_all(bundle.join("rootfs/etc")).unwrap();
+    std::fs::copy("/bin/busybox", bundle.join("rootfs/bin/busybox")).unwrap();
+    std::fs::write(
+        bundle.join("rootfs/etc/os-release"),
+        format!("VERSION_ID={tag}\n"),
+    )
+    .unwrap();
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--image", &image])
+            .arg(&bundle),
+    );
+    run_ok(
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{image}"))
+            .arg(format!("docker://{registry}/run:{tag}")),
+    );
+}
+
+/// Rebase on a registry: cost with a 1 MiB vs a 512 MiB app layer (O(1)),
+/// against `skopeo copy` of the big image (the naive baseline), and a fleet
+/// of images rebased vs rebuilt.
+fn registry_rebase(out: &mut String) {
+    let bin = workspace().join("target/release/cascade");
+    let have = |tool: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !bin.is_file()
+        || !["docker-registry", "skopeo", "umoci"]
+            .iter()
+            .all(|t| have(t))
+    {
+        let _ = writeln!(
+            out,
+            "## Registry rebase\n\nskipped: needs target/release/cascade, docker-registry, skopeo and umoci.\n"
+        );
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        let _ = writeln!(
+            out,
+            "## Registry rebase\n\nskipped: docker-registry did not start.\n"
+        );
+        return;
+    };
+    let reg = registry.host.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    push_run_image(tmp.path(), &reg, "v1");
+    push_run_image(tmp.path(), &reg, "v2");
+    let build = |app: &Path, target: &str| {
+        run_ok(
+            Command::new(&bin)
+                .env("CASCADE_CACHE_DIR", &cache)
+                .arg("build")
+                .arg(app)
+                .args([
+                    "-q",
+                    "--run-image",
+                    &format!("{reg}/run:v1"),
+                    "--publish",
+                    target,
+                ]),
+        );
+    };
+    let app_with = |name: &str, mib: usize| {
+        let app = tmp.path().join(name);
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("Procfile"), "web: /bin/busybox true\n").unwrap();
+        // Incompressible, so the layer really is `mib` MiB on the registry.
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D ^ mib as u64;
+        let mut data = vec![0u8; mib << 20];
+        for chunk in data.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        std::fs::write(app.join("blob.bin"), data).unwrap();
+        app
+    };
+    build(&app_with("small", 1), &format!("{reg}/small:v1"));
+    build(&app_with("big", 512), &format!("{reg}/big:v1"));
+    let rebase_time = |image: &str, to: &str| {
+        time(|| {
+            run_ok(Command::new(&bin).env("CASCADE_CACHE_DIR", &cache).args([
+                "rebase",
+                image,
+                "--run-image",
+                &format!("{reg}/run:{to}"),
+            ]))
+        })
+        .0
+    };
+    let rounds = 6;
+    let mut small = Vec::new();
+    let mut big = Vec::new();
+    for i in 0..rounds {
+        let to = if i % 2 == 0 { "v2" } else { "v1" };
+        small.push(rebase_time(&format!("{reg}/small:v1"), to));
+        big.push(rebase_time(&format!("{reg}/big:v1"), to));
+    }
+    let (small, big) = (median(small), median(big));
+    let copy = median(
+        (0..3)
+            .map(|i| {
+                time(|| {
+                    run_ok(
+                        Command::new("skopeo")
+                            .args([
+                                "--insecure-policy",
+                                "copy",
+                                "--src-tls-verify=false",
+                                "--dest-tls-verify=false",
+                            ])
+                            .arg(format!("docker://{reg}/big:v1"))
+                            .arg(format!("docker://{reg}/big-copy-{i}:v1")),
+                    )
+                })
+                .0
+            })
+            .collect(),
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let _ = writeln!(
+        out,
+        "## Registry rebase (docker-registry on loopback)\n\nEach figure runs the release `cascade rebase` as a process (start-up included), alternating the run image between two tags so every run is a real rebase. Median of {rounds}.\n"
+    );
+    let _ = writeln!(out, "| what | time | ratio |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| rebase, 1 MiB app layer | {:.1} ms | 1.00× |",
+        ms(small)
+    );
+    let _ = writeln!(
+        out,
+        "| rebase, 512 MiB app layer | {:.1} ms | **{:.2}×** (goal ≤ 1.2×: O(1)) |",
+        ms(big),
+        big.as_secs_f64() / small.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| `skopeo copy` of the 512 MiB image to a second registry (naive baseline: every byte moves) | {:.1} ms | {:.0}× the rebase |",
+        ms(copy),
+        copy.as_secs_f64() / big.as_secs_f64()
+    );
+    out.push('\n');
+
+    // The fleet: rebuilding every image (the O(N) path) vs rebasing them.
+    let fleet: usize = std::env::var("CASCADE_BENCH_FLEET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let app = workspace().join("tests/fixtures/apps/procfile");
+    let rebuild = time(|| {
+        for i in 0..fleet {
+            build(&app, &format!("{reg}/fleet-{}/svc:{i}", i % 10));
+        }
+    })
+    .0;
+    let report = time(|| {
+        run_ok(Command::new(&bin).env("CASCADE_CACHE_DIR", &cache).args([
+            "rebase",
+            "--fleet",
+            "--discover",
+            "--jobs",
+            "16",
+            "--format",
+            "json",
+            "--run-image",
+            &format!("{reg}/run:v2"),
+        ]))
+    });
+    let json: serde_json::Value = serde_json::from_str(&report.1).unwrap();
+    let rebased = json["summary"]["rebased"].as_u64().unwrap_or(0);
+    let per_s = |n: f64, d: Duration| n / d.as_secs_f64();
+    let _ = writeln!(
+        out,
+        "## Fleet: rebase all vs rebuild all ({fleet} images)\n\nRebuild: `cascade build --publish` of each image, one after the other (warm component cache; this is the O(N) path rebase replaces, and it created the fleet). Rebase: one `cascade rebase --fleet --discover --jobs 16` process (registry discovery included). Goal ≥ 50 images/s.\n"
+    );
+    let _ = writeln!(out, "| what | time | images/s |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| rebuild all | {:.2} s | {:.1} |",
+        rebuild.as_secs_f64(),
+        per_s(fleet as f64, rebuild)
+    );
+    let _ = writeln!(
+        out,
+        "| **rebase all** ({rebased} rebased) | {:.2} s | **{:.1}** |",
+        report.0.as_secs_f64(),
+        per_s(rebased as f64, report.0)
+    );
+    out.push('\n');
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters sections.
     let filter: Vec<String> = std::env::args()
@@ -394,6 +673,9 @@ fn main() {
     }
     if want("export") {
         export_throughput(&mut out);
+    }
+    if want("rebase") {
+        registry_rebase(&mut out);
     }
     print!("{out}");
     let path = workspace().join("BENCHMARKS.md");
