@@ -17,15 +17,6 @@ fn raw(layout: &Path, tag: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
-fn digests(manifest: &Value) -> Vec<String> {
-    manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn lifecycle(config: &Value) -> Value {
     serde_json::from_str(
         config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
@@ -36,12 +27,7 @@ fn lifecycle(config: &Value) -> Value {
 }
 
 fn rebase(args: &[&str]) -> Outcome {
-    let out = run(cascade().arg("rebase").args(args));
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cascade_run("rebase", args)
 }
 
 /// A run-image repository with `v1`, and an app built on it.
@@ -104,7 +90,11 @@ fn a_new_tag_of_the_run_image_is_taken_without_force_and_runs() {
 
     let after = raw(&f.out, "app");
     let run_v2 = raw(&f.run, "v2");
-    let (old_layers, new_layers, base) = (digests(&before), digests(&after), digests(&run_v2));
+    let (old_layers, new_layers, base) = (
+        layer_digests(&before),
+        layer_digests(&after),
+        layer_digests(&run_v2),
+    );
     assert_eq!(
         new_layers[..base.len()],
         base[..],

@@ -10,15 +10,6 @@ use crate::support::*;
 
 const TOOLS: &[&str] = &["docker-registry", "skopeo", "umoci", "bwrap"];
 
-fn layer_digests(manifest: &Value) -> Vec<String> {
-    manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// A registry holding `run:v1` (busybox), and `app:v1` built on it.
 fn published() -> (RegistryServer, tempfile::TempDir, Value) {
     let registry = RegistryServer::start();

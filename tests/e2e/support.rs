@@ -78,13 +78,28 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-pub fn build(args: &[&str]) -> Outcome {
-    let out = run(cascade().arg("build").args(args));
+/// `cascade SUBCOMMAND ARGS...`, whatever its exit code.
+pub fn cascade_run(subcommand: &str, args: &[&str]) -> Outcome {
+    let out = run(cascade().arg(subcommand).args(args));
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+pub fn build(args: &[&str]) -> Outcome {
+    cascade_run("build", args)
+}
+
+/// The layer digests a manifest lists, in order.
+pub fn layer_digests(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[track_caller]
