@@ -308,3 +308,87 @@ fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
         "{again}"
     );
 }
+
+#[test]
+fn a_registry_that_dies_mid_push_loses_nothing_and_a_rerun_finishes() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let mut registry = RegistryServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("Procfile"), "web: /bin/busybox echo v1\n").unwrap();
+    let target = registry.image("app:live");
+    build_ok(&[app.to_str().unwrap(), "--publish", &target]);
+    let before = registry.inspect("app:live", "--raw");
+
+    // v2 carries 192 MiB of incompressible data: its upload takes long
+    // enough to be cut.
+    std::fs::write(app.join("Procfile"), "web: /bin/busybox echo v2\n").unwrap();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..(192usize << 20) / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(app.join("data.bin"), data).unwrap();
+    let mut push = cascade()
+        .arg("build")
+        .arg(&app)
+        .args(["--publish", &target])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+    while registry.uploading_bytes() < 1 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never started"
+        );
+        assert!(
+            push.try_wait().unwrap().is_none(),
+            "the push ended before it could be cut"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    registry.kill();
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(62), "{stderr}");
+    assert!(
+        stderr.contains(&registry.host),
+        "the error names the registry: {stderr}"
+    );
+
+    registry.restart();
+    assert_eq!(
+        registry.inspect("app:live", "--raw"),
+        before,
+        "the tag moved before the image was complete"
+    );
+    // The old image is whole: every blob it names can be fetched.
+    ok(Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{target}"))
+        .arg(format!("oci:{}:old", tmp.path().join("old").display())));
+
+    let report = build_ok(&[app.to_str().unwrap(), "--publish", &target]);
+    let after = registry.inspect("app:live", "--raw");
+    assert_ne!(after, before);
+    assert!(
+        report["image_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    let config = registry.inspect("app:live", "--config");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/bin/busybox", "echo", "v2"])
+    );
+}

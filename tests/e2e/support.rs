@@ -271,8 +271,9 @@ pub fn index_bytes(layout: &Path) -> Vec<u8> {
 pub struct RegistryServer {
     child: std::process::Child,
     pub host: String,
+    config: PathBuf,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl RegistryServer {
@@ -294,30 +295,73 @@ impl RegistryServer {
         )
         .unwrap();
         let log = dir.path().join("registry.log");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            // The access log goes to stdout, the application log to stderr.
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .expect("starting docker-registry");
+        let child = Self::spawn(&config, &log, dir.path());
         let server = Self {
             child,
             host,
+            config,
             log,
-            _dir: dir,
+            dir,
         };
+        server.wait_listening();
+        server
+    }
+
+    fn spawn(config: &Path, log: &Path, dir: &Path) -> std::process::Child {
+        let append = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap()
+        };
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(config)
+            // The access log goes to stdout, the application log to stderr.
+            .stdout(append(log))
+            .stderr(append(&dir.join("stderr.log")))
+            .spawn()
+            .expect("starting docker-registry")
+    }
+
+    fn wait_listening(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&server.host).is_err() {
+        while std::net::TcpStream::connect(&self.host).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "docker-registry did not listen on {}",
-                server.host
+                self.host
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        server
+    }
+
+    /// Kill it the hard way (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again on the same address and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(&self.config, &self.log, self.dir.path());
+        self.wait_listening();
+    }
+
+    /// Bytes of blob uploads in progress (the registry's `_uploads` data).
+    pub fn uploading_bytes(&self) -> u64 {
+        walkdir::WalkDir::new(self.dir.path().join("data"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_type().is_file()
+                    && e.path().components().any(|c| c.as_os_str() == "_uploads")
+            })
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// `HOST:PORT/repo:tag`.
