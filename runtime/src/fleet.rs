@@ -246,6 +246,90 @@ impl Fleet<'_> {
     }
 }
 
+/// One image of an audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub image: String,
+    pub digest: Option<String>,
+    /// The run image the image says it was built (or last rebased) on.
+    pub run_image: Option<String>,
+    pub run_image_digest: Option<String>,
+    /// `current`, `stale` (a newer run image exists), `not-buildpacks`, or
+    /// `error`.
+    pub status: &'static str,
+    pub buildpacks: Vec<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    pub run_image: String,
+    pub run_image_digest: String,
+    pub images: Vec<AuditEntry>,
+    pub current: usize,
+    pub stale: usize,
+    pub other: usize,
+}
+
+/// Where each image of a fleet stands against the run image's current
+/// digest. Reads manifests and configs only.
+pub fn audit(
+    oci: &Oci,
+    images: &[ImageRef],
+    run_image: &ImageRef,
+) -> Result<AuditReport, StoreError> {
+    let current = oci.read(run_image, None)?.digest.to_string();
+    let mut entries = Vec::new();
+    for image in images {
+        let name = image.to_string();
+        let entry = match oci.read(image, None) {
+            Err(e) => AuditEntry {
+                image: name,
+                digest: None,
+                run_image: None,
+                run_image_digest: None,
+                status: "error",
+                buildpacks: Vec::new(),
+                reason: Some(e.to_string()),
+            },
+            Ok(read) => {
+                let i =
+                    crate::inspect::from_parts(&name, &read.digest, &read.manifest, &read.config);
+                let status = match &i.run_image {
+                    None => "not-buildpacks",
+                    // lifecycle records `repo@sha256:...`, Cascade the digest.
+                    Some(r) if r.reference.ends_with(&current) => "current",
+                    Some(_) => "stale",
+                };
+                AuditEntry {
+                    image: name,
+                    digest: Some(i.digest),
+                    run_image: i.run_image.as_ref().map(|r| r.image.clone()),
+                    run_image_digest: i.run_image.map(|r| r.reference),
+                    status,
+                    buildpacks: i
+                        .buildpacks
+                        .iter()
+                        .map(|b| format!("{}@{}", b.id, b.version))
+                        .collect(),
+                    reason: None,
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    let count = |s: &str| entries.iter().filter(|e| e.status == s).count();
+    let (current_n, stale) = (count("current"), count("stale"));
+    Ok(AuditReport {
+        run_image: run_image.to_string(),
+        run_image_digest: current,
+        other: entries.len() - current_n - stale,
+        current: current_n,
+        stale,
+        images: entries,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

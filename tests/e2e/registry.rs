@@ -201,14 +201,11 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-#[test]
-fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
-    if !have_all(TOOLS) {
-        return;
-    }
+/// `app:v1` copied to `n` images in five repositories, and a patched
+/// `run:v2` next to the `run:v1` they are built on.
+fn fleet_of(n: usize) -> (RegistryServer, tempfile::TempDir) {
     let (registry, tmp, _) = published();
-    let fleet_size = 60;
-    for i in 0..fleet_size {
+    for i in 0..n {
         ok(Command::new("skopeo")
             .args([
                 "--insecure-policy",
@@ -230,6 +227,30 @@ fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
         &[],
     );
     registry.push_layout(&format!("oci:{}:v2", patched.display()), "run:v2");
+    (registry, tmp)
+}
+
+#[test]
+fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
+    let fleet_size: u64 = 60;
+    let (registry, _tmp) = fleet_of(60);
+    let audit = || {
+        let out = ok(cascade().args([
+            "audit",
+            "--discover",
+            "--format",
+            "json",
+            "--run-image",
+            &registry.image("run:v2"),
+        ]));
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let stale = audit();
+    assert_eq!(stale["stale"], fleet_size + 1, "{stale}");
+    assert_eq!(
+        stale["images"][0]["buildpacks"][0],
+        "cascade/procfile@0.1.0"
+    );
     let missing = registry.image("gone/svc:v1");
     let fleet = |extra: &[&str]| {
         let o = run(cascade()
@@ -301,6 +322,12 @@ fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
     .unwrap();
     assert_eq!(label["runImage"]["image"], registry.image("run:v2"));
 
+    let current = audit();
+    assert_eq!(
+        (current["current"].as_u64(), current["stale"].as_u64()),
+        (Some(fleet_size + 1), Some(0)),
+        "{current}"
+    );
     let (_, again, _) = fleet(&[]);
     assert_eq!(
         again["summary"]["already_current"],

@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive types in one place) and dispatch.
 
+mod audit;
 mod build;
 pub mod exit;
 mod inspect;
@@ -54,6 +55,10 @@ pub enum Command {
     /// and where each layer came from. Reads images made by the CNB
     /// lifecycle too.
     Inspect(inspect::InspectArgs),
+
+    /// List a fleet against a run image: each image, the run image and
+    /// digest it sits on, current or stale, and its buildpacks.
+    Audit(audit::AuditArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -61,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::run(&args),
         Command::Rebase(args) => rebase::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Audit(args) => audit::run(&args),
     }
 }
 
@@ -84,6 +90,33 @@ pub fn oci(
         .or_else(default_cache_dir)
         .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"));
     Ok(Oci::new(&dir, registry)?)
+}
+
+/// Image references from arguments and a file of one per line (`#`
+/// comments); errors name the file and line.
+pub fn images_from(
+    args: &[String],
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<cascade_runtime::oci::ImageRef>> {
+    use cascade_runtime::oci::ImageRef;
+    let parse = |what: &str, r: &str| {
+        ImageRef::parse(r).map_err(|e| exit::InvalidInput(format!("{what}: {e}")))
+    };
+    let mut images = args
+        .iter()
+        .map(|i| parse("IMAGE", i))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| exit::InvalidInput(format!("{}: {e}", file.display())))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                images.push(parse(&format!("{}:{}", file.display(), n + 1), line)?);
+            }
+        }
+    }
+    Ok(images)
 }
 
 /// `$CASCADE_CACHE_DIR`, else `$XDG_CACHE_HOME/cascade`, else `~/.cache/cascade`.

@@ -76,21 +76,7 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
     let reporter = Stderr::new(false);
     let parse =
         |flag: &str, r: &str| ImageRef::parse(r).map_err(|e| InvalidInput(format!("{flag}: {e}")));
-    let mut images = args
-        .images
-        .iter()
-        .map(|i| parse("IMAGE", i))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(file) = &args.images_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| InvalidInput(format!("{}: {e}", file.display())))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if !line.is_empty() && !line.starts_with('#') {
-                images.push(parse(&format!("{}:{}", file.display(), n + 1), line)?);
-            }
-        }
-    }
+    let mut images = super::images_from(&args.images, args.images_file.as_deref())?;
     let run_image = parse("--run-image", &args.run_image)?;
     let output = args
         .output
