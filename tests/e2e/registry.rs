@@ -232,6 +232,9 @@ fn fleet_of(n: usize) -> (RegistryServer, tempfile::TempDir) {
 
 #[test]
 fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
+    if !have_all(TOOLS) {
+        return;
+    }
     let fleet_size: u64 = 60;
     let (registry, _tmp) = fleet_of(60);
     let audit = || {
