@@ -422,3 +422,76 @@ fn a_registry_that_dies_mid_push_loses_nothing_and_a_rerun_finishes() {
         serde_json::json!(["/bin/busybox", "echo", "v2"])
     );
 }
+
+#[test]
+fn watch_mode_follows_the_run_image_tag() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let registry = RegistryServer::start();
+    registry.push_layout(busybox_run_image(), "run:stable");
+    build_ok(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--run-image",
+        &registry.image("run:stable"),
+        "--publish",
+        &registry.image("shop:v1"),
+    ]);
+    let watcher = cascade()
+        .args([
+            "rebase",
+            "--fleet",
+            "--discover",
+            "--watch",
+            "--interval",
+            "0.5",
+            "--rounds",
+            "16",
+            "--format",
+            "json",
+        ])
+        .args(["--run-image", &registry.image("run:stable")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it see the tag once, then patch the run image under the same tag.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let tmp = tempfile::tempdir().unwrap();
+    let patched = tmp.path().join("run");
+    make_run_image(
+        &patched,
+        "p",
+        &[("/etc/os-release", "VERSION_ID=patched\n")],
+        &[],
+    );
+    registry.push_layout(&format!("oci:{}:p", patched.display()), "run:stable");
+    let patched_digest = registry.inspect("run:stable", "--raw");
+    let out = watcher.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches(": rebasing the fleet").count(),
+        2,
+        "one run at start, one after the patch: {stderr}"
+    );
+    let config = registry.inspect("shop:v1", "--config");
+    let label: Value = serde_json::from_str(
+        config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let run_layers = layer_digests(&patched_digest);
+    assert_eq!(
+        layer_digests(&registry.inspect("shop:v1", "--raw"))[0],
+        run_layers[0],
+        "shop:v1 is on the patched base"
+    );
+    assert!(
+        label["runImage"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+}

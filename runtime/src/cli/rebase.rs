@@ -40,6 +40,19 @@ pub struct RebaseArgs {
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
 
+    /// With --fleet: keep running, rebasing the fleet each time the run-image
+    /// tag points at a new digest.
+    #[arg(long, requires = "fleet")]
+    pub watch: bool,
+
+    /// With --watch: seconds between checks of the run-image tag.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub interval: f64,
+
+    /// With --watch: stop after this many checks (default: never).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+
     /// Work out what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -76,7 +89,7 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
     let reporter = Stderr::new(false);
     let parse =
         |flag: &str, r: &str| ImageRef::parse(r).map_err(|e| InvalidInput(format!("{flag}: {e}")));
-    let mut images = super::images_from(&args.images, args.images_file.as_deref())?;
+    let images = super::images_from(&args.images, args.images_file.as_deref())?;
     let run_image = parse("--run-image", &args.run_image)?;
     let output = args
         .output
@@ -89,25 +102,32 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
     let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
 
     if args.fleet {
-        if args.discover {
-            images.extend(cascade_runtime::fleet::discover(
-                &oci, &run_image, &reporter,
-            )?);
-        }
         let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-        let report = Fleet {
-            images,
-            run_image: &run_image,
-            jobs: args.jobs,
-            shard,
-            dry_run: args.dry_run,
-            force: args.force,
-            oci: &oci,
-            reporter: &reporter,
+        let once = || -> anyhow::Result<FleetReport> {
+            let mut images = images.clone();
+            if args.discover {
+                images.extend(cascade_runtime::fleet::discover(
+                    &oci, &run_image, &reporter,
+                )?);
+            }
+            let report = Fleet {
+                images,
+                run_image: &run_image,
+                jobs: args.jobs,
+                shard,
+                dry_run: args.dry_run,
+                force: args.force,
+                oci: &oci,
+                reporter: &reporter,
+            }
+            .run();
+            print_fleet(&report, args.format)?;
+            Ok(report)
+        };
+        if args.watch {
+            return watch(args, &oci, &run_image, &reporter, once);
         }
-        .run();
-        print_fleet(&report, args.format)?;
-        let s = &report.summary;
+        let s = once()?.summary;
         return if s.failed > 0 {
             Err(FleetFailed(format!("{} image(s) failed", s.failed)).into())
         } else if s.refused > 0 {
@@ -135,6 +155,43 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
     }
     .run()?;
     print(&rebased, args.format)
+}
+
+/// Follow the run-image tag: each time its digest changes (and at the
+/// start), rebase the fleet. Failures are reported and watching goes on.
+fn watch(
+    args: &RebaseArgs,
+    oci: &cascade_runtime::oci::store::Oci,
+    run_image: &ImageRef,
+    reporter: &Stderr,
+    once: impl Fn() -> anyhow::Result<FleetReport>,
+) -> anyhow::Result<()> {
+    use cascade_runtime::report::Reporter as _;
+    let mut last: Option<String> = None;
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        match oci.read(run_image, None) {
+            Ok(read) if last.as_deref() != Some(read.digest.to_string().as_str()) => {
+                reporter.note(&format!(
+                    "{run_image} is now {}: rebasing the fleet",
+                    read.digest
+                ));
+                if let Err(e) = once() {
+                    reporter.note(&format!("fleet run failed: {e:#}"));
+                }
+                last = Some(read.digest.to_string());
+            }
+            Ok(_) => {}
+            Err(e) => reporter.note(&format!(
+                "reading {run_image}: {e}; trying again next round"
+            )),
+        }
+        if args.rounds.is_some_and(|n| round >= n) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.interval));
+    }
 }
 
 /// Some images of a fleet failed (exit 71).
