@@ -495,3 +495,50 @@ fn watch_mode_follows_the_run_image_tag() {
             .starts_with("sha256:")
     );
 }
+
+#[test]
+fn credentials_come_from_the_docker_config() {
+    if !have_all(&["docker-registry", "python3"]) {
+        return;
+    }
+    let registry = RegistryServer::start_with_auth("ci", "s3cret");
+    let app = fixture_app("procfile");
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(cascade()
+        .env("DOCKER_CONFIG", tmp.path())
+        .arg("build")
+        .arg(&app)
+        .args(["--publish", &registry.image("app:v1")]));
+    assert_eq!(
+        o.status.code(),
+        Some(62),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret");
+    std::fs::write(
+        tmp.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.host),
+    )
+    .unwrap();
+    let o = run(cascade()
+        .env("DOCKER_CONFIG", tmp.path())
+        .arg("build")
+        .arg(&app)
+        .args(["--publish", &registry.image("app:v1"), "--format", "json"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(cascade().env("DOCKER_CONFIG", tmp.path()).args([
+        "inspect",
+        "--format",
+        "json",
+        &registry.image("app:v1"),
+    ]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -278,6 +278,32 @@ pub struct RegistryServer {
 
 impl RegistryServer {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A registry that wants HTTP basic auth (htpasswd, bcrypt) for `user`.
+    pub fn start_with_auth(user: &str, password: &str) -> Self {
+        // docker-registry reads bcrypt htpasswd files; Python's crypt makes one.
+        let hash = ok(Command::new("python3").args([
+            "-W",
+            "ignore",
+            "-c",
+            &format!("import crypt; print(crypt.crypt({password:?}, crypt.mksalt(crypt.METHOD_BLOWFISH)))"),
+        ]));
+        let htpasswd =
+            std::env::temp_dir().join(format!("cascade-htpasswd-{}-{user}", std::process::id()));
+        std::fs::write(
+            &htpasswd,
+            format!("{user}:{}\n", hash.trim().replacen("$2b$", "$2y$", 1)),
+        )
+        .unwrap();
+        Self::start_with(&format!(
+            "auth:\n  htpasswd:\n    realm: cascade-tests\n    path: {}\n",
+            htpasswd.display()
+        ))
+    }
+
+    fn start_with(extra_config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -289,7 +315,7 @@ impl RegistryServer {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{extra_config}",
                 dir.path().join("data").display()
             ),
         )
