@@ -521,8 +521,7 @@ fn credentials_come_from_the_docker_config() {
         String::from_utf8_lossy(&o.stderr)
     );
 
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret");
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "ci:s3cret");
     std::fs::write(
         tmp.path().join("config.json"),
         format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.host),
