@@ -99,23 +99,7 @@ pub struct StackSection {
     pub run_image_mirrors: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BuilderError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: field `{field}`: {message}")]
-    Field {
-        path: PathBuf,
-        field: String,
-        message: String,
-    },
-}
+pub use crate::config_file::ConfigFileError as BuilderError;
 
 /// A builder after validation: buildpack files resolved against the
 /// builder's directory, order groups checked against the declared buildpacks.

@@ -72,23 +72,7 @@ struct EnvEntry {
     value: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: field `{field}`: {message}")]
-    Field {
-        path: PathBuf,
-        field: String,
-        message: String,
-    },
-}
+pub use crate::config_file::ConfigFileError as ProjectError;
 
 /// One buildpack of the project's group: by id (from the builder), or a
 /// `.wasm` file.

@@ -58,7 +58,6 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             || cause.is::<EngineError>()
             || cause.is::<InvalidInput>()
             || cause.is::<cascade_runtime::inspect::InspectError>()
-            || cause.is::<cascade_runtime::project::ProjectError>()
         {
             return INVALID_INPUT;
         }

@@ -335,47 +335,47 @@ impl Registry {
     /// Repositories of the registry (`/v2/_catalog`), all pages.
     pub fn catalog(&self, registry: &Reference) -> Result<Vec<String>, RegistryError> {
         let auth = self.auth(registry.resolve_registry());
-        let mut out: Vec<String> = Vec::new();
-        loop {
-            let last = out.last().cloned();
-            let page = self.call(registry, async || {
-                self.client
-                    .catalog(registry, &auth, Some(1000), last.as_deref())
-                    .await
-            })?;
-            if page.repositories.is_empty() {
-                return Ok(out);
-            }
-            let done = page.repositories.len() < 1000;
-            out.extend(page.repositories);
-            if done {
-                return Ok(out);
-            }
-        }
+        self.all_pages(registry, async |last| {
+            let page = self
+                .client
+                .catalog(registry, &auth, Some(PAGE), last)
+                .await?;
+            Ok(page.repositories)
+        })
     }
 
     /// Tags of a repository, all pages.
     pub fn tags(&self, repository: &Reference) -> Result<Vec<String>, RegistryError> {
         let auth = self.auth(repository.resolve_registry());
+        self.all_pages(repository, async |last| {
+            let page = self
+                .client
+                .list_tags(repository, &auth, Some(PAGE), last)
+                .await?;
+            Ok(page.tags)
+        })
+    }
+
+    /// Follow `?n=&last=` pagination until a short or empty page.
+    fn all_pages<F>(&self, reference: &Reference, mut page: F) -> Result<Vec<String>, RegistryError>
+    where
+        F: AsyncFnMut(Option<&str>) -> Result<Vec<String>, OciDistributionError>,
+    {
         let mut out: Vec<String> = Vec::new();
         loop {
             let last = out.last().cloned();
-            let page = self.call(repository, async || {
-                self.client
-                    .list_tags(repository, &auth, Some(1000), last.as_deref())
-                    .await
-            })?;
-            if page.tags.is_empty() {
-                return Ok(out);
-            }
-            let done = page.tags.len() < 1000;
-            out.extend(page.tags);
+            let items = self.call(reference, async || page(last.as_deref()).await)?;
+            let done = items.len() < PAGE;
+            out.extend(items);
             if done {
                 return Ok(out);
             }
         }
     }
 }
+
+/// Entries asked for per page of catalog and tag listings.
+const PAGE: usize = 1000;
 
 fn reqwest_header(media_type: &str) -> http::HeaderValue {
     http::HeaderValue::from_str(media_type)
