@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("cascade-buildpack-static-site", "STATIC_SITE"),
     ("cascade-buildpack-ca-certs", "CA_CERTS"),
     ("cascade-test-hostile", "TEST_HOSTILE"),
+    ("cascade-test-deps", "TEST_DEPS"),
 ];
 
 /// Variables the outer cargo sets that must not leak into the nested build

@@ -92,6 +92,18 @@ pub struct BuildInput {
     pub build_env: Env,
     pub plan: Vec<PlanEntry>,
     pub target: Target,
+    /// This buildpack's layers from the previous build of the same image.
+    pub restored: Vec<RestoredLayer>,
+}
+
+/// A layer of the previous build, offered back to its buildpack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredLayer {
+    pub name: LayerName,
+    pub types: LayerTypes,
+    pub metadata: toml::Table,
+    /// Whether its files are back under the buildpack's layers dir.
+    pub has_files: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -120,7 +132,7 @@ pub struct EnvEntry {
     pub scope: EnvScope,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerTypes {
     pub launch: bool,
     pub build: bool,
@@ -133,6 +145,10 @@ pub struct Layer {
     pub types: LayerTypes,
     pub metadata: toml::Table,
     pub env: Vec<EnvEntry>,
+    /// The buildpack kept the restored layer of this name as it was.
+    pub reused: bool,
+    /// A CycloneDX JSON SBOM of the layer, as the buildpack gave it.
+    pub sbom: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,11 +63,11 @@ impl EnvList {
     pub fn apply_layer(
         &mut self,
         layer: &Layer,
-        host_dir: &Path,
+        dirs: LayerDirs,
         guest_dir: &str,
         phase: EnvPhase,
     ) {
-        for entry in layer_entries(layer, host_dir, guest_dir, phase) {
+        for entry in layer_entries(layer, dirs, guest_dir, phase) {
             self.apply(&entry);
         }
     }
@@ -91,17 +91,38 @@ pub fn launch_env(base: &[String], entries: &[EnvEntry]) -> Vec<String> {
     env.to_config()
 }
 
+/// Whether a layer has `bin/` and `lib/`, which CNB puts on `PATH` and
+/// `LD_LIBRARY_PATH`. Kept apart from the directory because a reused
+/// launch-only layer has no files here: its facts come from the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerDirs {
+    pub bin: bool,
+    pub lib: bool,
+}
+
+impl LayerDirs {
+    pub fn of(dir: &Path) -> Self {
+        Self {
+            bin: dir.join("bin").is_dir(),
+            lib: dir.join("lib").is_dir(),
+        }
+    }
+}
+
 /// What a layer does to the environment in `phase`: `bin/` and `lib/` as the
 /// spec's implicit prepends, then the layer's own entries for that phase.
 pub fn layer_entries(
     layer: &Layer,
-    host_dir: &Path,
+    dirs: LayerDirs,
     guest_dir: &str,
     phase: EnvPhase,
 ) -> Vec<EnvEntry> {
     let mut out = Vec::new();
-    for (sub, var) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
-        if host_dir.join(sub).is_dir() {
+    for (present, sub, var) in [
+        (dirs.bin, "bin", "PATH"),
+        (dirs.lib, "lib", "LD_LIBRARY_PATH"),
+    ] {
+        if present {
             out.push(EnvEntry {
                 name: var.into(),
                 value: format!("{guest_dir}/{sub}"),

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod builder;
+pub mod cache;
 pub mod config_file;
 pub mod embedded;
 pub mod engine;

@@ -6,10 +6,14 @@ use std::sync::Arc;
 
 use crate::api::{BuildpackRunner, DetectInput, Env, Target};
 use crate::builder::GroupMember;
+use crate::cache::{CacheError, ImageCache, Restored};
+use crate::oci::compress::Compression;
 use crate::oci::layer::Owner;
 use crate::oci::store::{BlobHome, Oci, StoreError, Transfers};
 use crate::oci::{Digest, ImageRef, Layout};
-use crate::phase::{Build, BuildError, Detect, DetectError, Export, ExportError, Exported};
+use crate::phase::{
+    Build, BuildError, Detect, DetectError, Detected, Export, ExportError, Exported,
+};
 use crate::project::Filter;
 use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageReport};
 use crate::run_image::{RunImage, RunImageError};
@@ -32,6 +36,8 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("preparing the build workspace: {0}")]
     Workspace(#[source] std::io::Error),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
 }
 
 pub struct BuildRequest {
@@ -47,6 +53,11 @@ pub struct BuildRequest {
     pub platform: (String, String),
     /// Which files of the app take part (project.toml include/exclude).
     pub filter: Filter,
+    pub compression: Compression,
+    /// Use the build cache of the output image (restore before, save after).
+    pub use_cache: bool,
+    /// Empty that cache first.
+    pub clear_cache: bool,
 }
 
 pub fn build(
@@ -84,12 +95,18 @@ pub fn build(
         ..Target::new(run_image.os(), run_image.arch())
     };
 
+    // The output image's build cache, locked until this build ends.
+    let cache = open_cache(req, oci, reporter)?;
+
     // Detect and build both see the app as filtered by project.toml, in a
     // private copy: the user's tree is never written.
-    let scratch = tempfile::Builder::new()
-        .prefix("cascade-build-")
-        .tempdir()
-        .map_err(PipelineError::Workspace)?;
+    let scratch = match &cache {
+        Some(c) => c.work_dir()?,
+        None => tempfile::Builder::new()
+            .prefix("cascade-build-")
+            .tempdir()
+            .map_err(PipelineError::Workspace)?,
+    };
     let workspace = scratch.path().join("workspace");
     let layers_root = scratch.path().join("layers");
     copy_tree(&req.app_dir, &workspace, &req.filter).map_err(PipelineError::Workspace)?;
@@ -108,14 +125,20 @@ pub fn build(
     }
     .run()?;
 
-    reporter.phase("build");
     std::fs::create_dir_all(&layers_root).map_err(PipelineError::Workspace)?;
+    let restored = match &cache {
+        Some(c) => restore(c, &layers_root, &store, reporter)?,
+        None => Restored::default(),
+    };
+
+    reporter.phase("build");
     let built = Build {
         group: &detected.group,
         app_dir: &workspace,
         layers_root: &layers_root,
         platform_env: &req.platform_env,
         target: &target,
+        restored: &restored.layers,
         reporter,
     }
     .run()?;
@@ -128,12 +151,31 @@ pub fn build(
         store: &store,
         created: req.created,
         owner: Owner::default(),
+        compression: req.compression,
+        previous_app: restored.app.as_ref(),
         reporter,
     }
     .run()?;
     let (transfers, digest) = store_image(req, oci, &store, &run_image, &exported, reporter)?;
+    if let Some(c) = &cache {
+        c.save(&built, &exported)?;
+    }
 
-    Ok(BuildReport {
+    Ok(report(
+        req, &run_image, &detected, exported, transfers, &digest,
+    ))
+}
+
+/// What `cascade build` tells the user and the platform.
+fn report(
+    req: &BuildRequest,
+    run_image: &RunImage,
+    detected: &Detected,
+    exported: Exported,
+    transfers: Transfers,
+    digest: &Digest,
+) -> BuildReport {
+    BuildReport {
         image_digest: digest.to_string(),
         image: req.output.to_string(),
         transfers,
@@ -157,7 +199,43 @@ pub fn build(
         layers: exported.layers,
         processes: exported.processes,
         default_process: exported.default_process,
-    })
+    }
+}
+
+fn open_cache(
+    req: &BuildRequest,
+    oci: &Oci,
+    reporter: &dyn Reporter,
+) -> Result<Option<ImageCache>, CacheError> {
+    if !req.use_cache {
+        return Ok(None);
+    }
+    let cache = ImageCache::open(&oci.cache_root, &req.output.to_string(), reporter)?;
+    if req.clear_cache {
+        cache.clear()?;
+    }
+    Ok(Some(cache))
+}
+
+/// CNB's restore phase: the previous build's layers, offered back.
+fn restore(
+    cache: &ImageCache,
+    layers_root: &Path,
+    store: &Layout,
+    reporter: &dyn Reporter,
+) -> Result<Restored, CacheError> {
+    reporter.phase("restore");
+    let r = cache.restore(layers_root, store, reporter)?;
+    let n: usize = r.layers.values().map(Vec::len).sum();
+    reporter.note(&format!(
+        "{n} layer(s) of the previous build offered back{}",
+        if r.app.is_some() {
+            ", app layer known"
+        } else {
+            ""
+        }
+    ));
+    Ok(r)
 }
 
 /// Make every blob of the image present at the output — run-image layers

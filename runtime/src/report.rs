@@ -73,6 +73,8 @@ pub struct LayerReport {
     pub diff_id: String,
     pub digest: String,
     pub size: u64,
+    /// Taken from the previous build as it was, not written again.
+    pub reused: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::bindings::cascade::buildpack::types as wit;
+use crate::layer::{LayerTypes, RestoredLayer};
 use crate::{BuildpackError, Layer};
 
 /// Environment variables, sorted by name.
@@ -84,6 +85,7 @@ pub struct BuildContext {
     build_env: Env,
     plan: Vec<PlanEntry>,
     target: Target,
+    restored: Vec<RestoredLayer>,
 }
 
 impl BuildContext {
@@ -104,6 +106,11 @@ impl BuildContext {
             build_env: env_from(c.build_env),
             plan,
             target: Target::from_record(c.target),
+            restored: c
+                .restored_layers
+                .into_iter()
+                .map(RestoredLayer::from_record)
+                .collect(),
         }
     }
 
@@ -143,5 +150,40 @@ impl BuildContext {
     /// it to the [`crate::BuildResult`].
     pub fn layer(&self, name: &str) -> Result<Layer, BuildpackError> {
         Layer::create(&self.layers_dir, name)
+    }
+
+    /// This buildpack's layers from the previous build of the same image.
+    pub fn restored_layers(&self) -> &[RestoredLayer] {
+        &self.restored
+    }
+
+    /// A layer that is rebuilt only when `metadata` changes (libcnb.rs's
+    /// cached layer definition). When the previous build left a layer `name`
+    /// with these `types` and equal `metadata` (and its files, for a build or
+    /// cache layer), it is returned as it was: [`Layer::is_reused`] is true
+    /// and the host reuses its blob without writing the layer again.
+    /// Otherwise the layer is created empty with `types` and `metadata`, to
+    /// be filled.
+    ///
+    /// Put in `metadata` everything the layer's content depends on: a
+    /// version, a lockfile's digest, a URL.
+    pub fn cached_layer(
+        &self,
+        name: &str,
+        types: LayerTypes,
+        metadata: toml::Table,
+    ) -> Result<Layer, BuildpackError> {
+        if let Some(restored) = self
+            .restored
+            .iter()
+            .find(|r| r.name == name && r.matches(types, &metadata))
+        {
+            return Layer::reuse(&self.layers_dir, restored);
+        }
+        let mut layer = Layer::create(&self.layers_dir, name)?.types(types);
+        for (k, v) in metadata {
+            layer = layer.metadata(k, v);
+        }
+        Ok(layer)
     }
 }

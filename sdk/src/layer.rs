@@ -34,6 +34,87 @@ struct EnvEntry {
     scope: EnvScope,
 }
 
+/// Where a layer is needed (CNB `[types]` of `<layer>.toml`). Combine with
+/// `|`: `LayerTypes::LAUNCH | LayerTypes::CACHE`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerTypes {
+    /// In the image.
+    pub launch: bool,
+    /// Visible, with its env, to later buildpacks.
+    pub build: bool,
+    /// Kept for the next build of the same image, files and all.
+    pub cache: bool,
+}
+
+impl LayerTypes {
+    pub const LAUNCH: Self = Self {
+        launch: true,
+        build: false,
+        cache: false,
+    };
+    pub const BUILD: Self = Self {
+        launch: false,
+        build: true,
+        cache: false,
+    };
+    pub const CACHE: Self = Self {
+        launch: false,
+        build: false,
+        cache: true,
+    };
+
+    fn from_record(t: wit::LayerTypes) -> Self {
+        Self {
+            launch: t.contains(wit::LayerTypes::LAUNCH),
+            build: t.contains(wit::LayerTypes::BUILD),
+            cache: t.contains(wit::LayerTypes::CACHE),
+        }
+    }
+}
+
+impl std::ops::BitOr for LayerTypes {
+    type Output = Self;
+    fn bitor(self, o: Self) -> Self {
+        Self {
+            launch: self.launch || o.launch,
+            build: self.build || o.build,
+            cache: self.cache || o.cache,
+        }
+    }
+}
+
+/// A layer this buildpack made in the previous build of the same image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredLayer {
+    pub name: String,
+    pub types: LayerTypes,
+    pub metadata: toml::Table,
+    /// Whether its files are back under the layers dir (`cache` layers); a
+    /// launch-only layer brings only its metadata.
+    pub has_files: bool,
+}
+
+impl RestoredLayer {
+    pub(crate) fn from_record(r: wit::RestoredLayer) -> Self {
+        Self {
+            name: r.name,
+            types: LayerTypes::from_record(r.types),
+            // The host wrote this TOML itself.
+            metadata: r.metadata.parse().unwrap_or_default(),
+            has_files: r.has_files,
+        }
+    }
+
+    /// Whether this restored layer can stand for a layer of `types` with
+    /// `metadata`: same metadata, same types, and its files are here when
+    /// a build or cache layer needs them.
+    pub fn matches(&self, types: LayerTypes, metadata: &toml::Table) -> bool {
+        self.types == types
+            && &self.metadata == metadata
+            && (self.has_files || !(types.build || types.cache))
+    }
+}
+
 /// A layer under construction. Write its files under [`Layer::path`].
 ///
 /// Directories `bin/` and `lib/` in a layer are added to `PATH` and
@@ -42,29 +123,34 @@ struct EnvEntry {
 pub struct Layer {
     name: String,
     path: PathBuf,
-    launch: bool,
-    build: bool,
-    cache: bool,
+    types: LayerTypes,
     metadata: toml::Table,
     env: Vec<EnvEntry>,
+    reused: bool,
+    sbom: Option<String>,
 }
 
 /// Names the CNB spec reserves inside a layers directory.
-const RESERVED: [&str; 3] = ["build", "launch", "store"];
+const RESERVED: [&str; 4] = ["build", "launch", "store", "sbom"];
+
+fn check_name(name: &str) -> Result<(), BuildpackError> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name != "."
+        && name != "..";
+    if !valid || RESERVED.contains(&name) {
+        return Err(BuildpackError::new(format!(
+            "invalid layer name {name:?}: use letters, digits, '-', '_' or '.', and not build, launch, store or sbom"
+        )));
+    }
+    Ok(())
+}
 
 impl Layer {
     pub(crate) fn create(layers_dir: &Path, name: &str) -> Result<Self, BuildpackError> {
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && name != "."
-            && name != "..";
-        if !valid || RESERVED.contains(&name) {
-            return Err(BuildpackError::new(format!(
-                "invalid layer name {name:?}: use letters, digits, '-', '_' or '.', and not build, launch or store"
-            )));
-        }
+        check_name(name)?;
         let path = layers_dir.join(name);
         if path.exists() {
             std::fs::remove_dir_all(&path)
@@ -75,12 +161,54 @@ impl Layer {
         Ok(Self {
             name: name.to_owned(),
             path,
-            launch: false,
-            build: false,
-            cache: false,
+            types: LayerTypes::default(),
             metadata: toml::Table::new(),
             env: Vec::new(),
+            reused: false,
+            sbom: None,
         })
+    }
+
+    /// Keep the restored layer `restored` as it was: its types and metadata
+    /// carry over, its files (if any) stay, and the host reuses its blob.
+    pub(crate) fn reuse(
+        layers_dir: &Path,
+        restored: &RestoredLayer,
+    ) -> Result<Self, BuildpackError> {
+        check_name(&restored.name)?;
+        Ok(Self {
+            name: restored.name.clone(),
+            path: layers_dir.join(&restored.name),
+            types: restored.types,
+            metadata: restored.metadata.clone(),
+            env: Vec::new(),
+            reused: true,
+            sbom: None,
+        })
+    }
+
+    /// Whether this is the previous build's layer, kept as it was
+    /// ([`crate::BuildContext::cached_layer`] found matching metadata). Its
+    /// env and SBOM are not kept: declare them again.
+    pub fn is_reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Set the layer's types at once.
+    #[must_use]
+    pub fn types(mut self, types: LayerTypes) -> Self {
+        self.types = types;
+        self
+    }
+
+    /// Attach a CycloneDX JSON SBOM of what the layer holds. The host stores
+    /// it in the image at `/layers/sbom/launch/<buildpack>/<layer>/sbom.cdx.json`
+    /// and lists it in the image's SBOM. Keep it free of timestamps and
+    /// random serial numbers so images stay reproducible.
+    #[must_use]
+    pub fn sbom(mut self, cyclonedx_json: impl Into<String>) -> Self {
+        self.sbom = Some(cyclonedx_json.into());
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -95,21 +223,21 @@ impl Layer {
     /// Include the layer in the image.
     #[must_use]
     pub fn launch(mut self, yes: bool) -> Self {
-        self.launch = yes;
+        self.types.launch = yes;
         self
     }
 
     /// Make the layer (and its env) visible to later buildpacks.
     #[must_use]
     pub fn build(mut self, yes: bool) -> Self {
-        self.build = yes;
+        self.types.build = yes;
         self
     }
 
     /// Keep the layer for the next build.
     #[must_use]
     pub fn cache(mut self, yes: bool) -> Self {
-        self.cache = yes;
+        self.types.cache = yes;
         self
     }
 
@@ -166,13 +294,15 @@ impl Layer {
 
     pub(crate) fn into_record(self) -> wit::Layer {
         let mut types = wit::LayerTypes::empty();
-        types.set(wit::LayerTypes::LAUNCH, self.launch);
-        types.set(wit::LayerTypes::BUILD, self.build);
-        types.set(wit::LayerTypes::CACHE, self.cache);
+        types.set(wit::LayerTypes::LAUNCH, self.types.launch);
+        types.set(wit::LayerTypes::BUILD, self.types.build);
+        types.set(wit::LayerTypes::CACHE, self.types.cache);
         wit::Layer {
             name: self.name,
             types,
             metadata: self.metadata.to_string(),
+            reused: self.reused,
+            sbom: self.sbom,
             env: self
                 .env
                 .into_iter()

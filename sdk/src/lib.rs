@@ -56,7 +56,7 @@ pub use build::BuildResult;
 pub use context::{BuildContext, DetectContext, Env, PlanEntry, Target};
 pub use detect::{BuildPlan, DetectResult, Require};
 pub use error::{BuildpackError, Result, ResultExt};
-pub use layer::{EnvOp, EnvScope, Layer};
+pub use layer::{EnvOp, EnvScope, Layer, LayerTypes, RestoredLayer};
 pub use process::Process;
 pub use toml;
 

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod build_apps;
+mod cache;
 mod project;
 mod rebase;
 mod registry;

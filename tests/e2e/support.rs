@@ -189,6 +189,14 @@ pub fn skopeo_config(layout: &Path, tag: &str) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// `skopeo inspect --raw` (the manifest) of an image in a layout.
+pub fn skopeo_manifest(layout: &Path, tag: &str) -> serde_json::Value {
+    let out = ok(Command::new("skopeo")
+        .args(["--insecure-policy", "inspect", "--raw"])
+        .arg(format!("oci:{}:{tag}", layout.display())));
+    serde_json::from_str(&out).unwrap()
+}
+
 pub fn validate(layout: &Path, tag: &str) {
     ok(Command::new("oci-image-tool")
         .args([

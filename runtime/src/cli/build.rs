@@ -14,6 +14,7 @@ use cascade_runtime::api::{BuildpackRunner, Env};
 use cascade_runtime::builder::{Builder, GroupMember};
 use cascade_runtime::engine::{Engine, Limits};
 use cascade_runtime::oci::ImageRef;
+use cascade_runtime::oci::compress::Compression;
 use cascade_runtime::pipeline::{self, BuildRequest};
 use cascade_runtime::project::{self, Project, ProjectBuildpack};
 use cascade_runtime::report::BuildReport;
@@ -61,9 +62,20 @@ pub struct BuildArgs {
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
 
-    /// Where compiled components and pulled blobs are cached.
+    /// Where compiled components, pulled blobs and each image's build cache
+    /// (cache layers, the previous build's layer metadata) are kept.
+    /// Default: $XDG_CACHE_HOME/cascade or ~/.cache/cascade.
     #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Forget the output image's build cache before building (a cold build).
+    #[arg(long)]
+    pub clear_cache: bool,
+
+    /// How new layers are compressed. gzip is read everywhere; zstd is
+    /// smaller and faster (containerd >= 1.5, podman); none writes plain tar.
+    #[arg(long, value_enum, default_value_t = Compression::Gzip, value_name = "ALGORITHM")]
+    pub layer_compression: Compression,
 
     /// Seconds one buildpack call (detect or build) may run.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
@@ -152,6 +164,9 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         created: created()?,
         platform: (os.into(), arch.into()),
         filter: project.filter,
+        compression: args.layer_compression,
+        use_cache: true,
+        clear_cache: args.clear_cache,
     };
     let oci = super::oci(
         args.cache_dir.clone(),
@@ -271,7 +286,11 @@ fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
                 .collect();
             println!("  buildpacks: {}", group.join(", "));
             for l in &report.layers {
-                println!("  layer {:<40} {} ({} bytes)", l.name, l.digest, l.size);
+                let how = if l.reused { ", reused" } else { "" };
+                println!(
+                    "  layer {:<40} {} ({} bytes{how})",
+                    l.name, l.digest, l.size
+                );
             }
             for p in &report.processes {
                 let mark = if report.default_process.as_deref() == Some(&p.kind) {

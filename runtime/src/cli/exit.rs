@@ -10,6 +10,7 @@ pub const GENERIC: u8 = 1;
 pub const INVALID_INPUT: u8 = 10;
 pub const DETECT_NO_GROUP: u8 = 20;
 pub const DETECT_ERROR: u8 = 21;
+pub const RESTORE: u8 = 40;
 pub const BUILD_FAILED: u8 = 51;
 pub const RUN_IMAGE: u8 = 61;
 pub const EXPORT: u8 = 62;
@@ -31,6 +32,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 PipelineError::RunImage(_) => RUN_IMAGE,
                 PipelineError::Detect(DetectError::NoGroup { .. }) => DETECT_NO_GROUP,
                 PipelineError::Detect(DetectError::Errored { .. }) => DETECT_ERROR,
+                PipelineError::Cache(_) => RESTORE,
                 PipelineError::Build(_) => BUILD_FAILED,
                 PipelineError::Export(_)
                 | PipelineError::Workspace(_)

@@ -61,7 +61,31 @@ pub fn build_context(input: &api::BuildInput) -> wit::BuildContext {
             })
             .collect(),
         target: target(&input.target),
+        restored_layers: input
+            .restored
+            .iter()
+            .map(|r| wit::RestoredLayer {
+                name: r.name.to_string(),
+                types: layer_types(r.types),
+                metadata: r.metadata.to_string(),
+                has_files: r.has_files,
+            })
+            .collect(),
     }
+}
+
+fn layer_types(t: api::LayerTypes) -> wit::LayerTypes {
+    let mut types = wit::LayerTypes::empty();
+    for (on, flag) in [
+        (t.launch, wit::LayerTypes::LAUNCH),
+        (t.build, wit::LayerTypes::BUILD),
+        (t.cache, wit::LayerTypes::CACHE),
+    ] {
+        if on {
+            types |= flag;
+        }
+    }
+    types
 }
 
 pub fn detect_outcome(outcome: wit::DetectOutcome) -> Result<api::DetectOutcome, api::RunError> {
@@ -126,6 +150,8 @@ pub fn build_output(out: wit::BuildOutput) -> Result<api::BuildOutput, api::RunE
                         },
                     })
                     .collect(),
+                reused: l.reused,
+                sbom: l.sbom,
                 name,
             })
         })

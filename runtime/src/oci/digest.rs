@@ -6,7 +6,10 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct Digest {
     hex: String,
 }
@@ -41,6 +44,19 @@ impl FromStr for Digest {
             return Err(DigestError(s.into()));
         }
         Ok(Self { hex: hex.into() })
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = DigestError;
+    fn try_from(s: String) -> Result<Self, DigestError> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> Self {
+        d.to_string()
     }
 }
 

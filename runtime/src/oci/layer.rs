@@ -3,8 +3,8 @@
 //! Entries are sorted bytewise with parents first; mode is normalised to
 //! 0755/0644 (the exec bit is kept), owner is the build user, names are
 //! empty, mtime is [`crate::NORMALIZED_EPOCH`]; links are stored as links and
-//! hard links by (dev, inode). One pass hashes the tar (diff_id) and the gzip
-//! stream (blob digest) while writing the blob.
+//! hard links by (dev, inode). One pass hashes the tar (diff_id) and the
+//! compressed stream (blob digest) while writing the blob.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,13 +12,8 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::compress::{Compression, ParallelCompress};
 use super::digest::{Digest, DigestWriter};
-use super::gzip::ParallelGz;
-
-/// The gzip level: pinned, because it is part of every layer digest.
-/// Level 1 keeps export at hardware speed (compression, not hashing, is the
-/// bottleneck: ../shared/REFERENCE.md).
-pub const GZIP_LEVEL: u32 = 1;
 
 /// Owner of every entry (CNB's conventional build user).
 #[derive(Debug, Clone, Copy)]
@@ -45,11 +40,12 @@ pub struct LayerSource {
 }
 
 /// A layer written to a layout's blob store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerBlob {
     pub digest: Digest,
     pub diff_id: Digest,
     pub size: u64,
+    pub compression: Compression,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,16 +69,29 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
     }
 }
 
-/// Write `source` as a gzip layer into `blobs_dir` (the layout's
-/// `blobs/sha256`), named by its digest once complete, compressing on every
-/// core.
+/// Write `source` as a layer into `blobs_dir` (the layout's `blobs/sha256`),
+/// named by its digest once complete, compressing on every core.
 pub fn write_layer(
     source: &LayerSource,
     blobs_dir: &Path,
     owner: Owner,
+    compression: Compression,
 ) -> Result<LayerBlob, LayerError> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    write_layer_with(source, blobs_dir, owner, threads)
+    write_layer_with(source, blobs_dir, owner, compression, threads)
+}
+
+/// The diff_id `source` would have as a layer, without writing or
+/// compressing anything: the tar stream goes straight into sha256. This is
+/// how an unchanged tree is recognised at a fraction of the cost of export.
+pub fn diff_id(source: &LayerSource, owner: Owner) -> Result<Digest, LayerError> {
+    let sink = DigestWriter::new(BufWriter::with_capacity(1 << 16, io::sink()));
+    let mut tar = tar::Builder::new(sink);
+    tar.follow_symlinks(false);
+    tar.sparse(false);
+    append_tree(&mut tar, source, owner)?;
+    let sink = tar.into_inner().map_err(io_err(&source.root))?;
+    Ok(sink.finish().1)
 }
 
 /// [`write_layer`] on `threads` threads; the bytes do not depend on it.
@@ -90,12 +99,13 @@ pub fn write_layer_with(
     source: &LayerSource,
     blobs_dir: &Path,
     owner: Owner,
+    compression: Compression,
     threads: usize,
 ) -> Result<LayerBlob, LayerError> {
     let tmp = super::layout::blob_tempfile(blobs_dir).map_err(io_err(blobs_dir))?;
     let file = tmp.as_file().try_clone().map_err(io_err(blobs_dir))?;
     let blob = DigestWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let gz = ParallelGz::new(blob, GZIP_LEVEL, threads);
+    let gz = ParallelCompress::new(blob, compression, threads);
     let diff = DigestWriter::new(gz);
     let mut tar = tar::Builder::new(diff);
     tar.follow_symlinks(false);
@@ -115,6 +125,7 @@ pub fn write_layer_with(
         digest,
         diff_id,
         size,
+        compression,
     })
 }
 
@@ -237,10 +248,26 @@ mod tests {
             root: root.into(),
             prefix: "workspace".into(),
         };
-        let a = write_layer(&src(one.path()), blobs.path(), Owner::default()).unwrap();
+        let a = write_layer(
+            &src(one.path()),
+            blobs.path(),
+            Owner::default(),
+            Compression::Gzip,
+        )
+        .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         std::fs::write(two.path().join("a.txt"), "a").unwrap();
-        let b = write_layer(&src(two.path()), blobs.path(), Owner::default()).unwrap();
+        let b = write_layer(
+            &src(two.path()),
+            blobs.path(),
+            Owner::default(),
+            Compression::Gzip,
+        )
+        .unwrap();
+        assert_eq!(
+            diff_id(&src(two.path()), Owner::default()).unwrap(),
+            b.diff_id
+        );
         assert_eq!(a, b);
         assert!(blobs.path().join(a.digest.hex()).is_file());
     }
@@ -256,6 +283,7 @@ mod tests {
             },
             blobs.path(),
             Owner::default(),
+            Compression::Gzip,
         )
         .unwrap();
         let file = File::open(blobs.path().join(blob.digest.hex())).unwrap();
@@ -311,9 +339,15 @@ mod tests {
             root: dir.path().into(),
             prefix: "workspace".into(),
         };
-        let blob = write_layer_with(&source, blobs.path(), Owner::default(), 1).unwrap();
-        let parallel = write_layer_with(&source, blobs.path(), Owner::default(), 3).unwrap();
-        assert_eq!(blob, parallel, "digests depend on the thread count");
+        let write = |c, threads| {
+            write_layer_with(&source, blobs.path(), Owner::default(), c, threads).unwrap()
+        };
+        let blob = write(Compression::Gzip, 1);
+        assert_eq!(
+            blob,
+            write(Compression::Gzip, 3),
+            "digests depend on the thread count"
+        );
         assert_eq!(
             blob.diff_id.to_string(),
             GOLDEN_DIFF_ID,
@@ -324,10 +358,29 @@ mod tests {
             GOLDEN_DIGEST,
             "gzip bytes changed (flate2 backend or level?)"
         );
+        let zstd = write(Compression::Zstd, 1);
+        assert_eq!(
+            zstd,
+            write(Compression::Zstd, 2),
+            "zstd digests depend on the thread count"
+        );
+        assert_eq!(zstd.diff_id, blob.diff_id);
+        assert_eq!(
+            zstd.digest.to_string(),
+            GOLDEN_ZSTD_DIGEST,
+            "zstd bytes changed (zstd version or level?)"
+        );
+        let plain = write(Compression::None, 2);
+        assert_eq!(
+            plain.digest, plain.diff_id,
+            "an uncompressed layer is its tar"
+        );
     }
 
     const GOLDEN_DIFF_ID: &str =
         "sha256:6e18745fda9b49772aa01190c8b39dd49dce9d1e2251b374a28d4f216667f730";
+    const GOLDEN_ZSTD_DIGEST: &str =
+        "sha256:7bf7256c571f09fe7ecb36f84ff4c6a8ed6b1a6726bf538f4127d614a1d4e22e";
     const GOLDEN_DIGEST: &str =
         "sha256:3806fdb070586c62a2dd2e45f198bef0fe8d251a6941030a5ec23dde045ba5ed";
 }

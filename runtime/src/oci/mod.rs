@@ -2,8 +2,8 @@
 //! image layout on disk.
 
 pub mod canonical;
+pub mod compress;
 pub mod digest;
-pub mod gzip;
 pub mod layer;
 pub mod layout;
 pub mod reference;
@@ -19,6 +19,7 @@ pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const MEDIA_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MEDIA_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";

@@ -63,6 +63,8 @@ pub struct Oci {
     pub registry: Option<Arc<Registry>>,
     /// A layout under the cache dir: blobs by digest, shared by builds.
     pub cache: Layout,
+    /// The cache dir itself (build caches live under `images/`).
+    pub cache_root: std::path::PathBuf,
 }
 
 impl Oci {
@@ -70,6 +72,7 @@ impl Oci {
         Ok(Self {
             registry,
             cache: Layout::open_or_create(&cache_dir.join("blobs"))?,
+            cache_root: cache_dir.to_path_buf(),
         })
     }
 

@@ -2,22 +2,30 @@
 //! (writable), its own layers dir, and earlier buildpacks' build layers
 //! read-only with their env applied.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::detect::Chosen;
 use crate::api::{self, BuildInput, BuildpackRunner, Mount, RunError, Target};
-use crate::env::{EnvList, EnvPhase};
+use crate::cache::PreviousLayer;
+use crate::env::{EnvList, EnvPhase, LayerDirs};
 use crate::ids::BuildpackId;
+use crate::oci::layer::LayerBlob;
 use crate::report::Reporter;
 
 /// A layer a buildpack declared, with where it lives.
 #[derive(Debug, Clone)]
 pub struct BuiltLayer {
     pub layer: api::Layer,
+    /// Its files (absent for a reused launch-only layer).
     pub host_path: PathBuf,
     /// Its path in the sandbox and in the image (`/layers/<bp>/<name>`).
     pub guest_path: String,
+    pub dirs: LayerDirs,
+    /// The previous build's blob of this layer, when the buildpack reused it:
+    /// export takes it as it is.
+    pub reuse: Option<LayerBlob>,
 }
 
 /// One buildpack's contribution.
@@ -53,6 +61,8 @@ pub struct Build<'a> {
     pub layers_root: &'a Path,
     pub platform_env: &'a api::Env,
     pub target: &'a Target,
+    /// Layers of the previous build, by buildpack (see [`crate::cache`]).
+    pub restored: &'a BTreeMap<BuildpackId, Vec<PreviousLayer>>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -78,13 +88,14 @@ impl Build<'_> {
             let mut build_layers = Vec::new();
             for earlier in &built {
                 for l in earlier.layers.iter().filter(|l| l.layer.types.build) {
-                    build_env.apply_layer(&l.layer, &l.host_path, &l.guest_path, EnvPhase::Build);
+                    build_env.apply_layer(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
                     build_layers.push(Mount {
                         host: l.host_path.clone(),
                         guest: l.guest_path.clone(),
                     });
                 }
             }
+            let previous: &[PreviousLayer] = self.restored.get(&id).map_or(&[], Vec::as_slice);
             let input = BuildInput {
                 app_dir: self.app_dir.to_path_buf(),
                 layers_dir: layers_dir.clone(),
@@ -94,6 +105,7 @@ impl Build<'_> {
                 build_env: build_env.to_map(),
                 plan: chosen.plan.clone(),
                 target: self.target.clone(),
+                restored: previous.iter().map(|p| p.restored.clone()).collect(),
             };
             let fail = |source| BuildError::Buildpack {
                 id: id.clone(),
@@ -111,19 +123,9 @@ impl Build<'_> {
                         layer.name
                     ))));
                 }
-                let host_path = layers_dir.join(layer.name.as_str());
-                if !host_path.is_dir() {
-                    return Err(fail(RunError::InvalidOutput(format!(
-                        "layer {} was declared but its directory {layers_dir_guest}/{} does not exist",
-                        layer.name, layer.name
-                    ))));
-                }
-                let guest_path = format!("{layers_dir_guest}/{}", layer.name);
-                layers.push(BuiltLayer {
-                    layer,
-                    host_path,
-                    guest_path,
-                });
+                layers.push(
+                    built_layer(layer, &layers_dir, &layers_dir_guest, previous).map_err(fail)?,
+                );
             }
             // CNB: layers in name order within a buildpack.
             layers.sort_by(|a, b| a.layer.name.cmp(&b.layer.name));
@@ -144,6 +146,66 @@ impl Build<'_> {
         }
         Ok(built)
     }
+}
+
+/// Check one declared layer against what is on disk and what was restored,
+/// and say where its files, env facts and (when reused) blob come from.
+fn built_layer(
+    layer: api::Layer,
+    layers_dir: &Path,
+    layers_dir_guest: &str,
+    previous: &[PreviousLayer],
+) -> Result<BuiltLayer, RunError> {
+    let invalid = |message: String| Err(RunError::InvalidOutput(message));
+    let name = &layer.name;
+    let host_path = layers_dir.join(name.as_str());
+    let guest_path = format!("{layers_dir_guest}/{name}");
+    if let Some(sbom) = &layer.sbom {
+        let doc: Result<serde_json::Value, _> = serde_json::from_str(sbom);
+        if !doc.is_ok_and(|d| d["bomFormat"] == "CycloneDX") {
+            return invalid(format!(
+                "the SBOM of layer {name} is not a CycloneDX JSON document"
+            ));
+        }
+    }
+    let (dirs, reuse) = if layer.reused {
+        let Some(prev) = previous.iter().find(|p| &p.restored.name == name) else {
+            return invalid(format!(
+                "layer {name} is marked reused, but the previous build left no layer {name}"
+            ));
+        };
+        if (layer.types.build || layer.types.cache) && !prev.restored.has_files {
+            return invalid(format!(
+                "layer {name} is marked reused as a build or cache layer, but only its metadata was restored"
+            ));
+        }
+        let reuse = prev.blob.clone().filter(|_| layer.types.launch);
+        if layer.types.launch && reuse.is_none() && !prev.restored.has_files {
+            return invalid(format!(
+                "layer {name} is marked reused, but neither its files nor its blob are left"
+            ));
+        }
+        let dirs = if prev.restored.has_files {
+            LayerDirs::of(&host_path)
+        } else {
+            prev.dirs
+        };
+        (dirs, reuse)
+    } else {
+        if !host_path.is_dir() {
+            return invalid(format!(
+                "layer {name} was declared but its directory {guest_path} does not exist"
+            ));
+        }
+        (LayerDirs::of(&host_path), None)
+    };
+    Ok(BuiltLayer {
+        layer,
+        host_path,
+        guest_path,
+        dirs,
+        reuse,
+    })
 }
 
 #[cfg(test)]
@@ -193,6 +255,8 @@ mod tests {
             types,
             metadata: toml::Table::new(),
             env,
+            reused: false,
+            sbom: None,
         }
     }
 
@@ -203,6 +267,7 @@ mod tests {
             layers_root: &root.join("layers"),
             platform_env: &api::Env::new(),
             target: &Target::new("linux", "amd64"),
+            restored: &BTreeMap::new(),
             reporter: &Silent,
         }
         .run()

@@ -12,11 +12,11 @@ use super::build::BuiltBuildpack;
 use crate::api::EnvEntry;
 use crate::api::{APP_DIR, Process};
 use crate::env::{self, EnvPhase, layer_entries};
+use crate::ids::{BuildpackId, LayerName};
 use crate::labels::{self, LayerShas, RunImageLabel};
-use crate::oci::layer::{LayerBlob, LayerError, LayerSource, Owner, write_layer};
-use crate::oci::{
-    Digest, Layout, LayoutError, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST, canonical,
-};
+use crate::oci::compress::Compression;
+use crate::oci::layer::{self, LayerBlob, LayerError, LayerSource, Owner, write_layer};
+use crate::oci::{Digest, Layout, LayoutError, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
 use crate::report::{LayerReport, ProcessReport, Reporter};
 use crate::run_image::RunImage;
 
@@ -45,6 +45,10 @@ pub struct Export<'a> {
     /// Seconds since the epoch for `created` (SOURCE_DATE_EPOCH).
     pub created: u64,
     pub owner: Owner,
+    pub compression: Compression,
+    /// The previous build's app layer: reused when the app's tar hashes to
+    /// the same diff_id.
+    pub previous_app: Option<&'a LayerBlob>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -56,6 +60,9 @@ pub struct Exported {
     pub manifest: Vec<u8>,
     /// The new layers' digests (all present in the store).
     pub new_blobs: Vec<Digest>,
+    /// Each launch layer's blob, by buildpack and layer.
+    pub layer_blobs: Vec<(BuildpackId, LayerName, LayerBlob)>,
+    pub app_blob: LayerBlob,
     pub layers: Vec<LayerReport>,
     pub processes: Vec<ProcessReport>,
     pub default_process: Option<String>,
@@ -65,6 +72,17 @@ pub struct Exported {
 struct Job {
     name: String,
     source: LayerSource,
+    reuse: Reuse,
+}
+
+/// Whether a layer may come from the previous build.
+enum Reuse {
+    /// Write it.
+    No,
+    /// The buildpack kept the layer: take the blob, read nothing.
+    Kept(LayerBlob),
+    /// Take the blob if the tree hashes to its diff_id (the app).
+    IfUnchanged(LayerBlob),
 }
 
 impl Export<'_> {
@@ -82,6 +100,7 @@ impl Export<'_> {
                         root: l.host_path.clone(),
                         prefix: l.guest_path.trim_start_matches('/').into(),
                     },
+                    reuse: l.reuse.clone().map_or(Reuse::No, Reuse::Kept),
                 });
                 owners.push((i, l.layer.name.to_string()));
             }
@@ -92,8 +111,12 @@ impl Export<'_> {
                 root: self.app_dir.into(),
                 prefix: APP_DIR.trim_start_matches('/').into(),
             },
+            reuse: self
+                .previous_app
+                .cloned()
+                .map_or(Reuse::No, Reuse::IfUnchanged),
         });
-        let blobs = self.write_layers(layout, &jobs)?;
+        let (blobs, reused) = self.write_layers(layout, &jobs)?;
 
         let layer_shas: Vec<(usize, String, String)> = owners
             .iter()
@@ -115,18 +138,31 @@ impl Export<'_> {
         )?;
         let (config, manifest) = self.image_bytes(&config, &blobs)?;
 
+        let layer_blobs = owners
+            .iter()
+            .zip(&blobs)
+            .map(|((i, name), b)| {
+                let bp = &self.built[*i];
+                let name = LayerName::new(name.clone()).expect("a built layer's name is valid");
+                (bp.runner.id().clone(), name, b.clone())
+            })
+            .collect();
         Ok(Exported {
             config,
             manifest,
             new_blobs: blobs.iter().map(|b| b.digest.clone()).collect(),
+            layer_blobs,
+            app_blob: app_blob.clone(),
             layers: jobs
                 .iter()
                 .zip(&blobs)
-                .map(|(j, b)| LayerReport {
+                .zip(&reused)
+                .map(|((j, b), reused)| LayerReport {
                     name: j.name.clone(),
                     diff_id: b.diff_id.to_string(),
                     digest: b.digest.to_string(),
                     size: b.size,
+                    reused: *reused,
                 })
                 .collect(),
             processes: processes
@@ -159,7 +195,7 @@ impl Export<'_> {
             .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
             .collect();
         layer_descs.extend(
-            blobs.iter().map(|b| json!({"mediaType": MEDIA_LAYER_GZIP, "digest": b.digest.to_string(), "size": b.size})),
+            blobs.iter().map(|b| json!({"mediaType": b.compression.media_type(), "digest": b.digest.to_string(), "size": b.size})),
         );
         let manifest = json!({
             "schemaVersion": 2,
@@ -174,16 +210,60 @@ impl Export<'_> {
         Ok((config_bytes, manifest_bytes))
     }
 
-    /// Write the layers one after the other; each is compressed on every
-    /// core, and its bytes do not depend on how many there are.
-    fn write_layers(&self, layout: &Layout, jobs: &[Job]) -> Result<Vec<LayerBlob>, ExportError> {
+    /// Write the layers one after the other, or take the previous build's
+    /// blob where that is allowed; each written layer is compressed on every
+    /// core, and its bytes do not depend on how many there are. Returns the
+    /// blobs and, for each, whether it was reused.
+    fn write_layers(
+        &self,
+        layout: &Layout,
+        jobs: &[Job],
+    ) -> Result<(Vec<LayerBlob>, Vec<bool>), ExportError> {
         let blobs_dir = layout.blobs_dir();
-        jobs.iter()
-            .map(|job| {
-                self.reporter.note(&format!("exporting layer {}", job.name));
-                Ok(write_layer(&job.source, &blobs_dir, self.owner)?)
-            })
-            .collect()
+        let usable = |b: &LayerBlob| {
+            b.compression == self.compression
+                && std::fs::metadata(layout.blob_path(&b.digest)).is_ok_and(|m| m.len() == b.size)
+        };
+        let mut blobs = Vec::with_capacity(jobs.len());
+        let mut reused = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let previous = match &job.reuse {
+                Reuse::Kept(b) if usable(b) => Some(b.clone()),
+                Reuse::IfUnchanged(b) if usable(b) => {
+                    let now = layer::diff_id(&job.source, self.owner)?;
+                    (now == b.diff_id).then(|| b.clone())
+                }
+                _ => None,
+            };
+            if let Some(b) = previous {
+                self.reporter
+                    .note(&format!("reusing layer {} ({})", job.name, b.digest));
+                blobs.push(b);
+                reused.push(true);
+                continue;
+            }
+            if matches!(job.reuse, Reuse::Kept(_)) && !job.source.root.is_dir() {
+                return Err(ExportError::Layer(LayerError::Io {
+                    path: job.source.root.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "layer {} was reused but its blob is gone and it has no files",
+                            job.name
+                        ),
+                    ),
+                }));
+            }
+            self.reporter.note(&format!("exporting layer {}", job.name));
+            blobs.push(write_layer(
+                &job.source,
+                &blobs_dir,
+                self.owner,
+                self.compression,
+            )?);
+            reused.push(false);
+        }
+        Ok((blobs, reused))
     }
 
     fn config(
@@ -236,7 +316,7 @@ impl Export<'_> {
             .built
             .iter()
             .flat_map(|bp| bp.layers.iter().filter(|l| l.layer.types.launch))
-            .flat_map(|l| layer_entries(&l.layer, &l.host_path, &l.guest_path, EnvPhase::Launch))
+            .flat_map(|l| layer_entries(&l.layer, l.dirs, &l.guest_path, EnvPhase::Launch))
             .collect();
         inner.insert("Env".into(), json!(env::launch_env(&base_env, &launch_env)));
         if let Some(p) = default {

@@ -1,30 +1,92 @@
-//! Parallel, deterministic gzip.
+//! Parallel, deterministic layer compression (gzip or zstd).
 //!
 //! The tar stream is cut into fixed-size chunks, each compressed on its own
-//! as a complete gzip member, and the members are written in order. RFC 1952
-//! allows a file of several members and every layer reader decodes them (Go's
-//! `compress/gzip` reads multistream by default, as do zlib and flate2's
-//! `MultiGzDecoder`). Because chunk boundaries depend only on byte offsets,
-//! the output is identical whatever the number of threads.
+//! as a complete gzip member or zstd frame, and written in order. RFC 1952
+//! allows a file of several gzip members and every layer reader decodes them
+//! (Go's `compress/gzip` reads multistream by default, as do zlib and
+//! flate2's `MultiGzDecoder`); RFC 8878 defines a zstd stream as a sequence
+//! of frames. Because chunk boundaries depend only on byte offsets, the
+//! output is identical whatever the number of threads.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use flate2::{Compression, GzBuilder};
+use flate2::GzBuilder;
 
-/// Uncompressed bytes per gzip member. Part of every digest: do not change
-/// without updating the golden-digest test.
+use super::{MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, MEDIA_LAYER_ZSTD};
+
+/// Uncompressed bytes per gzip member or zstd frame. Part of every digest:
+/// do not change without updating the golden-digest tests.
 pub const CHUNK: usize = 1 << 20;
+
+/// The gzip level: pinned, because it is part of every layer digest.
+/// Level 1 keeps export at hardware speed (compression, not hashing, is the
+/// bottleneck: ../shared/REFERENCE.md).
+pub const GZIP_LEVEL: u32 = 1;
+/// The zstd level, pinned for the same reason (zstd's own default).
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// How new layers are compressed (`--layer-compression`). Gzip is the
+/// default because every registry and runtime reads it; zstd is smaller and
+/// faster where readers support it (containerd ≥ 1.5, podman).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    /// Plain tar: no CPU spent, most bytes moved.
+    None,
+}
+
+impl Compression {
+    /// The OCI layer media type for this compression.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Gzip => MEDIA_LAYER_GZIP,
+            Self::Zstd => MEDIA_LAYER_ZSTD,
+            Self::None => MEDIA_LAYER_TAR,
+        }
+    }
+
+    /// One chunk, compressed on its own. Gzip headers carry mtime 0 and OS
+    /// "unknown", so nothing of the host is recorded.
+    pub fn chunk(self, data: &[u8]) -> io::Result<Vec<u8>> {
+        match self {
+            Self::Gzip => {
+                let mut enc = GzBuilder::new().mtime(0).operating_system(255).write(
+                    Vec::with_capacity(data.len() / 2 + 64),
+                    flate2::Compression::new(GZIP_LEVEL),
+                );
+                enc.write_all(data)?;
+                enc.finish()
+            }
+            Self::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL),
+            Self::None => Ok(data.to_vec()),
+        }
+    }
+}
 
 type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>);
 
-/// A writer that gzips what it is given on `threads` threads into `inner`.
-pub struct ParallelGz<W: Write> {
+/// A writer that compresses what it is given on `threads` threads into
+/// `inner`.
+pub struct ParallelCompress<W: Write> {
     inner: W,
-    level: u32,
+    codec: Compression,
     buf: Vec<u8>,
     next_in: u64,
     next_out: u64,
@@ -36,19 +98,8 @@ pub struct ParallelGz<W: Write> {
     workers: Vec<JoinHandle<()>>,
 }
 
-/// One member: header with mtime 0 and OS "unknown", so nothing of the
-/// host is recorded.
-pub fn member(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    let mut enc = GzBuilder::new().mtime(0).operating_system(255).write(
-        Vec::with_capacity(data.len() / 2 + 64),
-        Compression::new(level),
-    );
-    enc.write_all(data)?;
-    enc.finish()
-}
-
-impl<W: Write> ParallelGz<W> {
-    pub fn new(inner: W, level: u32, threads: usize) -> Self {
+impl<W: Write> ParallelCompress<W> {
+    pub fn new(inner: W, codec: Compression, threads: usize) -> Self {
         let threads = threads.max(1);
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
         let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
@@ -60,7 +111,7 @@ impl<W: Write> ParallelGz<W> {
                     loop {
                         let job = rx.lock().unwrap().recv();
                         let Ok((index, data)) = job else { break };
-                        if tx.send((index, member(&data, level))).is_err() {
+                        if tx.send((index, codec.chunk(&data))).is_err() {
                             break;
                         }
                     }
@@ -69,7 +120,7 @@ impl<W: Write> ParallelGz<W> {
             .collect();
         Self {
             inner,
-            level,
+            codec,
             buf: Vec::with_capacity(CHUNK),
             next_in: 0,
             next_out: 0,
@@ -110,11 +161,11 @@ impl<W: Write> ParallelGz<W> {
     }
 
     /// Compress what is left and return the inner writer. An empty input
-    /// still yields one (empty) member, so the output is valid gzip.
+    /// still yields one (empty) member or frame, so the output is valid.
     pub fn finish(mut self) -> io::Result<W> {
         if !self.buf.is_empty() || self.next_in == 0 {
             if self.next_in == 0 && self.buf.is_empty() {
-                let empty = member(&[], self.level)?;
+                let empty = self.codec.chunk(&[])?;
                 self.inner.write_all(&empty)?;
                 self.next_out = 1;
                 self.next_in = 1;
@@ -133,7 +184,7 @@ impl<W: Write> ParallelGz<W> {
     }
 }
 
-impl<W: Write> Write for ParallelGz<W> {
+impl<W: Write> Write for ParallelCompress<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let take = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..take]);
@@ -161,12 +212,32 @@ mod tests {
             .collect()
     }
 
-    fn gz(input: &[u8], threads: usize) -> Vec<u8> {
-        let mut w = ParallelGz::new(Vec::new(), 1, threads);
+    fn compress(input: &[u8], codec: Compression, threads: usize) -> Vec<u8> {
+        let mut w = ParallelCompress::new(Vec::new(), codec, threads);
         for piece in input.chunks(7777) {
             w.write_all(piece).unwrap();
         }
         w.finish().unwrap()
+    }
+
+    fn gz(input: &[u8], threads: usize) -> Vec<u8> {
+        compress(input, Compression::Gzip, threads)
+    }
+
+    #[test]
+    fn zstd_does_not_depend_on_thread_count_and_round_trips() {
+        let input = data(3 * CHUNK + 999);
+        let one = compress(&input, Compression::Zstd, 1);
+        assert_eq!(one, compress(&input, Compression::Zstd, 3));
+        assert_eq!(zstd::stream::decode_all(&one[..]).unwrap(), input);
+        let empty = compress(&[], Compression::Zstd, 2);
+        assert!(zstd::stream::decode_all(&empty[..]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn none_is_the_input() {
+        let input = data(2 * CHUNK + 5);
+        assert_eq!(compress(&input, Compression::None, 2), input);
     }
 
     #[test]

@@ -1,0 +1,430 @@
+//! The build cache of one output image: what lets an unchanged rebuild cost
+//! next to nothing.
+//!
+//! CNB keeps two things between builds: a cache (the files of `cache`
+//! layers) and the previous image (the metadata and blobs of launch layers).
+//! Cascade keeps both under `<cache dir>/images/<key>/`, keyed by the output
+//! image name:
+//!
+//! - `record.json`: each buildpack's layers of the last successful build
+//!   (types, metadata, blob, whether they had `bin/` and `lib/`) and the app
+//!   layer's blob, wrapped with its own sha256 so a damaged record is noticed;
+//! - `layers/<buildpack>/<layer>/`: the files of `cache` layers, each with a
+//!   fingerprint in the record (sha256 over every entry's path, type, size,
+//!   mtime, mode and link target), checked before the layer is offered back;
+//! - `lock`: held for the whole build, so concurrent builds of one image take
+//!   turns instead of corrupting each other (builds of other images do not
+//!   wait);
+//! - `work-*/`: the build's private copy of the app and its layers dirs, on
+//!   the same file system so that restoring and saving cache layers are
+//!   renames, not copies.
+//!
+//! Blobs themselves stay where export wrote them (the output layout, or the
+//! blob cache a registry push is staged in); a launch layer is offered back
+//! only while its blob is still there.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::api::{LayerTypes, RestoredLayer};
+use crate::env::LayerDirs;
+use crate::ids::{BuildpackId, LayerName};
+use crate::oci::Layout;
+use crate::oci::layer::LayerBlob;
+use crate::phase::{BuiltBuildpack, Exported};
+use crate::report::Reporter;
+
+/// Bump when the record's meaning changes: an old record is then ignored.
+const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("build cache {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("build cache: {0}")]
+    Record(#[from] crate::oci::LayoutError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A layer of the previous build: what its buildpack is told, and what the
+/// host knows to reuse it.
+#[derive(Debug, Clone)]
+pub struct PreviousLayer {
+    pub restored: RestoredLayer,
+    /// Its blob, when it was a launch layer and the blob is still present.
+    pub blob: Option<LayerBlob>,
+    pub dirs: LayerDirs,
+}
+
+/// What the cache gave back before a build.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub layers: BTreeMap<BuildpackId, Vec<PreviousLayer>>,
+    /// The previous app layer, when its blob is still present.
+    pub app: Option<LayerBlob>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Sealed {
+    sha256: String,
+    record: serde_json::Value,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Record {
+    version: u32,
+    image: String,
+    buildpacks: BTreeMap<String, Vec<RecordLayer>>,
+    app: Option<LayerBlob>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RecordLayer {
+    name: String,
+    types: LayerTypes,
+    /// TOML text.
+    metadata: String,
+    blob: Option<LayerBlob>,
+    /// Of the saved files, for `cache` layers.
+    fingerprint: Option<String>,
+    dirs: LayerDirs,
+}
+
+/// The cache of one output image, locked for as long as it is held.
+#[derive(Debug)]
+pub struct ImageCache {
+    dir: PathBuf,
+    image: String,
+    _lock: File,
+}
+
+impl ImageCache {
+    /// Open (creating) the cache of `image` under `root` and take its lock,
+    /// waiting for another build of the same image to finish.
+    pub fn open(root: &Path, image: &str, reporter: &dyn Reporter) -> Result<Self, CacheError> {
+        let key = hex::encode(&sha2::Sha256::digest(image.as_bytes())[..12]);
+        let dir = root.join("images").join(key);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock_path = dir.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                reporter.note(&format!(
+                    "waiting for another build of {image} to release the cache"
+                ));
+                lock.lock().map_err(io_err(&lock_path))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        Ok(Self {
+            dir,
+            image: image.into(),
+            _lock: lock,
+        })
+    }
+
+    /// Forget everything cached for this image (`--clear-cache`).
+    pub fn clear(&self) -> Result<(), CacheError> {
+        remove_if_present(&self.dir.join("record.json"))?;
+        remove_if_present(&self.dir.join("layers"))
+    }
+
+    /// A private directory for one build, on the cache's file system. Work
+    /// dirs left by a build that was killed are removed first: the lock says
+    /// no other build of this image is running.
+    pub fn work_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("work-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        tempfile::Builder::new()
+            .prefix("work-")
+            .tempdir_in(&self.dir)
+            .map_err(io_err(&self.dir))
+    }
+
+    fn read_record(&self, reporter: &dyn Reporter) -> Record {
+        let path = self.dir.join("record.json");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Record::default();
+        };
+        let record = serde_json::from_slice::<Sealed>(&bytes)
+            .ok()
+            .filter(|s| {
+                let body = serde_json::to_vec(&s.record).unwrap_or_default();
+                hex::encode(sha2::Sha256::digest(&body)) == s.sha256
+            })
+            .and_then(|s| serde_json::from_value::<Record>(s.record).ok());
+        match record {
+            Some(r) if r.version == RECORD_VERSION && r.image == self.image => r,
+            Some(_) => Record::default(),
+            None => {
+                reporter.note(&format!(
+                    "cache record {} is damaged: ignoring it and rebuilding",
+                    path.display()
+                ));
+                Record::default()
+            }
+        }
+    }
+
+    /// Put the previous build's cache layers back under `layers_root` (by
+    /// rename) and list what each buildpack may reuse. A cache layer whose
+    /// files do not match their fingerprint is dropped, never offered; a
+    /// launch layer whose blob left `store` is not offered either.
+    pub fn restore(
+        &self,
+        layers_root: &Path,
+        store: &Layout,
+        reporter: &dyn Reporter,
+    ) -> Result<Restored, CacheError> {
+        let record = self.read_record(reporter);
+        let saved = self.dir.join("layers");
+        let mut out = Restored {
+            app: record.app.filter(|b| blob_present(store, b)),
+            ..Restored::default()
+        };
+        for (bp, layers) in record.buildpacks {
+            let Ok(id) = BuildpackId::new(bp) else {
+                continue;
+            };
+            let mut previous = Vec::new();
+            for l in layers {
+                let Ok(name) = LayerName::new(l.name.clone()) else {
+                    continue;
+                };
+                let Ok(metadata) = l.metadata.parse::<toml::Table>() else {
+                    continue;
+                };
+                let blob = l.blob.filter(|b| l.types.launch && blob_present(store, b));
+                let has_files = if l.types.cache {
+                    let from = saved.join(id.escaped()).join(name.as_str());
+                    let found = fingerprint(&from).ok();
+                    if found.is_none() || found != l.fingerprint {
+                        reporter.note(&format!(
+                            "cache layer {id}:{name} does not match its fingerprint: dropping it"
+                        ));
+                        continue;
+                    }
+                    let to = layers_root.join(id.escaped()).join(name.as_str());
+                    let parent = to.parent().expect("a layer dir has a parent");
+                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                    std::fs::rename(&from, &to).map_err(io_err(&from))?;
+                    true
+                } else if blob.is_some() {
+                    false
+                } else {
+                    continue;
+                };
+                previous.push(PreviousLayer {
+                    restored: RestoredLayer {
+                        name,
+                        types: l.types,
+                        metadata,
+                        has_files,
+                    },
+                    blob,
+                    dirs: l.dirs,
+                });
+            }
+            if !previous.is_empty() {
+                out.layers.insert(id, previous);
+            }
+        }
+        // What was not restored is stale; the record goes too, so a build
+        // that fails now leaves a cache that is empty, not wrong.
+        remove_if_present(&saved)?;
+        remove_if_present(&self.dir.join("record.json"))?;
+        Ok(out)
+    }
+
+    /// After a successful build: keep the `cache` layers' files (moved out
+    /// of the work dir) and record every layer and blob for the next build.
+    pub fn save(&self, built: &[BuiltBuildpack], exported: &Exported) -> Result<(), CacheError> {
+        let staging = self.dir.join("layers.new");
+        remove_if_present(&staging)?;
+        let mut record = Record {
+            version: RECORD_VERSION,
+            image: self.image.clone(),
+            buildpacks: BTreeMap::new(),
+            app: Some(exported.app_blob.clone()),
+        };
+        for bp in built {
+            let id = bp.runner.id();
+            let mut layers = Vec::new();
+            for l in &bp.layers {
+                let blob = exported
+                    .layer_blobs
+                    .iter()
+                    .find(|(b, name, _)| b == id && name == &l.layer.name)
+                    .map(|(_, _, blob)| blob.clone());
+                let fingerprint = if l.layer.types.cache {
+                    let to = staging.join(id.escaped()).join(l.layer.name.as_str());
+                    let parent = to.parent().expect("a layer dir has a parent");
+                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                    std::fs::rename(&l.host_path, &to).map_err(io_err(&l.host_path))?;
+                    Some(fingerprint(&to).map_err(io_err(&to))?)
+                } else {
+                    None
+                };
+                if blob.is_none() && fingerprint.is_none() {
+                    continue;
+                }
+                layers.push(RecordLayer {
+                    name: l.layer.name.to_string(),
+                    types: l.layer.types,
+                    metadata: l.layer.metadata.to_string(),
+                    blob,
+                    fingerprint,
+                    dirs: l.dirs,
+                });
+            }
+            record.buildpacks.insert(id.to_string(), layers);
+        }
+        let saved = self.dir.join("layers");
+        remove_if_present(&saved)?;
+        if staging.exists() {
+            std::fs::rename(&staging, &saved).map_err(io_err(&staging))?;
+        }
+        let body = serde_json::to_value(&record).expect("the record serialises");
+        let sealed = Sealed {
+            sha256: hex::encode(sha2::Sha256::digest(
+                serde_json::to_vec(&body).expect("JSON serialises"),
+            )),
+            record: body,
+        };
+        let path = self.dir.join("record.json");
+        let bytes = serde_json::to_vec_pretty(&sealed).expect("JSON serialises");
+        Ok(crate::oci::layout::write_atomic(&path, &bytes)?)
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), CacheError> {
+    let result = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match result {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `blob` is in `store` with its recorded size.
+fn blob_present(store: &Layout, blob: &LayerBlob) -> bool {
+    std::fs::metadata(store.blob_path(&blob.digest)).is_ok_and(|m| m.len() == blob.size)
+}
+
+/// sha256 over every entry under `dir` (sorted): relative path, type, and
+/// for files size, mtime and exec bit, for links the target. It reads no
+/// file contents, so checking a large cache layer costs one `stat` per
+/// entry; any write through the file system changes a size or an mtime.
+pub fn fingerprint(dir: &Path) -> io::Result<String> {
+    let mut h = sha2::Sha256::new();
+    if !std::fs::symlink_metadata(dir)?.is_dir() {
+        return Err(io::Error::other("not a directory"));
+    }
+    for entry in walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by(|a, b| a.file_name().cmp(b.file_name()))
+    {
+        let entry = entry?;
+        let rel = entry.path().strip_prefix(dir).expect("under its root");
+        let meta = entry.metadata()?;
+        h.update(rel.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            h.update(b"d");
+        } else if ft.is_symlink() {
+            h.update(b"l");
+            h.update(
+                std::fs::read_link(entry.path())?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
+        } else {
+            h.update(b"f");
+            h.update(meta.len().to_le_bytes());
+            h.update(meta.mtime().to_le_bytes());
+            h.update(meta.mtime_nsec().to_le_bytes());
+            h.update((meta.mode() & 0o111).to_le_bytes());
+        }
+        h.update([0]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_sees_changed_content_and_new_files_but_not_the_location() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::write(a.join("sub/f"), "one").unwrap();
+        let before = fingerprint(&a).unwrap();
+        let b = tmp.path().join("b");
+        std::fs::rename(&a, &b).unwrap();
+        assert_eq!(fingerprint(&b).unwrap(), before, "a rename is not a change");
+        std::fs::write(b.join("sub/f"), "two").unwrap();
+        let changed = fingerprint(&b).unwrap();
+        assert_ne!(changed, before);
+        std::fs::write(b.join("new"), "").unwrap();
+        assert_ne!(fingerprint(&b).unwrap(), changed);
+    }
+
+    #[test]
+    fn a_tampered_record_is_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ImageCache::open(tmp.path(), "oci:x:y", &crate::report::Silent).unwrap();
+        let sealed = Sealed {
+            sha256: "0".repeat(64),
+            record: serde_json::to_value(Record {
+                version: RECORD_VERSION,
+                image: "oci:x:y".into(),
+                ..Record::default()
+            })
+            .unwrap(),
+        };
+        std::fs::write(
+            cache.dir.join("record.json"),
+            serde_json::to_vec(&sealed).unwrap(),
+        )
+        .unwrap();
+        let record = cache.read_record(&crate::report::Silent);
+        assert!(
+            record.image.is_empty(),
+            "a record with a wrong seal was used"
+        );
+    }
+}
