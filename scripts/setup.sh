@@ -18,3 +18,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# CycloneDX's own schema validator (the official Python library), which the
+# SBOM tests check Cascade's SBOMs with.
+if ! python3 -c "import cyclonedx.validation.json" 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    'cyclonedx-python-lib[json-validation]==11.12.0'
+fi

@@ -202,6 +202,12 @@ pub trait BuildpackRunner: Send + Sync {
         &self.manifest().buildpack.id
     }
 
+    /// sha256 of the buildpack's component, when it is one (the SBOM and
+    /// the build label name buildpacks by it).
+    fn component_digest(&self) -> Option<&crate::oci::Digest> {
+        None
+    }
+
     fn detect(&self, input: &DetectInput) -> Result<DetectOutcome, RunError>;
 
     fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError>;

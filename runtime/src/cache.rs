@@ -78,6 +78,8 @@ pub struct Restored {
     pub layers: BTreeMap<BuildpackId, Vec<PreviousLayer>>,
     /// The previous app layer, when its blob is still present.
     pub app: Option<LayerBlob>,
+    /// The previous SBOM layer, likewise.
+    pub sbom: Option<LayerBlob>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,6 +94,7 @@ struct Record {
     image: String,
     buildpacks: BTreeMap<String, Vec<RecordLayer>>,
     app: Option<LayerBlob>,
+    sbom: Option<LayerBlob>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,6 +210,7 @@ impl ImageCache {
         let saved = self.dir.join("layers");
         let mut out = Restored {
             app: record.app.filter(|b| blob_present(store, b)),
+            sbom: record.sbom.filter(|b| blob_present(store, b)),
             ..Restored::default()
         };
         for (bp, layers) in record.buildpacks {
@@ -273,6 +277,7 @@ impl ImageCache {
             image: self.image.clone(),
             buildpacks: BTreeMap::new(),
             app: Some(exported.app_blob.clone()),
+            sbom: Some(exported.sbom_blob.clone()),
         };
         for bp in built {
             let id = bp.runner.id();

@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::labels;
-use crate::oci::store::{Oci, StoreError};
-use crate::oci::{Digest, ImageRef};
+use crate::oci::store::{BlobHome, Oci, StoreError};
+use crate::oci::{Digest, ImageRef, MEDIA_LAYER_TAR, MEDIA_LAYER_ZSTD};
+use crate::sbom;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -38,6 +39,8 @@ pub struct Inspection {
     pub default_process: Option<String>,
     pub env: Vec<String>,
     pub layers: Vec<LayerInfo>,
+    /// What the image SBOM lists, when the image has one.
+    pub sbom: Option<sbom::Summary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +72,7 @@ pub struct LayerInfo {
     pub digest: String,
     pub diff_id: String,
     pub size: u64,
-    /// `run-image`, `<buildpack>:<layer>`, `app`, or `unknown`.
+    /// `run-image`, `<buildpack>:<layer>`, `app`, `sbom`, or `unknown`.
     pub source: String,
 }
 
@@ -104,12 +107,82 @@ pub fn inspect(image: &ImageRef, oci: &Oci) -> Result<Inspection, InspectError> 
             image: image.to_string(),
             source,
         })?;
-    Ok(from_parts(
+    let mut inspection = from_parts(
         &image.to_string(),
         &read.digest,
         &read.manifest,
         &read.config,
-    ))
+    );
+    inspection.sbom = image_sbom(oci, &read, &inspection)
+        .ok()
+        .flatten()
+        .map(|doc| sbom::summarise(&doc));
+    Ok(inspection)
+}
+
+/// The image SBOM (CycloneDX JSON) of an inspected image: the layer the
+/// lifecycle label names as `sbom.sha`, read and searched for
+/// `layers/sbom/launch/sbom.cdx.json`. `None` when the image has none.
+pub fn image_sbom(
+    oci: &Oci,
+    read: &crate::oci::store::ReadImage,
+    inspection: &Inspection,
+) -> Result<Option<Value>, InspectError> {
+    let Some(layer) = inspection.layers.iter().find(|l| l.source == "sbom") else {
+        return Ok(None);
+    };
+    let store_err = |source: StoreError| InspectError::Store {
+        image: inspection.image.clone(),
+        source,
+    };
+    let digest: Digest = match layer.digest.parse() {
+        Ok(d) => d,
+        Err(_) => return Ok(None),
+    };
+    let bytes = match &read.home {
+        BlobHome::Layout(l) => l.read_blob(&digest).map_err(|e| store_err(e.into()))?,
+        BlobHome::Registry(r) => match &oci.registry {
+            Some(client) => client
+                .blob_bytes(r, &digest)
+                .map_err(|e| store_err(e.into()))?,
+            None => return Ok(None),
+        },
+        BlobHome::None => return Ok(None),
+    };
+    let media = read.manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["digest"] == layer.digest)
+        .and_then(|l| l["mediaType"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let reader: Box<dyn std::io::Read> = if media == MEDIA_LAYER_TAR {
+        Box::new(&bytes[..])
+    } else if media == MEDIA_LAYER_ZSTD {
+        match zstd::stream::read::Decoder::new(&bytes[..]) {
+            Ok(d) => Box::new(d),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        Box::new(flate2::read::MultiGzDecoder::new(&bytes[..]))
+    };
+    let mut archive = tar::Archive::new(reader);
+    let Ok(entries) = archive.entries() else {
+        return Ok(None);
+    };
+    for entry in entries.flatten() {
+        let mut entry = entry;
+        let is_doc = entry
+            .path()
+            .is_ok_and(|p| p.to_string_lossy().trim_start_matches("./") == sbom::IMAGE_SBOM_PATH);
+        if is_doc {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut text).ok();
+            return Ok(serde_json::from_slice(&text).ok());
+        }
+    }
+    Ok(None)
 }
 
 /// Everything `inspect` reports, from an image's manifest and config.
@@ -184,6 +257,7 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
         default_process,
         env,
         layers,
+        sbom: None,
     }
 }
 
@@ -204,6 +278,9 @@ fn layer_infos(lifecycle: &Value, manifest: &Value, config: &Value, top: &str) -
         if let Some(sha) = app["sha"].as_str() {
             sources.push((sha.into(), "app".into()));
         }
+    }
+    if let Some(sha) = lifecycle["sbom"]["sha"].as_str() {
+        sources.push((sha.into(), "sbom".into()));
     }
     let diff_ids = strings(&config["rootfs"]["diff_ids"]);
     let base_count = diff_ids.iter().position(|d| *d == top).map_or(0, |i| i + 1);

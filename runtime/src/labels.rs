@@ -20,6 +20,8 @@ pub struct LayerShas<'a> {
     /// (buildpack index, layer name, diff_id)
     pub layers: &'a [(usize, String, String)],
     pub app: &'a str,
+    /// The SBOM layer's diff_id (CNB `sbom.sha`).
+    pub sbom: Option<&'a str>,
 }
 
 pub struct RunImageLabel<'a> {
@@ -66,12 +68,16 @@ pub fn lifecycle_metadata(
             })
         })
         .collect();
-    json!({
+    let mut label = json!({
         "app": [{"sha": shas.app}],
         "buildpacks": buildpacks,
         "runImage": {"topLayer": run.top_layer, "reference": run.reference, "image": run.image},
         "stack": {"runImage": {"image": run.image}},
-    })
+    });
+    if let Some(sha) = shas.sbom {
+        label["sbom"] = json!({"sha": sha});
+    }
+    label
 }
 
 /// `processes` are (process, buildpack id), already merged and sorted.

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod project;
 pub mod report;
 pub mod run_image;
+pub mod sbom;
 
 /// Seconds since the epoch of 1980-01-01T00:00:01Z, the CNB normalised time
 /// used for file mtimes and, without SOURCE_DATE_EPOCH, image `created`.

@@ -9,6 +9,7 @@ use crate::builder::GroupMember;
 use crate::cache::{CacheError, ImageCache, Restored};
 use crate::oci::compress::Compression;
 use crate::oci::layer::Owner;
+use crate::oci::referrers::Attached;
 use crate::oci::store::{BlobHome, Oci, StoreError, Transfers};
 use crate::oci::{Digest, ImageRef, Layout};
 use crate::phase::{
@@ -144,6 +145,7 @@ pub fn build(
     .run()?;
 
     reporter.phase("export");
+    let os = os_info(&run_image, oci, &store, reporter);
     let exported = Export {
         built: &built,
         app_dir: &workspace,
@@ -153,17 +155,20 @@ pub fn build(
         owner: Owner::default(),
         compression: req.compression,
         previous_app: restored.app.as_ref(),
+        previous_sbom: restored.sbom.as_ref(),
+        os: os.as_ref(),
         reporter,
     }
     .run()?;
-    let (transfers, digest) = store_image(req, oci, &store, &run_image, &exported, reporter)?;
+    let (transfers, digest, referrer) =
+        store_image(req, oci, &store, &run_image, &exported, reporter)?;
     if let Some(c) = &cache {
         c.save(&built, &exported)?;
     }
 
-    Ok(report(
-        req, &run_image, &detected, exported, transfers, &digest,
-    ))
+    let mut report = report(req, &run_image, &detected, exported, transfers, &digest);
+    report.sbom_referrer = referrer;
+    Ok(report)
 }
 
 /// What `cascade build` tells the user and the platform.
@@ -199,6 +204,48 @@ fn report(
         layers: exported.layers,
         processes: exported.processes,
         default_process: exported.default_process,
+        sbom_referrer: None,
+    }
+}
+
+/// The run image's OS facts for the SBOM, from base layers that are on this
+/// machine. Failing to read them costs the SBOM its package list, not the
+/// build.
+fn os_info(
+    run_image: &RunImage,
+    oci: &Oci,
+    store: &Layout,
+    reporter: &dyn Reporter,
+) -> Option<crate::sbom::OsInfo> {
+    let local = |d: &Digest| {
+        let mut places = vec![oci.cache.blob_path(d), store.blob_path(d)];
+        if let BlobHome::Layout(l) = &run_image.home {
+            places.insert(0, l.blob_path(d));
+        }
+        places.into_iter().find(|p| p.is_file())
+    };
+    match crate::sbom::os::read(run_image, &local, &oci.cache_root) {
+        Ok(Some(os)) => {
+            if os.has_dpkg {
+                reporter.note(&format!(
+                    "run image OS: {} {} with {} dpkg packages",
+                    os.id.as_deref().unwrap_or("unknown"),
+                    os.version_id.as_deref().unwrap_or(""),
+                    os.packages.len()
+                ));
+            }
+            Some(os)
+        }
+        Ok(None) => {
+            reporter.note("run image layers are not local: the SBOM lists no OS packages");
+            None
+        }
+        Err(e) => {
+            reporter.note(&format!(
+                "reading the run image's OS packages failed ({e}): the SBOM lists none"
+            ));
+            None
+        }
     }
 }
 
@@ -248,7 +295,7 @@ fn store_image(
     run_image: &RunImage,
     exported: &Exported,
     reporter: &dyn Reporter,
-) -> Result<(Transfers, Digest), StoreError> {
+) -> Result<(Transfers, Digest, Option<Attached>), StoreError> {
     let mut t = Transfers::default();
     match &req.output {
         ImageRef::Registry(target) => {
@@ -273,11 +320,33 @@ fn store_image(
         (run_image.os(), run_image.arch()),
         &mut t,
     )?;
+    let mut referrer = None;
+    if let ImageRef::Registry(target) = &req.output {
+        let client = oci
+            .registry
+            .as_deref()
+            .ok_or_else(|| StoreError::NoClient {
+                image: target.whole(),
+            })?;
+        let attached = crate::oci::referrers::attach(
+            client,
+            target,
+            &digest,
+            exported.manifest.len(),
+            crate::sbom::MEDIA_CYCLONEDX,
+            &exported.sbom,
+        )?;
+        reporter.note(&format!(
+            "SBOM attached as referrer {} ({})",
+            attached.digest, attached.via
+        ));
+        referrer = Some(attached);
+    }
     reporter.note(&format!(
         "blobs: {} present, {} linked, {} mounted, {} downloaded, {} uploaded",
         t.present, t.linked, t.mounted, t.downloaded, t.uploaded
     ));
-    Ok((t, digest))
+    Ok((t, digest, referrer))
 }
 
 /// Copy the app into the build workspace: files keep their bytes and exec

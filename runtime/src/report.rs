@@ -51,6 +51,8 @@ pub struct BuildReport {
     pub layers: Vec<LayerReport>,
     pub processes: Vec<ProcessReport>,
     pub default_process: Option<String>,
+    /// The image SBOM as an OCI referrer, when published to a registry.
+    pub sbom_referrer: Option<crate::oci::referrers::Attached>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -196,7 +196,12 @@ fn ca_certs_join_a_procfile_app_and_set_ssl_cert_file() {
         .collect();
     assert_eq!(
         sources,
-        ["run-image", "cascade/ca-certs:ca-certificates", "app"]
+        [
+            "run-image",
+            "cascade/ca-certs:ca-certificates",
+            "sbom",
+            "app"
+        ]
     );
     assert_eq!(inspected["default_process"], "web");
     assert_eq!(inspected["digest"], report["image_digest"]);

@@ -87,7 +87,7 @@ fn a_rebuild_with_no_change_reuses_every_layer_and_gives_the_same_digest() {
     let warm = build_with(&cache, &app, &output, &[]);
     assert_eq!(warm.digest(), cold.digest());
     let reused = warm.reused();
-    assert_eq!(reused.len(), 3, "deps, runtime, app: {reused:?}");
+    assert_eq!(reused.len(), 4, "deps, runtime, sbom, app: {reused:?}");
     assert!(reused.iter().all(|(_, r)| *r), "{reused:?}");
     for layer in ["deps", "toolchain", "runtime"] {
         assert!(

@@ -13,4 +13,5 @@ mod rebase;
 mod registry;
 mod reproducible;
 mod sandbox;
+mod sbom;
 mod support;

@@ -19,12 +19,23 @@ pub struct InspectArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Print the image's whole CycloneDX SBOM (JSON) instead.
+    #[arg(long)]
+    pub sbom: bool,
 }
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let image = ImageRef::parse(&args.image).map_err(|e| InvalidInput(format!("IMAGE: {e}")))?;
     let oci = super::oci(None, &[&image], &args.insecure_registry)?;
     let i = inspect(&image, &oci)?;
+    if args.sbom {
+        let read = oci.read(&image, None)?;
+        let doc = cascade_runtime::inspect::image_sbom(&oci, &read, &i)?
+            .ok_or_else(|| InvalidInput(format!("{}: the image has no SBOM layer", i.image)))?;
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&i)?),
         Format::Text => print_text(&i),
@@ -72,6 +83,16 @@ fn print_text(i: &Inspection) {
     println!("Env:");
     for e in &i.env {
         println!("  {e}");
+    }
+    if let Some(s) = &i.sbom {
+        println!(
+            "SBOM: {} buildpacks, {} layers ({} components declared by buildpacks), run image OS {} with {} packages",
+            s.buildpacks,
+            s.layers,
+            s.layer_components,
+            s.os.as_deref().unwrap_or("unknown"),
+            s.os_packages
+        );
     }
     println!("Layers:");
     for l in &i.layers {

@@ -151,6 +151,7 @@ impl Engine {
         let pre = BuildpackPre::new(pre).map_err(compile_err)?;
         Ok(WasmBuildpack {
             manifest,
+            digest: crate::oci::Digest::of(bytes),
             pre,
             engine: self.clone(),
         })
@@ -222,6 +223,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// A loaded buildpack component, ready to instantiate per call.
 pub struct WasmBuildpack {
     manifest: BuildpackManifest,
+    /// sha256 of the component bytes: which buildpack this exactly is.
+    digest: crate::oci::Digest,
     pre: BuildpackPre<State>,
     engine: Arc<Engine>,
 }
@@ -277,6 +280,10 @@ impl WasmBuildpack {
 impl BuildpackRunner for WasmBuildpack {
     fn manifest(&self) -> &BuildpackManifest {
         &self.manifest
+    }
+
+    fn component_digest(&self) -> Option<&crate::oci::Digest> {
+        Some(&self.digest)
     }
 
     fn detect(&self, input: &DetectInput) -> Result<DetectOutcome, RunError> {

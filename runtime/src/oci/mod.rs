@@ -7,6 +7,7 @@ pub mod digest;
 pub mod layer;
 pub mod layout;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
 pub mod store;
 

@@ -332,6 +332,17 @@ impl Registry {
         Ok(())
     }
 
+    /// The referrers of `subject` (a reference by digest): the registry's
+    /// referrers API, or the `sha256-<hex>` tag index where the registry has
+    /// none (oci-client falls back by itself). Descriptors as JSON.
+    pub fn referrers(&self, subject: &Reference) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let index = self.call(subject, async || {
+            self.client.pull_referrers(subject, None).await
+        })?;
+        let index = serde_json::to_value(index).unwrap_or_default();
+        Ok(index["manifests"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Repositories of the registry (`/v2/_catalog`), all pages.
     pub fn catalog(&self, registry: &Reference) -> Result<Vec<String>, RegistryError> {
         let auth = self.auth(registry.resolve_registry());

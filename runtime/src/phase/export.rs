@@ -19,6 +19,7 @@ use crate::oci::layer::{self, LayerBlob, LayerError, LayerSource, Owner, write_l
 use crate::oci::{Digest, Layout, LayoutError, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
 use crate::report::{LayerReport, ProcessReport, Reporter};
 use crate::run_image::RunImage;
+use crate::sbom;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -49,6 +50,10 @@ pub struct Export<'a> {
     /// The previous build's app layer: reused when the app's tar hashes to
     /// the same diff_id.
     pub previous_app: Option<&'a LayerBlob>,
+    /// The previous build's SBOM layer, reused when its bytes are the same.
+    pub previous_sbom: Option<&'a LayerBlob>,
+    /// The run image's OS facts for the SBOM (`None`: not readable here).
+    pub os: Option<&'a sbom::OsInfo>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -63,6 +68,9 @@ pub struct Exported {
     /// Each launch layer's blob, by buildpack and layer.
     pub layer_blobs: Vec<(BuildpackId, LayerName, LayerBlob)>,
     pub app_blob: LayerBlob,
+    /// The image SBOM (CycloneDX JSON), as stored in the SBOM layer.
+    pub sbom: Vec<u8>,
+    pub sbom_blob: LayerBlob,
     pub layers: Vec<LayerReport>,
     pub processes: Vec<ProcessReport>,
     pub default_process: Option<String>,
@@ -90,7 +98,7 @@ impl Export<'_> {
         let layout = self.store;
 
         // Launch layers in group order (by name within a buildpack), then the app.
-        let mut jobs = Vec::new();
+        let mut jobs: Vec<Job> = Vec::new();
         let mut owners = Vec::new();
         for (i, bp) in self.built.iter().enumerate() {
             for l in bp.layers.iter().filter(|l| l.layer.types.launch) {
@@ -116,26 +124,29 @@ impl Export<'_> {
                 .cloned()
                 .map_or(Reuse::No, Reuse::IfUnchanged),
         });
-        let (blobs, reused) = self.write_layers(layout, &jobs)?;
+        let (mut blobs, mut reused) = self.write_layers(layout, &jobs)?;
 
         let layer_shas: Vec<(usize, String, String)> = owners
             .iter()
             .zip(&blobs)
             .map(|((i, name), b)| (*i, name.clone(), b.diff_id.to_string()))
             .collect();
-        let app_blob = blobs.last().expect("the app layer is always written");
+        let app_blob = blobs
+            .last()
+            .expect("the app layer is always written")
+            .clone();
+
+        let (sbom, sbom_blob) = self.add_sbom(layout, &mut jobs, &mut blobs, &mut reused)?;
 
         let processes = merged_processes(self.built);
         let default = default_process(&processes);
 
-        let config = self.config(
-            &blobs,
-            &jobs,
-            &processes,
-            default.as_ref(),
-            &layer_shas,
-            &app_blob.diff_id.to_string(),
-        )?;
+        let shas = LayerShas {
+            layers: &layer_shas,
+            app: &app_blob.diff_id.to_string(),
+            sbom: Some(&sbom_blob.diff_id.to_string()),
+        };
+        let config = self.config(&blobs, &jobs, &processes, default.as_ref(), &shas)?;
         let (config, manifest) = self.image_bytes(&config, &blobs)?;
 
         let layer_blobs = owners
@@ -152,7 +163,9 @@ impl Export<'_> {
             manifest,
             new_blobs: blobs.iter().map(|b| b.digest.clone()).collect(),
             layer_blobs,
-            app_blob: app_blob.clone(),
+            app_blob,
+            sbom_blob,
+            sbom,
             layers: jobs
                 .iter()
                 .zip(&blobs)
@@ -176,6 +189,123 @@ impl Export<'_> {
                 .collect(),
             default_process: default.map(|p| p.kind.to_string()),
         })
+    }
+
+    /// Write the SBOM layer and put it in the image's layer lists. The SBOM
+    /// describes the layers above, so it is written last, but it sits below
+    /// the app layer, which stays the image's top layer.
+    fn add_sbom(
+        &self,
+        layout: &Layout,
+        jobs: &mut Vec<Job>,
+        blobs: &mut Vec<LayerBlob>,
+        reused: &mut Vec<bool>,
+    ) -> Result<(Vec<u8>, LayerBlob), ExportError> {
+        let (sbom, sbom_blob, sbom_reused) = self.write_sbom(layout, jobs, blobs)?;
+        let at = jobs.len() - 1;
+        jobs.insert(
+            at,
+            Job {
+                name: "sbom".into(),
+                source: LayerSource {
+                    root: std::path::PathBuf::new(),
+                    prefix: String::new(),
+                },
+                reuse: Reuse::No,
+            },
+        );
+        blobs.insert(at, sbom_blob.clone());
+        reused.insert(at, sbom_reused);
+        Ok((sbom, sbom_blob))
+    }
+
+    /// Whether a previous build's blob can stand in this image: same
+    /// compression, and still in the store with its size.
+    fn usable(&self, layout: &Layout, b: &LayerBlob) -> bool {
+        b.compression == self.compression
+            && std::fs::metadata(layout.blob_path(&b.digest)).is_ok_and(|m| m.len() == b.size)
+    }
+
+    /// The image SBOM and the layer holding it with the buildpacks' layer
+    /// SBOMs (`/layers/sbom/launch/...`, CNB's place), written to `layout`.
+    /// `jobs` and `blobs` are the launch layers then the app, in order.
+    fn write_sbom(
+        &self,
+        layout: &Layout,
+        jobs: &[Job],
+        blobs: &[LayerBlob],
+    ) -> Result<(Vec<u8>, LayerBlob, bool), ExportError> {
+        let dir = tempfile::tempdir().map_err(|e| io_error(Path::new("sbom"), e))?;
+        let launch = dir.path().join("launch");
+        let mut layers = Vec::new();
+        let mut blob_iter = blobs.iter();
+        for bp in self.built {
+            for l in bp.layers.iter().filter(|l| l.layer.types.launch) {
+                let blob = blob_iter.next().expect("one blob per launch layer");
+                let sbom = match &l.layer.sbom {
+                    Some(text) => {
+                        let file = launch
+                            .join(bp.runner.id().escaped())
+                            .join(l.layer.name.as_str())
+                            .join("sbom.cdx.json");
+                        write_file(&file, text.as_bytes())?;
+                        serde_json::from_str(text).ok()
+                    }
+                    None => None,
+                };
+                layers.push(sbom::LayerEntry {
+                    owner: bp.runner.id().to_string(),
+                    name: l.layer.name.to_string(),
+                    path: l.guest_path.clone(),
+                    diff_id: blob.diff_id.clone(),
+                    sbom,
+                });
+            }
+        }
+        let app = blobs.last().expect("the app layer is always written");
+        layers.push(sbom::LayerEntry {
+            owner: "app".into(),
+            name: "app".into(),
+            path: APP_DIR.into(),
+            diff_id: app.diff_id.clone(),
+            sbom: None,
+        });
+        debug_assert_eq!(layers.len(), jobs.len());
+        let buildpacks: Vec<sbom::BuildpackEntry> = self
+            .built
+            .iter()
+            .map(|bp| sbom::BuildpackEntry {
+                id: bp.runner.id().to_string(),
+                version: bp.runner.manifest().buildpack.version.clone(),
+                digest: bp.runner.component_digest().cloned(),
+            })
+            .collect();
+        let run = sbom::RunImageEntry {
+            reference: self.run_image.reference.to_string(),
+            digest: self.run_image.manifest_digest.clone(),
+            top_layer: self.run_image.top_layer().cloned(),
+            os: self.os.cloned(),
+        };
+        let doc = sbom::image_sbom(&buildpacks, &layers, &run);
+        let bytes = canonical::to_vec(&doc).map_err(|source| ExportError::Json {
+            what: "SBOM",
+            source,
+        })?;
+        write_file(&launch.join("sbom.cdx.json"), &bytes)?;
+        let source = LayerSource {
+            root: dir.path().into(),
+            prefix: "layers/sbom".into(),
+        };
+        if let Some(prev) = self.previous_sbom.filter(|b| self.usable(layout, b))
+            && layer::diff_id(&source, self.owner)? == prev.diff_id
+        {
+            self.reporter
+                .note(&format!("reusing layer sbom ({})", prev.digest));
+            return Ok((bytes, prev.clone(), true));
+        }
+        self.reporter.note("exporting layer sbom");
+        let blob = write_layer(&source, &layout.blobs_dir(), self.owner, self.compression)?;
+        Ok((bytes, blob, false))
     }
 
     /// Canonical config and manifest bytes for the image.
@@ -220,10 +350,7 @@ impl Export<'_> {
         jobs: &[Job],
     ) -> Result<(Vec<LayerBlob>, Vec<bool>), ExportError> {
         let blobs_dir = layout.blobs_dir();
-        let usable = |b: &LayerBlob| {
-            b.compression == self.compression
-                && std::fs::metadata(layout.blob_path(&b.digest)).is_ok_and(|m| m.len() == b.size)
-        };
+        let usable = |b: &LayerBlob| self.usable(layout, b);
         let mut blobs = Vec::with_capacity(jobs.len());
         let mut reused = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -272,8 +399,7 @@ impl Export<'_> {
         jobs: &[Job],
         processes: &[(Process, String)],
         default: Option<&Process>,
-        layer_shas: &[(usize, String, String)],
-        app_sha: &str,
+        shas: &LayerShas<'_>,
     ) -> Result<Value, ExportError> {
         let created = rfc3339(self.created);
         let mut config = self.run_image.config.clone();
@@ -338,7 +464,7 @@ impl Export<'_> {
         }
         inner.retain(|_, v| !v.is_null());
 
-        let mut labels = self.labels(inner.get("Labels"), processes, layer_shas, app_sha)?;
+        let mut labels = self.labels(inner.get("Labels"), processes, shas)?;
         // What the layers did to the env, so a rebase can recompute `Env`
         // on the new run image's variables.
         let ops = canonical::to_vec(&launch_env).map_err(|source| ExportError::Json {
@@ -358,8 +484,7 @@ impl Export<'_> {
         &self,
         base: Option<&Value>,
         processes: &[(Process, String)],
-        layer_shas: &[(usize, String, String)],
-        app_sha: &str,
+        shas: &LayerShas<'_>,
     ) -> Result<BTreeMap<String, Value>, ExportError> {
         let mut labels: BTreeMap<String, Value> = base
             .and_then(Value::as_object)
@@ -384,10 +509,7 @@ impl Export<'_> {
         let image = self.run_image.reference.to_string();
         let lifecycle = labels::lifecycle_metadata(
             self.built,
-            &LayerShas {
-                layers: layer_shas,
-                app: app_sha,
-            },
+            shas,
             &RunImageLabel {
                 top_layer: &top,
                 reference: &reference,
@@ -411,6 +533,19 @@ impl Export<'_> {
         labels.insert(labels::PROJECT_METADATA.into(), json!("{}"));
         Ok(labels)
     }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ExportError {
+    ExportError::Layer(LayerError::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let parent = path.parent().expect("a file under a dir");
+    std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+    std::fs::write(path, bytes).map_err(|e| io_error(path, e))
 }
 
 /// Processes by type, a later buildpack winning (CNB), sorted by type.

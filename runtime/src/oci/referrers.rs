@@ -1,0 +1,97 @@
+//! Attaching an artifact (the image SBOM) to an image in a registry as an
+//! OCI referrer (image-spec 1.1 `subject`), with the distribution spec's
+//! fallback for registries without the referrers API: an image index under
+//! the tag `sha256-<hex of the subject>` that lists the referrers.
+
+use oci_client::Reference;
+use serde_json::{Value, json};
+
+use super::registry::{Registry, RegistryError};
+use super::{Digest, MEDIA_INDEX, MEDIA_MANIFEST, canonical};
+
+/// The empty config of an artifact manifest (image-spec 1.1).
+const MEDIA_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// How an artifact ended up attached.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attached {
+    /// Digest of the artifact manifest.
+    pub digest: String,
+    /// `referrers-api` (the registry indexed it), `tag-fallback` (listed
+    /// in the `sha256-<hex>` index) or `already-attached`.
+    pub via: String,
+}
+
+/// Push `bytes` as an artifact of `artifact_type` whose subject is the
+/// manifest `subject` (`subject_size` bytes) in `target`'s repository.
+/// Everything is content-addressed and canonical, so attaching the same
+/// SBOM to the same image twice changes nothing.
+pub fn attach(
+    client: &Registry,
+    target: &Reference,
+    subject: &Digest,
+    subject_size: usize,
+    artifact_type: &str,
+    bytes: &[u8],
+) -> Result<Attached, RegistryError> {
+    let repo = |tag_or_digest: &str, by_digest: bool| {
+        let (registry, repository) = (target.registry().to_owned(), target.repository().to_owned());
+        if by_digest {
+            Reference::with_digest(registry, repository, tag_or_digest.to_owned())
+        } else {
+            Reference::with_tag(registry, repository, tag_or_digest.to_owned())
+        }
+    };
+    let blob = Digest::of(bytes);
+    if !client.has_blob(target, &blob)? {
+        client.push_blob_bytes(target, &blob, bytes)?;
+    }
+    let empty = b"{}";
+    let empty_digest = Digest::of(empty);
+    if !client.has_blob(target, &empty_digest)? {
+        client.push_blob_bytes(target, &empty_digest, empty)?;
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": MEDIA_EMPTY, "digest": empty_digest.to_string(), "size": 2},
+        "layers": [{"mediaType": artifact_type, "digest": blob.to_string(), "size": bytes.len()}],
+        "subject": {"mediaType": MEDIA_MANIFEST, "digest": subject.to_string(), "size": subject_size},
+    });
+    let manifest = canonical::to_vec(&manifest).expect("JSON serialises");
+    let digest = Digest::of(&manifest);
+    let listed = |entries: &[Value]| entries.iter().any(|m| m["digest"] == digest.to_string());
+    let subject_ref = repo(&subject.to_string(), true);
+    if listed(&client.referrers(&subject_ref)?) {
+        return Ok(Attached {
+            digest: digest.to_string(),
+            via: "already-attached".into(),
+        });
+    }
+    client.push_manifest(&repo(&digest.to_string(), true), &manifest, MEDIA_MANIFEST)?;
+
+    let mut entries = client.referrers(&subject_ref)?;
+    if listed(&entries) {
+        return Ok(Attached {
+            digest: digest.to_string(),
+            via: "referrers-api".into(),
+        });
+    }
+    // The registry did not index the subject: keep the fallback tag's index
+    // (which `referrers` just read) and add this artifact to it.
+    entries.push(json!({
+        "mediaType": MEDIA_MANIFEST,
+        "digest": digest.to_string(),
+        "size": manifest.len(),
+        "artifactType": artifact_type,
+    }));
+    let index = json!({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries});
+    let index = canonical::to_vec(&index).expect("JSON serialises");
+    let tag = format!("sha256-{}", subject.hex());
+    client.push_manifest(&repo(&tag, false), &index, MEDIA_INDEX)?;
+    Ok(Attached {
+        digest: digest.to_string(),
+        via: "tag-fallback".into(),
+    })
+}
