@@ -22,6 +22,8 @@ fi
 # CycloneDX's own schema validator (the official Python library), which the
 # SBOM tests check Cascade's SBOMs with.
 if ! python3 -c "import cyclonedx.validation.json" 2>/dev/null; then
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  user=""
+  [ "$(id -u)" = 0 ] || user="--user"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $user \
     'cyclonedx-python-lib[json-validation]==11.12.0'
 fi

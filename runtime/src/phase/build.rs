@@ -261,16 +261,115 @@ mod tests {
     }
 
     fn run(group: &[Chosen], root: &Path) -> Result<Vec<BuiltBuildpack>, BuildError> {
+        run_with(group, root, &BTreeMap::new())
+    }
+
+    fn run_with(
+        group: &[Chosen],
+        root: &Path,
+        restored: &BTreeMap<BuildpackId, Vec<PreviousLayer>>,
+    ) -> Result<Vec<BuiltBuildpack>, BuildError> {
         Build {
             group,
             app_dir: root,
             layers_root: &root.join("layers"),
             platform_env: &api::Env::new(),
             target: &Target::new("linux", "amd64"),
-            restored: &BTreeMap::new(),
+            restored,
             reporter: &Silent,
         }
         .run()
+    }
+
+    const LAUNCH: LayerTypes = LayerTypes {
+        launch: true,
+        build: false,
+        cache: false,
+    };
+
+    fn reused(name: &str, types: LayerTypes) -> Layer {
+        Layer {
+            reused: true,
+            ..layer(name, types, Vec::new())
+        }
+    }
+
+    #[test]
+    fn a_layer_marked_reused_with_nothing_restored_is_invalid_output() {
+        let tmp = tempfile::tempdir().unwrap();
+        let liar = chosen("a/liar", |_| {
+            Ok(BuildOutput {
+                layers: vec![reused("deps", LAUNCH)],
+                ..BuildOutput::default()
+            })
+        });
+        let err = run(&[liar], tmp.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("marked reused") && err.contains("deps"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_reused_launch_only_layer_keeps_its_blob_and_its_bin_dir_without_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blob = LayerBlob {
+            digest: format!("sha256:{}", "1".repeat(64)).parse().unwrap(),
+            diff_id: format!("sha256:{}", "2".repeat(64)).parse().unwrap(),
+            size: 7,
+            compression: crate::oci::compress::Compression::Gzip,
+        };
+        let previous = PreviousLayer {
+            restored: api::RestoredLayer {
+                name: LayerName::new("rt").unwrap(),
+                types: LAUNCH,
+                metadata: toml::Table::new(),
+                has_files: false,
+            },
+            blob: Some(blob.clone()),
+            dirs: LayerDirs {
+                bin: true,
+                lib: false,
+            },
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let bp = chosen("a/rt", move |input| {
+            record.lock().unwrap().clone_from(&input.restored);
+            Ok(BuildOutput {
+                layers: vec![reused("rt", LAUNCH)],
+                ..BuildOutput::default()
+            })
+        });
+        let restored =
+            BTreeMap::from([(BuildpackId::new("a/rt").unwrap(), vec![previous.clone()])]);
+        let built = run_with(&[bp], tmp.path(), &restored).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![previous.restored]);
+        let l = &built[0].layers[0];
+        assert_eq!(l.reuse.as_ref(), Some(&blob));
+        assert!(
+            l.dirs.bin,
+            "bin/ comes from the record, not the (absent) files"
+        );
+
+        // Declared as a cache layer, metadata alone cannot stand for it.
+        let greedy = chosen("a/rt", |_| {
+            Ok(BuildOutput {
+                layers: vec![reused(
+                    "rt",
+                    LayerTypes {
+                        cache: true,
+                        ..LAUNCH
+                    },
+                )],
+                ..BuildOutput::default()
+            })
+        });
+        let err = run_with(&[greedy], tmp.path(), &restored)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("only its metadata was restored"), "{err}");
     }
 
     #[test]
