@@ -89,6 +89,9 @@ pub fn discover(
         let repo_ref =
             oci_client::Reference::with_tag(run.registry().into(), repo.clone(), "latest".into());
         for tag in registry.tags(&repo_ref)? {
+            if crate::oci::referrers::is_referrers_tag(&tag) {
+                continue;
+            }
             let image = ImageRef::Registry(oci_client::Reference::with_tag(
                 run.registry().into(),
                 repo.clone(),

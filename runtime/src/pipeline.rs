@@ -162,8 +162,12 @@ pub fn build(
     .run()?;
     let (transfers, digest, referrer) =
         store_image(req, oci, &store, &run_image, &exported, reporter)?;
-    if let Some(c) = &cache {
-        c.save(&built, &exported)?;
+    // The image is complete: a cache that cannot be saved (a full disk)
+    // costs the next build time, not this one its result.
+    if let Some(c) = &cache
+        && let Err(e) = c.save(&built, &exported)
+    {
+        reporter.note(&format!("warning: {e}; the next build starts cold"));
     }
 
     let mut report = report(req, &run_image, &detected, exported, transfers, &digest);

@@ -12,6 +12,16 @@ use super::{Digest, MEDIA_INDEX, MEDIA_MANIFEST, canonical};
 /// The empty config of an artifact manifest (image-spec 1.1).
 const MEDIA_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
+/// Whether `tag` is a referrers fallback tag (`sha256-<64 hex>`, also with
+/// the `.sig`/`.att`/`.sbom` suffixes cosign uses): an index of artifacts,
+/// not an image to rebase or audit.
+pub fn is_referrers_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-").is_some_and(|rest| {
+        let hex = rest.split('.').next().unwrap_or_default();
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// How an artifact ended up attached.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Attached {
@@ -94,4 +104,16 @@ pub fn attach(
         digest: digest.to_string(),
         via: "tag-fallback".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn referrers_tags_are_told_apart_from_image_tags() {
+        let hex = "a".repeat(64);
+        assert!(super::is_referrers_tag(&format!("sha256-{hex}")));
+        assert!(super::is_referrers_tag(&format!("sha256-{hex}.sig")));
+        assert!(!super::is_referrers_tag("sha256-abc"));
+        assert!(!super::is_referrers_tag("v1"));
+    }
 }
