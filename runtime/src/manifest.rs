@@ -8,6 +8,32 @@ use crate::ids::BuildpackId;
 /// Name of the custom section the SDK writes.
 pub const SECTION: &str = "cascade:buildpack";
 
+/// The custom section holding the buildpack API version — the version of
+/// the `cascade:buildpack` WIT package — the component was built against.
+/// The host reads it before instantiating anything (as Zed reads its
+/// extensions' `zed:api-version`).
+pub const API_SECTION: &str = "cascade:api-version";
+
+/// The buildpack API this host implements (`wit/buildpack.wit`'s package
+/// version). See docs/compatibility.md for what a host accepts.
+pub const API_VERSION: &str = "0.2.0";
+
+/// Whether a component built against API `found` runs on a host of API
+/// `host`: before 1.0 every minor version is its own API (the WIT records
+/// change shape), so major and minor must match; from 1.0 a host runs every
+/// component of its major version up to its own minor.
+pub fn api_compatible(found: &str, host: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut it = v.trim().split('.');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    match (parse(found), parse(host)) {
+        (Some((0, f)), Some((0, h))) => f == h,
+        (Some((fm, fi)), Some((hm, hi))) => fm == hm && fi <= hi,
+        _ => false,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildpackManifest {
@@ -77,6 +103,10 @@ pub enum ManifestError {
         source_name: String,
         message: String,
     },
+    #[error(
+        "{source_name}: built for Cascade buildpack API {found}, but this cascade runs buildpack API {API_VERSION}; rebuild the buildpack with a cascade-sdk for API {API_VERSION} (see docs/compatibility.md)"
+    )]
+    ApiVersion { source_name: String, found: String },
 }
 
 impl BuildpackManifest {
@@ -93,21 +123,35 @@ impl BuildpackManifest {
             source_name: source_name.into(),
             message: e.to_string(),
         };
+        let mut manifest = None;
+        let mut api = None;
         for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-            if let wasmparser::Payload::CustomSection(section) = payload.map_err(malformed)?
-                && section.name() == SECTION
-            {
-                let text =
+            if let wasmparser::Payload::CustomSection(section) = payload.map_err(malformed)? {
+                let text = || {
                     std::str::from_utf8(section.data()).map_err(|e| ManifestError::Invalid {
                         source_name: source_name.into(),
                         message: e.to_string(),
-                    })?;
-                return Self::parse(text, source_name);
+                    })
+                };
+                if section.name() == SECTION && manifest.is_none() {
+                    manifest = Some(Self::parse(text()?, source_name)?);
+                } else if section.name() == API_SECTION && api.is_none() {
+                    api = Some(text()?.to_owned());
+                }
             }
         }
-        Err(ManifestError::Missing {
+        let manifest = manifest.ok_or_else(|| ManifestError::Missing {
             source_name: source_name.into(),
-        })
+        })?;
+        // Components from before the section existed were built for 0.1.0.
+        let found = api.unwrap_or_else(|| "0.1.0".into());
+        if !api_compatible(&found, API_VERSION) {
+            return Err(ManifestError::ApiVersion {
+                source_name: source_name.into(),
+                found,
+            });
+        }
+        Ok(manifest)
     }
 
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ManifestError> {
@@ -139,6 +183,27 @@ mod tests {
             BuildpackManifest::from_component(core, "x.wasm"),
             Err(ManifestError::NotAComponent { .. })
         ));
+    }
+
+    #[test]
+    fn the_api_version_is_the_wit_package_version() {
+        let wit = include_str!("../../wit/buildpack.wit");
+        assert!(
+            wit.contains(&format!("package cascade:buildpack@{API_VERSION};")),
+            "bump API_VERSION with the WIT package"
+        );
+    }
+
+    #[test]
+    fn api_compatibility_follows_the_policy() {
+        assert!(api_compatible("0.2.0", "0.2.0"));
+        assert!(api_compatible("0.2.3", "0.2.0"), "patches never break");
+        assert!(!api_compatible("0.1.0", "0.2.0"));
+        assert!(!api_compatible("0.3.0", "0.2.0"));
+        assert!(api_compatible("1.1.0", "1.3.0"));
+        assert!(!api_compatible("1.4.0", "1.3.0"));
+        assert!(!api_compatible("2.0.0", "1.3.0"));
+        assert!(!api_compatible("garbage", "0.2.0"));
     }
 
     #[test]

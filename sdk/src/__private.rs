@@ -10,6 +10,18 @@ pub use wit_bindgen;
 
 use crate::Buildpack;
 
+/// [`crate::API_VERSION`] as the bytes of a custom section.
+pub const API_VERSION_BYTES: [u8; crate::API_VERSION.len()] = {
+    let text = crate::API_VERSION.as_bytes();
+    let mut out = [0u8; crate::API_VERSION.len()];
+    let mut i = 0;
+    while i < text.len() {
+        out[i] = text[i];
+        i += 1;
+    }
+    out
+};
+
 pub fn detect<B: Buildpack>(context: DetectContext) -> Result<DetectOutcome, BuildpackErrorRecord> {
     let ctx = crate::DetectContext::from_record(context);
     B::default()

@@ -60,6 +60,13 @@ pub use layer::{EnvOp, EnvScope, Layer, LayerTypes, RestoredLayer};
 pub use process::Process;
 pub use toml;
 
+/// The Cascade buildpack API this SDK builds against: the version of the
+/// `cascade:buildpack` WIT package. [`export_buildpack!`] stamps it into the
+/// component (custom section `cascade:api-version`) and the host refuses a
+/// component whose API it does not run, naming both versions, before
+/// instantiating anything. See docs/compatibility.md.
+pub const API_VERSION: &str = "0.2.0";
+
 /// A buildpack: `detect` decides whether it applies to an app, `build`
 /// contributes layers and processes.
 ///
@@ -92,6 +99,12 @@ macro_rules! export_buildpack {
         .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/buildpack.toml"));
 
         #[doc(hidden)]
+        #[cfg_attr(target_arch = "wasm32", unsafe(link_section = "cascade:api-version"))]
+        #[used]
+        static __CASCADE_API_VERSION: [u8; $crate::API_VERSION.len()] =
+            $crate::__private::API_VERSION_BYTES;
+
+        #[doc(hidden)]
         struct __CascadeExport;
 
         impl $crate::__private::Guest for __CascadeExport {
@@ -116,4 +129,16 @@ macro_rules! export_buildpack {
 
         $crate::__private::bindings::__cascade_export_world!(__CascadeExport with_types_in $crate::__private::bindings);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_version_is_the_wit_package_version() {
+        let wit = include_str!("../../wit/buildpack.wit");
+        assert!(wit.contains(&format!(
+            "package cascade:buildpack@{};",
+            super::API_VERSION
+        )));
+    }
 }

@@ -129,6 +129,63 @@ fn a_component_without_a_manifest_is_refused() {
     );
 }
 
+/// `wasm` with the bytes of its API version section replaced.
+fn with_api_section(wasm: &[u8], name: &[u8], value: &[u8]) -> Vec<u8> {
+    let at = wasm
+        .windows(name.len())
+        .position(|w| w == b"cascade:api-version")
+        .expect("the SDK stamps the API version");
+    let mut out = wasm.to_vec();
+    out[at..at + name.len()].copy_from_slice(name);
+    let value_at = at + name.len();
+    assert_eq!(&out[value_at..value_at + value.len()], b"0.2.0");
+    out[value_at..value_at + value.len()].copy_from_slice(value);
+    out
+}
+
+#[test]
+fn a_component_for_another_api_version_is_refused_naming_both_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = std::fs::read(cascade_runtime::guests::TEST_DEPS).unwrap();
+    let cases = [
+        (
+            "future.wasm",
+            with_api_section(&wasm, b"cascade:api-version", b"0.9.1"),
+            "API 0.9.1",
+        ),
+        // No section at all (renamed away): a component from before 0.2.
+        (
+            "old.wasm",
+            with_api_section(&wasm, b"cascade:api-versioX", b"0.2.0"),
+            "API 0.1.0",
+        ),
+    ];
+    for (name, bytes, found) in cases {
+        let file = tmp.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let o = build(&[
+            fixture_app("procfile").to_str().unwrap(),
+            "--output",
+            &out(tmp.path()),
+            "--buildpack",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(o.code, 10, "{}", o.stderr);
+        assert!(
+            o.stderr.contains(name)
+                && o.stderr.contains(found)
+                && o.stderr.contains("buildpack API 0.2.0"),
+            "{}",
+            o.stderr
+        );
+        assert!(
+            !o.stderr.contains("compiled"),
+            "refused before compiling: {}",
+            o.stderr
+        );
+    }
+}
+
 #[test]
 fn no_passing_group_says_what_each_buildpack_said() {
     let tmp = tempfile::tempdir().unwrap();
