@@ -101,12 +101,25 @@ pub struct StackSection {
 
 pub use crate::config_file::ConfigFileError as BuilderError;
 
+/// Where a `[[buildpacks]]` entry's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildpackSource {
+    /// A `.wasm` file, resolved against the builder's directory.
+    File(PathBuf),
+    /// `docker://HOST/REPO[:TAG][@DIGEST]`: a Wasm OCI artifact in a
+    /// registry (see [`crate::distribution`]), as written in the builder.
+    Registry {
+        uri: String,
+        reference: oci_client::Reference,
+    },
+}
+
 /// A builder after validation: buildpack files resolved against the
 /// builder's directory, order groups checked against the declared buildpacks.
 #[derive(Debug, Clone)]
 pub struct Builder {
     pub path: PathBuf,
-    pub buildpacks: Vec<(Option<BuildpackId>, PathBuf)>,
+    pub buildpacks: Vec<(Option<BuildpackId>, BuildpackSource)>,
     pub order: Vec<Vec<GroupMember>>,
     pub run_image: Option<String>,
     pub build_env: Vec<(String, String)>,
@@ -134,14 +147,33 @@ impl Builder {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut buildpacks = Vec::new();
         for (i, bp) in file.buildpacks.iter().enumerate() {
+            if let Some(reference) = bp.uri.strip_prefix("docker://") {
+                let reference = reference.parse::<oci_client::Reference>().map_err(|e| {
+                    field(
+                        format!("buildpacks[{i}].uri"),
+                        format!("{:?}: not a registry reference: {e}", bp.uri),
+                    )
+                })?;
+                buildpacks.push((
+                    bp.id.clone(),
+                    BuildpackSource::Registry {
+                        uri: bp.uri.clone(),
+                        reference,
+                    },
+                ));
+                continue;
+            }
             let uri = bp.uri.strip_prefix("file://").unwrap_or(&bp.uri);
-            if uri.contains("://") || uri.starts_with("docker:") {
+            if uri.contains("://") {
                 return Err(field(
                     format!("buildpacks[{i}].uri"),
-                    format!("{:?}: only local .wasm files are supported so far", bp.uri),
+                    format!(
+                        "{:?}: use a .wasm path, file://PATH or docker://HOST/REPO[:TAG][@DIGEST]",
+                        bp.uri
+                    ),
                 ));
             }
-            buildpacks.push((bp.id.clone(), base.join(uri)));
+            buildpacks.push((bp.id.clone(), BuildpackSource::File(base.join(uri))));
         }
         if file.order.is_empty() {
             return Err(field(
@@ -218,9 +250,28 @@ image = "oci:/run:1"
 "#,
         )
         .unwrap();
-        assert_eq!(b.buildpacks[0].1, Path::new("/b/bp/a.wasm"));
+        assert_eq!(
+            b.buildpacks[0].1,
+            BuildpackSource::File("/b/bp/a.wasm".into())
+        );
         assert!(b.order[0][0].optional);
         assert_eq!(b.run_image.as_deref(), Some("oci:/run:1"));
+    }
+
+    #[test]
+    fn registry_buildpacks_are_docker_uris() {
+        let b = parse("[[buildpacks]]\nuri = \"docker://reg.example:5000/bp/a:1\"\n[[order]]\n[[order.group]]\nid = \"a/b\"\n").unwrap();
+        let BuildpackSource::Registry { reference, .. } = &b.buildpacks[0].1 else {
+            panic!("{:?}", b.buildpacks[0].1)
+        };
+        assert_eq!(reference.repository(), "bp/a");
+        let err = parse("[[buildpacks]]\nuri = \"https://x/a.wasm\"\n[[order]]\n[[order.group]]\nid = \"a/b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("buildpacks[0].uri") && err.contains("docker://"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,10 +11,13 @@ use super::exit::InvalidInput;
 use super::progress::Stderr;
 use super::{Format, default_cache_dir};
 use cascade_runtime::api::{BuildpackRunner, Env};
-use cascade_runtime::builder::{Builder, GroupMember};
+use cascade_runtime::builder::{Builder, BuildpackSource, GroupMember};
+use cascade_runtime::distribution;
 use cascade_runtime::engine::{Engine, Limits};
+use cascade_runtime::lock::{BuilderLock, LockedBuildpack};
 use cascade_runtime::oci::ImageRef;
 use cascade_runtime::oci::compress::Compression;
+use cascade_runtime::oci::registry::Registry;
 use cascade_runtime::pipeline::{self, BuildRequest};
 use cascade_runtime::project::{self, Project, ProjectBuildpack};
 use cascade_runtime::report::BuildReport;
@@ -67,6 +70,11 @@ pub struct BuildArgs {
     /// Default: $XDG_CACHE_HOME/cascade or ~/.cache/cascade.
     #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Use only the buildpack digests in the builder's builder.lock; a
+    /// registry buildpack the lock does not hold is an error (for CI).
+    #[arg(long)]
+    pub locked: bool,
 
     /// Forget the output image's build cache before building (a cold build).
     #[arg(long)]
@@ -209,7 +217,7 @@ fn select_buildpacks(
     }
     // Buildpacks a project group may name by id: the builder's, else the built-in ones.
     let (mut available, order) = match builder {
-        Some(b) => (builder_buildpacks(engine, b)?, b.order.clone()),
+        Some(b) => (builder_buildpacks(engine, b, args)?, b.order.clone()),
         None => (
             cascade_runtime::embedded::BUILDPACKS
                 .iter()
@@ -247,26 +255,131 @@ fn select_buildpacks(
 fn builder_buildpacks(
     engine: &Arc<Engine>,
     b: &Builder,
+    args: &BuildArgs,
 ) -> anyhow::Result<Vec<Arc<dyn BuildpackRunner>>> {
     let mut out: Vec<Arc<dyn BuildpackRunner>> = Vec::new();
-    for (declared, path) in &b.buildpacks {
-        let bp = engine
-            .load_file(path)
-            .with_context(|| format!("{}: loading a [[buildpacks]] entry", b.path.display()))?;
+    let mut registry = Registries::new(b, args)?;
+    for (declared, source) in &b.buildpacks {
+        let (bp, name) = match source {
+            BuildpackSource::File(path) => (
+                engine.load_file(path).with_context(|| {
+                    format!("{}: loading a [[buildpacks]] entry", b.path.display())
+                })?,
+                path.display().to_string(),
+            ),
+            BuildpackSource::Registry { uri, reference } => {
+                let wasm = registry.pull(uri, reference)?;
+                (
+                    engine.load(&wasm, uri).with_context(|| {
+                        format!("{}: loading a [[buildpacks]] entry", b.path.display())
+                    })?,
+                    uri.clone(),
+                )
+            }
+        };
         if let Some(id) = declared
             && id != bp.id()
         {
             return Err(InvalidInput(format!(
-                "{}: [[buildpacks]] entry {} says id {id}, but the component is {}",
+                "{}: [[buildpacks]] entry {name} says id {id}, but the component is {}",
                 b.path.display(),
-                path.display(),
                 bp.id()
             ))
             .into());
         }
         out.push(Arc::new(bp));
     }
+    registry.save_lock()?;
     Ok(out)
+}
+
+/// Registry buildpacks of a builder, resolved through its `builder.lock`.
+struct Registries {
+    lock_path: PathBuf,
+    lock: BuilderLock,
+    changed: bool,
+    locked: bool,
+    client: Option<Registry>,
+    cache_dir: PathBuf,
+}
+
+impl Registries {
+    fn new(b: &Builder, args: &BuildArgs) -> anyhow::Result<Self> {
+        let hosts: Vec<String> = b
+            .buildpacks
+            .iter()
+            .filter_map(|(_, s)| match s {
+                BuildpackSource::Registry { reference, .. } => {
+                    Some(reference.resolve_registry().to_owned())
+                }
+                BuildpackSource::File(_) => None,
+            })
+            .collect();
+        let lock_path = BuilderLock::path_for(&b.path);
+        Ok(Self {
+            lock: if hosts.is_empty() {
+                BuilderLock::default()
+            } else {
+                BuilderLock::load(&lock_path)?
+            },
+            lock_path,
+            changed: false,
+            locked: args.locked,
+            client: if hosts.is_empty() {
+                None
+            } else {
+                Some(Registry::new(&hosts, &args.insecure_registry)?)
+            },
+            cache_dir: args
+                .cache_dir
+                .clone()
+                .or_else(default_cache_dir)
+                .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache")),
+        })
+    }
+
+    /// The component `uri` names: the locked digest when the lock has one
+    /// (the tag is not asked again), else the reference resolved now and
+    /// added to the lock.
+    fn pull(&mut self, uri: &str, reference: &oci_client::Reference) -> anyhow::Result<Vec<u8>> {
+        let client = self
+            .client
+            .as_ref()
+            .expect("a client for registry buildpacks");
+        let lock_name = self.lock_path.display().to_string();
+        if let Some(locked) = self.lock.get(uri) {
+            let pinned = reference.clone_with_digest(locked.manifest.to_string());
+            let why = format!("locked in {lock_name}");
+            let (wasm, _) = distribution::pull(
+                client,
+                &pinned,
+                Some((&locked.component, why.as_str())),
+                &self.cache_dir,
+            )?;
+            return Ok(wasm);
+        }
+        if self.locked {
+            return Err(InvalidInput(format!(
+                "{uri}: not in {lock_name}, and --locked forbids resolving it (build once without --locked, then commit the lock)"
+            ))
+            .into());
+        }
+        let (wasm, resolved) = distribution::pull(client, reference, None, &self.cache_dir)?;
+        self.lock.set(LockedBuildpack {
+            uri: uri.into(),
+            manifest: resolved.manifest,
+            component: resolved.component,
+        });
+        self.changed = true;
+        Ok(wasm)
+    }
+
+    fn save_lock(&self) -> anyhow::Result<()> {
+        if self.changed {
+            self.lock.save(&self.lock_path)?;
+        }
+        Ok(())
+    }
 }
 
 fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {

@@ -60,6 +60,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             || cause.is::<EngineError>()
             || cause.is::<InvalidInput>()
             || cause.is::<cascade_runtime::inspect::InspectError>()
+            || cause.is::<cascade_runtime::distribution::DistributionError>()
+            || cause.is::<cascade_runtime::manifest::ManifestError>()
         {
             return INVALID_INPUT;
         }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod build;
+mod buildpack;
 pub mod exit;
 mod inspect;
 mod progress;
@@ -36,8 +37,13 @@ pub enum Command {
     /// static-site and procfile.
     ///
     /// Exit codes: 10 bad input, 20 no buildpack group passed, 21 a buildpack
-    /// failed in detect, 51 a buildpack failed in build, 61 run image, 62 export.
+    /// failed in detect, 40 build cache, 51 a buildpack failed in build, 61 run
+    /// image, 62 export.
     Build(build::BuildArgs),
+
+    /// Package buildpacks and publish them to registries.
+    #[command(subcommand)]
+    Buildpack(buildpack::BuildpackCommand),
 
     /// Put an app image on a new run image without rebuilding.
     ///
@@ -64,6 +70,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Buildpack(cmd) => buildpack::run(&cmd),
         Command::Rebase(args) => rebase::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Audit(args) => audit::run(&args),
