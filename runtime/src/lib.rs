@@ -9,6 +9,7 @@
 pub mod api;
 pub mod builder;
 pub mod cache;
+pub mod cargo;
 pub mod config_file;
 pub mod distribution;
 pub mod embedded;

@@ -1,7 +1,6 @@
 //! `cascade buildpack package` and `cascade buildpack publish`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -79,7 +78,9 @@ struct Packaged {
 
 fn package(args: &PackageArgs) -> anyhow::Result<()> {
     let (wasm_path, default_out) = if args.path.is_dir() {
-        let built = cargo_build(&args.path)?;
+        eprintln!("===> building {} for wasm32-wasip2", args.path.display());
+        let built = cascade_runtime::cargo::build_component(&args.path)
+            .map_err(|e| InvalidInput(e.to_string()))?;
         (built, args.path.join("target/buildpack"))
     } else {
         (
@@ -122,57 +123,6 @@ fn package(args: &PackageArgs) -> anyhow::Result<()> {
         ),
     }
     Ok(())
-}
-
-/// `cargo build --release --target wasm32-wasip2` in `dir`; the component
-/// cargo reports having built.
-fn cargo_build(dir: &Path) -> anyhow::Result<PathBuf> {
-    if !dir.join("buildpack.toml").is_file() {
-        return Err(InvalidInput(format!(
-            "{}: no buildpack.toml (a buildpack crate has one next to Cargo.toml)",
-            dir.display()
-        ))
-        .into());
-    }
-    eprintln!("===> building {} for wasm32-wasip2", dir.display());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .args(["--message-format", "json-render-diagnostics"])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo")?;
-    if !out.status.success() {
-        return Err(InvalidInput(format!(
-            "{}: cargo build failed (is the target installed? rustup target add wasm32-wasip2)",
-            dir.display()
-        ))
-        .into());
-    }
-    let mut found = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] == "compiler-artifact" {
-            for f in msg["filenames"].as_array().into_iter().flatten() {
-                if let Some(f) = f
-                    .as_str()
-                    .filter(|f| Path::new(f).extension().is_some_and(|e| e == "wasm"))
-                {
-                    found = Some(PathBuf::from(f));
-                }
-            }
-        }
-    }
-    found.ok_or_else(|| {
-        InvalidInput(format!(
-            "{}: cargo built no .wasm (is crate-type [\"cdylib\"] set?)",
-            dir.display()
-        ))
-        .into()
-    })
 }
 
 fn publish(args: &PublishArgs) -> anyhow::Result<()> {

@@ -1,0 +1,592 @@
+//! Test harness for Cascade buildpacks.
+//!
+//! It runs a buildpack component in-process, in the same sandbox `cascade
+//! build` uses, against a fixture app: detect in a few milliseconds, build
+//! with its layers, env, processes and logs laid out for assertions, and a
+//! whole build into an OCI image layout. No Docker, no daemon, no image to
+//! pull.
+//!
+//! ```no_run
+//! use cascade_test::BuildpackTest;
+//!
+//! #[test]
+//! fn greets() {
+//!     // Builds this crate for wasm32-wasip2 once per test process.
+//!     let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
+//!     bp.detect("tests/fixtures/app").assert_pass();
+//!     let out = bp.build("tests/fixtures/app");
+//!     out.layer("greeting").assert_launch().assert_file("motd", "hello\n");
+//!     out.process("web").assert_default();
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cascade_runtime::api::{self, BuildpackRunner, DetectInput, DetectOutcome, Env, Target};
+use cascade_runtime::engine::{Engine, Limits, WasmBuildpack};
+use cascade_runtime::ids::BuildpackId;
+use cascade_runtime::phase::{Build, BuiltBuildpack, BuiltLayer, Chosen};
+use cascade_runtime::report::{LogLevel, Reporter};
+
+/// Paths of the components Cascade's own build compiles (first-party and
+/// test buildpacks); for Cascade's first-party buildpack tests.
+#[doc(hidden)]
+pub use cascade_runtime::guests;
+
+/// Collects what buildpacks log, for assertions.
+#[derive(Default)]
+struct Logs(Mutex<Vec<String>>);
+
+impl Reporter for Logs {
+    fn phase(&self, _: &str) {}
+    fn note(&self, _: &str) {}
+    fn buildpack_log(&self, _: &BuildpackId, level: LogLevel, message: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{level:?}: {message}").to_lowercase());
+    }
+    fn buildpack_output(&self, _: &BuildpackId, stream: &str, text: &str) {
+        self.0.lock().unwrap().push(format!("{stream}: {text}"));
+    }
+}
+
+/// An engine of its own per buildpack under test, so tests running in
+/// parallel keep their logs apart. Compiled components are cached on disk
+/// by digest, so only the first test run compiles.
+fn engine() -> (Arc<Engine>, Arc<Logs>) {
+    let logs = Arc::new(Logs::default());
+    let cache = std::env::temp_dir().join("cascade-test-components");
+    let engine = Engine::new(Limits::default(), Some(cache), logs.clone())
+        .expect("configuring the wasm engine");
+    (Arc::new(engine), logs)
+}
+
+/// A buildpack under test.
+pub struct BuildpackTest {
+    runner: Arc<WasmBuildpack>,
+    logs: Arc<Logs>,
+    platform_env: Env,
+    target: Target,
+}
+
+impl BuildpackTest {
+    /// Build the buildpack crate at `dir` (normally
+    /// `env!("CARGO_MANIFEST_DIR")`) for `wasm32-wasip2` and load it. The
+    /// cargo build runs once per crate per test process.
+    pub fn from_crate(dir: impl AsRef<Path>) -> Self {
+        static BUILT: OnceLock<Mutex<BTreeMap<PathBuf, PathBuf>>> = OnceLock::new();
+        let dir = dir.as_ref().to_path_buf();
+        let built = BUILT.get_or_init(Mutex::default);
+        let mut built = built.lock().unwrap();
+        let wasm = built
+            .entry(dir.clone())
+            .or_insert_with(|| {
+                cascade_runtime::cargo::build_component(&dir)
+                    .unwrap_or_else(|e| panic!("building the buildpack: {e}"))
+            })
+            .clone();
+        drop(built);
+        Self::from_file(wasm)
+    }
+
+    /// Load a built component.
+    pub fn from_file(wasm: impl AsRef<Path>) -> Self {
+        let wasm = wasm.as_ref();
+        let (engine, logs) = engine();
+        let runner = engine
+            .load_file(wasm)
+            .unwrap_or_else(|e| panic!("loading {}: {e}", wasm.display()));
+        Self {
+            runner: Arc::new(runner),
+            logs,
+            platform_env: Env::new(),
+            target: Target::new("linux", "amd64"),
+        }
+    }
+
+    /// A platform variable, as `cascade build --env K=V` sets it.
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.platform_env.insert(name.into(), value.into());
+        self
+    }
+
+    /// The target platform (default linux/amd64).
+    #[must_use]
+    pub fn target(mut self, os: &str, arch: &str) -> Self {
+        self.target = Target::new(os, arch);
+        self
+    }
+
+    pub fn id(&self) -> String {
+        self.runner.id().to_string()
+    }
+
+    /// Run `detect` against the app at `app` (read-only, as in a build).
+    pub fn detect(&self, app: impl AsRef<Path>) -> Detected {
+        let input = DetectInput {
+            app_dir: app.as_ref().to_path_buf(),
+            platform_env: self.platform_env.clone(),
+            target: self.target.clone(),
+        };
+        let outcome = self
+            .runner
+            .detect(&input)
+            .unwrap_or_else(|e| panic!("{} failed in detect: {e}", self.id()));
+        Detected(outcome)
+    }
+
+    /// Run `build` against a private copy of the app at `app`; panics with
+    /// the buildpack's error if it fails (see [`BuildpackTest::try_build`]).
+    pub fn build(&self, app: impl AsRef<Path>) -> Built {
+        self.try_build(app)
+            .unwrap_or_else(|e| panic!("{} failed in build: {e}", self.id()))
+    }
+
+    /// Run `build`; the error is the one `cascade build` would print.
+    pub fn try_build(&self, app: impl AsRef<Path>) -> Result<Built, String> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let workspace = dir.path().join("workspace");
+        copy_dir(app.as_ref(), &workspace);
+        let layers = dir.path().join("layers");
+        std::fs::create_dir_all(&layers).expect("a layers dir");
+        let logs = &self.logs;
+        logs.0.lock().unwrap().clear();
+        let group = [Chosen {
+            runner: self.runner.clone(),
+            plan: Vec::new(),
+        }];
+        let built = Build {
+            group: &group,
+            app_dir: &workspace,
+            layers_root: &layers,
+            platform_env: &self.platform_env,
+            target: &self.target,
+            restored: &BTreeMap::new(),
+            reporter: logs.as_ref(),
+        }
+        .run()
+        .map_err(|e| e.to_string())?;
+        Ok(Built {
+            buildpack: built.into_iter().next().expect("one buildpack"),
+            logs: logs.0.lock().unwrap().clone(),
+            app: workspace,
+            _dir: dir,
+        })
+    }
+}
+
+/// Several buildpacks as one builder group, built into a real OCI image
+/// layout on the empty `scratch` run image: the whole pipeline (detect with
+/// plan resolution, build, export) that `cascade build` runs.
+#[derive(Default)]
+pub struct BuilderTest {
+    buildpacks: Vec<BuildpackTest>,
+    optional: Vec<bool>,
+    env: Env,
+}
+
+/// An image the pipeline wrote.
+pub struct Image {
+    /// The `cascade build --format json` report.
+    pub report: cascade_runtime::report::BuildReport,
+    /// An OCI image layout holding the image under the tag `test`.
+    pub layout: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl BuilderTest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a buildpack to the group, in order.
+    #[must_use]
+    pub fn buildpack(mut self, bp: BuildpackTest) -> Self {
+        self.buildpacks.push(bp);
+        self.optional.push(false);
+        self
+    }
+
+    /// Add an optional buildpack (it may fail detect).
+    #[must_use]
+    pub fn optional(mut self, bp: BuildpackTest) -> Self {
+        self.buildpacks.push(bp);
+        self.optional.push(true);
+        self
+    }
+
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Build `app` into an image; the error is what `cascade build` prints.
+    pub fn build_image(&self, app: impl AsRef<Path>) -> Result<Image, String> {
+        use cascade_runtime::builder::GroupMember;
+        use cascade_runtime::oci::ImageRef;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let layout = dir.path().join("image");
+        let runners: Vec<Arc<dyn BuildpackRunner>> = self
+            .buildpacks
+            .iter()
+            .map(|b| b.runner.clone() as Arc<dyn BuildpackRunner>)
+            .collect();
+        let group = runners
+            .iter()
+            .zip(&self.optional)
+            .map(|(r, optional)| GroupMember {
+                id: r.id().clone(),
+                version: Some(r.manifest().buildpack.version.clone()),
+                optional: *optional,
+            })
+            .collect();
+        let request = cascade_runtime::pipeline::BuildRequest {
+            app_dir: app.as_ref().to_path_buf(),
+            output: ImageRef::Layout {
+                dir: layout.clone(),
+                tag: Some("test".into()),
+            },
+            run_image: ImageRef::Scratch,
+            buildpacks: runners,
+            order: vec![group],
+            platform_env: self.env.clone(),
+            created: cascade_runtime::NORMALIZED_EPOCH,
+            platform: ("linux".into(), "amd64".into()),
+            filter: cascade_runtime::project::Filter::All,
+            compression: cascade_runtime::oci::compress::Compression::Gzip,
+            use_cache: false,
+            clear_cache: false,
+        };
+        let oci = cascade_runtime::oci::store::Oci::new(&dir.path().join("cache"), None)
+            .map_err(|e| e.to_string())?;
+        let report =
+            cascade_runtime::pipeline::build(&request, &oci, &cascade_runtime::report::Silent)
+                .map_err(|e| e.to_string())?;
+        Ok(Image {
+            report,
+            layout,
+            _dir: dir,
+        })
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("fixture app {}: {e}", from.display()))
+    {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// What `detect` said.
+#[derive(Debug)]
+pub struct Detected(pub DetectOutcome);
+
+impl Detected {
+    #[track_caller]
+    pub fn assert_pass(&self) -> &Self {
+        assert!(
+            matches!(self.0, DetectOutcome::Pass(_)),
+            "expected detect to pass, it said {:?}",
+            self.0
+        );
+        self
+    }
+
+    /// Assert a fail whose reason contains `reason`.
+    #[track_caller]
+    pub fn assert_fail(&self, reason: &str) -> &Self {
+        match &self.0 {
+            DetectOutcome::Fail(r) => assert!(r.contains(reason), "failed with {r:?}"),
+            DetectOutcome::Pass(_) => panic!("expected detect to fail, it passed"),
+        }
+        self
+    }
+
+    /// The plans (primary first) when it passed.
+    pub fn plans(&self) -> &[api::BuildPlan] {
+        match &self.0 {
+            DetectOutcome::Pass(p) => p,
+            DetectOutcome::Fail(_) => &[],
+        }
+    }
+}
+
+/// What `build` produced.
+pub struct Built {
+    buildpack: BuiltBuildpack,
+    logs: Vec<String>,
+    app: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Built {
+    /// A declared layer; panics listing the declared ones when absent.
+    #[track_caller]
+    pub fn layer(&self, name: &str) -> LayerView<'_> {
+        let found = self
+            .buildpack
+            .layers
+            .iter()
+            .find(|l| l.layer.name.as_str() == name);
+        match found {
+            Some(l) => LayerView(l),
+            None => panic!(
+                "no layer {name}; declared: {:?}",
+                self.buildpack
+                    .layers
+                    .iter()
+                    .map(|l| l.layer.name.to_string())
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Names of the declared layers, sorted.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.buildpack
+            .layers
+            .iter()
+            .map(|l| l.layer.name.to_string())
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn process(&self, kind: &str) -> ProcessView<'_> {
+        let found = self
+            .buildpack
+            .processes
+            .iter()
+            .find(|p| p.kind.as_str() == kind);
+        match found {
+            Some(p) => ProcessView(p),
+            None => panic!(
+                "no process {kind}; declared: {:?}",
+                self.buildpack
+                    .processes
+                    .iter()
+                    .map(|p| p.kind.to_string())
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.buildpack
+            .labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// What the buildpack logged (`info: ...`, `warn: ...`) and printed.
+    pub fn logs(&self) -> &[String] {
+        &self.logs
+    }
+
+    /// The app dir after build (a buildpack may write it).
+    pub fn app_dir(&self) -> &Path {
+        &self.app
+    }
+}
+
+/// One layer, for assertions.
+pub struct LayerView<'a>(&'a BuiltLayer);
+
+impl LayerView<'_> {
+    pub fn path(&self) -> &Path {
+        &self.0.host_path
+    }
+
+    pub fn metadata(&self) -> &toml::Table {
+        &self.0.layer.metadata
+    }
+
+    /// A file of the layer, as text.
+    #[track_caller]
+    pub fn file(&self, rel: &str) -> String {
+        let path = self.0.host_path.join(rel);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("layer {}: {rel}: {e}", self.0.layer.name))
+    }
+
+    #[track_caller]
+    pub fn assert_file(&self, rel: &str, content: &str) -> &Self {
+        assert_eq!(
+            self.file(rel),
+            content,
+            "layer {}: {rel}",
+            self.0.layer.name
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_launch(&self) -> &Self {
+        assert!(
+            self.0.layer.types.launch,
+            "layer {} is not launch",
+            self.0.layer.name
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_build(&self) -> &Self {
+        assert!(
+            self.0.layer.types.build,
+            "layer {} is not build",
+            self.0.layer.name
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_cache(&self) -> &Self {
+        assert!(
+            self.0.layer.types.cache,
+            "layer {} is not cache",
+            self.0.layer.name
+        );
+        self
+    }
+
+    /// The value an env entry of the layer sets for `name`, whatever its op.
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.0
+            .layer
+            .env
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.value.as_str())
+    }
+
+    #[track_caller]
+    pub fn assert_env(&self, name: &str, value: &str) -> &Self {
+        assert_eq!(
+            self.env(name),
+            Some(value),
+            "layer {}: env {name}",
+            self.0.layer.name
+        );
+        self
+    }
+
+    /// The layer's CycloneDX SBOM, if it declared one.
+    pub fn sbom(&self) -> Option<&str> {
+        self.0.layer.sbom.as_deref()
+    }
+}
+
+/// One process, for assertions.
+pub struct ProcessView<'a>(&'a api::Process);
+
+impl ProcessView<'_> {
+    pub fn command(&self) -> &[String] {
+        &self.0.command
+    }
+
+    #[track_caller]
+    pub fn assert_command(&self, command: &[&str]) -> &Self {
+        assert_eq!(self.0.command, command, "process {}", self.0.kind);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_default(&self) -> &Self {
+        assert!(self.0.default, "process {} is not the default", self.0.kind);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            std::fs::write(dir.path().join(path), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn runs_a_first_party_buildpack_in_process() {
+        let bp = BuildpackTest::from_file(cascade_runtime::guests::PROCFILE);
+        bp.detect(fixture(&[]).path()).assert_fail("Procfile");
+        let app = fixture(&[("Procfile", "web: ./server --port $PORT\nworker: ./work\n")]);
+        bp.detect(app.path()).assert_pass();
+        let out = bp.build(app.path());
+        out.process("web").assert_default();
+        out.process("worker").assert_command(&["./work"]);
+    }
+
+    #[test]
+    fn a_builder_group_makes_an_image() {
+        let app = fixture(&[
+            ("Procfile", "web: ./serve\n"),
+            ("deps.lock", "size-mib = 1\n"),
+        ]);
+        let image = BuilderTest::new()
+            .buildpack(BuildpackTest::from_file(cascade_runtime::guests::TEST_DEPS))
+            .buildpack(BuildpackTest::from_file(cascade_runtime::guests::PROCFILE))
+            .build_image(app.path())
+            .unwrap();
+        assert!(image.layout.join("index.json").is_file());
+        let names: Vec<&str> = image
+            .report
+            .layers
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["test/deps:deps", "test/deps:runtime", "sbom", "app"]
+        );
+        assert_eq!(image.report.default_process.as_deref(), Some("web"));
+        let err = BuilderTest::new()
+            .buildpack(BuildpackTest::from_file(cascade_runtime::guests::PROCFILE))
+            .build_image(fixture(&[]).path())
+            .err()
+            .unwrap();
+        assert!(err.contains("Procfile"), "{err}");
+    }
+
+    #[test]
+    fn shows_layers_env_and_logs() {
+        let bp = BuildpackTest::from_file(cascade_runtime::guests::TEST_DEPS);
+        let app = fixture(&[("deps.lock", "size-mib = 1\nseed = \"t\"\n")]);
+        let out = bp.build(app.path());
+        assert_eq!(out.layer_names(), ["deps", "runtime", "toolchain"]);
+        out.layer("deps")
+            .assert_launch()
+            .assert_cache()
+            .assert_env("DEPS_HOME", "/layers/test_deps/deps");
+        assert!(out.layer("deps").sbom().unwrap().contains("CycloneDX"));
+        out.layer("runtime").assert_file("VERSION", "2.1\n");
+        out.layer("toolchain").assert_build();
+        assert!(
+            out.logs().iter().any(|l| l == "info: built deps (1 mib)"),
+            "{:?}",
+            out.logs()
+        );
+        let err = bp
+            .try_build(fixture(&[("deps.lock", "not toml")]).path())
+            .err()
+            .unwrap();
+        assert!(err.contains("deps.lock"), "{err}");
+    }
+}
