@@ -37,10 +37,11 @@ const SCRUB: &[&str] = &[
     "MFLAGS",
 ];
 
-/// `cargo build --release --target wasm32-wasip2` of the crate in `dir`;
-/// returns the component cargo reports having built. Diagnostics go to
-/// stderr.
-pub fn build_component(dir: &Path) -> Result<PathBuf, CargoError> {
+/// `cargo build --release --target wasm32-wasip2` of the crate in `dir`
+/// (into `target_dir` when given: a cargo that is already running, such as
+/// the `cargo test` calling this, holds its own target dir's lock); returns
+/// the component cargo reports having built. Diagnostics go to stderr.
+pub fn build_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf, CargoError> {
     if !dir.join("buildpack.toml").is_file() {
         return Err(CargoError::NotABuildpack { dir: dir.into() });
     }
@@ -50,6 +51,9 @@ pub fn build_component(dir: &Path) -> Result<PathBuf, CargoError> {
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .args(["--message-format", "json-render-diagnostics"])
         .stderr(Stdio::inherit());
+    if let Some(t) = target_dir {
+        cmd.arg("--target-dir").arg(t);
+    }
     for var in SCRUB {
         cmd.env_remove(var);
     }

@@ -1,40 +1,4 @@
-//! The Cascade buildpack SDK.
-//!
-//! A buildpack is a type that implements [`Buildpack`] and is exported with
-//! [`export_buildpack!`]; `cargo build --target wasm32-wasip2` then yields one
-//! `.wasm` component that is the whole buildpack, manifest included.
-//!
-//! ```no_run
-//! use cascade_sdk::{BuildContext, BuildResult, Buildpack, DetectContext, DetectResult, Process, Result};
-//!
-//! #[derive(Default)]
-//! struct Hello;
-//!
-//! impl Buildpack for Hello {
-//!     fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
-//!         Ok(if ctx.app_dir().join("hello.txt").exists() {
-//!             DetectResult::pass()
-//!         } else {
-//!             DetectResult::fail("no hello.txt")
-//!         })
-//!     }
-//!
-//!     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
-//!         let layer = ctx.layer("greeting")?.launch(true);
-//!         std::fs::write(layer.path().join("greeting"), "hello\n")?;
-//!         Ok(BuildResult::new()
-//!             .layer(layer)
-//!             .process(Process::new("web", ["/bin/cat", "/workspace/hello.txt"]).default(true)))
-//!     }
-//! }
-//!
-//! // With `buildpack.toml` (CNB schema) next to Cargo.toml:
-//! // cascade_sdk::export_buildpack!(Hello);
-//! ```
-//!
-//! Determinism: the host gives every buildpack a fixed clock and seeded
-//! randomness, but directory listings come in the host's order. Use
-//! [`fs::read_dir_sorted`] wherever order can reach the output.
+#![doc = include_str!("../README.md")]
 
 extern crate self as cascade_sdk;
 

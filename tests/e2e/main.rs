@@ -15,4 +15,5 @@ mod registry;
 mod reproducible;
 mod sandbox;
 mod sbom;
+mod scaffold;
 mod support;

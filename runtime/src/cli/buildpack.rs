@@ -79,7 +79,7 @@ struct Packaged {
 fn package(args: &PackageArgs) -> anyhow::Result<()> {
     let (wasm_path, default_out) = if args.path.is_dir() {
         eprintln!("===> building {} for wasm32-wasip2", args.path.display());
-        let built = cascade_runtime::cargo::build_component(&args.path)
+        let built = cascade_runtime::cargo::build_component(&args.path, None)
             .map_err(|e| InvalidInput(e.to_string()))?;
         (built, args.path.join("target/buildpack"))
     } else {

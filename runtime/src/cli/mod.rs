@@ -5,6 +5,7 @@ mod build;
 mod buildpack;
 pub mod exit;
 mod inspect;
+mod new;
 mod progress;
 mod rebase;
 
@@ -45,6 +46,10 @@ pub enum Command {
     #[command(subcommand)]
     Buildpack(buildpack::BuildpackCommand),
 
+    /// Scaffold a new buildpack crate.
+    #[command(subcommand)]
+    New(new::NewCommand),
+
     /// Put an app image on a new run image without rebuilding.
     ///
     /// The layers up to the image's recorded run-image top layer are replaced
@@ -71,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Buildpack(cmd) => buildpack::run(&cmd),
+        Command::New(cmd) => new::run(&cmd),
         Command::Rebase(args) => rebase::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Audit(args) => audit::run(&args),

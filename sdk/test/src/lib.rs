@@ -84,7 +84,10 @@ impl BuildpackTest {
         let wasm = built
             .entry(dir.clone())
             .or_insert_with(|| {
-                cascade_runtime::cargo::build_component(&dir)
+                // Not the crate's own target dir: the `cargo test` running
+                // this holds its lock.
+                let target = dir.join("target").join("cascade-test-wasm");
+                cascade_runtime::cargo::build_component(&dir, Some(&target))
                     .unwrap_or_else(|e| panic!("building the buildpack: {e}"))
             })
             .clone();
