@@ -15,6 +15,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("cascade-buildpack-ca-certs", "CA_CERTS"),
     ("cascade-test-hostile", "TEST_HOSTILE"),
     ("cascade-test-deps", "TEST_DEPS"),
+    ("cascade-test-fetcher", "TEST_FETCHER"),
 ];
 
 /// Variables the outer cargo sets that must not leak into the nested build

@@ -26,6 +26,17 @@ pub struct BuilderFile {
     pub stack: Option<StackSection>,
     #[serde(default)]
     pub lifecycle: Option<toml::Table>,
+    /// Cascade's: capabilities this builder grants (`allow = ["fetch:HOST"]`),
+    /// as `cascade build --allow` does.
+    #[serde(default)]
+    pub capabilities: Option<CapabilitiesSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesSection {
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +134,8 @@ pub struct Builder {
     pub order: Vec<Vec<GroupMember>>,
     pub run_image: Option<String>,
     pub build_env: Vec<(String, String)>,
+    /// Capabilities the builder grants.
+    pub allow: Vec<String>,
 }
 
 impl Builder {
@@ -216,7 +229,9 @@ impl Builder {
             .build
             .map(|b| b.env.into_iter().map(|e| (e.name, e.value)).collect())
             .unwrap_or_default();
+        let allow = file.capabilities.map(|c| c.allow).unwrap_or_default();
         Ok(Self {
+            allow,
             path: path.into(),
             buildpacks,
             order,

@@ -9,12 +9,14 @@
 pub mod api;
 pub mod builder;
 pub mod cache;
+pub mod capabilities;
 pub mod cargo;
 pub mod config_file;
 pub mod distribution;
 pub mod embedded;
 pub mod engine;
 pub mod env;
+pub mod fetch;
 pub mod fleet;
 pub mod ids;
 pub mod inspect;

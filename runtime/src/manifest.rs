@@ -48,6 +48,10 @@ pub struct BuildpackManifest {
     /// Free-form CNB `[metadata]`.
     #[serde(default)]
     pub metadata: Option<toml::Table>,
+    /// Cascade's `[capabilities]`: what the buildpack needs beyond its
+    /// sandbox (see [`crate::capabilities`]).
+    #[serde(default)]
+    pub capabilities: crate::capabilities::Declared,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

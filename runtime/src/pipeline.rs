@@ -209,6 +209,7 @@ fn report(
         processes: exported.processes,
         default_process: exported.default_process,
         sbom_referrer: None,
+        capabilities: Vec::new(),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct BuildReport {
     pub default_process: Option<String>,
     /// The image SBOM as an OCI referrer, when published to a registry.
     pub sbom_referrer: Option<crate::oci::referrers::Attached>,
+    /// Every capability call buildpacks made (granted or denied), in order.
+    pub capabilities: Vec<crate::engine::CapabilityUse>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -194,6 +194,23 @@ impl Layer {
         self.reused
     }
 
+    /// Download `url` into `rel` (a path inside this layer), checked against
+    /// `sha256` (64 hex digits) by the host, which caches by digest: a
+    /// second build downloads nothing. Needs the `fetch` capability: the
+    /// URL's host listed in buildpack.toml `[capabilities] fetch` (`file`
+    /// for file:// URLs) and granted by the platform
+    /// (`cascade build --allow fetch:HOST`); otherwise the error says which
+    /// is missing. Returns the number of bytes written.
+    pub fn fetch(&self, url: &str, sha256: &str, rel: &str) -> Result<u64, BuildpackError> {
+        let request = crate::bindings::cascade::buildpack::fetch::Request {
+            url: url.to_owned(),
+            sha256: sha256.to_owned(),
+            destination: format!("{}/{rel}", self.name),
+        };
+        crate::bindings::cascade::buildpack::fetch::fetch(&request)
+            .map_err(|e| BuildpackError::new(format!("fetching {url}: {e}")))
+    }
+
     /// Set the layer's types at once.
     #[must_use]
     pub fn types(mut self, types: LayerTypes) -> Self {

@@ -8,6 +8,7 @@
 mod bad_input;
 mod build_apps;
 mod cache;
+mod capabilities;
 mod distribution;
 mod project;
 mod rebase;

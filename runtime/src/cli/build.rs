@@ -12,8 +12,10 @@ use super::progress::Stderr;
 use super::{Format, default_cache_dir};
 use cascade_runtime::api::{BuildpackRunner, Env};
 use cascade_runtime::builder::{Builder, BuildpackSource, GroupMember};
+use cascade_runtime::capabilities::Grants;
 use cascade_runtime::distribution;
-use cascade_runtime::engine::{Engine, Limits};
+use cascade_runtime::engine::{CapabilityHost, Engine, Limits};
+use cascade_runtime::fetch::Fetcher;
 use cascade_runtime::lock::{BuilderLock, LockedBuildpack};
 use cascade_runtime::oci::ImageRef;
 use cascade_runtime::oci::compress::Compression;
@@ -23,6 +25,7 @@ use cascade_runtime::project::{self, Project, ProjectBuildpack};
 use cascade_runtime::report::BuildReport;
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // clap flags: each bool is one switch
 pub struct BuildArgs {
     /// The app's source directory.
     pub app_dir: PathBuf,
@@ -93,6 +96,24 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub buildpack_memory: u64,
 
+    /// Grant a capability to every buildpack that declares it:
+    /// fetch:HOST (or fetch:* for any declared host; fetch:file for file://
+    /// URLs). Repeatable. Nothing is granted by default.
+    #[arg(long, value_name = "CAPABILITY")]
+    pub allow: Vec<String>,
+
+    /// Grant no capability at all, whatever --allow or the builder say.
+    #[arg(long)]
+    pub deny_all: bool,
+
+    /// Serve fetches only from the fetch cache; download nothing.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Largest file one fetch may download, in MiB.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    pub fetch_max_mib: u64,
+
     /// Only warnings and errors on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -159,7 +180,26 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         ..Limits::default()
     };
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
-    let engine = Arc::new(Engine::new(limits, cache_dir, reporter.clone())?);
+    let mut allow = builder
+        .as_ref()
+        .map(|b| b.allow.clone())
+        .unwrap_or_default();
+    allow.extend(args.allow.iter().cloned());
+    let grants = Grants::parse(&allow, args.deny_all).map_err(|e| InvalidInput(e.to_string()))?;
+    let fetch_cache = cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"));
+    let capabilities = Arc::new(CapabilityHost::new(
+        grants,
+        Some(Fetcher::new(
+            &fetch_cache,
+            args.offline,
+            args.fetch_max_mib << 20,
+        )),
+    ));
+    let engine = Arc::new(
+        Engine::new(limits, cache_dir, reporter.clone())?.with_capabilities(capabilities.clone()),
+    );
     let (buildpacks, order) = select_buildpacks(&engine, args, builder.as_ref(), &project)?;
 
     let request = BuildRequest {
@@ -181,7 +221,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         &[&request.output, &request.run_image],
         &args.insecure_registry,
     )?;
-    let report = pipeline::build(&request, &oci, reporter.as_ref())?;
+    let mut report = pipeline::build(&request, &oci, reporter.as_ref())?;
+    report.capabilities = capabilities.used();
     print_report(&report, args.format)
 }
 
@@ -403,6 +444,12 @@ fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
                 println!(
                     "  layer {:<40} {} ({} bytes{how})",
                     l.name, l.digest, l.size
+                );
+            }
+            for c in &report.capabilities {
+                println!(
+                    "  capability {} used by {}: {}",
+                    c.capability, c.buildpack, c.detail
                 );
             }
             for p in &report.processes {

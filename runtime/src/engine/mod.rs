@@ -54,6 +54,53 @@ pub struct Engine {
     cache_dir: Option<PathBuf>,
     reporter: Arc<dyn Reporter>,
     ticker_stop: Arc<AtomicBool>,
+    capabilities: Arc<CapabilityHost>,
+}
+
+/// What the platform granted, the fetch cache, and a record of every
+/// capability call (for the build report and progress output).
+#[derive(Debug)]
+pub struct CapabilityHost {
+    pub grants: crate::capabilities::Grants,
+    pub fetcher: Option<crate::fetch::Fetcher>,
+    used: std::sync::Mutex<Vec<CapabilityUse>>,
+}
+
+/// One capability call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CapabilityUse {
+    pub buildpack: String,
+    /// `fetch:HOST`.
+    pub capability: String,
+    pub detail: String,
+    pub allowed: bool,
+}
+
+impl CapabilityHost {
+    pub fn new(
+        grants: crate::capabilities::Grants,
+        fetcher: Option<crate::fetch::Fetcher>,
+    ) -> Self {
+        Self {
+            grants,
+            fetcher,
+            used: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Nothing granted: what a test engine or a `--deny-all` build gets.
+    pub fn deny_all() -> Self {
+        Self::new(crate::capabilities::Grants::default(), None)
+    }
+
+    pub fn record(&self, u: CapabilityUse) {
+        self.used.lock().expect("not poisoned").push(u);
+    }
+
+    /// Every capability call so far, in order.
+    pub fn used(&self) -> Vec<CapabilityUse> {
+        self.used.lock().expect("not poisoned").clone()
+    }
 }
 
 impl Drop for Engine {
@@ -109,7 +156,19 @@ impl Engine {
             cache_dir,
             reporter,
             ticker_stop,
+            capabilities: Arc::new(CapabilityHost::deny_all()),
         })
+    }
+
+    /// Grant capabilities (by default nothing is granted).
+    #[must_use]
+    pub fn with_capabilities(mut self, capabilities: Arc<CapabilityHost>) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    pub fn capabilities(&self) -> &Arc<CapabilityHost> {
+        &self.capabilities
     }
 
     /// Load a buildpack from a `.wasm` file.
@@ -232,7 +291,18 @@ pub struct WasmBuildpack {
 impl WasmBuildpack {
     fn store(&self, preopens: &Preopens<'_>) -> Result<Store<State>, RunError> {
         let limits = &self.engine.limits;
-        let state = State::new(self.id(), limits, preopens, self.engine.reporter.clone())?;
+        let caps = preopens.own_layers.map(|(host, _)| sandbox::Caps {
+            host: self.engine.capabilities.clone(),
+            declared: self.manifest.capabilities.clone(),
+            layers_dir: host.to_path_buf(),
+        });
+        let state = State::new(
+            self.id(),
+            limits,
+            preopens,
+            self.engine.reporter.clone(),
+            caps,
+        )?;
         let mut store = Store::new(&self.engine.wasm, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1);

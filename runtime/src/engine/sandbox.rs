@@ -98,6 +98,14 @@ impl HostMonotonicClock for StepClock {
     }
 }
 
+/// Capabilities of a build call: the platform's grants and the
+/// buildpack's declaration, and where its layers are on the host.
+pub struct Caps {
+    pub host: Arc<super::CapabilityHost>,
+    pub declared: crate::capabilities::Declared,
+    pub layers_dir: std::path::PathBuf,
+}
+
 /// Store data of one call.
 pub struct State {
     wasi: WasiCtx,
@@ -109,6 +117,8 @@ pub struct State {
     reporter: Arc<dyn Reporter>,
     logged: usize,
     log_budget: usize,
+    /// `None` in detect: capabilities are for build.
+    caps: Option<Caps>,
 }
 
 impl WasiView for State {
@@ -121,6 +131,41 @@ impl WasiView for State {
 }
 
 impl cascade::buildpack::types::Host for State {}
+
+impl cascade::buildpack::fetch::Host for State {
+    fn fetch(&mut self, request: cascade::buildpack::fetch::Request) -> Result<u64, String> {
+        let Some(caps) = &self.caps else {
+            return Err("fetch is available during build, not detect".into());
+        };
+        let host = crate::capabilities::fetch_host(&request.url)?;
+        let allowed = caps
+            .host
+            .grants
+            .check_fetch(self.id.as_str(), &caps.declared, &request.url);
+        caps.host.record(super::CapabilityUse {
+            buildpack: self.id.to_string(),
+            capability: format!("fetch:{host}"),
+            detail: request.url.clone(),
+            allowed: allowed.is_ok(),
+        });
+        allowed?;
+        let fetcher = caps
+            .host
+            .fetcher
+            .as_ref()
+            .ok_or("fetch has no cache directory on this host")?;
+        let dest = crate::fetch::confined(&caps.layers_dir, &request.destination)?;
+        let done = fetcher.get(&request.url, &request.sha256, &dest)?;
+        self.reporter.note(&format!(
+            "{} used fetch:{host}: {} ({} bytes{})",
+            self.id,
+            request.url,
+            done.bytes,
+            if done.cached { ", from the cache" } else { "" }
+        ));
+        Ok(done.bytes)
+    }
+}
 
 impl cascade::buildpack::log::Host for State {
     fn log(&mut self, level: Level, message: String) {
@@ -152,6 +197,7 @@ impl State {
         limits: &Limits,
         preopens: &Preopens<'_>,
         reporter: Arc<dyn Reporter>,
+        caps: Option<Caps>,
     ) -> Result<Self, RunError> {
         let setup = |e: wasmtime::Error| RunError::Setup(format!("{e:#}"));
         let stdout = BoundedOutput::new(limits.output_bytes);
@@ -196,6 +242,7 @@ impl State {
             reporter,
             logged: 0,
             log_budget: limits.output_bytes,
+            caps,
         })
     }
 }

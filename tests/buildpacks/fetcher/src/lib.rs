@@ -1,0 +1,56 @@
+//! Fetches what the app's `fetch.toml` lists into a launch layer
+//! `downloads`, for the capability tests:
+//!
+//! ```toml
+//! [[fetch]]
+//! url = "http://127.0.0.1:8080/runtime.tar.gz"
+//! sha256 = "..."
+//! dest = "runtime.tar.gz"   # inside the layer; may try to escape it
+//! ```
+//!
+//! It declares `fetch` from `127.0.0.1` and `file` URLs only.
+
+use cascade_sdk::toml::{Table, Value};
+use cascade_sdk::{
+    BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, Result, log,
+};
+
+#[derive(Default)]
+pub struct Fetcher;
+
+impl Buildpack for Fetcher {
+    fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
+        Ok(if ctx.app_dir().join("fetch.toml").is_file() {
+            DetectResult::pass()
+        } else {
+            DetectResult::fail("no fetch.toml")
+        })
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
+        let text = std::fs::read_to_string(ctx.app_dir().join("fetch.toml"))?;
+        let doc: Table = text
+            .parse()
+            .map_err(|e| BuildpackError::new(format!("fetch.toml: {e}")))?;
+        let layer = ctx.layer("downloads")?.launch(true);
+        let entries = doc
+            .get("fetch")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for entry in entries {
+            let field = |k: &str| {
+                entry
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let bytes = layer.fetch(&field("url"), &field("sha256"), &field("dest"))?;
+            log::info(format!("fetched {} ({bytes} bytes)", field("dest")));
+        }
+        Ok(BuildResult::new().layer(layer))
+    }
+}
+
+cascade_sdk::export_buildpack!(Fetcher);

@@ -1,0 +1,239 @@
+//! The fetch capability: declared by the buildpack, granted by the
+//! platform, downloaded over loopback HTTP, verified, cached, bounded, and
+//! refused with a message that says how to grant it.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cascade_runtime::guests;
+use cascade_runtime::oci::Digest;
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A loopback HTTP server for fixed files, counting the requests it serves.
+struct Files {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+}
+
+fn serve(files: Vec<(&'static str, Vec<u8>)>) -> Files {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let line = String::from_utf8_lossy(&req);
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let body = files
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, b)| b.clone());
+            let head = match &body {
+                Some(b) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                ),
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .into(),
+            };
+            let _ = stream.write_all(head.as_bytes());
+            if let Some(b) = body {
+                let _ = stream.write_all(&b);
+            }
+        }
+    });
+    Files { port, hits }
+}
+
+fn app(dir: &Path, entries: &[(String, String, &str)]) -> PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let mut text = String::new();
+    for (url, sha, dest) in entries {
+        let _ = write!(
+            text,
+            "[[fetch]]\nurl = \"{url}\"\nsha256 = \"{sha}\"\ndest = \"{dest}\"\n\n"
+        );
+    }
+    std::fs::write(app.join("fetch.toml"), text).unwrap();
+    app
+}
+
+fn fetch_build(cache: &Path, app: &Path, out: &str, extra: &[&str]) -> Outcome {
+    let o = run(cascade()
+        .env("CASCADE_CACHE_DIR", cache)
+        .arg("build")
+        .arg(app)
+        .args([
+            "--output",
+            out,
+            "--buildpack",
+            guests::TEST_FETCHER,
+            "--format",
+            "json",
+        ])
+        .args(extra));
+    Outcome {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+const RUNTIME: &[u8] = b"pretend this is a node runtime tarball\n";
+
+#[test]
+fn a_granted_fetch_downloads_verifies_caches_and_works_offline() {
+    let server = serve(vec![("/rt.tar.gz", RUNTIME.to_vec())]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let url = format!("http://127.0.0.1:{}/rt.tar.gz", server.port);
+    let sha = Digest::of(RUNTIME).hex().to_owned();
+    let app = app(tmp.path(), &[(url.clone(), sha, "node/rt.tar.gz")]);
+    let out = format!("oci:{}/out:v1", tmp.path().display());
+
+    let first = fetch_build(&cache, &app, &out, &["--allow", "fetch:127.0.0.1"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let report: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(report["capabilities"][0]["capability"], "fetch:127.0.0.1");
+    assert_eq!(report["capabilities"][0]["buildpack"], "test/fetcher");
+    assert_eq!(report["capabilities"][0]["allowed"], true);
+    assert!(
+        first.stderr.contains("test/fetcher used fetch:127.0.0.1"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+    if have("umoci") {
+        let bundle = unpack(&tmp.path().join("out"), "v1", tmp.path());
+        let got = std::fs::read(bundle.join("rootfs/layers/test_fetcher/downloads/node/rt.tar.gz"))
+            .unwrap();
+        assert_eq!(got, RUNTIME);
+    }
+
+    // Second build: from the cache, even offline; the server sees nothing.
+    let second = fetch_build(
+        &cache,
+        &app,
+        &out,
+        &["--allow", "fetch:127.0.0.1", "--offline"],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("from the cache"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+    let digest =
+        |o: &Outcome| serde_json::from_str::<Value>(&o.stdout).unwrap()["image_digest"].clone();
+    assert_eq!(digest(&first), digest(&second));
+
+    // Offline with an empty cache: a clear error, no request.
+    let cold = fetch_build(
+        &tmp.path().join("cold"),
+        &app,
+        &out,
+        &["--allow", "fetch:127.0.0.1", "--offline"],
+    );
+    assert_eq!(cold.code, 51, "{}", cold.stderr);
+    assert!(cold.stderr.contains("--offline"), "{}", cold.stderr);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn fetches_the_platform_or_the_buildpack_did_not_allow_are_refused() {
+    let server = serve(vec![("/rt.tar.gz", RUNTIME.to_vec())]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let sha = Digest::of(RUNTIME).hex().to_owned();
+    let out = format!("oci:{}/out:v1", tmp.path().display());
+    let url = format!("http://127.0.0.1:{}/rt.tar.gz", server.port);
+    let granted_app = app(
+        &tmp.path().join("a"),
+        &[(url.clone(), sha.clone(), "rt.tgz")],
+    );
+
+    // Declared but not granted: names the buildpack and how to grant it.
+    let o = fetch_build(&cache, &granted_app, &out, &[]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("test/fetcher") && o.stderr.contains("--allow fetch:127.0.0.1"),
+        "{}",
+        o.stderr
+    );
+    // --deny-all wins over --allow.
+    let o = fetch_build(
+        &cache,
+        &granted_app,
+        &out,
+        &["--allow", "fetch:*", "--deny-all"],
+    );
+    assert_eq!(o.code, 51, "{}", o.stderr);
+
+    // Granted by the platform but not declared by the buildpack.
+    let undeclared = format!("http://localhost:{}/rt.tar.gz", server.port);
+    let other = app(
+        &tmp.path().join("b"),
+        &[(undeclared, sha.clone(), "rt.tgz")],
+    );
+    let o = fetch_build(&cache, &other, &out, &["--allow", "fetch:*"]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("does not declare"), "{}", o.stderr);
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        0,
+        "nothing was downloaded"
+    );
+
+    // A wrong digest: refused, and nothing lands in the cache.
+    let wrong = app(
+        &tmp.path().join("c"),
+        &[(url.clone(), "0".repeat(64), "rt.tgz")],
+    );
+    let o = fetch_build(&cache, &wrong, &out, &["--allow", "fetch:127.0.0.1"]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("sha256 mismatch"), "{}", o.stderr);
+    let cached = std::fs::read_dir(cache.join("fetch")).map_or(0, Iterator::count);
+    assert_eq!(cached, 0);
+
+    // Over the size limit.
+    let big = vec![7u8; 2 << 20];
+    let big_server = serve(vec![("/big", big.clone())]);
+    let big_url = format!("http://127.0.0.1:{}/big", big_server.port);
+    let big_app = app(
+        &tmp.path().join("d"),
+        &[(big_url, Digest::of(&big).hex().to_owned(), "big")],
+    );
+    let o = fetch_build(
+        &cache,
+        &big_app,
+        &out,
+        &["--allow", "fetch:127.0.0.1", "--fetch-max-mib", "1"],
+    );
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("fetch limit"), "{}", o.stderr);
+
+    // A destination outside the buildpack's layers.
+    let escape = app(&tmp.path().join("e"), &[(url, sha, "../../../escape")]);
+    let o = fetch_build(&cache, &escape, &out, &["--allow", "fetch:127.0.0.1"]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("no .."), "{}", o.stderr);
+    assert!(!tmp.path().join("escape").exists());
+}
