@@ -13,6 +13,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("cascade-buildpack-procfile", "PROCFILE"),
     ("cascade-buildpack-static-site", "STATIC_SITE"),
     ("cascade-buildpack-ca-certs", "CA_CERTS"),
+    ("cascade-buildpack-rust", "RUST"),
     ("cascade-test-hostile", "TEST_HOSTILE"),
     ("cascade-test-deps", "TEST_DEPS"),
     ("cascade-test-fetcher", "TEST_FETCHER"),

@@ -282,6 +282,7 @@ fn export_throughput(out: &mut String) {
                             &LayerSource {
                                 root: tree.clone(),
                                 prefix: "workspace".into(),
+                                bin_exec: false,
                             },
                             &blobs,
                             Owner::default(),

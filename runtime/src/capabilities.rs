@@ -27,7 +27,7 @@ pub struct Declared {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("--allow {0:?}: expected fetch:HOST, fetch:*, exec:TOOL or network")]
+#[error("--allow {0:?}: expected fetch:HOST, fetch:*, exec:TOOL, exec:* or network")]
 pub struct GrantError(pub String);
 
 /// What the platform grants, to every buildpack that declares it.
@@ -69,6 +69,28 @@ impl Grants {
             ));
         }
         Ok(())
+    }
+
+    /// Whether buildpack `id` may run `program`.
+    pub fn check_exec(&self, id: &str, declared: &Declared, program: &str) -> Result<(), String> {
+        if !declared.exec.iter().any(|t| t == program) {
+            return Err(format!(
+                "capability exec:{program} denied: buildpack {id} does not declare it (its buildpack.toml [capabilities] exec = {:?})",
+                declared.exec
+            ));
+        }
+        if !self.exec.iter().any(|t| t == "*" || t == program) {
+            return Err(format!(
+                "capability exec:{program} denied: the platform did not grant it to buildpack {id}; grant it with `cascade build --allow exec:{program}`"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a buildpack's tools get the network: it must declare
+    /// `network = true` and the platform grant `network`.
+    pub fn network(&self, declared: &Declared) -> bool {
+        declared.network && self.network
     }
 }
 

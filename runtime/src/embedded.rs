@@ -6,9 +6,10 @@ use crate::guests;
 use crate::ids::BuildpackId;
 
 /// (source name for messages, component bytes)
-pub const BUILDPACKS: [(&str, &[u8]); 3] = [
+pub const BUILDPACKS: [(&str, &[u8]); 4] = [
     ("embedded:cascade/ca-certs", guests::CA_CERTS_WASM),
     ("embedded:cascade/static-site", guests::STATIC_SITE_WASM),
+    ("embedded:cascade/rust", guests::RUST_WASM),
     ("embedded:cascade/procfile", guests::PROCFILE_WASM),
 ];
 
@@ -21,12 +22,18 @@ fn member(id: &str, optional: bool) -> GroupMember {
 }
 
 /// The default order: certificates are optional in front of every group; a
-/// static site may add a Procfile's processes; otherwise a Procfile alone.
+/// static site or a Cargo project may add a Procfile's processes; otherwise
+/// a Procfile alone.
 pub fn order() -> Vec<Vec<GroupMember>> {
     vec![
         vec![
             member("cascade/ca-certs", true),
             member("cascade/static-site", false),
+            member("cascade/procfile", true),
+        ],
+        vec![
+            member("cascade/ca-certs", true),
+            member("cascade/rust", false),
             member("cascade/procfile", true),
         ],
         vec![

@@ -16,6 +16,7 @@ pub mod distribution;
 pub mod embedded;
 pub mod engine;
 pub mod env;
+pub mod exec;
 pub mod fetch;
 pub mod fleet;
 pub mod ids;

@@ -354,8 +354,8 @@ fn store_image(
     Ok((t, digest, referrer))
 }
 
-/// Copy the app into the build workspace: files keep their bytes and exec
-/// bit, symbolic links stay links, other file types are refused. Paths the
+/// Copy the app into the build workspace: files keep their bytes, exec bit
+/// and mtime, symbolic links stay links, other file types are refused. Paths the
 /// filter drops are skipped (a dropped directory is not entered); a
 /// directory is created when it is kept itself or holds something kept.
 fn copy_tree(from: &Path, to: &Path, filter: &Filter) -> std::io::Result<()> {
@@ -391,6 +391,13 @@ fn copy_tree(from: &Path, to: &Path, filter: &Filter) -> std::io::Result<()> {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
         } else if ft.is_file() {
             std::fs::copy(entry.path(), &dest)?;
+            // Keep the mtime: tools a buildpack runs (cargo, make) decide
+            // what to rebuild by it. Layers normalise mtimes anyway.
+            let modified = entry.metadata()?.modified()?;
+            std::fs::File::options()
+                .write(true)
+                .open(&dest)?
+                .set_modified(modified)?;
         } else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,

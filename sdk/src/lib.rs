@@ -8,6 +8,7 @@ mod build;
 mod context;
 mod detect;
 mod error;
+pub mod exec;
 pub mod fs;
 mod layer;
 pub mod log;

@@ -14,6 +14,7 @@ mod project;
 mod rebase;
 mod registry;
 mod reproducible;
+mod rust;
 mod sandbox;
 mod sbom;
 mod scaffold;

@@ -15,6 +15,7 @@ use cascade_runtime::builder::{Builder, BuildpackSource, GroupMember};
 use cascade_runtime::capabilities::Grants;
 use cascade_runtime::distribution;
 use cascade_runtime::engine::{CapabilityHost, Engine, Limits};
+use cascade_runtime::exec::ExecPolicy;
 use cascade_runtime::fetch::Fetcher;
 use cascade_runtime::lock::{BuilderLock, LockedBuildpack};
 use cascade_runtime::oci::ImageRef;
@@ -97,10 +98,26 @@ pub struct BuildArgs {
     pub buildpack_memory: u64,
 
     /// Grant a capability to every buildpack that declares it:
-    /// fetch:HOST (or fetch:* for any declared host; fetch:file for file://
-    /// URLs). Repeatable. Nothing is granted by default.
+    /// fetch:HOST (fetch:* for any declared host; fetch:file for file://
+    /// URLs), exec:TOOL (exec:* for any declared tool), network (for exec'd
+    /// tools). Repeatable. Nothing is granted by default.
     #[arg(long, value_name = "CAPABILITY")]
     pub allow: Vec<String>,
+
+    /// A directory tools run with exec may read (bound read-only in their
+    /// sandbox), e.g. a toolchain's home: --exec-path ~/.rustup. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub exec_path: Vec<PathBuf>,
+
+    /// A variable every tool run with exec gets (K=V), e.g.
+    /// RUSTUP_HOME=/root/.rustup. Repeatable.
+    #[arg(long, value_name = "K=V")]
+    pub exec_env: Vec<String>,
+
+    /// Where bubblewrap is missing, run exec'd tools without a sandbox
+    /// instead of refusing.
+    #[arg(long)]
+    pub allow_unsandboxed_exec: bool,
 
     /// Grant no capability at all, whatever --allow or the builder say.
     #[arg(long)]
@@ -189,6 +206,13 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let fetch_cache = cache_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"));
+    let exec = ExecPolicy {
+        paths: args.exec_path.clone(),
+        env: parse_env(&args.exec_env)?.into_iter().collect(),
+        allow_unsandboxed: args.allow_unsandboxed_exec,
+        timeout: limits.timeout,
+        source_date_epoch: created()?,
+    };
     let capabilities = Arc::new(CapabilityHost::new(
         grants,
         Some(Fetcher::new(
@@ -196,6 +220,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
             args.offline,
             args.fetch_max_mib << 20,
         )),
+        exec,
     ));
     let engine = Arc::new(
         Engine::new(limits, cache_dir, reporter.clone())?.with_capabilities(capabilities.clone()),

@@ -63,6 +63,7 @@ pub struct Engine {
 pub struct CapabilityHost {
     pub grants: crate::capabilities::Grants,
     pub fetcher: Option<crate::fetch::Fetcher>,
+    pub exec: crate::exec::ExecPolicy,
     used: std::sync::Mutex<Vec<CapabilityUse>>,
 }
 
@@ -80,17 +81,23 @@ impl CapabilityHost {
     pub fn new(
         grants: crate::capabilities::Grants,
         fetcher: Option<crate::fetch::Fetcher>,
+        exec: crate::exec::ExecPolicy,
     ) -> Self {
         Self {
             grants,
             fetcher,
+            exec,
             used: std::sync::Mutex::default(),
         }
     }
 
     /// Nothing granted: what a test engine or a `--deny-all` build gets.
     pub fn deny_all() -> Self {
-        Self::new(crate::capabilities::Grants::default(), None)
+        Self::new(
+            crate::capabilities::Grants::default(),
+            None,
+            crate::exec::ExecPolicy::default(),
+        )
     }
 
     pub fn record(&self, u: CapabilityUse) {
@@ -291,10 +298,13 @@ pub struct WasmBuildpack {
 impl WasmBuildpack {
     fn store(&self, preopens: &Preopens<'_>) -> Result<Store<State>, RunError> {
         let limits = &self.engine.limits;
-        let caps = preopens.own_layers.map(|(host, _)| sandbox::Caps {
+        let caps = preopens.own_layers.map(|(host, guest)| sandbox::Caps {
             host: self.engine.capabilities.clone(),
             declared: self.manifest.capabilities.clone(),
             layers_dir: host.to_path_buf(),
+            layers_guest: guest.to_owned(),
+            app_dir: preopens.app.0.to_path_buf(),
+            build_layers: preopens.read_only.to_vec(),
         });
         let state = State::new(
             self.id(),

@@ -104,6 +104,9 @@ pub struct Caps {
     pub host: Arc<super::CapabilityHost>,
     pub declared: crate::capabilities::Declared,
     pub layers_dir: std::path::PathBuf,
+    pub layers_guest: String,
+    pub app_dir: std::path::PathBuf,
+    pub build_layers: Vec<Mount>,
 }
 
 /// Store data of one call.
@@ -131,6 +134,71 @@ impl WasiView for State {
 }
 
 impl cascade::buildpack::types::Host for State {}
+
+impl cascade::buildpack::exec::Host for State {
+    fn run(
+        &mut self,
+        command: cascade::buildpack::exec::Command,
+    ) -> Result<cascade::buildpack::exec::Outcome, String> {
+        let Some(caps) = &self.caps else {
+            return Err("exec is available during build, not detect".into());
+        };
+        let program = command.program.clone();
+        let record = |allowed: bool, detail: String| {
+            caps.host.record(super::CapabilityUse {
+                buildpack: self.id.to_string(),
+                capability: format!("exec:{program}"),
+                detail,
+                allowed,
+            });
+        };
+        let argv = std::iter::once(program.as_str())
+            .chain(command.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Err(e) = caps
+            .host
+            .grants
+            .check_exec(self.id.as_str(), &caps.declared, &program)
+        {
+            record(false, argv);
+            return Err(e);
+        }
+        let env: Vec<(String, String)> =
+            command.env.into_iter().map(|v| (v.name, v.value)).collect();
+        let wd = command
+            .working_dir
+            .unwrap_or_else(|| crate::api::APP_DIR.to_owned());
+        self.reporter
+            .note(&format!("{} used exec:{program}: {argv}", self.id));
+        let outcome = crate::exec::run(
+            &caps.host.exec,
+            &crate::exec::ExecRequest {
+                id: &self.id,
+                program: &program,
+                args: &command.args,
+                env: &env,
+                working_dir: &wd,
+                app_dir: &caps.app_dir,
+                layers_dir: &caps.layers_dir,
+                layers_guest: &caps.layers_guest,
+                build_layers: &caps.build_layers,
+                network: caps.host.grants.network(&caps.declared),
+            },
+            &self.reporter,
+        );
+        match &outcome {
+            Ok(o) => record(true, format!("{argv} (exit {})", o.status)),
+            Err(e) => record(true, format!("{argv} ({e})")),
+        }
+        let o = outcome?;
+        Ok(cascade::buildpack::exec::Outcome {
+            status: o.status,
+            stdout: o.stdout,
+            stderr: o.stderr,
+        })
+    }
+}
 
 impl cascade::buildpack::fetch::Host for State {
     fn fetch(&mut self, request: cascade::buildpack::fetch::Request) -> Result<u64, String> {

@@ -37,6 +37,10 @@ impl Default for Owner {
 pub struct LayerSource {
     pub root: PathBuf,
     pub prefix: String,
+    /// Export regular files directly under the tree's `bin/` as executable.
+    /// Buildpacks write their layers through WASI, which has no permission
+    /// bits; `bin/` is on `PATH`, so what is there is meant to run.
+    pub bin_exec: bool,
 }
 
 /// A layer written to a layout's blob store.
@@ -197,7 +201,8 @@ fn append_tree<W: Write>(
                 }
                 hardlinks.insert(key, name.clone());
             }
-            let mode = if meta.mode() & 0o111 != 0 {
+            let in_bin = source.bin_exec && rel.parent() == Some(Path::new("bin"));
+            let mode = if meta.mode() & 0o111 != 0 || in_bin {
                 0o755
             } else {
                 0o644
@@ -247,6 +252,7 @@ mod tests {
         let src = |root: &Path| LayerSource {
             root: root.into(),
             prefix: "workspace".into(),
+            bin_exec: false,
         };
         let a = write_layer(
             &src(one.path()),
@@ -280,6 +286,7 @@ mod tests {
             &LayerSource {
                 root: dir.path().into(),
                 prefix: "layers/bp/l".into(),
+                bin_exec: false,
             },
             blobs.path(),
             Owner::default(),
@@ -338,6 +345,7 @@ mod tests {
         let source = LayerSource {
             root: dir.path().into(),
             prefix: "workspace".into(),
+            bin_exec: false,
         };
         let write = |c, threads| {
             write_layer_with(&source, blobs.path(), Owner::default(), c, threads).unwrap()

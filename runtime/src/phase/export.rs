@@ -107,6 +107,7 @@ impl Export<'_> {
                     source: LayerSource {
                         root: l.host_path.clone(),
                         prefix: l.guest_path.trim_start_matches('/').into(),
+                        bin_exec: true,
                     },
                     reuse: l.reuse.clone().map_or(Reuse::No, Reuse::Kept),
                 });
@@ -118,6 +119,7 @@ impl Export<'_> {
             source: LayerSource {
                 root: self.app_dir.into(),
                 prefix: APP_DIR.trim_start_matches('/').into(),
+                bin_exec: false,
             },
             reuse: self
                 .previous_app
@@ -210,6 +212,7 @@ impl Export<'_> {
                 source: LayerSource {
                     root: std::path::PathBuf::new(),
                     prefix: String::new(),
+                    bin_exec: false,
                 },
                 reuse: Reuse::No,
             },
@@ -295,6 +298,7 @@ impl Export<'_> {
         let source = LayerSource {
             root: dir.path().into(),
             prefix: "layers/sbom".into(),
+            bin_exec: false,
         };
         if let Some(prev) = self.previous_sbom.filter(|b| self.usable(layout, b))
             && layer::diff_id(&source, self.owner)? == prev.diff_id

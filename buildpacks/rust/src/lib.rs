@@ -1,0 +1,182 @@
+//! `cascade/rust`: builds a Cargo project with the build host's `cargo`
+//! (the `exec` capability) and puts its binaries in a launch layer.
+//!
+//! - `cargo build --release` runs in the app dir with `CARGO_HOME` (the
+//!   crate registry cache) and `CARGO_TARGET_DIR` in cache layers, so a
+//!   rebuild recompiles only what changed.
+//! - Binaries are linked statically (`-C target-feature=+crt-static`) so
+//!   they run on any run image, `scratch` included; `BP_RUST_STATIC=false`
+//!   turns that off.
+//! - One process per binary target, named after it; the package's own
+//!   binary (else the first) is `web` and the default.
+//! - The `bin` layer is reused, blob and all, when the binaries' bytes did
+//!   not change.
+
+use cascade_sdk::toml::{Table, Value};
+use cascade_sdk::{
+    BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, LayerTypes,
+    Process, Result, ResultExt, exec, log,
+};
+
+#[derive(Default)]
+pub struct Rust;
+
+/// The binary targets of a Cargo.toml: `[[bin]]` names, else the package
+/// name when `src/main.rs` exists.
+pub fn binaries(manifest: &Table, has_main: bool) -> Vec<String> {
+    let mut bins: Vec<String> = manifest
+        .get("bin")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let package = manifest
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str);
+    if bins.is_empty()
+        && has_main
+        && let Some(p) = package
+    {
+        bins.push(p.to_owned());
+    }
+    bins
+}
+
+/// FNV-1a over the binaries: metadata that changes when their bytes do.
+fn fingerprint(files: &[(String, Vec<u8>)]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, bytes) in files {
+        for b in name.bytes().chain([0]).chain(bytes.iter().copied()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// A process type from a binary name (CNB: letters, digits, '.', '-', '_').
+fn process_type(bin: &str) -> String {
+    bin.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Buildpack for Rust {
+    fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
+        Ok(if ctx.app_dir().join("Cargo.toml").is_file() {
+            DetectResult::pass()
+        } else {
+            DetectResult::fail("no Cargo.toml")
+        })
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
+        let manifest: Table = std::fs::read_to_string(ctx.app_dir().join("Cargo.toml"))?
+            .parse()
+            .map_err(|e| BuildpackError::new(format!("Cargo.toml: {e}")))?;
+        let bins = binaries(&manifest, ctx.app_dir().join("src/main.rs").is_file());
+        if bins.is_empty() {
+            return Err(BuildpackError::new("Cargo.toml: no binary target")
+                .hint("add src/main.rs or a [[bin]] section"));
+        }
+        // Caches: kept between builds, never in the image.
+        let cargo_home = ctx.cached_layer("cargo-home", LayerTypes::CACHE, Table::new())?;
+        let target = ctx.cached_layer("target", LayerTypes::CACHE, Table::new())?;
+        let static_link =
+            ctx.platform_env().get("BP_RUST_STATIC").map(String::as_str) != Some("false");
+        let mut cargo = exec::Command::new("cargo")
+            .args(["build", "--release"])
+            .env("CARGO_HOME", cargo_home.path().display().to_string())
+            .env("CARGO_TARGET_DIR", target.path().display().to_string())
+            .env("CARGO_TERM_COLOR", "never")
+            .current_dir(ctx.app_dir());
+        if manifest.get("package").is_some() && ctx.app_dir().join("Cargo.lock").is_file() {
+            cargo = cargo.arg("--locked");
+        }
+        if static_link {
+            cargo = cargo.env("RUSTFLAGS", "-C target-feature=+crt-static");
+        }
+        cargo.run_ok()?;
+
+        let built: Vec<(String, Vec<u8>)> = bins
+            .iter()
+            .map(|b| {
+                std::fs::read(target.path().join("release").join(b))
+                    .map(|bytes| (b.clone(), bytes))
+                    .context(format!("reading the built binary {b}"))
+            })
+            .collect::<Result<_>>()?;
+        let mut metadata = Table::new();
+        metadata.insert("binaries".into(), fingerprint(&built).into());
+        let bin = ctx.cached_layer("bin", LayerTypes::LAUNCH, metadata)?;
+        if bin.is_reused() {
+            log::info("binaries unchanged: reusing the bin layer");
+        } else {
+            std::fs::create_dir_all(bin.path().join("bin"))?;
+            for (name, bytes) in &built {
+                let path = bin.path().join("bin").join(name);
+                // WASI has no mode bits: Cascade exports what is in a
+                // layer's bin/ as executable.
+                std::fs::write(&path, bytes)?;
+            }
+            log::info(format!("built {}", bins.join(", ")));
+        }
+
+        let package = manifest
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let web = bins
+            .iter()
+            .find(|b| *b == package)
+            .unwrap_or(&bins[0])
+            .clone();
+        let dir = bin.path().join("bin");
+        let mut result = BuildResult::new()
+            .layer(cargo_home)
+            .layer(target)
+            .layer(bin);
+        for b in &bins {
+            let exe = dir.join(b).display().to_string();
+            let kind = if *b == web {
+                "web".to_owned()
+            } else {
+                process_type(b)
+            };
+            result = result.process(Process::new(kind, [exe]).default(*b == web));
+        }
+        Ok(result)
+    }
+}
+
+cascade_sdk::export_buildpack!(Rust);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_from_bin_sections_or_the_package() {
+        let m: Table = "[package]\nname = \"web-app\"\n".parse().unwrap();
+        assert_eq!(binaries(&m, true), ["web-app"]);
+        assert!(binaries(&m, false).is_empty());
+        let m: Table = "[package]\nname = \"x\"\n[[bin]]\nname = \"a\"\n[[bin]]\nname = \"b\"\n"
+            .parse()
+            .unwrap();
+        assert_eq!(binaries(&m, true), ["a", "b"]);
+        assert_eq!(process_type("a+b"), "a_b");
+        assert_ne!(
+            fingerprint(&[("a".into(), vec![1])]),
+            fingerprint(&[("a".into(), vec![2])])
+        );
+    }
+}

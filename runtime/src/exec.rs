@@ -1,0 +1,344 @@
+//! The host side of the `exec` capability: run a granted tool of the build
+//! environment under bubblewrap with only what it needs bound.
+//!
+//! Inside the sandbox the tool sees the same paths the buildpack does:
+//! `/workspace` (the app, writable), `/layers/<id>` (the buildpack's layers,
+//! writable), earlier buildpacks' build layers (read-only), the system's
+//! `/usr`, `/bin`, `/lib*` (read-only), the tool's install prefix and the
+//! platform's `--exec-path` dirs (read-only), a private `/tmp`, `/proc` and
+//! `/dev`. Everything is unshared (no network unless granted; its own PID
+//! namespace, so nothing outlives it). The environment is exactly what the
+//! buildpack passed plus PATH, HOME=/tmp, SOURCE_DATE_EPOCH and the
+//! platform's `--exec-env`. Where bwrap is missing, exec is refused unless
+//! the platform allows unsandboxed exec.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::api::Mount;
+use crate::ids::BuildpackId;
+use crate::report::Reporter;
+
+/// How much of each stream is returned to the buildpack.
+const TAIL: usize = 64 << 10;
+/// How much of each call's output reaches the build log.
+const LOG_BUDGET: usize = 4 << 20;
+
+/// The platform's exec settings.
+#[derive(Debug, Clone, Default)]
+pub struct ExecPolicy {
+    /// Extra read-only binds (`--exec-path`), e.g. a toolchain's home.
+    pub paths: Vec<PathBuf>,
+    /// Extra env for every tool (`--exec-env K=V`).
+    pub env: Vec<(String, String)>,
+    /// Run without bwrap where it is missing (`--allow-unsandboxed-exec`).
+    pub allow_unsandboxed: bool,
+    /// Seconds one call may run.
+    pub timeout: Duration,
+    /// SOURCE_DATE_EPOCH for tools that honour it.
+    pub source_date_epoch: u64,
+}
+
+/// One call, in host terms.
+pub struct ExecRequest<'a> {
+    pub id: &'a BuildpackId,
+    pub program: &'a str,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    /// Guest path.
+    pub working_dir: &'a str,
+    pub app_dir: &'a Path,
+    pub layers_dir: &'a Path,
+    pub layers_guest: &'a str,
+    pub build_layers: &'a [Mount],
+    pub network: bool,
+}
+
+/// What the call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// `program` on the host's PATH.
+pub fn find_tool(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Where a tool is installed: the parent of its `bin/` dir (`/usr` for
+/// `/usr/bin/gcc`, `~/.cargo` for `~/.cargo/bin/cargo`), else its dir.
+fn prefix(tool: &Path) -> PathBuf {
+    let dir = tool.parent().unwrap_or(Path::new("/"));
+    if dir.file_name().is_some_and(|n| n == "bin") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+pub fn have_bwrap() -> bool {
+    find_tool("bwrap").is_some()
+}
+
+/// Map a guest working dir to the host, refusing anything outside the app
+/// and the buildpack's own layers.
+fn host_dir(req: &ExecRequest<'_>) -> Result<(), String> {
+    let wd = Path::new(req.working_dir);
+    let inside = |root: &str| wd.starts_with(root);
+    let plain = wd
+        .components()
+        .all(|c| !matches!(c, std::path::Component::ParentDir));
+    if plain && (inside(crate::api::APP_DIR) || inside(req.layers_guest)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "working dir {:?}: must be under {} or {}",
+            req.working_dir,
+            crate::api::APP_DIR,
+            req.layers_guest
+        ))
+    }
+}
+
+/// Run the call; `Err` when it could not be started, `Ok` with its exit
+/// status otherwise.
+pub fn run(
+    policy: &ExecPolicy,
+    req: &ExecRequest<'_>,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<ExecOutcome, String> {
+    host_dir(req)?;
+    let tool = find_tool(req.program)
+        .ok_or_else(|| format!("exec {}: not found on the build host's PATH", req.program))?;
+    let tool_bin = tool.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut path_var = tool_bin.display().to_string();
+    path_var.push_str(":/usr/local/bin:/usr/bin:/bin");
+
+    let mut cmd = if have_bwrap() {
+        sandboxed(policy, req, &tool, &path_var)?
+    } else if policy.allow_unsandboxed {
+        reporter.note(&format!(
+            "warning: bwrap is missing: {} runs {} unsandboxed (--allow-unsandboxed-exec)",
+            req.id, req.program
+        ));
+        unsandboxed(policy, req, &tool, &path_var)
+    } else {
+        return Err(format!(
+            "exec {}: bubblewrap (bwrap) is not installed, and exec runs only sandboxed; install bubblewrap, or let it run unsandboxed with `cascade build --allow-unsandboxed-exec`",
+            req.program
+        ));
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("exec {}: {e}", req.program))?;
+    let logged = Arc::new(Mutex::new(0usize));
+    let pump = |stream: Box<dyn Read + Send>, name: &'static str| {
+        let (reporter, id, logged) = (reporter.clone(), req.id.clone(), logged.clone());
+        std::thread::spawn(move || tail_and_log(stream, name, &id, &*reporter, &logged))
+    };
+    let out = pump(Box::new(child.stdout.take().expect("piped")), "stdout");
+    let err = pump(Box::new(child.stderr.take().expect("piped")), "stderr");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if started.elapsed() > policy.timeout {
+            // bwrap dies with its children (--die-with-parent is for us;
+            // killing bwrap ends its PID namespace and everything in it).
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "exec {}: ran past its deadline of {} s and was stopped",
+                req.program,
+                policy.timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    Ok(ExecOutcome {
+        status: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    })
+}
+
+/// The tool under bwrap, with only what it needs bound.
+fn sandboxed(
+    policy: &ExecPolicy,
+    req: &ExecRequest<'_>,
+    tool: &Path,
+    path_var: &str,
+) -> Result<Command, String> {
+    let mut c = Command::new("bwrap");
+    c.args(["--die-with-parent", "--new-session", "--unshare-all"]);
+    if req.network {
+        c.arg("--share-net");
+        for f in [
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/etc/ssl",
+            "/etc/ca-certificates",
+        ] {
+            if Path::new(f).exists() {
+                c.args(["--ro-bind", f, f]);
+            }
+        }
+    }
+    // The system's programs and libraries, and the two files of /etc
+    // they need to be found (Debian's `cc` is /etc/alternatives/cc).
+    for f in ["/etc/alternatives", "/etc/ld.so.cache"] {
+        if Path::new(f).exists() {
+            c.args(["--ro-bind", f, f]);
+        }
+    }
+    for d in [
+        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    ] {
+        let p = Path::new(d);
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(p).map_err(|e| e.to_string())?;
+                c.arg("--symlink").arg(target).arg(d);
+            }
+            Ok(m) if m.is_dir() => {
+                c.args(["--ro-bind", d, d]);
+            }
+            _ => {}
+        }
+    }
+    let mut ro: Vec<PathBuf> = vec![prefix(tool)];
+    ro.extend(policy.paths.iter().cloned());
+    for p in &ro {
+        if p.exists() && !p.starts_with("/usr") {
+            c.arg("--ro-bind").arg(p).arg(p);
+        }
+    }
+    c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    c.arg("--bind").arg(req.app_dir).arg(crate::api::APP_DIR);
+    c.arg("--bind").arg(req.layers_dir).arg(req.layers_guest);
+    for m in req.build_layers {
+        c.arg("--ro-bind").arg(&m.host).arg(&m.guest);
+    }
+    c.arg("--clearenv");
+    let mut setenv = |k: &str, v: &str| {
+        c.args(["--setenv", k, v]);
+    };
+    setenv("PATH", path_var);
+    setenv("HOME", "/tmp");
+    setenv("SOURCE_DATE_EPOCH", &policy.source_date_epoch.to_string());
+    for (k, v) in policy.env.iter().chain(req.env) {
+        setenv(k, v);
+    }
+    c.args(["--chdir", req.working_dir, "--"]);
+    c.arg(tool).args(req.args);
+    Ok(c)
+}
+
+/// The tool without a sandbox (`--allow-unsandboxed-exec`, no bwrap).
+fn unsandboxed(policy: &ExecPolicy, req: &ExecRequest<'_>, tool: &Path, path_var: &str) -> Command {
+    let wd = if let Ok(rest) = Path::new(req.working_dir).strip_prefix(crate::api::APP_DIR) {
+        req.app_dir.join(rest)
+    } else {
+        let rest = Path::new(req.working_dir)
+            .strip_prefix(req.layers_guest)
+            .unwrap_or(Path::new(""));
+        req.layers_dir.join(rest)
+    };
+    let mut c = Command::new(tool);
+    c.args(req.args).current_dir(wd).env_clear();
+    c.env("PATH", path_var).env("HOME", std::env::temp_dir());
+    c.env("SOURCE_DATE_EPOCH", policy.source_date_epoch.to_string());
+    for (k, v) in policy.env.iter().chain(req.env) {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Send a stream's lines to the build log (within a budget) and keep its
+/// last [`TAIL`] bytes.
+fn tail_and_log(
+    mut stream: Box<dyn Read + Send>,
+    name: &str,
+    id: &BuildpackId,
+    reporter: &dyn Reporter,
+    logged: &Mutex<usize>,
+) -> Vec<u8> {
+    let mut tail: Vec<u8> = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    let log_line = |l: &[u8]| {
+        let mut used = logged.lock().expect("not poisoned");
+        if *used < LOG_BUDGET {
+            *used += l.len();
+            let text = String::from_utf8_lossy(l);
+            reporter.buildpack_output(id, name, &format!("{text}\n"));
+            if *used >= LOG_BUDGET {
+                reporter.buildpack_output(id, name, "[more output dropped]\n");
+            }
+        }
+    };
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 2 * TAIL {
+            tail.drain(..tail.len() - TAIL);
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                log_line(&line);
+                line.clear();
+            } else if line.len() < 4096 {
+                line.push(b);
+            }
+        }
+    }
+    if !line.is_empty() {
+        log_line(&line);
+    }
+    if tail.len() > TAIL {
+        tail.drain(..tail.len() - TAIL);
+    }
+    tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_of_tools() {
+        assert_eq!(prefix(Path::new("/usr/bin/gcc")), Path::new("/usr"));
+        assert_eq!(
+            prefix(Path::new("/root/.cargo/bin/cargo")),
+            Path::new("/root/.cargo")
+        );
+        assert_eq!(prefix(Path::new("/opt/tool/run")), Path::new("/opt/tool"));
+    }
+
+    #[test]
+    fn tools_are_found_by_name_only() {
+        assert!(find_tool("sh").is_some());
+        assert!(find_tool("/bin/sh").is_none());
+        assert!(find_tool("no-such-tool-here").is_none());
+    }
+}

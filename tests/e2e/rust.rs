@@ -1,0 +1,138 @@
+//! The `cascade/rust` buildpack: the build host's cargo through the exec
+//! capability, in bubblewrap; a static binary that answers over loopback
+//! when the image runs; a rebuild with no change that compiles nothing and
+//! reuses every layer.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "cargo"];
+
+/// The grants a platform gives the rust buildpack on a rustup machine.
+fn rust_grants() -> Vec<String> {
+    let rustup_home = std::env::var("RUSTUP_HOME")
+        .unwrap_or_else(|_| format!("{}/.rustup", std::env::var("HOME").unwrap_or_default()));
+    vec![
+        "--allow".into(),
+        "exec:cargo".into(),
+        "--exec-path".into(),
+        rustup_home.clone(),
+        "--exec-env".into(),
+        format!("RUSTUP_HOME={rustup_home}"),
+    ]
+}
+
+fn copy_fixture(to: &Path) -> PathBuf {
+    let app = to.join("rust-web");
+    ok(Command::new("cp")
+        .arg("-r")
+        .arg(fixture_app("rust-web"))
+        .arg(&app));
+    app
+}
+
+fn rust_build(cache: &Path, app: &Path, layout: &Path, extra: &[String]) -> Outcome {
+    let out = run(cascade()
+        .env("CASCADE_CACHE_DIR", cache)
+        .arg("build")
+        .arg(app)
+        .arg("--output")
+        .arg(format!("oci:{}:app", layout.display()))
+        .args(["--run-image", busybox_run_image(), "--format", "json"])
+        .args(extra));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_cargo_project_builds_with_exec_runs_and_rebuilds_from_cache() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = copy_fixture(tmp.path());
+    let cache = tmp.path().join("cache");
+    let layout = tmp.path().join("out");
+
+    // Without the grant: refused, saying how to grant it.
+    let denied = rust_build(&cache, &app, &layout, &[]);
+    assert_eq!(denied.code, 51, "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("--allow exec:cargo"),
+        "{}",
+        denied.stderr
+    );
+
+    let first = rust_build(&cache, &app, &layout, &rust_grants());
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let report: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(report["group"][0]["id"], "cascade/rust");
+    assert_eq!(report["default_process"], "web");
+    let used = &report["capabilities"][0];
+    assert_eq!(used["capability"], "exec:cargo");
+    assert!(
+        used["detail"].as_str().unwrap().contains("(exit 0)"),
+        "{used}"
+    );
+    // cargo's own output reached the build log under the buildpack's id.
+    assert!(
+        first.stderr.contains("[cascade/rust] stderr:"),
+        "{}",
+        first.stderr
+    );
+
+    validate(&layout, "app");
+    let config = skopeo_config(&layout, "app");
+    let bundle = unpack(&layout, "app", tmp.path());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = bwrap(&bundle, &config, &[("PORT", &port.to_string())], true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(body.ends_with("hello from rust\n"), "{body}");
+
+    // No change: cargo compiles nothing, every layer is reused, same image.
+    let second = rust_build(&cache, &app, &layout, &rust_grants());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(!second.stderr.contains("Compiling"), "{}", second.stderr);
+    let again: Value = serde_json::from_str(&second.stdout).unwrap();
+    assert_eq!(again["image_digest"], report["image_digest"]);
+    let reused: Vec<bool> = again["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["reused"].as_bool().unwrap())
+        .collect();
+    assert!(reused.iter().all(|r| *r), "{}", again["layers"]);
+}
