@@ -192,3 +192,95 @@ fn a_reported_error_shows_message_and_hint() {
         o.stderr
     );
 }
+
+#[test]
+fn a_symlink_in_the_app_pointing_outside_reads_nothing() {
+    let c = case("build:read-link");
+    std::os::unix::fs::symlink("/etc/passwd", c.app.join("leak")).unwrap();
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(o.stderr.contains("test/hostile"), "{}", o.stderr);
+    assert!(!o.stderr.contains("bytes through the link"), "{}", o.stderr);
+}
+
+#[test]
+fn writing_the_app_during_detect_is_denied() {
+    let c = case("detect:write-app");
+    let o = hostile(&c, &[]);
+    assert_eq!(o.code, 21, "{}", o.stderr);
+    assert!(o.stderr.contains("test/hostile"), "{}", o.stderr);
+    assert!(!c.app.join("planted.txt").exists());
+}
+
+#[test]
+fn flooding_the_log_is_bounded_not_fatal() {
+    let c = case("build:log-flood");
+    let o = hostile(&c, &[]);
+    assert_eq!(
+        o.code,
+        0,
+        "{}",
+        &o.stderr[o.stderr.len().saturating_sub(2000)..]
+    );
+    assert!(o.stderr.len() < 8 << 20, "{} bytes of log", o.stderr.len());
+}
+
+#[test]
+fn layer_names_and_process_types_cannot_escape() {
+    for (act, what) in [
+        ("build:bad-layer", "../escape"),
+        ("build:bad-process", "../web"),
+    ] {
+        let c = case(act);
+        let o = hostile(&c, &[]);
+        assert_eq!(o.code, 51, "{act}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(what) && o.stderr.contains("test/hostile"),
+            "{act}: {}",
+            o.stderr
+        );
+        let index = std::fs::read_to_string(c.layout.join("index.json")).unwrap_or_default();
+        assert!(
+            !index.contains("\"app\""),
+            "{act}: an image was written: {index}"
+        );
+    }
+}
+
+#[test]
+fn undeclared_capabilities_are_denied_naming_the_capability() {
+    for (act, capability) in [
+        ("build:exec-undeclared", "exec:sh"),
+        ("build:fetch-undeclared", "fetch:example.invalid"),
+    ] {
+        let c = case(act);
+        let o = hostile(&c, &["--allow", "exec:*", "--allow", "fetch:*"]);
+        assert_eq!(o.code, 51, "{act}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(capability) && o.stderr.contains("does not declare"),
+            "{act}: {}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn an_exec_tool_has_no_network_unless_granted() {
+    if !have_all(&["bwrap", "busybox"]) {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let c = case("build:exec-network");
+    let o = hostile(
+        &c,
+        &["--allow", "exec:busybox", "--env", &format!("PORT={port}")],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("wget exited"), "{}", o.stderr);
+    assert!(
+        listener.accept().is_err(),
+        "the tool reached the host's loopback"
+    );
+}

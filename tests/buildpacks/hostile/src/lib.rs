@@ -9,10 +9,21 @@
 //! - `write-outside`: writes `/tmp/cascade-escape` and `../escape`;
 //! - `spam`: prints 64 MiB to stdout;
 //! - `error`: returns a buildpack error;
+//! - `read-link`: reads `/workspace/leak`, a symlink the app points outside;
+//! - `write-app`: writes into the app dir (read-only during detect);
+//! - `log-flood`: logs 64 MiB through the log interface;
+//! - `bad-layer`: asks for a layer named `../escape`;
+//! - `bad-process`: declares a process type `../web`;
+//! - `exec-undeclared`: runs `sh` without declaring it;
+//! - `exec-network`: runs `busybox wget` against `http://127.0.0.1:PORT/`
+//!   (PORT from the platform env) — declared and granted, but not the
+//!   network;
+//! - `fetch-undeclared`: fetches from a host it did not declare;
 //! - `ok`: behaves, and writes a launch layer.
 
 use cascade_sdk::{
-    BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, Result,
+    BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, Process,
+    Result, exec,
 };
 
 #[derive(Default)]
@@ -62,7 +73,65 @@ fn act(phase: &str, app: &std::path::Path) -> Result<()> {
         "error" => {
             Err(BuildpackError::new("hostile buildpack fails on purpose").hint("do not use it"))
         }
+        "read-link" => {
+            let leaked = std::fs::read_to_string(app.join("leak"))?;
+            cascade_sdk::log::warn(format!("read {} bytes through the link", leaked.len()));
+            Ok(())
+        }
+        "write-app" => {
+            std::fs::write(app.join("planted.txt"), "planted")?;
+            Ok(())
+        }
+        "log-flood" => {
+            let line = "y".repeat(1023);
+            for _ in 0..(64 * 1024) {
+                cascade_sdk::log::info(&line);
+            }
+            Ok(())
+        }
         _ => Ok(()),
+    }
+}
+
+/// Acts that need the build context.
+fn act_in_build(ctx: &BuildContext) -> Result<Option<BuildResult>> {
+    let text = std::fs::read_to_string(ctx.app_dir().join("hostile.txt"))?;
+    let what = text.lines().next().unwrap_or_default().trim();
+    match what {
+        "build:bad-layer" => {
+            let _ = ctx.layer("../escape")?;
+            Ok(None)
+        }
+        "build:bad-process" => Ok(Some(
+            BuildResult::new().process(Process::new("../web", ["/bin/true"])),
+        )),
+        "build:exec-undeclared" => {
+            exec::Command::new("sh").args(["-c", "echo hi"]).run_ok()?;
+            Ok(None)
+        }
+        "build:exec-network" => {
+            let port = ctx.platform_env().get("PORT").cloned().unwrap_or_default();
+            let out = exec::Command::new("busybox")
+                .args([
+                    "wget",
+                    "-q",
+                    "-O",
+                    "-",
+                    &format!("http://127.0.0.1:{port}/"),
+                ])
+                .run()?;
+            if out.success() {
+                return Err(BuildpackError::new("the network was reachable"));
+            }
+            cascade_sdk::log::info(format!("wget exited {}", out.status));
+            Ok(None)
+        }
+        "build:fetch-undeclared" => {
+            let layer = ctx.layer("dl")?;
+            layer.fetch("http://example.invalid/x", &"0".repeat(64), "x")?;
+            Ok(None)
+        }
+        _ => Ok(None),
     }
 }
 
@@ -77,6 +146,9 @@ impl Buildpack for Hostile {
 
     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
         act("build", ctx.app_dir())?;
+        if let Some(result) = act_in_build(ctx)? {
+            return Ok(result);
+        }
         let layer = ctx.layer("ok")?.launch(true);
         std::fs::write(layer.path().join("hello.txt"), "hello from a layer\n")?;
         Ok(BuildResult::new().layer(layer))
