@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("cascade-test-hostile", "TEST_HOSTILE"),
     ("cascade-test-deps", "TEST_DEPS"),
     ("cascade-test-fetcher", "TEST_FETCHER"),
+    ("cascade-test-alien", "TEST_ALIEN"),
 ];
 
 /// Variables the outer cargo sets that must not leak into the nested build

@@ -284,3 +284,26 @@ fn an_exec_tool_has_no_network_unless_granted() {
         "the tool reached the host's loopback"
     );
 }
+
+#[test]
+fn a_component_importing_what_the_host_does_not_offer_is_refused_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = build(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &format!("oci:{}/out:app", tmp.path().display()),
+        "--buildpack",
+        guests::TEST_ALIEN,
+    ]);
+    assert_eq!(o.code, 10, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("cascade_test_alien.wasm") && o.stderr.contains("alien:probe/phone-home"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !o.stderr.contains("===> DETECT"),
+        "refused before running: {}",
+        o.stderr
+    );
+}
