@@ -11,6 +11,11 @@ pub const PROJECT_METADATA: &str = "io.buildpacks.project.metadata";
 /// Cascade's own: the launch env entries (JSON array of `EnvEntry`) that
 /// turned the run image's `Env` into the image's, replayed on rebase.
 pub const LAUNCH_ENV: &str = "dev.cascade.launch-env";
+/// Cascade's own: every capability call the build made (JSON array of
+/// `{buildpack, capability, detail}`: fetched URLs, exec'd command lines
+/// with their exit status), so an image says what reached outside the
+/// sandbox to make it.
+pub const CAPABILITIES: &str = "dev.cascade.capabilities";
 pub const REBASABLE: &str = "io.buildpacks.rebasable";
 /// Labels a run image sets that follow it on rebase.
 pub const BASE_PREFIX: &str = "io.buildpacks.base.";

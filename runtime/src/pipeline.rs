@@ -59,6 +59,9 @@ pub struct BuildRequest {
     pub use_cache: bool,
     /// Empty that cache first.
     pub clear_cache: bool,
+    /// Where buildpacks' capability calls are recorded (the engine's), so
+    /// export can put them in the image and the report can list them.
+    pub capabilities: Option<std::sync::Arc<crate::engine::CapabilityHost>>,
 }
 
 pub fn build(
@@ -146,6 +149,11 @@ pub fn build(
 
     reporter.phase("export");
     let os = os_info(&run_image, oci, &store, reporter);
+    let uses = req
+        .capabilities
+        .as_ref()
+        .map(|c| c.used())
+        .unwrap_or_default();
     let exported = Export {
         built: &built,
         app_dir: &workspace,
@@ -157,6 +165,7 @@ pub fn build(
         previous_app: restored.app.as_ref(),
         previous_sbom: restored.sbom.as_ref(),
         os: os.as_ref(),
+        capabilities: &uses,
         reporter,
     }
     .run()?;
@@ -172,6 +181,7 @@ pub fn build(
 
     let mut report = report(req, &run_image, &detected, exported, transfers, &digest);
     report.sbom_referrer = referrer;
+    report.capabilities = uses;
     Ok(report)
 }
 

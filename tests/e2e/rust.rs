@@ -93,6 +93,15 @@ fn a_cargo_project_builds_with_exec_runs_and_rebuilds_from_cache() {
 
     validate(&layout, "app");
     let config = skopeo_config(&layout, "app");
+    // The image says what reached outside the sandbox to make it.
+    let recorded = config["config"]["Labels"]["dev.cascade.capabilities"]
+        .as_str()
+        .unwrap();
+    assert!(
+        recorded.contains("exec:cargo")
+            && recorded.contains("cargo build --release --locked (exit 0)"),
+        "{recorded}"
+    );
     let bundle = unpack(&layout, "app", tmp.path());
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -240,14 +240,14 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         compression: args.layer_compression,
         use_cache: true,
         clear_cache: args.clear_cache,
+        capabilities: Some(capabilities.clone()),
     };
     let oci = super::oci(
         args.cache_dir.clone(),
         &[&request.output, &request.run_image],
         &args.insecure_registry,
     )?;
-    let mut report = pipeline::build(&request, &oci, reporter.as_ref())?;
-    report.capabilities = capabilities.used();
+    let report = pipeline::build(&request, &oci, reporter.as_ref())?;
     print_report(&report, args.format)
 }
 

@@ -54,6 +54,8 @@ pub struct Export<'a> {
     pub previous_sbom: Option<&'a LayerBlob>,
     /// The run image's OS facts for the SBOM (`None`: not readable here).
     pub os: Option<&'a sbom::OsInfo>,
+    /// Capability calls the build made, recorded in a label.
+    pub capabilities: &'a [crate::engine::CapabilityUse],
     pub reporter: &'a dyn Reporter,
 }
 
@@ -535,6 +537,18 @@ impl Export<'_> {
             json!(as_text(&build, "build label")?),
         );
         labels.insert(labels::PROJECT_METADATA.into(), json!("{}"));
+        if !self.capabilities.is_empty() {
+            let uses: Vec<Value> = self
+                .capabilities
+                .iter()
+                .filter(|u| u.allowed)
+                .map(|u| json!({"buildpack": u.buildpack, "capability": u.capability, "detail": u.detail}))
+                .collect();
+            labels.insert(
+                labels::CAPABILITIES.into(),
+                json!(as_text(&json!(uses), "capabilities label")?),
+            );
+        }
         Ok(labels)
     }
 }

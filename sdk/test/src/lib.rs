@@ -264,6 +264,7 @@ impl BuilderTest {
             compression: cascade_runtime::oci::compress::Compression::Gzip,
             use_cache: false,
             clear_cache: false,
+            capabilities: None,
         };
         let oci = cascade_runtime::oci::store::Oci::new(&dir.path().join("cache"), None)
             .map_err(|e| e.to_string())?;
