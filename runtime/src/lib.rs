@@ -7,6 +7,7 @@
 //! buildpacks are wasm; [`engine`] is the wasm implementation of that seam.
 
 pub mod api;
+pub mod archive;
 pub mod builder;
 pub mod cache;
 pub mod capabilities;

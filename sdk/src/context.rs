@@ -152,6 +152,69 @@ impl BuildContext {
         Layer::create(&self.layers_dir, name)
     }
 
+    /// Unpack an archive (`.tar`, `.tar.gz`/`.tgz`, `.tar.xz`/`.txz`,
+    /// `.zip`) that lies under [`BuildContext::layers_dir`] — a runtime
+    /// fetched with [`Layer::fetch`] — into `dest`, also under it. The host
+    /// does it natively and checks every entry: no absolute paths, no `..`,
+    /// no links leaving `dest`; at most 4 GiB and a million entries (see
+    /// [`BuildContext::unpack_with`]). Returns the bytes written.
+    pub fn unpack(
+        &self,
+        archive: impl AsRef<Path>,
+        dest: impl AsRef<Path>,
+    ) -> Result<u64, BuildpackError> {
+        self.unpack_with(archive, dest, 4 << 30, 1_000_000)
+    }
+
+    /// [`BuildContext::unpack`] with explicit bounds.
+    pub fn unpack_with(
+        &self,
+        archive: impl AsRef<Path>,
+        dest: impl AsRef<Path>,
+        max_bytes: u64,
+        max_entries: u32,
+    ) -> Result<u64, BuildpackError> {
+        use crate::bindings::cascade::buildpack::archive as wit_archive;
+        let (archive, dest) = (archive.as_ref(), dest.as_ref());
+        let rel = |p: &Path| {
+            p.strip_prefix(&self.layers_dir)
+                .map(|r| r.display().to_string())
+                .map_err(|_| {
+                    BuildpackError::new(format!(
+                        "{}: not under this buildpack's layers dir {}",
+                        p.display(),
+                        self.layers_dir.display()
+                    ))
+                })
+        };
+        let name = archive.display().to_string();
+        let lower = name.to_ascii_lowercase();
+        let is = |suffix: &str| lower.ends_with(suffix);
+        let format = if is(".tar.gz") || is(".tgz") {
+            wit_archive::Format::TarGz
+        } else if is(".tar.xz") || is(".txz") {
+            wit_archive::Format::TarXz
+        } else if is(".tar") {
+            wit_archive::Format::Tar
+        } else if is(".zip") {
+            wit_archive::Format::Zip
+        } else {
+            return Err(BuildpackError::new(format!(
+                "{name}: unknown archive type (.tar, .tar.gz, .tgz, .tar.xz, .txz or .zip)"
+            )));
+        };
+        wit_archive::unpack(
+            &rel(archive)?,
+            &rel(dest)?,
+            format,
+            wit_archive::Limits {
+                max_bytes,
+                max_entries,
+            },
+        )
+        .map_err(|e| BuildpackError::new(format!("unpacking {name}: {e}")))
+    }
+
     /// This buildpack's layers from the previous build of the same image.
     pub fn restored_layers(&self) -> &[RestoredLayer] {
         &self.restored

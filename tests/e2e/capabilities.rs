@@ -237,3 +237,106 @@ fn fetches_the_platform_or_the_buildpack_did_not_allow_are_refused() {
     assert!(o.stderr.contains("no .."), "{}", o.stderr);
     assert!(!tmp.path().join("escape").exists());
 }
+
+/// A gzipped tar whose names are written raw, so hostile ones get through.
+fn tar_gz(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(0o755);
+        h.set_size(data.len() as u64);
+        if !link.is_empty() {
+            h.as_gnu_mut().unwrap().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&b.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+fn app_unpacking(dir: &Path, url: &str, bytes: &[u8], max_bytes: u64) -> PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("fetch.toml"),
+        format!(
+            "[[fetch]]\nurl = \"{url}\"\nsha256 = \"{}\"\ndest = \"rt.tar.gz\"\nunpack = \"runtime\"\nmax-bytes = {max_bytes}\n",
+            Digest::of(bytes).hex()
+        ),
+    )
+    .unwrap();
+    app
+}
+
+#[test]
+fn fetched_archives_unpack_inside_the_layer_and_hostile_ones_are_refused() {
+    use tar::EntryType as T;
+    let good = tar_gz(&[
+        ("bin/", T::Directory, "", b""),
+        ("bin/node", T::Regular, "", b"#!/bin/sh\necho node\n"),
+        ("lib/npm-cli.js", T::Regular, "", b"cli"),
+        ("bin/npm", T::Symlink, "../lib/npm-cli.js", b""),
+    ]);
+    let traversal = tar_gz(&[("../../../../escaped", T::Regular, "", b"x")]);
+    let absolute = tar_gz(&[("/tmp/cascade-absolute-escape", T::Regular, "", b"x")]);
+    let link_out = tar_gz(&[("etc", T::Symlink, "/etc", b"")]);
+    let bomb = tar_gz(&[("zeros", T::Regular, "", &vec![0u8; 16 << 20])]);
+    let server = serve(vec![
+        ("/good.tar.gz", good.clone()),
+        ("/traversal.tar.gz", traversal.clone()),
+        ("/absolute.tar.gz", absolute.clone()),
+        ("/link.tar.gz", link_out.clone()),
+        ("/bomb.tar.gz", bomb.clone()),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let grant = ["--allow", "fetch:127.0.0.1"];
+    let url = |p: &str| format!("http://127.0.0.1:{}/{p}", server.port);
+
+    let app = app_unpacking(
+        &tmp.path().join("good"),
+        &url("good.tar.gz"),
+        &good,
+        1 << 20,
+    );
+    let out = format!("oci:{}/out:v1", tmp.path().display());
+    let o = fetch_build(&cache, &app, &out, &grant);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    if have("umoci") {
+        let bundle = unpack(&tmp.path().join("out"), "v1", tmp.path());
+        let rt = bundle.join("rootfs/layers/test_fetcher/downloads/runtime");
+        assert_eq!(std::fs::read(rt.join("bin/npm")).unwrap(), b"cli");
+        assert_eq!(
+            std::fs::read_link(rt.join("bin/npm")).unwrap(),
+            Path::new("../lib/npm-cli.js")
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(rt.join("bin/node"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o111, 0o111, "bin/node is executable");
+    }
+
+    for (name, bytes, says) in [
+        ("traversal.tar.gz", &traversal, "climbing out"),
+        ("absolute.tar.gz", &absolute, "absolute"),
+        ("link.tar.gz", &link_out, "outside the destination"),
+        ("bomb.tar.gz", &bomb, "archive bomb"),
+    ] {
+        let app = app_unpacking(&tmp.path().join(name), &url(name), bytes, 1 << 20);
+        let o = fetch_build(&cache, &app, &out, &grant);
+        assert_eq!(o.code, 51, "{name}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(says) && o.stderr.contains("test/fetcher"),
+            "{name}: {}",
+            o.stderr
+        );
+    }
+    assert!(!Path::new("/tmp/cascade-absolute-escape").exists());
+    assert!(!tmp.path().join("escaped").exists());
+}

@@ -135,6 +135,38 @@ impl WasiView for State {
 
 impl cascade::buildpack::types::Host for State {}
 
+impl cascade::buildpack::archive::Host for State {
+    fn unpack(
+        &mut self,
+        archive: String,
+        destination: String,
+        format: cascade::buildpack::archive::Format,
+        limits: cascade::buildpack::archive::Limits,
+    ) -> Result<u64, String> {
+        use cascade::buildpack::archive::Format as F;
+        let Some(caps) = &self.caps else {
+            return Err("unpack is available during build, not detect".into());
+        };
+        let from = crate::fetch::confined(&caps.layers_dir, &archive)?;
+        let to = crate::fetch::confined(&caps.layers_dir, &destination)?;
+        let format = match format {
+            F::Tar => crate::archive::Format::Tar,
+            F::TarGz => crate::archive::Format::TarGz,
+            F::TarXz => crate::archive::Format::TarXz,
+            F::Zip => crate::archive::Format::Zip,
+        };
+        crate::archive::unpack(
+            &from,
+            &to,
+            format,
+            crate::archive::Limits {
+                max_bytes: limits.max_bytes,
+                max_entries: limits.max_entries,
+            },
+        )
+    }
+}
+
 impl cascade::buildpack::exec::Host for State {
     fn run(
         &mut self,

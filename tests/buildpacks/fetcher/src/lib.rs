@@ -6,6 +6,8 @@
 //! url = "http://127.0.0.1:8080/runtime.tar.gz"
 //! sha256 = "..."
 //! dest = "runtime.tar.gz"   # inside the layer; may try to escape it
+//! unpack = "runtime"        # optional: unpack it there (checked by the host)
+//! max-bytes = 1048576       # optional bound for the unpack
 //! ```
 //!
 //! It declares `fetch` from `127.0.0.1` and `file` URLs only.
@@ -48,6 +50,19 @@ impl Buildpack for Fetcher {
             };
             let bytes = layer.fetch(&field("url"), &field("sha256"), &field("dest"))?;
             log::info(format!("fetched {} ({bytes} bytes)", field("dest")));
+            if let Some(into) = entry.get("unpack").and_then(Value::as_str) {
+                let max = entry
+                    .get("max-bytes")
+                    .and_then(Value::as_integer)
+                    .map_or(1 << 30, |m| u64::try_from(m).unwrap_or(0));
+                let n = ctx.unpack_with(
+                    layer.path().join(field("dest")),
+                    layer.path().join(into),
+                    max,
+                    10_000,
+                )?;
+                log::info(format!("unpacked {n} bytes into {into}"));
+            }
         }
         Ok(BuildResult::new().layer(layer))
     }
