@@ -532,6 +532,199 @@ fn noop_rebuild(out: &mut String) {
     );
 }
 
+/// The cascade/rust buildpack around the build host's cargo (exec in
+/// bwrap) against cargo run directly on the same app: with no change, and
+/// with one source file touched.
+fn rust_vs_cargo(out: &mut String) {
+    let bin = workspace().join("target/release/cascade");
+    let _ = writeln!(out, "## The Rust buildpack vs `cargo build`\n");
+    if !bin.is_file() || Command::new("bwrap").arg("--version").output().is_err() {
+        let _ = writeln!(out, "skipped: needs target/release/cascade and bwrap.\n");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    let direct = tmp.path().join("direct");
+    for d in [&app, &direct] {
+        assert!(
+            Command::new("cp")
+                .arg("-r")
+                .arg(workspace().join("tests/fixtures/apps/rust-web"))
+                .arg(d)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let rustup_home = std::env::var("RUSTUP_HOME")
+        .unwrap_or_else(|_| format!("{}/.rustup", std::env::var("HOME").unwrap_or_default()));
+    let cascade = || {
+        let (d, o) = time(|| {
+            Command::new(&bin)
+                .env("CASCADE_CACHE_DIR", tmp.path().join("cache"))
+                .arg("build")
+                .arg(&app)
+                .args(["--allow", "exec:cargo", "--exec-path", &rustup_home])
+                .arg("--exec-env")
+                .arg(format!("RUSTUP_HOME={rustup_home}"))
+                .arg("--output")
+                .arg(format!("oci:{}:app", tmp.path().join("out").display()))
+                .output()
+                .unwrap()
+        });
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        d
+    };
+    let cargo = || {
+        let (d, o) = time(|| {
+            Command::new("cargo")
+                .current_dir(&direct)
+                .args(["build", "--release", "--locked", "-q"])
+                .env("CARGO_TARGET_DIR", tmp.path().join("direct-target"))
+                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .output()
+                .unwrap()
+        });
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        d
+    };
+    // Warm both: compiled components, target dirs.
+    cascade();
+    cargo();
+    let rounds = 7;
+    let noop_cascade = median((0..rounds).map(|_| cascade()).collect());
+    let noop_cargo = median((0..rounds).map(|_| cargo()).collect());
+    let touch = |dir: &Path, i: usize| {
+        let main = dir.join("src/main.rs");
+        let text = std::fs::read_to_string(&main).unwrap();
+        std::fs::write(&main, format!("{text}// edit {i}\n")).unwrap();
+    };
+    let edit_cascade = median(
+        (0..rounds)
+            .map(|i| {
+                touch(&app, i);
+                cascade()
+            })
+            .collect(),
+    );
+    let edit_cargo = median(
+        (0..rounds)
+            .map(|i| {
+                touch(&direct, i);
+                cargo()
+            })
+            .collect(),
+    );
+    let _ = writeln!(
+        out,
+        "`tests/fixtures/apps/rust-web` (a std-only web server), release, static. cascade: the whole `cascade build` process (component load, app copy, restore, cargo in bwrap with cache layers, export with reuse). cargo: `cargo build --release` in a copy of the app with its own warm target dir. Median of {rounds}. Goal: ≤ 1.1× where the compiler's work dominates.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| change | cascade build | cargo build | ratio |\n|---|---|---|---|"
+    );
+    for (what, c, g) in [
+        ("none (no-op rebuild)", noop_cascade, noop_cargo),
+        ("src/main.rs edited", edit_cascade, edit_cargo),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {what} | {:.0} ms | {:.0} ms | **{:.2}×** (+{:.0} ms) |",
+            c.as_secs_f64() * 1e3,
+            g.as_secs_f64() * 1e3,
+            c.as_secs_f64() / g.as_secs_f64(),
+            (c.as_secs_f64() - g.as_secs_f64()) * 1e3
+        );
+    }
+    out.push('\n');
+}
+
+/// A fetch served from loopback: the first build downloads, the next is
+/// served from the digest-keyed cache.
+fn fetch_hit_vs_miss(out: &mut String) {
+    use std::io::{Read as _, Write as _};
+    let bin = workspace().join("target/release/cascade");
+    let _ = writeln!(out, "## Fetch: cache miss vs hit\n");
+    if !bin.is_file() {
+        let _ = writeln!(out, "skipped: needs target/release/cascade.\n");
+        return;
+    }
+    let body: Vec<u8> = (0..(64u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let sha = hex::encode(sha2::Sha256::digest(&body));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(body);
+    let data = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                data.len()
+            );
+            let _ = s.write_all(&data);
+        }
+    });
+    let rounds = 5;
+    let mut misses = Vec::new();
+    let mut hits = Vec::new();
+    for _ in 0..rounds {
+        let tmp = tempfile::tempdir().unwrap();
+        let app = tmp.path().join("app");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(
+            app.join("fetch.toml"),
+            format!("[[fetch]]\nurl = \"http://127.0.0.1:{port}/rt\"\nsha256 = \"{sha}\"\ndest = \"rt.bin\"\n"),
+        )
+        .unwrap();
+        let build = |tag: &str| {
+            let (d, o) = time(|| {
+                Command::new(&bin)
+                    .env("CASCADE_CACHE_DIR", tmp.path().join("cache"))
+                    .arg("build")
+                    .arg(&app)
+                    .args([
+                        "--buildpack",
+                        cascade_runtime::guests::TEST_FETCHER,
+                        "--allow",
+                        "fetch:127.0.0.1",
+                        "--layer-compression",
+                        "none",
+                        "--output",
+                    ])
+                    .arg(format!("oci:{}:{tag}", tmp.path().join("out").display()))
+                    .output()
+                    .unwrap()
+            });
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            d
+        };
+        misses.push(build("a"));
+        hits.push(build("b"));
+    }
+    let (m, h) = (median(misses), median(hits));
+    let _ = writeln!(
+        out,
+        "A 64 MiB file fetched by the `test/fetcher` buildpack from a loopback HTTP server into a launch layer (uncompressed layers, so export does not hide the difference); each round a fresh cache: the first build downloads and verifies, the second (a new tag, same cache) copies from the cache. Whole `cascade build` processes, median of {rounds}.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| cache miss | cache hit | hit / miss |\n|---|---|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| {:.0} ms | {:.0} ms | **{:.2}×** |\n",
+        m.as_secs_f64() * 1e3,
+        h.as_secs_f64() * 1e3,
+        h.as_secs_f64() / m.as_secs_f64()
+    );
+}
+
 /// A docker-registry on 127.0.0.1 for the registry benchmarks.
 struct Registry {
     child: std::process::Child,
@@ -867,6 +1060,12 @@ fn main() {
     }
     if want("noop") {
         noop_rebuild(&mut out);
+    }
+    if want("rust") {
+        rust_vs_cargo(&mut out);
+    }
+    if want("fetch") {
+        fetch_hit_vs_miss(&mut out);
     }
     if want("rebase") {
         registry_rebase(&mut out);
