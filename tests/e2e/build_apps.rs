@@ -1,10 +1,7 @@
 //! Each first-party buildpack builds its fixture app into an image that the
 //! real tools accept and that runs.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use crate::support::*;
 
@@ -117,29 +114,16 @@ fn static_site_serves_its_page_over_loopback() {
     assert!(env.contains(&"PORT=8080"), "{env:?}");
     let bundle = unpack(&layout, "site", tmp.path());
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port().to_string();
     let mut server = bwrap(&bundle, &config, &[("PORT", &port)], true)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let body = loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())) {
-            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
-                .unwrap();
-            let mut text = String::new();
-            s.read_to_string(&mut text).unwrap();
-            break text;
-        }
-        assert!(Instant::now() < deadline, "httpd did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let body = http_when_up(
+        port.parse().unwrap(),
+        b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n",
+    );
     server.kill().unwrap();
     server.wait().unwrap();
     assert!(

@@ -3,11 +3,8 @@
 //! when the image runs; a rebuild with no change that compiles nothing and
 //! reuses every layer.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -103,30 +100,13 @@ fn a_cargo_project_builds_with_exec_runs_and_rebuilds_from_cache() {
         "{recorded}"
     );
     let bundle = unpack(&layout, "app", tmp.path());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut server = bwrap(&bundle, &config, &[("PORT", &port.to_string())], true)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let body = loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            let mut text = String::new();
-            s.read_to_string(&mut text).unwrap();
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the app did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let body = http_when_up(port, b"GET / HTTP/1.0\r\n\r\n");
     server.kill().unwrap();
     server.wait().unwrap();
     assert!(body.ends_with("hello from rust\n"), "{body}");

@@ -268,6 +268,35 @@ pub fn bwrap(
     cmd
 }
 
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Send `request` to 127.0.0.1:`port` once something listens there (within
+/// 15 s) and return the whole response.
+pub fn http_when_up(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(request).unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listened on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The image's index.json bytes, to prove a failed build changed nothing.
 pub fn index_bytes(layout: &Path) -> Vec<u8> {
     std::fs::read(layout.join("index.json")).unwrap()
