@@ -91,9 +91,8 @@ pub fn have_bwrap() -> bool {
     find_tool("bwrap").is_some()
 }
 
-/// Map a guest working dir to the host, refusing anything outside the app
-/// and the buildpack's own layers.
-fn host_dir(req: &ExecRequest<'_>) -> Result<(), String> {
+/// A working dir must lie under the app or the buildpack's own layers.
+fn check_working_dir(req: &ExecRequest<'_>) -> Result<(), String> {
     let wd = Path::new(req.working_dir);
     let inside = |root: &str| wd.starts_with(root);
     let plain = wd
@@ -118,7 +117,7 @@ pub fn run(
     req: &ExecRequest<'_>,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<ExecOutcome, String> {
-    host_dir(req)?;
+    check_working_dir(req)?;
     let tool = find_tool(req.program)
         .ok_or_else(|| format!("exec {}: not found on the build host's PATH", req.program))?;
     let tool_bin = tool.parent().unwrap_or(Path::new("/")).to_path_buf();
