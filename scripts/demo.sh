@@ -29,6 +29,12 @@ for app in procfile static-site ca-certs; do
   oci-image-tool validate --type image --ref name=latest "$demo/$app"
 done
 
+rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
+echo "==> cascade build tests/fixtures/apps/rust-web (the build host's cargo through the exec capability, in bwrap)"
+"$cascade" build tests/fixtures/apps/rust-web --output "oci:$demo/rust-web:latest" --run-image "oci:$demo/run:base" \
+  --allow exec:cargo --exec-path "$rustup_home" --exec-env "RUSTUP_HOME=$rustup_home"
+oci-image-tool validate --type image --ref name=latest "$demo/rust-web"
+
 echo "==> run the procfile app's image under bwrap: its own Entrypoint, Env and WorkingDir"
 umoci unpack --rootless --image "$demo/procfile:latest" "$demo/procfile-bundle" >/dev/null
 config=$(skopeo --insecure-policy inspect --config "oci:$demo/procfile:latest")
