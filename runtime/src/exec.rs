@@ -40,6 +40,56 @@ pub struct ExecPolicy {
     pub timeout: Duration,
     /// SOURCE_DATE_EPOCH for tools that honour it.
     pub source_date_epoch: u64,
+    /// Processes one call may have at once (a pids cgroup, where this host
+    /// lets Cascade make one); 0 for no limit.
+    pub max_procs: u32,
+}
+
+/// A pids cgroup for one call, so a fork bomb stops at the limit instead of
+/// taking the build host down. cgroup v1 (`/sys/fs/cgroup/pids`) or v2 with
+/// the pids controller; `None` where neither can be written.
+struct PidsCgroup {
+    dir: PathBuf,
+}
+
+impl PidsCgroup {
+    fn create(max: u32) -> Option<Self> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("cascade-exec-{}-{n}", std::process::id());
+        for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+            let dir = Path::new(root).join(&name);
+            if std::fs::create_dir(&dir).is_err() {
+                continue;
+            }
+            if std::fs::write(dir.join("pids.max"), max.to_string()).is_ok() {
+                return Some(Self { dir });
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+        None
+    }
+
+    fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+}
+
+impl Drop for PidsCgroup {
+    /// Kill what is left in it, then remove it.
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let pids = std::fs::read_to_string(self.procs()).unwrap_or_default();
+            let pids: Vec<&str> = pids.split_whitespace().collect();
+            if pids.is_empty() && std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            if !pids.is_empty() {
+                let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// One call, in host terms.
@@ -124,7 +174,8 @@ pub fn run(
     let mut path_var = tool_bin.display().to_string();
     path_var.push_str(":/usr/local/bin:/usr/bin:/bin");
 
-    let mut cmd = if have_bwrap() {
+    let bwrap = have_bwrap();
+    let mut cmd = if bwrap {
         sandboxed(policy, req, &tool, &path_var)?
     } else if policy.allow_unsandboxed {
         reporter.note(&format!(
@@ -138,6 +189,20 @@ pub fn run(
             req.program
         ));
     };
+    // Everything the call starts goes into a pids cgroup: the shell puts
+    // itself there, then becomes the sandbox.
+    let cgroup = (bwrap && policy.max_procs > 0)
+        .then(|| PidsCgroup::create(policy.max_procs))
+        .flatten();
+    if let Some(cg) = &cgroup {
+        let mut wrapped = Command::new("/bin/sh");
+        wrapped
+            .args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+            .arg(cg.procs())
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        cmd = wrapped;
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -307,3 +307,55 @@ fn a_component_importing_what_the_host_does_not_offer_is_refused_at_load() {
         o.stderr
     );
 }
+
+/// Whether this host lets a process make pids cgroups (v1 or v2).
+fn pids_cgroups_writable() -> bool {
+    let name = format!("cascade-test-probe-{}", std::process::id());
+    for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+        let dir = Path::new(root).join(&name);
+        if std::fs::create_dir(&dir).is_ok() {
+            let ok = dir.join("pids.max").exists();
+            let _ = std::fs::remove_dir(&dir);
+            if ok {
+                return true;
+            }
+        }
+    }
+    eprintln!(
+        "!!!!! SKIPPING: no writable pids cgroup on this host, so exec has no process limit !!!!!"
+    );
+    false
+}
+
+#[test]
+fn a_fork_bomb_in_an_exec_tool_stops_at_the_process_limit() {
+    if !have_all(&["bwrap", "busybox"]) || !pids_cgroups_writable() {
+        return;
+    }
+    let c = case("build:fork-bomb");
+    let o = hostile(
+        &c,
+        &[
+            "--allow",
+            "exec:busybox",
+            "--exec-max-procs",
+            "32",
+            "--buildpack-timeout",
+            "30",
+        ],
+    );
+    assert_eq!(
+        o.code,
+        0,
+        "{}",
+        &o.stderr[o.stderr.len().saturating_sub(2000)..]
+    );
+    assert!(o.stderr.contains("can't fork"), "the limit was not reached");
+    // Nothing of the bomb outlives the call.
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "bomb[(][)]"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "bomb processes left: {left}");
+}

@@ -114,6 +114,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "K=V")]
     pub exec_env: Vec<String>,
 
+    /// Processes one exec'd tool may run at once (enforced with a pids
+    /// cgroup where the host allows it; 0: no limit).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub exec_max_procs: u32,
+
     /// Where bubblewrap is missing, run exec'd tools without a sandbox
     /// instead of refusing.
     #[arg(long)]
@@ -212,6 +217,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         allow_unsandboxed: args.allow_unsandboxed_exec,
         timeout: limits.timeout,
         source_date_epoch: created()?,
+        max_procs: args.exec_max_procs,
     };
     let capabilities = Arc::new(CapabilityHost::new(
         grants,

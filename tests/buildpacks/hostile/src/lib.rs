@@ -19,6 +19,8 @@
 //!   (PORT from the platform env) — declared and granted, but not the
 //!   network;
 //! - `fetch-undeclared`: fetches from a host it did not declare;
+//! - `spawn-many`: starts 8 `sleep`s at once;
+//! - `fork-bomb`: runs a fork bomb with `busybox sh`;
 //! - `ok`: behaves, and writes a launch layer.
 
 use cascade_sdk::{
@@ -124,6 +126,23 @@ fn act_in_build(ctx: &BuildContext) -> Result<Option<BuildResult>> {
                 return Err(BuildpackError::new("the network was reachable"));
             }
             cascade_sdk::log::info(format!("wget exited {}", out.status));
+            Ok(None)
+        }
+        "build:spawn-many" => {
+            let out = exec::Command::new("busybox")
+                .args([
+                    "sh",
+                    "-c",
+                    "for i in 1 2 3 4 5 6 7 8; do busybox sleep 1 & done; wait",
+                ])
+                .run()?;
+            cascade_sdk::log::info(format!("spawn-many exited {}", out.status));
+            Ok(None)
+        }
+        "build:fork-bomb" => {
+            exec::Command::new("busybox")
+                .args(["sh", "-c", "bomb() { bomb | bomb & }; bomb; wait"])
+                .run()?;
             Ok(None)
         }
         "build:fetch-undeclared" => {
