@@ -62,6 +62,8 @@ pub struct BuildRequest {
     /// Where buildpacks' capability calls are recorded (the engine's), so
     /// export can put them in the image and the report can list them.
     pub capabilities: Option<std::sync::Arc<crate::engine::CapabilityHost>>,
+    /// Bytes one buildpack's layers may hold (0: no bound).
+    pub max_layers_bytes: u64,
 }
 
 pub fn build(
@@ -143,6 +145,7 @@ pub fn build(
         platform_env: &req.platform_env,
         target: &target,
         restored: &restored.layers,
+        max_layers_bytes: req.max_layers_bytes,
         reporter,
     }
     .run()?;

@@ -359,3 +359,17 @@ fn a_fork_bomb_in_an_exec_tool_stops_at_the_process_limit() {
         .unwrap_or_default();
     assert!(left.is_empty(), "bomb processes left: {left}");
 }
+
+#[test]
+fn a_buildpack_writing_without_end_fails_at_the_layer_bound() {
+    let c = case("build:huge-output");
+    let o = hostile(&c, &["--max-layers-mib", "16"]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("test/hostile") && o.stderr.contains("--max-layers-mib"),
+        "{}",
+        o.stderr
+    );
+    // Under the bound it builds.
+    assert_eq!(hostile(&c, &["--max-layers-mib", "128"]).code, 0);
+}

@@ -93,6 +93,11 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub buildpack_timeout: u64,
 
+    /// Bytes one buildpack's layers may hold after its build, in MiB
+    /// (0: no bound).
+    #[arg(long, default_value_t = 16384, value_name = "MIB")]
+    pub max_layers_mib: u64,
+
     /// Memory one buildpack may use, in MiB.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub buildpack_memory: u64,
@@ -247,6 +252,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         use_cache: true,
         clear_cache: args.clear_cache,
         capabilities: Some(capabilities.clone()),
+        max_layers_bytes: args.max_layers_mib << 20,
     };
     let oci = super::oci(
         args.cache_dir.clone(),

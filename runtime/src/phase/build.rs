@@ -63,6 +63,9 @@ pub struct Build<'a> {
     pub target: &'a Target,
     /// Layers of the previous build, by buildpack (see [`crate::cache`]).
     pub restored: &'a BTreeMap<BuildpackId, Vec<PreviousLayer>>,
+    /// Bytes one buildpack's layers dir may hold after its build (0: no
+    /// bound): a buildpack that writes without end fails, naming itself.
+    pub max_layers_bytes: u64,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -112,6 +115,16 @@ impl Build<'_> {
                 source,
             };
             let output = runner.build(&input).map_err(fail)?;
+            if self.max_layers_bytes > 0 {
+                let used = dir_bytes(&layers_dir);
+                if used > self.max_layers_bytes {
+                    return Err(fail(RunError::InvalidOutput(format!(
+                        "its layers hold {} MiB, over the limit of {} MiB (--max-layers-mib)",
+                        used >> 20,
+                        self.max_layers_bytes >> 20
+                    ))));
+                }
+            }
             let mut layers = Vec::new();
             for layer in output.layers {
                 if layers
@@ -146,6 +159,18 @@ impl Build<'_> {
         }
         Ok(built)
     }
+}
+
+/// Bytes of the regular files under `dir` (links not followed).
+fn dir_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Check one declared layer against what is on disk and what was restored,
@@ -276,6 +301,7 @@ mod tests {
             platform_env: &api::Env::new(),
             target: &Target::new("linux", "amd64"),
             restored,
+            max_layers_bytes: 0,
             reporter: &Silent,
         }
         .run()

@@ -169,6 +169,7 @@ impl BuildpackTest {
             platform_env: &self.platform_env,
             target: &self.target,
             restored: &BTreeMap::new(),
+            max_layers_bytes: 0,
             reporter: logs.as_ref(),
         }
         .run()
@@ -265,6 +266,7 @@ impl BuilderTest {
             use_cache: false,
             clear_cache: false,
             capabilities: None,
+            max_layers_bytes: 0,
         };
         let oci = cascade_runtime::oci::store::Oci::new(&dir.path().join("cache"), None)
             .map_err(|e| e.to_string())?;

@@ -20,6 +20,7 @@
 //!   network;
 //! - `fetch-undeclared`: fetches from a host it did not declare;
 //! - `spawn-many`: starts 8 `sleep`s at once;
+//! - `huge-output`: writes 64 MiB into a layer;
 //! - `fork-bomb`: runs a fork bomb with `busybox sh`;
 //! - `ok`: behaves, and writes a launch layer.
 
@@ -138,6 +139,14 @@ fn act_in_build(ctx: &BuildContext) -> Result<Option<BuildResult>> {
                 .run()?;
             cascade_sdk::log::info(format!("spawn-many exited {}", out.status));
             Ok(None)
+        }
+        "build:huge-output" => {
+            let layer = ctx.layer("huge")?.launch(true);
+            let chunk = vec![7u8; 1 << 20];
+            for i in 0..64 {
+                std::fs::write(layer.path().join(format!("part-{i}")), &chunk)?;
+            }
+            Ok(Some(BuildResult::new().layer(layer)))
         }
         "build:fork-bomb" => {
             exec::Command::new("busybox")
