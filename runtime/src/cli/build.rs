@@ -146,12 +146,13 @@ pub struct BuildArgs {
     pub quiet: bool,
 }
 
-fn parse_env(pairs: &[String]) -> anyhow::Result<Env> {
+/// `K=V` pairs of the option `flag`.
+fn parse_env(flag: &str, pairs: &[String]) -> anyhow::Result<Env> {
     pairs
         .iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(InvalidInput(format!("--env {kv:?}: expected K=V")).into()),
+            _ => Err(InvalidInput(format!("{flag} {kv:?}: expected K=V")).into()),
         })
         .collect()
 }
@@ -191,7 +192,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         platform_env.extend(b.build_env.iter().cloned());
     }
     platform_env.extend(project.env.iter().cloned());
-    platform_env.extend(parse_env(&args.env)?);
+    platform_env.extend(parse_env("--env", &args.env)?);
 
     let run_image_name = args
         .run_image
@@ -218,7 +219,9 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"));
     let exec = ExecPolicy {
         paths: args.exec_path.clone(),
-        env: parse_env(&args.exec_env)?.into_iter().collect(),
+        env: parse_env("--exec-env", &args.exec_env)?
+            .into_iter()
+            .collect(),
         allow_unsandboxed: args.allow_unsandboxed_exec,
         timeout: limits.timeout,
         source_date_epoch: created()?,
