@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::labels;
 use crate::oci::store::{BlobHome, Oci, StoreError};
-use crate::oci::{Digest, ImageRef, MEDIA_LAYER_TAR, MEDIA_LAYER_ZSTD};
+use crate::oci::{Digest, ImageRef};
 use crate::sbom;
 
 #[derive(Debug, thiserror::Error)]
@@ -157,15 +157,8 @@ pub fn image_sbom(
         .and_then(|l| l["mediaType"].as_str())
         .unwrap_or_default()
         .to_owned();
-    let reader: Box<dyn std::io::Read> = if media == MEDIA_LAYER_TAR {
-        Box::new(&bytes[..])
-    } else if media == MEDIA_LAYER_ZSTD {
-        match zstd::stream::read::Decoder::new(&bytes[..]) {
-            Ok(d) => Box::new(d),
-            Err(_) => return Ok(None),
-        }
-    } else {
-        Box::new(flate2::read::MultiGzDecoder::new(&bytes[..]))
+    let Ok(reader) = crate::oci::compress::decoder(&media, &bytes[..]) else {
+        return Ok(None);
     };
     let mut archive = tar::Archive::new(reader);
     let Ok(entries) = archive.entries() else {

@@ -58,18 +58,15 @@ impl Built {
 
 #[track_caller]
 fn build_with(cache: &Path, app: &Path, output: &str, extra: &[&str]) -> Built {
-    let out = run(cascade()
-        .env("CASCADE_CACHE_DIR", cache)
-        .arg("build")
-        .arg(app)
-        .args(["--output", output, "--buildpack", guests::TEST_DEPS])
-        .args(["--format", "json"])
-        .args(extra));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "build failed:\n{stderr}");
+    let app = app.to_str().unwrap();
+    let mut args = vec![app, "--output", output, "--buildpack", guests::TEST_DEPS];
+    args.extend(["--format", "json"]);
+    args.extend(extra);
+    let out = build_in(cache, &args);
+    assert_eq!(out.code, 0, "build failed:\n{}", out.stderr);
     Built {
-        report: serde_json::from_slice(&out.stdout).unwrap(),
-        stderr,
+        report: serde_json::from_str(&out.stdout).unwrap(),
+        stderr: out.stderr,
     }
 }
 

@@ -76,24 +76,11 @@ fn app(dir: &Path, entries: &[(String, String, &str)]) -> PathBuf {
 }
 
 fn fetch_build(cache: &Path, app: &Path, out: &str, extra: &[&str]) -> Outcome {
-    let o = run(cascade()
-        .env("CASCADE_CACHE_DIR", cache)
-        .arg("build")
-        .arg(app)
-        .args([
-            "--output",
-            out,
-            "--buildpack",
-            guests::TEST_FETCHER,
-            "--format",
-            "json",
-        ])
-        .args(extra));
-    Outcome {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    let app = app.to_str().unwrap();
+    let mut args = vec![app, "--output", out, "--buildpack", guests::TEST_FETCHER];
+    args.extend(["--format", "json"]);
+    args.extend(extra);
+    build_in(cache, &args)
 }
 
 const RUNTIME: &[u8] = b"pretend this is a node runtime tarball\n";

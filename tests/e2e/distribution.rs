@@ -83,18 +83,21 @@ fn a_published_buildpack_builds_from_its_reference_locked_and_cached() {
         return;
     }
     let registry = RegistryServer::start();
-    let o = cascade_run(
-        "buildpack",
-        &[
-            "publish",
-            guests::TEST_DEPS,
-            &registry.image("bp/deps:1"),
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    let published: Value = serde_json::from_str(&o.stdout).unwrap();
+    let publish = || {
+        let o = cascade_run(
+            "buildpack",
+            &[
+                "publish",
+                guests::TEST_DEPS,
+                &registry.image("bp/deps:1"),
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        serde_json::from_str::<Value>(&o.stdout).unwrap()
+    };
+    let published = publish();
 
     // A real registry holds a CNCF Wasm OCI artifact.
     let manifest = registry.inspect("bp/deps:1", "--raw");
@@ -105,20 +108,7 @@ fn a_published_buildpack_builds_from_its_reference_locked_and_cached() {
     assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
     assert_eq!(manifest["layers"][0]["digest"], published["component"]);
     // Publishing the same component again gives the same manifest.
-    let again = cascade_run(
-        "buildpack",
-        &[
-            "publish",
-            guests::TEST_DEPS,
-            &registry.image("bp/deps:1"),
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(
-        serde_json::from_str::<Value>(&again.stdout).unwrap()["manifest"],
-        published["manifest"]
-    );
+    assert_eq!(publish()["manifest"], published["manifest"]);
 
     let tmp = tempfile::tempdir().unwrap();
     let uri = format!("docker://{}", registry.image("bp/deps:1"));
@@ -184,4 +174,27 @@ fn a_published_buildpack_builds_from_its_reference_locked_and_cached() {
     let missing = build_with_builder(tmp.path(), &pinned_wrong, &[]);
     assert_eq!(missing.code, 10, "{}", missing.stderr);
     assert!(missing.stderr.contains("bp/deps"), "{}", missing.stderr);
+}
+
+#[test]
+fn a_registry_image_that_is_not_a_wasm_artifact_is_refused_as_a_buildpack() {
+    if !have_all(&["docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let registry = RegistryServer::start();
+    registry.push_layout(busybox_run_image(), "not/a-buildpack:1");
+    let tmp = tempfile::tempdir().unwrap();
+    let uri = format!("docker://{}", registry.image("not/a-buildpack:1"));
+    let b = builder(tmp.path(), &uri);
+    let o = build_with_builder(tmp.path(), &b, &[]);
+    assert_eq!(o.code, 10, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("not a Wasm OCI artifact") && o.stderr.contains("not/a-buildpack"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !tmp.path().join("builder.lock").exists(),
+        "a refused buildpack was locked"
+    );
 }

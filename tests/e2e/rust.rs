@@ -36,19 +36,17 @@ fn copy_fixture(to: &Path) -> PathBuf {
 }
 
 fn rust_build(cache: &Path, app: &Path, layout: &Path, extra: &[String]) -> Outcome {
-    let out = run(cascade()
-        .env("CASCADE_CACHE_DIR", cache)
-        .arg("build")
-        .arg(app)
-        .arg("--output")
-        .arg(format!("oci:{}:app", layout.display()))
-        .args(["--run-image", busybox_run_image(), "--format", "json"])
-        .args(extra));
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut args = vec![
+        app.display().to_string(),
+        "--output".into(),
+        format!("oci:{}:app", layout.display()),
+        "--run-image".into(),
+        busybox_run_image().into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    args.extend(extra.iter().cloned());
+    build_in(cache, &args)
 }
 
 #[test]

@@ -373,3 +373,29 @@ fn a_buildpack_writing_without_end_fails_at_the_layer_bound() {
     // Under the bound it builds.
     assert_eq!(hostile(&c, &["--max-layers-mib", "128"]).code, 0);
 }
+
+#[test]
+fn an_exec_tool_that_runs_past_the_deadline_is_stopped() {
+    if !have_all(&["bwrap", "busybox"]) {
+        return;
+    }
+    let c = case("build:exec-sleep");
+    let started = std::time::Instant::now();
+    let o = hostile(&c, &["--allow", "exec:busybox", "--buildpack-timeout", "2"]);
+    assert_eq!(o.code, 51, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("test/hostile") && o.stderr.contains("deadline"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the sleep was not stopped"
+    );
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "busybox sleep 60"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the tool outlived the call: {left}");
+}

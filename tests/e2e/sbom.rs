@@ -81,19 +81,22 @@ fn the_image_sbom_is_valid_cyclonedx_identical_across_builds_and_lists_everythin
         let dir = tmp.path().join(mtime_dir);
         let app = deps_app(&dir);
         let layout = dir.join("out");
-        let out = run(cascade()
-            .env("CASCADE_CACHE_DIR", dir.join("cache"))
-            .arg("build")
-            .arg(&app)
-            .args(["--buildpack", guests::TEST_DEPS, "--run-image", &run_image])
-            .args(["--format", "json", "--output"])
-            .arg(format!("oci:{}:v{n}", layout.display())));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = build_in(
+            &dir.join("cache"),
+            &[
+                app.to_str().unwrap(),
+                "--buildpack",
+                guests::TEST_DEPS,
+                "--run-image",
+                &run_image,
+                "--format",
+                "json",
+                "--output",
+                &format!("oci:{}:v{n}", layout.display()),
+            ],
         );
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let report: Value = serde_json::from_str(&out.stdout).unwrap();
         digests.push(report["image_digest"].clone());
         let bundle = unpack(&layout, &format!("v{n}"), &dir);
         let sbom = bundle.join("rootfs/layers/sbom/launch");

@@ -78,14 +78,29 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+impl From<Output> for Outcome {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// `cascade SUBCOMMAND ARGS...`, whatever its exit code.
 pub fn cascade_run(subcommand: &str, args: &[&str]) -> Outcome {
-    let out = run(cascade().arg(subcommand).args(args));
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run(cascade().arg(subcommand).args(args)).into()
+}
+
+/// `cascade build ARGS...` with its own cache dir `cache` (so a test sees
+/// exactly what its builds cached), whatever its exit code.
+pub fn build_in<S: AsRef<std::ffi::OsStr>>(cache: &Path, args: &[S]) -> Outcome {
+    run(cascade()
+        .env("CASCADE_CACHE_DIR", cache)
+        .arg("build")
+        .args(args))
+    .into()
 }
 
 pub fn build(args: &[&str]) -> Outcome {

@@ -214,9 +214,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     allow.extend(args.allow.iter().cloned());
     let grants = Grants::parse(&allow, args.deny_all).map_err(|e| InvalidInput(e.to_string()))?;
-    let fetch_cache = cache_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"));
+    let fetch_cache = super::cache_root(cache_dir.clone());
     let exec = ExecPolicy {
         paths: args.exec_path.clone(),
         env: parse_env("--exec-env", &args.exec_env)?
@@ -411,11 +409,7 @@ impl Registries {
             } else {
                 Some(Registry::new(&hosts, &args.insecure_registry)?)
             },
-            cache_dir: args
-                .cache_dir
-                .clone()
-                .or_else(default_cache_dir)
-                .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache")),
+            cache_dir: super::cache_root(args.cache_dir.clone()),
         })
     }
 

@@ -99,10 +99,7 @@ pub fn oci(
             cascade_runtime::oci::registry::Registry::new(&hosts, insecure)?,
         ))
     };
-    let dir = cache_dir
-        .or_else(default_cache_dir)
-        .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"));
-    Ok(Oci::new(&dir, registry)?)
+    Ok(Oci::new(&cache_root(cache_dir), registry)?)
 }
 
 /// Image references from arguments and a file of one per line (`#`
@@ -130,6 +127,14 @@ pub fn images_from(
         }
     }
     Ok(images)
+}
+
+/// The cache dir: `explicit` (`--cache-dir`), else [`default_cache_dir`],
+/// else one under the temp dir.
+pub fn cache_root(explicit: Option<PathBuf>) -> PathBuf {
+    explicit
+        .or_else(default_cache_dir)
+        .unwrap_or_else(|| std::env::temp_dir().join("cascade-cache"))
 }
 
 /// `$CASCADE_CACHE_DIR`, else `$XDG_CACHE_HOME/cascade`, else `~/.cache/cascade`.

@@ -79,6 +79,20 @@ impl Compression {
     }
 }
 
+/// A reader of the tar inside a layer of `media_type` (OCI or Docker names;
+/// anything not plain tar or zstd is read as gzip, which is what registries
+/// hold by default).
+pub fn decoder<'a, R: io::Read + 'a>(
+    media_type: &str,
+    blob: R,
+) -> io::Result<Box<dyn io::Read + 'a>> {
+    Ok(match super::oci_layer_media_type(media_type) {
+        MEDIA_LAYER_TAR => Box::new(blob),
+        MEDIA_LAYER_ZSTD => Box::new(zstd::stream::read::Decoder::new(blob)?),
+        _ => Box::new(flate2::read::MultiGzDecoder::new(blob)),
+    })
+}
+
 type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>);
 

@@ -44,14 +44,6 @@ pub fn attach(
     artifact_type: &str,
     bytes: &[u8],
 ) -> Result<Attached, RegistryError> {
-    let repo = |tag_or_digest: &str, by_digest: bool| {
-        let (registry, repository) = (target.registry().to_owned(), target.repository().to_owned());
-        if by_digest {
-            Reference::with_digest(registry, repository, tag_or_digest.to_owned())
-        } else {
-            Reference::with_tag(registry, repository, tag_or_digest.to_owned())
-        }
-    };
     let blob = Digest::of(bytes);
     if !client.has_blob(target, &blob)? {
         client.push_blob_bytes(target, &blob, bytes)?;
@@ -72,14 +64,18 @@ pub fn attach(
     let manifest = canonical::to_vec(&manifest).expect("JSON serialises");
     let digest = Digest::of(&manifest);
     let listed = |entries: &[Value]| entries.iter().any(|m| m["digest"] == digest.to_string());
-    let subject_ref = repo(&subject.to_string(), true);
+    let subject_ref = target.clone_with_digest(subject.to_string());
     if listed(&client.referrers(&subject_ref)?) {
         return Ok(Attached {
             digest: digest.to_string(),
             via: "already-attached".into(),
         });
     }
-    client.push_manifest(&repo(&digest.to_string(), true), &manifest, MEDIA_MANIFEST)?;
+    client.push_manifest(
+        &target.clone_with_digest(digest.to_string()),
+        &manifest,
+        MEDIA_MANIFEST,
+    )?;
 
     let mut entries = client.referrers(&subject_ref)?;
     if listed(&entries) {
@@ -99,7 +95,12 @@ pub fn attach(
     let index = json!({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries});
     let index = canonical::to_vec(&index).expect("JSON serialises");
     let tag = format!("sha256-{}", subject.hex());
-    client.push_manifest(&repo(&tag, false), &index, MEDIA_INDEX)?;
+    let tag_ref = Reference::with_tag(
+        target.registry().to_owned(),
+        target.repository().to_owned(),
+        tag,
+    );
+    client.push_manifest(&tag_ref, &index, MEDIA_INDEX)?;
     Ok(Attached {
         digest: digest.to_string(),
         via: "tag-fallback".into(),

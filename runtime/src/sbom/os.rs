@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::oci::{Digest, MEDIA_LAYER_TAR, MEDIA_LAYER_ZSTD};
+use crate::oci::Digest;
+use crate::oci::compress::decoder;
 use crate::run_image::RunImage;
 
 /// Files larger than this are not read (a status file of 10,000 packages
@@ -65,14 +66,7 @@ pub fn read(
     let mut os_release: [Option<Vec<u8>>; 2] = [None, None];
     for (path, media_type) in paths {
         let file = std::fs::File::open(&path)?;
-        let reader: Box<dyn Read> = if media_type == MEDIA_LAYER_TAR {
-            Box::new(file)
-        } else if media_type == MEDIA_LAYER_ZSTD {
-            Box::new(zstd::stream::read::Decoder::new(file)?)
-        } else {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
-        };
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = tar::Archive::new(decoder(&media_type, file)?);
         for entry in archive.entries()? {
             let mut entry = entry?;
             let name = entry.path()?.to_string_lossy().into_owned();

@@ -440,33 +440,24 @@ impl LayerView<'_> {
     }
 
     #[track_caller]
-    pub fn assert_launch(&self) -> &Self {
-        assert!(
-            self.0.layer.types.launch,
-            "layer {} is not launch",
-            self.0.layer.name
-        );
+    fn assert_type(&self, set: bool, kind: &str) -> &Self {
+        assert!(set, "layer {} is not {kind}", self.0.layer.name);
         self
+    }
+
+    #[track_caller]
+    pub fn assert_launch(&self) -> &Self {
+        self.assert_type(self.0.layer.types.launch, "launch")
     }
 
     #[track_caller]
     pub fn assert_build(&self) -> &Self {
-        assert!(
-            self.0.layer.types.build,
-            "layer {} is not build",
-            self.0.layer.name
-        );
-        self
+        self.assert_type(self.0.layer.types.build, "build")
     }
 
     #[track_caller]
     pub fn assert_cache(&self) -> &Self {
-        assert!(
-            self.0.layer.types.cache,
-            "layer {} is not cache",
-            self.0.layer.name
-        );
-        self
+        self.assert_type(self.0.layer.types.cache, "cache")
     }
 
     /// The value an env entry of the layer sets for `name`, whatever its op.

@@ -21,6 +21,7 @@
 //! - `fetch-undeclared`: fetches from a host it did not declare;
 //! - `spawn-many`: starts 8 `sleep`s at once;
 //! - `huge-output`: writes 64 MiB into a layer;
+//! - `exec-sleep`: runs `busybox sleep 60`;
 //! - `fork-bomb`: runs a fork bomb with `busybox sh`;
 //! - `ok`: behaves, and writes a launch layer.
 
@@ -147,6 +148,10 @@ fn act_in_build(ctx: &BuildContext) -> Result<Option<BuildResult>> {
                 std::fs::write(layer.path().join(format!("part-{i}")), &chunk)?;
             }
             Ok(Some(BuildResult::new().layer(layer)))
+        }
+        "build:exec-sleep" => {
+            exec::Command::new("busybox").args(["sleep", "60"]).run()?;
+            Ok(None)
         }
         "build:fork-bomb" => {
             exec::Command::new("busybox")
