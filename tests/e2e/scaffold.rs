@@ -46,6 +46,13 @@ fn a_scaffolded_buildpack_builds_passes_its_tests_and_packages() {
     // Its own target dir (the cargo running this test holds the
     // workspace's), kept under target/ so later runs are incremental.
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
+    // The workspace's lock: the scaffold resolves to the crates already
+    // tested here, not to whatever crates.io offers today.
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"),
+        krate.join("Cargo.lock"),
+    )
+    .unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut test = Command::new(&cargo);
     test.current_dir(&krate)
