@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("cascade-buildpack-static-site", "STATIC_SITE"),
     ("cascade-buildpack-ca-certs", "CA_CERTS"),
     ("cascade-buildpack-rust", "RUST"),
+    ("cascade-buildpack-node", "NODE"),
     ("cascade-test-hostile", "TEST_HOSTILE"),
     ("cascade-test-deps", "TEST_DEPS"),
     ("cascade-test-fetcher", "TEST_FETCHER"),

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::api::{LayerTypes, RestoredLayer};
+use crate::engine::CapabilityUse;
 use crate::env::LayerDirs;
 use crate::ids::{BuildpackId, LayerName};
 use crate::oci::Layout;
@@ -80,6 +81,9 @@ pub struct Restored {
     pub app: Option<LayerBlob>,
     /// The previous SBOM layer, likewise.
     pub sbom: Option<LayerBlob>,
+    /// The capability calls the previous image recorded, which a
+    /// buildpack's kept layers still owe their contents to.
+    pub capabilities: Vec<CapabilityUse>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,6 +99,9 @@ struct Record {
     buildpacks: BTreeMap<String, Vec<RecordLayer>>,
     app: Option<LayerBlob>,
     sbom: Option<LayerBlob>,
+    /// What the image's capabilities label recorded.
+    #[serde(default)]
+    capabilities: Vec<CapabilityUse>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +218,7 @@ impl ImageCache {
         let mut out = Restored {
             app: record.app.filter(|b| blob_present(store, b)),
             sbom: record.sbom.filter(|b| blob_present(store, b)),
+            capabilities: record.capabilities,
             ..Restored::default()
         };
         for (bp, layers) in record.buildpacks {
@@ -268,8 +276,14 @@ impl ImageCache {
     }
 
     /// After a successful build: keep the `cache` layers' files (moved out
-    /// of the work dir) and record every layer and blob for the next build.
-    pub fn save(&self, built: &[BuiltBuildpack], exported: &Exported) -> Result<(), CacheError> {
+    /// of the work dir) and record every layer and blob, and the capability
+    /// calls the image records, for the next build.
+    pub fn save(
+        &self,
+        built: &[BuiltBuildpack],
+        exported: &Exported,
+        capabilities: &[CapabilityUse],
+    ) -> Result<(), CacheError> {
         let staging = self.dir.join("layers.new");
         remove_if_present(&staging)?;
         let mut record = Record {
@@ -278,6 +292,7 @@ impl ImageCache {
             buildpacks: BTreeMap::new(),
             app: Some(exported.app_blob.clone()),
             sbom: Some(exported.sbom_blob.clone()),
+            capabilities: capabilities.to_vec(),
         };
         for bp in built {
             let id = bp.runner.id();

@@ -8,8 +8,14 @@
 //! [capabilities]
 //! fetch = ["nodejs.org", "file"]   # URL hosts; "file" for file:// URLs
 //! ```
+//!
+//! A buildpack whose download hosts are configuration (a mirror named by
+//! the platform) declares `fetch = ["*"]`: then only the platform's grant
+//! decides which hosts it reaches.
 
 use serde::{Deserialize, Serialize};
+
+use crate::engine::CapabilityUse;
 
 /// `[capabilities]` of buildpack.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +63,11 @@ impl Grants {
     /// the error says which side is missing and how to fix it.
     pub fn check_fetch(&self, id: &str, declared: &Declared, url: &str) -> Result<(), String> {
         let host = fetch_host(url)?;
-        if !declared.fetch.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+        if !declared
+            .fetch
+            .iter()
+            .any(|h| h == "*" || h.eq_ignore_ascii_case(&host))
+        {
             return Err(format!(
                 "capability fetch:{host} denied: buildpack {id} does not declare it (its buildpack.toml [capabilities] fetch = {:?}); the buildpack must list {host:?} there",
                 declared.fetch
@@ -109,9 +119,97 @@ pub fn fetch_host(url: &str) -> Result<String, String> {
     }
 }
 
+/// The capability calls an image records (label `dev.cascade.capabilities`):
+/// the calls that produced its layers, not only those this build made.
+///
+/// A rebuild that reuses a layer skips the call that made it (the node
+/// runtime is not fetched again), yet the image holds what that call
+/// brought in, and an unchanged rebuild must give the digest a cold build
+/// gives. So, per buildpack of `group` (id, whether it kept a layer of the
+/// previous build), in group order: the allowed calls it made now, plus
+/// the previous image's calls of each capability it did not call again —
+/// carried only when it kept a layer, since then their result is still
+/// there. Within a buildpack the calls are sorted and deduplicated, so the
+/// record does not depend on the order of work.
+pub fn provenance<'a>(
+    group: impl IntoIterator<Item = (&'a str, bool)>,
+    previous: &[CapabilityUse],
+    current: &[CapabilityUse],
+) -> Vec<CapabilityUse> {
+    let mut out = Vec::new();
+    for (id, kept_a_layer) in group {
+        let now: Vec<&CapabilityUse> = current
+            .iter()
+            .filter(|u| u.allowed && u.buildpack == id)
+            .collect();
+        let mut uses: Vec<CapabilityUse> = now.iter().map(|u| (*u).clone()).collect();
+        if kept_a_layer {
+            uses.extend(
+                previous
+                    .iter()
+                    .filter(|p| {
+                        p.allowed
+                            && p.buildpack == id
+                            && !now.iter().any(|u| u.capability == p.capability)
+                    })
+                    .cloned(),
+            );
+        }
+        uses.sort_by(|a, b| (&a.capability, &a.detail).cmp(&(&b.capability, &b.detail)));
+        uses.dedup();
+        out.extend(uses);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn call(bp: &str, capability: &str, detail: &str) -> CapabilityUse {
+        CapabilityUse {
+            buildpack: bp.into(),
+            capability: capability.into(),
+            detail: detail.into(),
+            allowed: true,
+        }
+    }
+
+    #[test]
+    fn provenance_carries_the_calls_behind_kept_layers() {
+        let fetch20 = call("x/node", "fetch:nodejs.org", "node-v20.tgz");
+        let fetch22 = call("x/node", "fetch:nodejs.org", "node-v22.tgz");
+        let npm = call("x/node", "exec:node", "npm ci (exit 0)");
+        let cargo = call("x/rust", "exec:cargo", "cargo build (exit 0)");
+        let cold = provenance(
+            [("x/node", false), ("x/rust", false)],
+            &[],
+            &[npm.clone(), fetch20.clone(), cargo.clone()],
+        );
+        // Sorted within a buildpack (exec before fetch), in group order.
+        assert_eq!(cold, [npm.clone(), fetch20.clone(), cargo.clone()]);
+        // No change: nothing called again, everything kept.
+        let noop = provenance(
+            [("x/node", true), ("x/rust", true)],
+            &cold,
+            std::slice::from_ref(&cargo),
+        );
+        assert_eq!(noop, cold);
+        // A new lockfile: npm again, the runtime kept.
+        let lock = provenance([("x/node", true)], &cold, std::slice::from_ref(&npm));
+        assert_eq!(lock, [npm.clone(), fetch20.clone()]);
+        // A new runtime: the old download is no longer in the image.
+        let upgrade = provenance([("x/node", true)], &cold, &[fetch22.clone(), npm.clone()]);
+        assert_eq!(upgrade, [npm.clone(), fetch22]);
+        // Nothing kept: nothing carried. Denied calls are never recorded.
+        let denied = CapabilityUse {
+            allowed: false,
+            ..call("x/node", "exec:sh", "sh")
+        };
+        assert_eq!(provenance([("x/node", false)], &cold, &[denied]), []);
+        // Buildpacks no longer in the group leave no trace.
+        assert_eq!(provenance([("x/rust", true)], &cold, &[]), [cargo]);
+    }
 
     fn declared(hosts: &[&str]) -> Declared {
         Declared {
@@ -146,6 +244,12 @@ mod tests {
                 .is_err()
         );
         assert!(Grants::parse(&["fetch".into()], false).is_err());
+        // A declared "*" leaves the choice of hosts to the grant.
+        assert!(granted.check_fetch("a/b", &declared(&["*"]), url).is_ok());
+        let e = granted
+            .check_fetch("a/b", &declared(&["*"]), "http://127.0.0.1:9/n.tgz")
+            .unwrap_err();
+        assert!(e.contains("--allow fetch:127.0.0.1"), "{e}");
     }
 
     #[test]

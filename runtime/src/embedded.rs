@@ -6,10 +6,11 @@ use crate::guests;
 use crate::ids::BuildpackId;
 
 /// (source name for messages, component bytes)
-pub const BUILDPACKS: [(&str, &[u8]); 4] = [
+pub const BUILDPACKS: [(&str, &[u8]); 5] = [
     ("embedded:cascade/ca-certs", guests::CA_CERTS_WASM),
     ("embedded:cascade/static-site", guests::STATIC_SITE_WASM),
     ("embedded:cascade/rust", guests::RUST_WASM),
+    ("embedded:cascade/node", guests::NODE_WASM),
     ("embedded:cascade/procfile", guests::PROCFILE_WASM),
 ];
 
@@ -22,8 +23,8 @@ fn member(id: &str, optional: bool) -> GroupMember {
 }
 
 /// The default order: certificates are optional in front of every group; a
-/// static site or a Cargo project may add a Procfile's processes; otherwise
-/// a Procfile alone.
+/// static site, a Cargo project or a Node.js app may add a Procfile's
+/// processes; otherwise a Procfile alone.
 pub fn order() -> Vec<Vec<GroupMember>> {
     vec![
         vec![
@@ -34,6 +35,11 @@ pub fn order() -> Vec<Vec<GroupMember>> {
         vec![
             member("cascade/ca-certs", true),
             member("cascade/rust", false),
+            member("cascade/procfile", true),
+        ],
+        vec![
+            member("cascade/ca-certs", true),
+            member("cascade/node", false),
             member("cascade/procfile", true),
         ],
         vec![

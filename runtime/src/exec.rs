@@ -6,7 +6,9 @@
 //! writable), earlier buildpacks' build layers (read-only), the system's
 //! `/usr`, `/bin`, `/lib*` (read-only), the tool's install prefix and the
 //! platform's `--exec-path` dirs (read-only), a private `/tmp`, `/proc` and
-//! `/dev`. Everything is unshared (no network unless granted; its own PID
+//! `/dev`. A tool is a name on the host's PATH, or a program the buildpack
+//! installed in its layers (a fetched node), started by its path there.
+//! Everything is unshared (no network unless granted; its own PID
 //! namespace, so nothing outlives it). The environment is exactly what the
 //! buildpack passed plus PATH, HOME=/tmp, SOURCE_DATE_EPOCH and the
 //! platform's `--exec-env`. Where bwrap is missing, exec is refused unless
@@ -115,6 +117,80 @@ pub struct ExecOutcome {
     pub stderr: Vec<u8>,
 }
 
+/// The program a call runs: where the host finds it, and the path it is
+/// started by (the same for a host tool; the guest path for a tool the
+/// buildpack installed in a layer, which the sandbox binds there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    pub host: PathBuf,
+    pub started_as: PathBuf,
+    /// Installed in a layer (already bound), not on the host's PATH.
+    pub in_layer: bool,
+}
+
+/// The capability name of a program: a bare tool name as it is, a layer
+/// path by its file name (`/layers/x_node/node/bin/node` is `exec:node`).
+pub fn tool_name(program: &str) -> &str {
+    program.rsplit('/').next().unwrap_or(program)
+}
+
+/// Resolve `program`: a bare name on the host's PATH, or an absolute path
+/// inside the buildpack's own layers or an earlier build layer (a runtime
+/// it fetched, such as node). Anything else is refused.
+pub fn resolve_tool(req: &ExecRequest<'_>) -> Result<Tool, String> {
+    if !req.program.contains('/') {
+        let host = find_tool(req.program)
+            .ok_or_else(|| format!("exec {}: not found on the build host's PATH", req.program))?;
+        return Ok(Tool {
+            started_as: host.clone(),
+            host,
+            in_layer: false,
+        });
+    }
+    let guest = Path::new(req.program);
+    let plain = guest.is_absolute()
+        && guest
+            .components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir));
+    let mapped = plain
+        .then(|| {
+            guest
+                .strip_prefix(req.layers_guest)
+                .ok()
+                .map(|rest| req.layers_dir.join(rest))
+                .or_else(|| {
+                    req.build_layers.iter().find_map(|m| {
+                        guest.strip_prefix(&m.guest).ok().map(|rest| m.host.join(rest))
+                    })
+                })
+        })
+        .flatten()
+        .ok_or_else(|| {
+            format!(
+                "exec {}: a path must lie in this buildpack's layers ({}) or an earlier build layer",
+                req.program, req.layers_guest
+            )
+        })?;
+    // The host path must stay inside the layer after links are followed.
+    let real = mapped
+        .canonicalize()
+        .map_err(|e| format!("exec {}: {e}", req.program))?;
+    let roots = std::iter::once(req.layers_dir.to_path_buf())
+        .chain(req.build_layers.iter().map(|m| m.host.clone()))
+        .filter_map(|r| r.canonicalize().ok());
+    if !roots.into_iter().any(|r| real.starts_with(r)) || !real.is_file() {
+        return Err(format!(
+            "exec {}: not a file inside the layers",
+            req.program
+        ));
+    }
+    Ok(Tool {
+        host: real,
+        started_as: guest.to_path_buf(),
+        in_layer: true,
+    })
+}
+
 /// `program` on the host's PATH.
 pub fn find_tool(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
@@ -168,21 +244,23 @@ pub fn run(
     reporter: &Arc<dyn Reporter>,
 ) -> Result<ExecOutcome, String> {
     check_working_dir(req)?;
-    let tool = find_tool(req.program)
-        .ok_or_else(|| format!("exec {}: not found on the build host's PATH", req.program))?;
-    let tool_bin = tool.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let mut path_var = tool_bin.display().to_string();
-    path_var.push_str(":/usr/local/bin:/usr/bin:/bin");
+    let tool = resolve_tool(req)?;
+    // The tool's own dir first, so what it starts by name (npm starts
+    // `node`) is its sibling.
+    let path_var = |t: &Path| {
+        let dir = t.parent().unwrap_or(Path::new("/"));
+        format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display())
+    };
 
     let bwrap = have_bwrap();
     let mut cmd = if bwrap {
-        sandboxed(policy, req, &tool, &path_var)?
+        sandboxed(policy, req, &tool, &path_var(&tool.started_as))?
     } else if policy.allow_unsandboxed {
         reporter.note(&format!(
             "warning: bwrap is missing: {} runs {} unsandboxed (--allow-unsandboxed-exec)",
             req.id, req.program
         ));
-        unsandboxed(policy, req, &tool, &path_var)
+        unsandboxed(policy, req, &tool.host, &path_var(&tool.host))
     } else {
         return Err(format!(
             "exec {}: bubblewrap (bwrap) is not installed, and exec runs only sandboxed; install bubblewrap, or let it run unsandboxed with `cascade build --allow-unsandboxed-exec`",
@@ -247,7 +325,7 @@ pub fn run(
 fn sandboxed(
     policy: &ExecPolicy,
     req: &ExecRequest<'_>,
-    tool: &Path,
+    tool: &Tool,
     path_var: &str,
 ) -> Result<Command, String> {
     let mut c = Command::new("bwrap");
@@ -287,7 +365,10 @@ fn sandboxed(
             _ => {}
         }
     }
-    let mut ro: Vec<PathBuf> = vec![prefix(tool)];
+    let mut ro: Vec<PathBuf> = Vec::new();
+    if !tool.in_layer {
+        ro.push(prefix(&tool.host));
+    }
     ro.extend(policy.paths.iter().cloned());
     for p in &ro {
         if p.exists() && !p.starts_with("/usr") {
@@ -311,7 +392,7 @@ fn sandboxed(
         setenv(k, v);
     }
     c.args(["--chdir", req.working_dir, "--"]);
-    c.arg(tool).args(req.args);
+    c.arg(&tool.started_as).args(req.args);
     Ok(c)
 }
 
@@ -397,6 +478,46 @@ mod tests {
             Path::new("/root/.cargo")
         );
         assert_eq!(prefix(Path::new("/opt/tool/run")), Path::new("/opt/tool"));
+    }
+
+    #[test]
+    fn layer_tools_resolve_inside_the_layers_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = tmp.path().join("layers");
+        std::fs::create_dir_all(layers.join("node/bin")).unwrap();
+        std::fs::write(layers.join("node/bin/node"), "").unwrap();
+        std::fs::write(tmp.path().join("outside"), "").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), layers.join("node/bin/out"))
+            .unwrap();
+        let id = BuildpackId::new("x/node").unwrap();
+        let resolve = |program: &str| {
+            resolve_tool(&ExecRequest {
+                id: &id,
+                program,
+                args: &[],
+                env: &[],
+                working_dir: "/workspace",
+                app_dir: tmp.path(),
+                layers_dir: &layers,
+                layers_guest: "/layers/x_node",
+                build_layers: &[],
+                network: false,
+            })
+        };
+        let t = resolve("/layers/x_node/node/bin/node").unwrap();
+        assert!(t.in_layer);
+        assert_eq!(t.started_as, Path::new("/layers/x_node/node/bin/node"));
+        assert_eq!(tool_name("/layers/x_node/node/bin/node"), "node");
+        for bad in [
+            "/layers/x_node/node/bin/out",
+            "/layers/x_node/../x_node/node/bin/node",
+            "/usr/bin/env",
+            "layers/x_node/node/bin/node",
+            "/layers/x_node/node/bin",
+        ] {
+            assert!(resolve(bad).is_err(), "{bad} resolved");
+        }
+        assert!(!resolve("sh").unwrap().in_layer);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::api::{BuildpackRunner, DetectInput, Env, Target};
 use crate::builder::GroupMember;
 use crate::cache::{CacheError, ImageCache, Restored};
+use crate::engine::CapabilityUse;
 use crate::oci::compress::Compression;
 use crate::oci::layer::Owner;
 use crate::oci::referrers::Attached;
@@ -152,11 +153,7 @@ pub fn build(
 
     reporter.phase("export");
     let os = os_info(&run_image, oci, &store, reporter);
-    let uses = req
-        .capabilities
-        .as_ref()
-        .map(|c| c.used())
-        .unwrap_or_default();
+    let (uses, provenance) = capability_calls(req, &built, &restored);
     let exported = Export {
         built: &built,
         app_dir: &workspace,
@@ -168,7 +165,7 @@ pub fn build(
         previous_app: restored.app.as_ref(),
         previous_sbom: restored.sbom.as_ref(),
         os: os.as_ref(),
-        capabilities: &uses,
+        capabilities: &provenance,
         reporter,
     }
     .run()?;
@@ -177,7 +174,7 @@ pub fn build(
     // The image is complete: a cache that cannot be saved (a full disk)
     // costs the next build time, not this one its result.
     if let Some(c) = &cache
-        && let Err(e) = c.save(&built, &exported)
+        && let Err(e) = c.save(&built, &exported, &provenance)
     {
         reporter.note(&format!("warning: {e}; the next build starts cold"));
     }
@@ -186,6 +183,28 @@ pub fn build(
     report.sbom_referrer = referrer;
     report.capabilities = uses;
     Ok(report)
+}
+
+/// The capability calls this build made (for the report), and those the
+/// image records: these plus what its kept layers owe to earlier builds.
+fn capability_calls(
+    req: &BuildRequest,
+    built: &[crate::phase::BuiltBuildpack],
+    restored: &Restored,
+) -> (Vec<CapabilityUse>, Vec<CapabilityUse>) {
+    let uses = req
+        .capabilities
+        .as_ref()
+        .map(|c| c.used())
+        .unwrap_or_default();
+    let group = built.iter().map(|b| {
+        (
+            b.runner.id().as_str(),
+            b.layers.iter().any(|l| l.layer.reused),
+        )
+    });
+    let provenance = crate::capabilities::provenance(group, &restored.capabilities, &uses);
+    (uses, provenance)
 }
 
 /// What `cascade build` tells the user and the platform.

@@ -54,7 +54,11 @@ impl Output {
 }
 
 impl Command {
-    /// A declared tool, by name (the host finds it on its PATH).
+    /// A declared tool: a name the host finds on its PATH (`"cargo"`), or
+    /// the absolute path of a program this buildpack installed in one of
+    /// its layers (or an earlier buildpack's build layer), such as a fetched
+    /// `node`. Either way the capability is named by the file name
+    /// (`exec = ["node"]`, `--allow exec:node`).
     pub fn new(program: impl Into<String>) -> Self {
         Self {
             program: program.into(),

@@ -3,63 +3,15 @@
 //! refused with a message that says how to grant it.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use cascade_runtime::guests;
 use cascade_runtime::oci::Digest;
 use serde_json::Value;
 
 use crate::support::*;
-
-/// A loopback HTTP server for fixed files, counting the requests it serves.
-struct Files {
-    port: u16,
-    hits: Arc<AtomicUsize>,
-}
-
-fn serve(files: Vec<(&'static str, Vec<u8>)>) -> Files {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            counter.fetch_add(1, Ordering::SeqCst);
-            let line = String::from_utf8_lossy(&req);
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-            let body = files
-                .iter()
-                .find(|(p, _)| *p == path)
-                .map(|(_, b)| b.clone());
-            let head = match &body {
-                Some(b) => format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    b.len()
-                ),
-                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .into(),
-            };
-            let _ = stream.write_all(head.as_bytes());
-            if let Some(b) = body {
-                let _ = stream.write_all(&b);
-            }
-        }
-    });
-    Files { port, hits }
-}
 
 fn app(dir: &Path, entries: &[(String, String, &str)]) -> PathBuf {
     let app = dir.join("app");

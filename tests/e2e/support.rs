@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cascade");
 
@@ -145,6 +146,18 @@ pub fn busybox_run_image() -> &'static str {
 /// Make (or add to `layout`) a busybox run image tagged `tag`, with extra
 /// files (path, content) and extra `umoci config` arguments.
 pub fn make_run_image(layout: &Path, tag: &str, files: &[(&str, &str)], config: &[&str]) {
+    make_run_image_with_host_files(layout, tag, files, config, &[]);
+}
+
+/// [`make_run_image`] plus copies of host files at the same paths (shared
+/// libraries a dynamically linked program needs).
+pub fn make_run_image_with_host_files(
+    layout: &Path,
+    tag: &str,
+    files: &[(&str, &str)],
+    config: &[&str],
+    host_files: &[PathBuf],
+) {
     let image = format!("{}:{tag}", layout.display());
     if !layout.join("oci-layout").exists() {
         ok(Command::new("umoci").args(["init", "--layout"]).arg(layout));
@@ -168,6 +181,11 @@ pub fn make_run_image(layout: &Path, tag: &str, files: &[(&str, &str)], config: 
         "root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1000::/workspace:/bin/sh\n",
     )
     .unwrap();
+    for host in host_files {
+        let path = rootfs.join(host.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(host, path).unwrap();
+    }
     for (path, content) in files {
         let path = rootfs.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -479,4 +497,51 @@ impl Drop for RegistryServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback HTTP server for fixed files, counting the requests it serves.
+pub struct Files {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+}
+
+pub fn serve(files: Vec<(&'static str, Vec<u8>)>) -> Files {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let line = String::from_utf8_lossy(&req);
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let body = files
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, b)| b.clone());
+            let head = match &body {
+                Some(b) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                ),
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .into(),
+            };
+            let _ = stream.write_all(head.as_bytes());
+            if let Some(b) = body {
+                let _ = stream.write_all(&b);
+            }
+        }
+    });
+    Files { port, hits }
 }

@@ -68,7 +68,7 @@ pub struct CapabilityHost {
 }
 
 /// One capability call.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CapabilityUse {
     pub buildpack: String,
     /// `fetch:HOST`.

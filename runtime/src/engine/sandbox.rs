@@ -176,10 +176,11 @@ impl cascade::buildpack::exec::Host for State {
             return Err("exec is available during build, not detect".into());
         };
         let program = command.program.clone();
+        let name = crate::exec::tool_name(&program).to_owned();
         let record = |allowed: bool, detail: String| {
             caps.host.record(super::CapabilityUse {
                 buildpack: self.id.to_string(),
-                capability: format!("exec:{program}"),
+                capability: format!("exec:{name}"),
                 detail,
                 allowed,
             });
@@ -191,7 +192,7 @@ impl cascade::buildpack::exec::Host for State {
         if let Err(e) = caps
             .host
             .grants
-            .check_exec(self.id.as_str(), &caps.declared, &program)
+            .check_exec(self.id.as_str(), &caps.declared, &name)
         {
             record(false, argv);
             return Err(e);
@@ -202,7 +203,7 @@ impl cascade::buildpack::exec::Host for State {
             .working_dir
             .unwrap_or_else(|| crate::api::APP_DIR.to_owned());
         self.reporter
-            .note(&format!("{} used exec:{program}: {argv}", self.id));
+            .note(&format!("{} used exec:{name}: {argv}", self.id));
         let outcome = crate::exec::run(
             &caps.host.exec,
             &crate::exec::ExecRequest {

@@ -56,7 +56,8 @@ pub struct Export<'a> {
     pub previous_sbom: Option<&'a LayerBlob>,
     /// The run image's OS facts for the SBOM (`None`: not readable here).
     pub os: Option<&'a sbom::OsInfo>,
-    /// Capability calls the build made, recorded in a label.
+    /// Capability calls behind the image's layers, recorded in a label
+    /// (see `capabilities::provenance`).
     pub capabilities: &'a [crate::engine::CapabilityUse],
     pub reporter: &'a dyn Reporter,
 }

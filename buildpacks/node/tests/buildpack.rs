@@ -1,0 +1,65 @@
+//! The node buildpack, run in-process by the test harness: what it decides
+//! before it fetches anything. Installing a runtime and running npm are
+//! covered end to end (tests/e2e/node.rs), where fetch and exec are granted.
+
+use cascade_test::{BuildpackTest, guests};
+
+fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn detects_package_json() {
+    let bp = BuildpackTest::from_file(guests::NODE);
+    bp.detect(app(&[]).path()).assert_fail("package.json");
+    bp.detect(app(&[("package.json", "{}")]).path())
+        .assert_pass();
+}
+
+#[test]
+fn dependencies_without_a_lockfile_are_refused_before_any_download() {
+    let bp = BuildpackTest::from_file(guests::NODE);
+    let err = bp
+        .try_build(app(&[("package.json", r#"{"dependencies":{"a":"1"}}"#)]).path())
+        .err()
+        .unwrap();
+    assert!(err.contains("no package-lock.json"), "{err}");
+    assert!(err.contains("npm install"), "{err}");
+}
+
+#[test]
+fn a_version_the_inventory_lacks_lists_what_it_has() {
+    let bp = BuildpackTest::from_file(guests::NODE).target("linux", "amd64");
+    let err = bp
+        .try_build(app(&[("package.json", r#"{"engines":{"node":"16.x"}}"#)]).path())
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("no Node.js 16.x for linux/amd64") && err.contains("26.3.0, 24.16.0, 20.20.2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_malformed_package_json_names_the_line() {
+    let bp = BuildpackTest::from_file(guests::NODE);
+    let err = bp
+        .try_build(app(&[("package.json", "{\n  \"name\": ,\n}")]).path())
+        .err()
+        .unwrap();
+    assert!(err.contains("package.json: line 2"), "{err}");
+}
+
+#[test]
+fn an_inventory_outside_the_app_is_refused() {
+    let bp = BuildpackTest::from_file(guests::NODE).env("BP_NODE_INVENTORY", "../etc/inv.toml");
+    let err = bp
+        .try_build(app(&[("package.json", "{}")]).path())
+        .err()
+        .unwrap();
+    assert!(err.contains("must be a path inside the app"), "{err}");
+}

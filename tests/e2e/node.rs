@@ -1,0 +1,363 @@
+//! The `cascade/node` buildpack: a Node.js runtime fetched from an
+//! inventory (served here over loopback, as a platform mirror would), `npm
+//! ci` through the exec capability with the node it installed, an image
+//! that answers over loopback, and a rebuild that fetches and installs
+//! nothing.
+//!
+//! The runtime tarball is made from this machine's own node (an official
+//! linux build needs only glibc), laid out as nodejs.org lays it out; the
+//! run image is busybox plus the glibc libraries that node links.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
+use cascade_runtime::oci::Digest;
+use serde_json::Value;
+
+use crate::support::*;
+
+const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "oci-image-tool", "node", "ldd"];
+
+/// The host's node: its binary, version, npm dir and the libraries it links.
+struct HostNode {
+    binary: PathBuf,
+    version: String,
+    npm: PathBuf,
+    libs: Vec<PathBuf>,
+}
+
+fn host_node() -> Option<HostNode> {
+    let binary = std::fs::canonicalize(
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join("node"))
+            .find(|p| p.is_file())?,
+    )
+    .ok()?;
+    let version = ok(Command::new(&binary).arg("--version"))
+        .trim()
+        .trim_start_matches('v')
+        .to_owned();
+    let npm = binary.parent()?.parent()?.join("lib/node_modules/npm");
+    let ldd = ok(Command::new("ldd").arg(&binary));
+    let mut libs = Vec::new();
+    for line in ldd.lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+        // "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = line
+            .split("=>")
+            .last()
+            .and_then(|r| r.split_whitespace().next())
+            .filter(|p| p.starts_with('/'));
+        if let Some(p) = path {
+            let name = Path::new(p).file_name()?.to_string_lossy().into_owned();
+            let glibc = [
+                "ld-linux",
+                "libc.",
+                "libm.",
+                "libdl.",
+                "libpthread.",
+                "librt.",
+            ]
+            .iter()
+            .any(|g| name.starts_with(g))
+                || name.starts_with("libstdc++")
+                || name.starts_with("libgcc_s");
+            if !glibc {
+                // A distro build linking libuv, openssl... is not a
+                // nodejs.org-shaped runtime.
+                eprintln!("node links {name}: not an official-style build");
+                return None;
+            }
+            libs.push(PathBuf::from(p));
+        }
+    }
+    npm.join("bin/npm-cli.js").is_file().then_some(HostNode {
+        binary,
+        version,
+        npm,
+        libs,
+    })
+}
+
+/// `node-vX-linux-ARCH.tar.gz` as nodejs.org ships it: one top directory
+/// with bin/node, bin/npm and lib/node_modules/npm.
+fn runtime_tarball(node: &HostNode, top: &str) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.append_path_with_name(&node.binary, format!("{top}/bin/node"))
+        .unwrap();
+    tar.append_dir_all(format!("{top}/lib/node_modules/npm"), &node.npm)
+        .unwrap();
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    tar.append_link(
+        &mut link,
+        format!("{top}/bin/npm"),
+        "../lib/node_modules/npm/bin/npm-cli.js",
+    )
+    .unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn node_build(cache: &Path, app: &Path, layout: &Path, run_image: &str) -> Outcome {
+    build_in(
+        cache,
+        &[
+            app.display().to_string(),
+            "--output".into(),
+            format!("oci:{}:app", layout.display()),
+            "--run-image".into(),
+            run_image.into(),
+            "--env".into(),
+            "BP_NODE_INVENTORY=node-inventory.toml".into(),
+            "--allow".into(),
+            "fetch:127.0.0.1".into(),
+            "--allow".into(),
+            "exec:node".into(),
+            "--format".into(),
+            "json".into(),
+        ],
+    )
+}
+
+/// A node-web app asking for the host node's major, with a loopback mirror
+/// inventory beside it, and a busybox + glibc run image.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    node: HostNode,
+    app: PathBuf,
+    run_image: String,
+    server: Files,
+    /// Of the runtime tarball.
+    sha: String,
+}
+
+impl Fixture {
+    fn new() -> Option<Self> {
+        if !have_all(TOOLS) {
+            return None;
+        }
+        let Some(node) = host_node() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "this machine's node is not an official-style linux build"
+            );
+            return None;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let (arch, dist_arch) = match std::env::consts::ARCH {
+            "aarch64" => ("arm64", "arm64"),
+            _ => ("amd64", "x64"),
+        };
+        let top = format!("node-v{}-linux-{dist_arch}", node.version);
+        let tarball = runtime_tarball(&node, &top);
+        let sha = Digest::of(&tarball).hex().to_owned();
+        let name: &'static str = Box::leak(format!("/dist/{top}.tar.gz").into_boxed_str());
+        let server = serve(vec![(name, tarball)]);
+
+        let app = tmp.path().join("node-web");
+        ok(Command::new("cp")
+            .arg("-r")
+            .arg(fixture_app("node-web"))
+            .arg(&app));
+        let major = node.version.split('.').next().unwrap();
+        edit(
+            &app.join("package.json"),
+            "\"node\": \"20.x\"",
+            &format!("\"node\": \"{major}.x\""),
+        );
+        let mut inventory = std::fs::File::create(app.join("node-inventory.toml")).unwrap();
+        write!(
+            inventory,
+            "[[artifacts]]\nversion = \"{}\"\nos = \"linux\"\narch = \"{arch}\"\nurl = \"http://127.0.0.1:{}{name}\"\nchecksum = \"sha256:{sha}\"\n",
+            node.version, server.port
+        )
+        .unwrap();
+
+        let runs = tmp.path().join("run");
+        make_run_image_with_host_files(&runs, "glibc", &[], &[], &node.libs);
+        let run_image = format!("oci:{}:glibc", runs.display());
+        Some(Self {
+            tmp,
+            node,
+            app,
+            run_image,
+            server,
+            sha,
+        })
+    }
+
+    /// `cascade build` into `out`, with the cache `cache`; the report.
+    fn build(&self, cache: &str, out: &str) -> Value {
+        let outcome = self.try_build(cache, out);
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        assert!(
+            outcome.stderr.contains("[cascade/node]"),
+            "{}",
+            outcome.stderr
+        );
+        serde_json::from_str(&outcome.stdout).unwrap()
+    }
+
+    fn try_build(&self, cache: &str, out: &str) -> Outcome {
+        node_build(
+            &self.tmp.path().join(cache),
+            &self.app,
+            &self.tmp.path().join(out),
+            &self.run_image,
+        )
+    }
+
+    fn downloads(&self) -> usize {
+        self.server.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no {from}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// `capability detail` of each call in a report.
+fn calls(report: &Value) -> Vec<String> {
+    report["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{} {}", u["capability"], u["detail"]))
+        .collect()
+}
+
+fn reused(report: &Value, layer: &str) -> bool {
+    let layers = report["layers"].as_array().unwrap();
+    let l = layers
+        .iter()
+        .find(|l| l["name"] == layer)
+        .unwrap_or_else(|| panic!("no {layer}: {report}"));
+    l["reused"].as_bool().unwrap()
+}
+
+#[test]
+fn a_node_app_gets_its_runtime_and_modules_and_answers_over_loopback() {
+    let Some(f) = Fixture::new() else { return };
+    let report = f.build("cache", "out");
+    let ids: Vec<&str> = report["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"cascade/node"), "{ids:?}");
+    assert_eq!(report["default_process"], "web");
+    let used = calls(&report);
+    assert!(
+        used.iter().any(|u| u.starts_with("\"fetch:127.0.0.1\"")),
+        "{used:?}"
+    );
+    assert!(
+        used.iter().any(|u| u.starts_with("\"exec:node\"")
+            && u.contains("npm-cli.js ci")
+            && u.contains("(exit 0)")),
+        "{used:?}"
+    );
+    assert_eq!(f.downloads(), 1);
+
+    let layout = f.tmp.path().join("out");
+    validate(&layout, "app");
+    let config = skopeo_config(&layout, "app");
+    let bundle = unpack(&layout, "app", f.tmp.path());
+    let rootfs = bundle.join("rootfs");
+    // node_modules is its own layer, linked from the app.
+    let link = std::fs::read_link(rootfs.join("workspace/node_modules")).unwrap();
+    assert!(
+        link.starts_with("../layers/cascade_node/modules/"),
+        "{}",
+        link.display()
+    );
+    assert!(
+        rootfs
+            .join("layers/cascade_node/modules/node_modules/greeting/index.js")
+            .is_file()
+    );
+    let port = free_port();
+    let mut app_proc = bwrap(&bundle, &config, &[("PORT", &port.to_string())], true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = http_when_up(port, b"GET / HTTP/1.0\r\n\r\n");
+    app_proc.kill().unwrap();
+    app_proc.wait().unwrap();
+    assert!(
+        body.ends_with(&format!("hello from node, node v{}\n", f.node.version)),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_node_rebuild_fetches_and_installs_only_what_changed() {
+    let Some(f) = Fixture::new() else { return };
+    let cold = f.build("cache", "out");
+
+    // No change: nothing downloaded, npm not run, every layer reused, and
+    // the same image (its label still names the calls behind the layers).
+    let again = f.build("cache", "out");
+    assert_eq!(
+        again["image_digest"], cold["image_digest"],
+        "{cold:#}\n{again:#}"
+    );
+    assert_eq!(calls(&again), Vec::<String>::new());
+    assert_eq!(f.downloads(), 1);
+    for layer in again["layers"].as_array().unwrap() {
+        assert_eq!(layer["reused"], true, "{layer}");
+    }
+    let label = &skopeo_config(&f.tmp.path().join("out"), "app")["config"]["Labels"]["dev.cascade.capabilities"];
+    let label = label.as_str().unwrap();
+    assert!(
+        label.contains("fetch:127.0.0.1") && label.contains("exec:node"),
+        "{label}"
+    );
+
+    // A new lockfile: npm runs again, the runtime stays (no download), and
+    // the image is the one a cold build of the changed app gives.
+    for file in ["package.json", "package-lock.json"] {
+        edit(
+            &f.app.join(file),
+            "\"version\": \"1.0.0\",\n  \"",
+            "\"version\": \"1.0.1\",\n  \"",
+        );
+    }
+    let warm = f.build("cache", "out");
+    assert_eq!(f.downloads(), 1);
+    let used = calls(&warm);
+    assert!(
+        used.len() == 1 && used[0].starts_with("\"exec:node\""),
+        "{used:?}"
+    );
+    assert!(reused(&warm, "cascade/node:node"));
+    assert!(!reused(&warm, "cascade/node:modules"));
+    let fresh = f.build("cache-cold", "out-cold");
+    assert_eq!(
+        fresh["image_digest"], warm["image_digest"],
+        "{fresh:#}\n{warm:#}"
+    );
+}
+
+#[test]
+fn a_node_runtime_with_the_wrong_sha256_is_refused() {
+    let Some(f) = Fixture::new() else { return };
+    edit(&f.app.join("node-inventory.toml"), &f.sha, &"0".repeat(64));
+    let bad = f.try_build("cache", "out");
+    assert_eq!(bad.code, 51, "{}", bad.stderr);
+    assert!(bad.stderr.contains("sha256"), "{}", bad.stderr);
+    // Nothing was tagged.
+    let index = std::fs::read_to_string(f.tmp.path().join("out/index.json")).unwrap_or_default();
+    assert!(!index.contains("\"app\""), "{index}");
+}
