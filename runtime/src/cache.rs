@@ -21,7 +21,8 @@
 //!
 //! Blobs themselves stay where export wrote them (the output layout, or the
 //! blob cache a registry push is staged in); a launch layer is offered back
-//! only while its blob is still there.
+//! only while its blob is still there and untouched (same size, inode and
+//! mtime as when it was recorded).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -102,6 +103,9 @@ struct Record {
     /// What the image's capabilities label recorded.
     #[serde(default)]
     capabilities: Vec<CapabilityUse>,
+    /// Each recorded blob's file as saved (see [`blob_stamp`]).
+    #[serde(default)]
+    blob_stamps: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,13 +219,24 @@ impl ImageCache {
     ) -> Result<Restored, CacheError> {
         let record = self.read_record(reporter);
         let saved = self.dir.join("layers");
+        let present = |b: &LayerBlob| {
+            let same = blob_stamp(store, &b.digest)
+                .is_some_and(|now| record.blob_stamps.get(&b.digest.to_string()) == Some(&now));
+            if !same && store.blob_path(&b.digest).exists() {
+                reporter.note(&format!(
+                    "blob {} changed since the last build: not reusing it",
+                    b.digest
+                ));
+            }
+            same
+        };
         let mut out = Restored {
-            app: record.app.filter(|b| blob_present(store, b)),
-            sbom: record.sbom.filter(|b| blob_present(store, b)),
-            capabilities: record.capabilities,
+            app: record.app.clone().filter(|b| present(b)),
+            sbom: record.sbom.clone().filter(|b| present(b)),
+            capabilities: record.capabilities.clone(),
             ..Restored::default()
         };
-        for (bp, layers) in record.buildpacks {
+        for (bp, layers) in &record.buildpacks {
             let Ok(id) = BuildpackId::new(bp) else {
                 continue;
             };
@@ -233,7 +248,7 @@ impl ImageCache {
                 let Ok(metadata) = l.metadata.parse::<toml::Table>() else {
                     continue;
                 };
-                let blob = l.blob.filter(|b| l.types.launch && blob_present(store, b));
+                let blob = l.blob.clone().filter(|b| l.types.launch && present(b));
                 let has_files = if l.types.cache {
                     let from = saved.join(id.escaped()).join(name.as_str());
                     let found = fingerprint(&from).ok();
@@ -276,10 +291,12 @@ impl ImageCache {
     }
 
     /// After a successful build: keep the `cache` layers' files (moved out
-    /// of the work dir) and record every layer and blob, and the capability
-    /// calls the image records, for the next build.
+    /// of the work dir) and record every layer and blob (with its file's
+    /// stamp in `store`), and the capability calls the image records, for
+    /// the next build.
     pub fn save(
         &self,
+        store: &Layout,
         built: &[BuiltBuildpack],
         exported: &Exported,
         capabilities: &[CapabilityUse],
@@ -293,6 +310,7 @@ impl ImageCache {
             app: Some(exported.app_blob.clone()),
             sbom: Some(exported.sbom_blob.clone()),
             capabilities: capabilities.to_vec(),
+            blob_stamps: BTreeMap::new(),
         };
         for bp in built {
             let id = bp.runner.id();
@@ -326,6 +344,17 @@ impl ImageCache {
             }
             record.buildpacks.insert(id.to_string(), layers);
         }
+        let blobs = record
+            .buildpacks
+            .values()
+            .flatten()
+            .filter_map(|l| l.blob.as_ref());
+        let blobs: Vec<&LayerBlob> = blobs.chain(&record.app).chain(&record.sbom).collect();
+        for b in blobs {
+            if let Some(stamp) = blob_stamp(store, &b.digest) {
+                record.blob_stamps.insert(b.digest.to_string(), stamp);
+            }
+        }
         let saved = self.dir.join("layers");
         remove_if_present(&saved)?;
         if staging.exists() {
@@ -357,8 +386,20 @@ fn remove_if_present(path: &Path) -> Result<(), CacheError> {
 }
 
 /// Whether `blob` is in `store` with its recorded size.
-fn blob_present(store: &Layout, blob: &LayerBlob) -> bool {
-    std::fs::metadata(store.blob_path(&blob.digest)).is_ok_and(|m| m.len() == blob.size)
+/// What a blob's file is now: size, inode and mtime. A blob is written
+/// once, by rename; whatever rewrites or damages it through the file system
+/// afterwards changes one of these, so a reused blob is one that nothing
+/// touched since the build that recorded it (checked with one `stat`, not
+/// by hashing it again).
+fn blob_stamp(store: &Layout, digest: &crate::oci::Digest) -> Option<String> {
+    let m = std::fs::metadata(store.blob_path(digest)).ok()?;
+    Some(format!(
+        "{}:{}:{}.{:09}",
+        m.len(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
 }
 
 /// sha256 over every entry under `dir` (sorted): relative path, type, and

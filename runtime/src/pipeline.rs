@@ -174,7 +174,7 @@ pub fn build(
     // The image is complete: a cache that cannot be saved (a full disk)
     // costs the next build time, not this one its result.
     if let Some(c) = &cache
-        && let Err(e) = c.save(&built, &exported, &provenance)
+        && let Err(e) = c.save(&store, &built, &exported, &provenance)
     {
         reporter.note(&format!("warning: {e}; the next build starts cold"));
     }

@@ -205,6 +205,46 @@ fn a_corrupted_cache_layer_is_rebuilt_never_used() {
 }
 
 #[test]
+fn a_damaged_blob_of_the_previous_image_is_rewritten_never_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let app = deps_app(tmp.path(), "one");
+    let output = format!("oci:{}/out:v1", tmp.path().display());
+    let cold = build_with(&cache, &app, &output, &[]);
+
+    // Flip a byte of the app layer's blob in the output layout, keeping its
+    // size: reusing it would give an image whose layer fails its digest.
+    let app_layer = cold.report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "app")
+        .unwrap();
+    let digest = app_layer["digest"].as_str().unwrap();
+    let blob = tmp
+        .path()
+        .join("out/blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+
+    let after = build_with(&cache, &app, &output, &[]);
+    assert!(
+        after.stderr.contains("changed since the last build"),
+        "{}",
+        after.stderr
+    );
+    assert!(!after.reused_layer("app"));
+    assert!(after.reused_layer("test/deps:deps"));
+    assert_eq!(after.digest(), cold.digest());
+    let whole = cascade_runtime::oci::Digest::of(&std::fs::read(&blob).unwrap());
+    assert_eq!(whole.to_string(), digest, "the blob was written again");
+    validate(&tmp.path().join("out"), "v1");
+}
+
+#[test]
 fn two_concurrent_builds_with_one_cache_dir_both_succeed() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
