@@ -385,7 +385,6 @@ fn remove_if_present(path: &Path) -> Result<(), CacheError> {
     }
 }
 
-/// Whether `blob` is in `store` with its recorded size.
 /// What a blob's file is now: size, inode and mtime. A blob is written
 /// once, by rename; whatever rewrites or damages it through the file system
 /// afterwards changes one of these, so a reused blob is one that nothing
