@@ -15,6 +15,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("cascade-buildpack-ca-certs", "CA_CERTS"),
     ("cascade-buildpack-rust", "RUST"),
     ("cascade-buildpack-node", "NODE"),
+    ("cascade-buildpack-go", "GO"),
     ("cascade-test-hostile", "TEST_HOSTILE"),
     ("cascade-test-deps", "TEST_DEPS"),
     ("cascade-test-fetcher", "TEST_FETCHER"),

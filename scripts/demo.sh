@@ -35,6 +35,10 @@ echo "==> cascade build tests/fixtures/apps/rust-web (the build host's cargo thr
   --allow exec:cargo --exec-path "$rustup_home" --exec-env "RUSTUP_HOME=$rustup_home"
 oci-image-tool validate --type image --ref name=latest "$demo/rust-web"
 
+echo "==> cascade build tests/fixtures/apps/go-web (the build host's go through the exec capability, in bwrap)"
+"$cascade" build tests/fixtures/apps/go-web --output "oci:$demo/go-web:latest" --allow exec:go
+oci-image-tool validate --type image --ref name=latest "$demo/go-web"
+
 echo "==> run the procfile app's image under bwrap: its own Entrypoint, Env and WorkingDir"
 umoci unpack --rootless --image "$demo/procfile:latest" "$demo/procfile-bundle" >/dev/null
 config=$(skopeo --insecure-policy inspect --config "oci:$demo/procfile:latest")

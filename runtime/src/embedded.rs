@@ -6,11 +6,12 @@ use crate::guests;
 use crate::ids::BuildpackId;
 
 /// (source name for messages, component bytes)
-pub const BUILDPACKS: [(&str, &[u8]); 5] = [
+pub const BUILDPACKS: [(&str, &[u8]); 6] = [
     ("embedded:cascade/ca-certs", guests::CA_CERTS_WASM),
     ("embedded:cascade/static-site", guests::STATIC_SITE_WASM),
     ("embedded:cascade/rust", guests::RUST_WASM),
     ("embedded:cascade/node", guests::NODE_WASM),
+    ("embedded:cascade/go", guests::GO_WASM),
     ("embedded:cascade/procfile", guests::PROCFILE_WASM),
 ];
 
@@ -23,7 +24,7 @@ fn member(id: &str, optional: bool) -> GroupMember {
 }
 
 /// The default order: certificates are optional in front of every group; a
-/// static site, a Cargo project or a Node.js app may add a Procfile's
+/// static site, a Cargo project, a Node.js app or a Go module may add a Procfile's
 /// processes; otherwise a Procfile alone.
 pub fn order() -> Vec<Vec<GroupMember>> {
     vec![
@@ -40,6 +41,11 @@ pub fn order() -> Vec<Vec<GroupMember>> {
         vec![
             member("cascade/ca-certs", true),
             member("cascade/node", false),
+            member("cascade/procfile", true),
+        ],
+        vec![
+            member("cascade/ca-certs", true),
+            member("cascade/go", false),
             member("cascade/procfile", true),
         ],
         vec![

@@ -16,6 +16,20 @@ pub fn read_dir_sorted(dir: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// A fingerprint of named contents (FNV-1a, 64 bits, hex), for layer
+/// metadata that must change when built files do: a buildpack keeps its
+/// binaries' layer, blob and all, while this stays the same.
+pub fn fingerprint(files: &[(String, Vec<u8>)]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, bytes) in files {
+        for b in name.bytes().chain([0]).chain(bytes.iter().copied()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 /// Copy the tree `from` into `to` (created if missing), in sorted order.
 /// Symbolic links are copied as links (see [`symlink`]). Returns the number of bytes copied.
 pub fn copy_tree(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
@@ -91,4 +105,22 @@ fn symlink_impl(_: &Path, link: &Path) -> io::Result<()> {
         io::ErrorKind::Unsupported,
         format!("symlink {}: not on this platform", link.display()),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_change_with_names_and_bytes() {
+        let a = fingerprint(&[("a".into(), vec![1])]);
+        assert_eq!(a, fingerprint(&[("a".into(), vec![1])]));
+        assert_ne!(a, fingerprint(&[("a".into(), vec![2])]));
+        assert_ne!(a, fingerprint(&[("b".into(), vec![1])]));
+        // The name ends where the bytes begin.
+        assert_ne!(
+            fingerprint(&[("ab".into(), vec![])]),
+            fingerprint(&[("a".into(), b"b".to_vec())])
+        );
+    }
 }

@@ -14,6 +14,20 @@ pub struct Process {
 }
 
 impl Process {
+    /// A valid process type made from a program's name: CNB allows letters,
+    /// digits, `.`, `_` and `-`; anything else becomes `_`.
+    pub fn type_from_name(name: &str) -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
     /// A process of type `kind` (`web`, `worker`...) running `command`.
     pub fn new<I, S>(kind: impl Into<String>, command: I) -> Self
     where

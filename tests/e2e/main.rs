@@ -10,6 +10,7 @@ mod build_apps;
 mod cache;
 mod capabilities;
 mod distribution;
+mod go;
 mod node;
 mod project;
 mod rebase;

@@ -44,31 +44,6 @@ pub fn binaries(manifest: &Table, has_main: bool) -> Vec<String> {
     bins
 }
 
-/// FNV-1a over the binaries: metadata that changes when their bytes do.
-fn fingerprint(files: &[(String, Vec<u8>)]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (name, bytes) in files {
-        for b in name.bytes().chain([0]).chain(bytes.iter().copied()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
-/// A process type from a binary name (CNB: letters, digits, '.', '-', '_').
-fn process_type(bin: &str) -> String {
-    bin.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 impl Buildpack for Rust {
     fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
         Ok(if ctx.app_dir().join("Cargo.toml").is_file() {
@@ -115,7 +90,10 @@ impl Buildpack for Rust {
             })
             .collect::<Result<_>>()?;
         let mut metadata = Table::new();
-        metadata.insert("binaries".into(), fingerprint(&built).into());
+        metadata.insert(
+            "binaries".into(),
+            cascade_sdk::fs::fingerprint(&built).into(),
+        );
         let bin = ctx.cached_layer("bin", LayerTypes::LAUNCH, metadata)?;
         if bin.is_reused() {
             log::info("binaries unchanged: reusing the bin layer");
@@ -150,7 +128,7 @@ impl Buildpack for Rust {
             let kind = if *b == web {
                 "web".to_owned()
             } else {
-                process_type(b)
+                Process::type_from_name(b)
             };
             result = result.process(Process::new(kind, [exe]).default(*b == web));
         }
@@ -173,10 +151,6 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(binaries(&m, true), ["a", "b"]);
-        assert_eq!(process_type("a+b"), "a_b");
-        assert_ne!(
-            fingerprint(&[("a".into(), vec![1])]),
-            fingerprint(&[("a".into(), vec![2])])
-        );
+        assert_eq!(Process::type_from_name("a+b"), "a_b");
     }
 }

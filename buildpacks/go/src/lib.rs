@@ -1,0 +1,173 @@
+//! `cascade/go`: builds a Go module with the build host's `go` (the `exec`
+//! capability) and puts its binaries in a launch layer.
+//!
+//! - `go build -trimpath -buildvcs=false -o <dir>/ ./...` builds every main
+//!   package of the module; `GOCACHE` and `GOPATH` (the module cache) are
+//!   cache layers, so a rebuild compiles only what changed. `vendor/` is
+//!   used when present (`-mod=vendor`).
+//! - Binaries are static (`CGO_ENABLED=0`) so they run on any run image,
+//!   `scratch` included; `BP_GO_CGO=true` turns cgo back on.
+//! - One process per binary, named after it; the module's own binary (the
+//!   last element of its path, as `go build` names it), else the first, is
+//!   `web` and the default.
+//! - The `bin` layer is reused, blob and all, when the binaries' bytes did
+//!   not change.
+
+use cascade_sdk::toml::Table;
+use cascade_sdk::{
+    BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, LayerTypes,
+    Process, Result, ResultExt, exec, log,
+};
+
+#[derive(Default)]
+pub struct Go;
+
+/// The module path of a go.mod (`module example.com/app`, maybe quoted).
+pub fn module_path(go_mod: &str) -> Option<String> {
+    go_mod.lines().find_map(|line| {
+        let line = line.split("//").next().unwrap_or_default().trim();
+        let rest = line.strip_prefix("module")?;
+        if !rest.starts_with([' ', '\t', '"']) {
+            return None;
+        }
+        let path = rest.trim().trim_matches(['"', '`']).trim();
+        (!path.is_empty()).then(|| path.to_owned())
+    })
+}
+
+/// The binary `go build` makes of the module's root package: the last path
+/// element, or the one before a major-version suffix (`.../app/v2`).
+pub fn binary_name(module: &str) -> &str {
+    let mut parts = module.rsplit('/');
+    let last = parts.next().unwrap_or(module);
+    let is_major =
+        last.len() > 1 && last.starts_with('v') && last[1..].bytes().all(|b| b.is_ascii_digit());
+    match parts.next() {
+        Some(before) if is_major => before,
+        _ => last,
+    }
+}
+
+impl Buildpack for Go {
+    fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
+        Ok(if ctx.app_dir().join("go.mod").is_file() {
+            DetectResult::pass()
+        } else {
+            DetectResult::fail("no go.mod")
+        })
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
+        let app = ctx.app_dir();
+        let go_mod = std::fs::read_to_string(app.join("go.mod")).context("reading go.mod")?;
+        let module = module_path(&go_mod).ok_or_else(|| {
+            BuildpackError::new("go.mod: no module line").hint("start go.mod with `module <path>`")
+        })?;
+
+        // Caches: kept between builds, never in the image.
+        let cache = ctx.cached_layer("go-build", LayerTypes::CACHE, Table::new())?;
+        let gopath = ctx.cached_layer("go-path", LayerTypes::CACHE, Table::new())?;
+        let out = cache.path().join("out");
+        if out.exists() {
+            std::fs::remove_dir_all(&out)?;
+        }
+        std::fs::create_dir_all(&out)?;
+        let cgo = ctx.platform_env().get("BP_GO_CGO").map(String::as_str) == Some("true");
+        let mut go = exec::Command::new("go")
+            .args(["build", "-trimpath", "-buildvcs=false"])
+            .env("GOCACHE", cache.path().join("cache").display().to_string())
+            .env("GOPATH", gopath.path().display().to_string())
+            .env("GOENV", "off")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOTELEMETRY", "off")
+            .env("CGO_ENABLED", if cgo { "1" } else { "0" })
+            .current_dir(app);
+        if app.join("vendor/modules.txt").is_file() {
+            go = go.arg("-mod=vendor");
+        }
+        go.arg("-o")
+            .arg(format!("{}/", out.display()))
+            .arg("./...")
+            .run_ok()?;
+
+        let built: Vec<(String, Vec<u8>)> = cascade_sdk::fs::read_dir_sorted(&out)?
+            .into_iter()
+            .map(|p| {
+                let name = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                std::fs::read(&p)
+                    .map(|bytes| (name.clone(), bytes))
+                    .context(format!("reading the built binary {name}"))
+            })
+            .collect::<Result<_>>()?;
+        std::fs::remove_dir_all(&out)?;
+        if built.is_empty() {
+            return Err(BuildpackError::new(format!(
+                "module {module}: no main package, so nothing to run"
+            ))
+            .hint("add a `package main` with func main (in the module root or cmd/<name>/)"));
+        }
+
+        let mut metadata = Table::new();
+        metadata.insert(
+            "binaries".into(),
+            cascade_sdk::fs::fingerprint(&built).into(),
+        );
+        let bin = ctx.cached_layer("bin", LayerTypes::LAUNCH, metadata)?;
+        let names: Vec<&str> = built.iter().map(|(n, _)| n.as_str()).collect();
+        if bin.is_reused() {
+            log::info("binaries unchanged: reusing the bin layer");
+        } else {
+            std::fs::create_dir_all(bin.path().join("bin"))?;
+            for (name, bytes) in &built {
+                // WASI has no mode bits: Cascade exports what is in a
+                // layer's bin/ as executable.
+                std::fs::write(bin.path().join("bin").join(name), bytes)?;
+            }
+            log::info(format!("built {}", names.join(", ")));
+        }
+
+        let own = binary_name(&module);
+        let web = names.iter().find(|n| **n == own).unwrap_or(&names[0]);
+        let dir = bin.path().join("bin");
+        let mut result = BuildResult::new().layer(cache).layer(gopath).layer(bin);
+        for name in &names {
+            let exe = dir.join(name).display().to_string();
+            let kind = if name == web {
+                "web".to_owned()
+            } else {
+                Process::type_from_name(name)
+            };
+            result = result.process(Process::new(kind, [exe]).default(name == web));
+        }
+        Ok(result)
+    }
+}
+
+cascade_sdk::export_buildpack!(Go);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_paths_and_binary_names() {
+        assert_eq!(
+            module_path("// c\nmodule example.com/web // x\n\ngo 1.19\n").as_deref(),
+            Some("example.com/web")
+        );
+        assert_eq!(
+            module_path("module \"example.com/q\"\n").as_deref(),
+            Some("example.com/q")
+        );
+        assert_eq!(module_path("modules x\ngo 1.19\n"), None);
+        assert_eq!(module_path("go 1.19\n"), None);
+        assert_eq!(binary_name("example.com/web"), "web");
+        assert_eq!(binary_name("example.com/web/v2"), "web");
+        assert_eq!(binary_name("web"), "web");
+        assert_eq!(binary_name("example.com/v"), "v");
+    }
+}

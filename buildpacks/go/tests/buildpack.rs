@@ -1,0 +1,41 @@
+//! The go buildpack, run in-process by the test harness: what it decides
+//! before it runs go. Building with the host's go is covered end to end
+//! (tests/e2e/go.rs), where exec is granted.
+
+use cascade_test::{BuildpackTest, guests};
+
+fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn detects_go_mod() {
+    let bp = BuildpackTest::from_file(guests::GO);
+    bp.detect(app(&[]).path()).assert_fail("go.mod");
+    bp.detect(app(&[("go.mod", "module x\n")]).path())
+        .assert_pass();
+}
+
+#[test]
+fn a_go_mod_without_a_module_line_is_refused_before_running_go() {
+    let bp = BuildpackTest::from_file(guests::GO);
+    let err = bp
+        .try_build(app(&[("go.mod", "go 1.19\n")]).path())
+        .err()
+        .unwrap();
+    assert!(err.contains("go.mod: no module line"), "{err}");
+}
+
+#[test]
+fn go_is_run_only_when_granted() {
+    let bp = BuildpackTest::from_file(guests::GO);
+    let err = bp
+        .try_build(app(&[("go.mod", "module example.com/x\n")]).path())
+        .err()
+        .unwrap();
+    assert!(err.contains("exec:go"), "{err}");
+}

@@ -1,0 +1,110 @@
+//! The `cascade/go` buildpack: the build host's go through the exec
+//! capability, in bubblewrap; static binaries, one process per main
+//! package; the web one answers over loopback when the image runs on
+//! `scratch`; a rebuild with no change reuses every layer, and one edit
+//! rebuilds the binaries only.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "go"];
+
+fn go_build(cache: &Path, app: &Path, layout: &Path, grant: bool) -> Outcome {
+    let mut args = vec![
+        app.display().to_string(),
+        "--output".into(),
+        format!("oci:{}:app", layout.display()),
+        "--format".into(),
+        "json".into(),
+    ];
+    if grant {
+        args.extend(["--allow".into(), "exec:go".into()]);
+    }
+    build_in(cache, &args)
+}
+
+#[test]
+fn a_go_module_builds_with_exec_runs_on_scratch_and_rebuilds_from_cache() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("go-web");
+    ok(Command::new("cp")
+        .arg("-r")
+        .arg(fixture_app("go-web"))
+        .arg(&app));
+    let cache = tmp.path().join("cache");
+    let layout = tmp.path().join("out");
+
+    let denied = go_build(&cache, &app, &layout, false);
+    assert_eq!(denied.code, 51, "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("--allow exec:go"),
+        "{}",
+        denied.stderr
+    );
+
+    let first = go_build(&cache, &app, &layout, true);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let report: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(report["group"][0]["id"], "cascade/go");
+    assert_eq!(report["default_process"], "web");
+    let types: Vec<&str> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["migrate", "web"], "{}", report["processes"]);
+    let used = &report["capabilities"][0];
+    assert_eq!(used["capability"], "exec:go");
+    assert!(
+        used["detail"].as_str().unwrap().contains("(exit 0)"),
+        "{used}"
+    );
+
+    // Static: it runs on the empty run image.
+    validate(&layout, "app");
+    let config = skopeo_config(&layout, "app");
+    let bundle = unpack(&layout, "app", tmp.path());
+    let port = free_port();
+    let mut server = bwrap(&bundle, &config, &[("PORT", &port.to_string())], true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = http_when_up(port, b"GET / HTTP/1.0\r\n\r\n");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(body.ends_with("hello from go\n"), "{body}");
+
+    // No change: every layer reused, the same image.
+    let second = go_build(&cache, &app, &layout, true);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let again: Value = serde_json::from_str(&second.stdout).unwrap();
+    assert_eq!(again["image_digest"], report["image_digest"]);
+    for layer in again["layers"].as_array().unwrap() {
+        assert_eq!(layer["reused"], true, "{layer}");
+    }
+
+    // One edit: new binaries, a new bin layer; the image still runs.
+    let main = app.join("main.go");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text.replace("hello from go", "hello again from go")).unwrap();
+    let third = go_build(&cache, &app, &layout, true);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    let edited: Value = serde_json::from_str(&third.stdout).unwrap();
+    let bin = edited["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "cascade/go:bin")
+        .unwrap();
+    assert_eq!(bin["reused"], false, "{bin}");
+    assert_ne!(edited["image_digest"], report["image_digest"]);
+}
