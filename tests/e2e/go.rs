@@ -72,15 +72,7 @@ fn a_go_module_builds_with_exec_runs_on_scratch_and_rebuilds_from_cache() {
     validate(&layout, "app");
     let config = skopeo_config(&layout, "app");
     let bundle = unpack(&layout, "app", tmp.path());
-    let port = free_port();
-    let mut server = bwrap(&bundle, &config, &[("PORT", &port.to_string())], true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let body = http_when_up(port, b"GET / HTTP/1.0\r\n\r\n");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    let body = run_and_get(&bundle, &config);
     assert!(body.ends_with("hello from go\n"), "{body}");
 
     // No change: every layer reused, the same image.

@@ -286,15 +286,7 @@ fn a_node_app_gets_its_runtime_and_modules_and_answers_over_loopback() {
             .join("layers/cascade_node/modules/node_modules/greeting/index.js")
             .is_file()
     );
-    let port = free_port();
-    let mut app_proc = bwrap(&bundle, &config, &[("PORT", &port.to_string())], true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let body = http_when_up(port, b"GET / HTTP/1.0\r\n\r\n");
-    app_proc.kill().unwrap();
-    app_proc.wait().unwrap();
+    let body = run_and_get(&bundle, &config);
     assert!(
         body.ends_with(&format!("hello from node, node v{}\n", f.node.version)),
         "{body}"

@@ -98,15 +98,7 @@ fn a_cargo_project_builds_with_exec_runs_and_rebuilds_from_cache() {
         "{recorded}"
     );
     let bundle = unpack(&layout, "app", tmp.path());
-    let port = free_port();
-    let mut server = bwrap(&bundle, &config, &[("PORT", &port.to_string())], true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let body = http_when_up(port, b"GET / HTTP/1.0\r\n\r\n");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    let body = run_and_get(&bundle, &config);
     assert!(body.ends_with("hello from rust\n"), "{body}");
 
     // No change: cargo compiles nothing, every layer is reused, same image.

@@ -330,6 +330,22 @@ pub fn http_when_up(port: u16, request: &[u8]) -> String {
     }
 }
 
+/// Run an unpacked image's default process under bwrap with `PORT` set
+/// (network shared, so loopback reaches it), `GET /` once it listens, stop
+/// it, and return the response.
+pub fn run_and_get(bundle: &Path, config: &serde_json::Value) -> String {
+    let port = free_port();
+    let mut server = bwrap(bundle, config, &[("PORT", &port.to_string())], true)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = http_when_up(port, b"GET / HTTP/1.0\r\n\r\n");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    body
+}
+
 /// The image's index.json bytes, to prove a failed build changed nothing.
 pub fn index_bytes(layout: &Path) -> Vec<u8> {
     std::fs::read(layout.join("index.json")).unwrap()

@@ -2,15 +2,7 @@
 //! before it runs go. Building with the host's go is covered end to end
 //! (tests/e2e/go.rs), where exec is granted.
 
-use cascade_test::{BuildpackTest, guests};
-
-fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
-}
+use cascade_test::{BuildpackTest, app, guests};
 
 #[test]
 fn detects_go_mod() {

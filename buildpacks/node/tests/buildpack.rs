@@ -2,15 +2,7 @@
 //! before it fetches anything. Installing a runtime and running npm are
 //! covered end to end (tests/e2e/node.rs), where fetch and exec are granted.
 
-use cascade_test::{BuildpackTest, guests};
-
-fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
-}
+use cascade_test::{BuildpackTest, app, guests};
 
 #[test]
 fn detects_package_json() {

@@ -35,6 +35,20 @@ use cascade_runtime::report::{LogLevel, Reporter};
 #[doc(hidden)]
 pub use cascade_runtime::guests;
 
+/// A fixture app made on the spot: a temporary directory holding `files`
+/// (relative path, text), parent directories created. Removed on drop.
+pub fn app(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("creating the fixture's directories");
+        }
+        std::fs::write(&path, text).expect("writing a fixture file");
+    }
+    dir
+}
+
 /// Collects what buildpacks log, for assertions.
 #[derive(Default)]
 struct Logs(Mutex<Vec<String>>);
