@@ -40,10 +40,19 @@ pub fn have_all(tools: &[&str]) -> bool {
     tools.iter().all(|t| have(t))
 }
 
+/// A temporary dir for state shared by the tests of this process. Statics
+/// are never dropped, so it lives under cargo's target/tmp, which goes with
+/// the build tree, instead of piling up in /tmp run after run.
+fn shared_tempdir() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(root).unwrap();
+    tempfile::tempdir_in(root).unwrap()
+}
+
 /// One compiled-component cache shared by the tests of this process.
 pub fn cache_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+    DIR.get_or_init(shared_tempdir).path()
 }
 
 /// `cascade` with a private cache and a clean SOURCE_DATE_EPOCH.
@@ -134,7 +143,7 @@ pub fn busybox_run_image() -> &'static str {
     static IMAGE: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
     &IMAGE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = shared_tempdir();
             let layout = dir.path().join("run");
             make_run_image(&layout, "base", &[], &[]);
             let reference = format!("oci:{}:base", layout.display());
