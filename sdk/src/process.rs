@@ -80,3 +80,14 @@ impl Process {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_types_from_names_keep_only_what_cnb_allows() {
+        assert_eq!(Process::type_from_name("a+b"), "a_b");
+        assert_eq!(Process::type_from_name("go-web.v2_x"), "go-web.v2_x");
+    }
+}

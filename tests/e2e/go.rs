@@ -100,3 +100,27 @@ fn a_go_module_builds_with_exec_runs_on_scratch_and_rebuilds_from_cache() {
     assert_eq!(bin["reused"], false, "{bin}");
     assert_ne!(edited["image_digest"], report["image_digest"]);
 }
+
+#[test]
+fn a_go_module_without_a_main_package_fails_saying_so() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("lib");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("go.mod"), "module example.com/lib\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        app.join("lib.go"),
+        "package lib\n\nfunc One() int { return 1 }\n",
+    )
+    .unwrap();
+    let out = go_build(
+        &tmp.path().join("cache"),
+        &app,
+        &tmp.path().join("out"),
+        true,
+    );
+    assert_eq!(out.code, 51, "{}", out.stderr);
+    assert!(out.stderr.contains("no main package"), "{}", out.stderr);
+}

@@ -16,7 +16,7 @@
 use cascade_sdk::toml::Table;
 use cascade_sdk::{
     BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, LayerTypes,
-    Process, Result, ResultExt, exec, log,
+    Result, ResultExt, exec,
 };
 
 #[derive(Default)]
@@ -111,37 +111,10 @@ impl Buildpack for Go {
             .hint("add a `package main` with func main (in the module root or cmd/<name>/)"));
         }
 
-        let mut metadata = Table::new();
-        metadata.insert(
-            "binaries".into(),
-            cascade_sdk::fs::fingerprint(&built).into(),
-        );
-        let bin = ctx.cached_layer("bin", LayerTypes::LAUNCH, metadata)?;
-        let names: Vec<&str> = built.iter().map(|(n, _)| n.as_str()).collect();
-        if bin.is_reused() {
-            log::info("binaries unchanged: reusing the bin layer");
-        } else {
-            std::fs::create_dir_all(bin.path().join("bin"))?;
-            for (name, bytes) in &built {
-                // WASI has no mode bits: Cascade exports what is in a
-                // layer's bin/ as executable.
-                std::fs::write(bin.path().join("bin").join(name), bytes)?;
-            }
-            log::info(format!("built {}", names.join(", ")));
-        }
-
-        let own = binary_name(&module);
-        let web = names.iter().find(|n| **n == own).unwrap_or(&names[0]);
-        let dir = bin.path().join("bin");
+        let (bin, processes) = cascade_sdk::launch_executables(ctx, &built, binary_name(&module))?;
         let mut result = BuildResult::new().layer(cache).layer(gopath).layer(bin);
-        for name in &names {
-            let exe = dir.join(name).display().to_string();
-            let kind = if name == web {
-                "web".to_owned()
-            } else {
-                Process::type_from_name(name)
-            };
-            result = result.process(Process::new(kind, [exe]).default(name == web));
+        for p in processes {
+            result = result.process(p);
         }
         Ok(result)
     }

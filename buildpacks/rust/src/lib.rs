@@ -15,7 +15,7 @@
 use cascade_sdk::toml::{Table, Value};
 use cascade_sdk::{
     BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, LayerTypes,
-    Process, Result, ResultExt, exec, log,
+    Result, ResultExt, exec,
 };
 
 #[derive(Default)]
@@ -89,48 +89,18 @@ impl Buildpack for Rust {
                     .context(format!("reading the built binary {b}"))
             })
             .collect::<Result<_>>()?;
-        let mut metadata = Table::new();
-        metadata.insert(
-            "binaries".into(),
-            cascade_sdk::fs::fingerprint(&built).into(),
-        );
-        let bin = ctx.cached_layer("bin", LayerTypes::LAUNCH, metadata)?;
-        if bin.is_reused() {
-            log::info("binaries unchanged: reusing the bin layer");
-        } else {
-            std::fs::create_dir_all(bin.path().join("bin"))?;
-            for (name, bytes) in &built {
-                let path = bin.path().join("bin").join(name);
-                // WASI has no mode bits: Cascade exports what is in a
-                // layer's bin/ as executable.
-                std::fs::write(&path, bytes)?;
-            }
-            log::info(format!("built {}", bins.join(", ")));
-        }
-
         let package = manifest
             .get("package")
             .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let web = bins
-            .iter()
-            .find(|b| *b == package)
-            .unwrap_or(&bins[0])
-            .clone();
-        let dir = bin.path().join("bin");
+        let (bin, processes) = cascade_sdk::launch_executables(ctx, &built, package)?;
         let mut result = BuildResult::new()
             .layer(cargo_home)
             .layer(target)
             .layer(bin);
-        for b in &bins {
-            let exe = dir.join(b).display().to_string();
-            let kind = if *b == web {
-                "web".to_owned()
-            } else {
-                Process::type_from_name(b)
-            };
-            result = result.process(Process::new(kind, [exe]).default(*b == web));
+        for p in processes {
+            result = result.process(p);
         }
         Ok(result)
     }
@@ -151,6 +121,5 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(binaries(&m, true), ["a", "b"]);
-        assert_eq!(Process::type_from_name("a+b"), "a_b");
     }
 }
