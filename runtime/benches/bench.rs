@@ -56,7 +56,7 @@ fn detect_vs_spawn(out: &mut String) {
     );
     let app = workspace().join("tests/fixtures/apps/procfile");
     let input = DetectInput {
-        app_dir: app.clone(),
+        app: Arc::new(cascade_runtime::guest_tree::GuestTree::open_named(&app).unwrap()),
         platform_env: std::collections::BTreeMap::default(),
         target: Target::new("linux", "amd64"),
     };
@@ -273,6 +273,7 @@ fn export_throughput(out: &mut String) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut size = 0;
     let mut digests = Vec::new();
+    let handle = cascade_runtime::guest_tree::GuestTree::open(&tree).unwrap();
     let mut export = |threads: usize, compression: Compression| {
         median(
             (0..rounds)
@@ -280,8 +281,8 @@ fn export_throughput(out: &mut String) {
                     let (d, blob) = time(|| {
                         write_layer_with(
                             &LayerSource {
-                                root: tree.clone(),
-                                prefix: "workspace".into(),
+                                root: &handle,
+                                prefix: "workspace",
                                 bin_exec: false,
                             },
                             &blobs,

@@ -5,7 +5,9 @@
 //! bindings into them so no phase depends on wasmtime.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::guest_tree::GuestTree;
 
 use crate::ids::{BuildpackId, LayerName, ProcessType};
 use crate::manifest::BuildpackManifest;
@@ -58,8 +60,8 @@ pub enum DetectOutcome {
 /// Inputs of detect, in host terms.
 #[derive(Debug, Clone)]
 pub struct DetectInput {
-    /// Host path of the app, preopened read-only at [`APP_DIR`].
-    pub app_dir: PathBuf,
+    /// The app, preopened read-only at [`APP_DIR`].
+    pub app: Arc<GuestTree>,
     pub platform_env: Env,
     pub target: Target,
 }
@@ -67,7 +69,7 @@ pub struct DetectInput {
 /// A directory a buildpack sees at `guest` (read-only unless it is its own).
 #[derive(Debug, Clone)]
 pub struct Mount {
-    pub host: PathBuf,
+    pub tree: Arc<GuestTree>,
     pub guest: String,
 }
 
@@ -80,11 +82,11 @@ pub struct PlanEntry {
 /// Inputs of build, in host terms.
 #[derive(Debug, Clone)]
 pub struct BuildInput {
-    /// Host path of the writable app copy, preopened at [`APP_DIR`].
-    pub app_dir: PathBuf,
-    /// Host path of this buildpack's own layers dir, preopened read-write at
+    /// The writable app copy, preopened at [`APP_DIR`].
+    pub app: Arc<GuestTree>,
+    /// This buildpack's own layers dir, preopened read-write at
     /// `layers_dir_guest`.
-    pub layers_dir: PathBuf,
+    pub layers: Arc<GuestTree>,
     pub layers_dir_guest: String,
     /// Earlier buildpacks' build layers, read-only.
     pub build_layers: Vec<Mount>,
@@ -94,6 +96,9 @@ pub struct BuildInput {
     pub target: Target,
     /// This buildpack's layers from the previous build of the same image.
     pub restored: Vec<RestoredLayer>,
+    /// Bytes it may write into its layers and the workspace while it runs
+    /// (0: no bound).
+    pub max_write_bytes: u64,
 }
 
 /// A layer of the previous build, offered back to its buildpack.
@@ -187,6 +192,10 @@ pub enum RunError {
     Timeout { seconds: u64 },
     #[error("exceeded its memory limit of {limit_mib} MiB")]
     MemoryLimit { limit_mib: u64 },
+    #[error(
+        "wrote more than {limit_mib} MiB into its layers and the workspace and was stopped (--max-layers-mib)"
+    )]
+    WriteLimit { limit_mib: u64 },
     #[error("returned invalid output: {0}")]
     InvalidOutput(String),
     #[error("could not be started: {0}")]

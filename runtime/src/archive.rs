@@ -1,11 +1,20 @@
 //! Unpacking archives for buildpacks (the `archive` interface), natively and
-//! defensively: every entry's path must be relative and free of `..`; a
-//! symbolic or hard link must point inside the destination; only files,
-//! directories and links are created; the total size and the number of
-//! entries are bounded (an archive bomb stops at the limit).
+//! defensively. The destination is a [`GuestTree`]: every entry is created
+//! beneath its handle, and a directory on an entry's path must be a real
+//! directory the archive (or the buildpack) made, never a link, so no chain
+//! of links (`a -> .`, `a/b -> ..`, then `b/x`) can climb out. Beyond that:
+//! entry paths are relative and free of `..`; a symbolic link must point
+//! inside the destination; a hard link names an earlier regular file of the
+//! same archive; modes are normalised (0644, or 0755 with an exec bit; the
+//! owner is the host user); only files, directories and links are created;
+//! the bytes written and the number of entries are bounded (an archive bomb
+//! stops at the limit).
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+
+use crate::guest_tree::GuestTree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -21,61 +30,76 @@ pub struct Limits {
     pub max_entries: u32,
 }
 
-/// Where `rel` lands under `dest`, lexically: `None` when it is absolute or
-/// climbs out.
-fn inside(dest: &Path, rel: &Path) -> Option<PathBuf> {
-    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(p) => parts.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
+impl Limits {
+    /// The tighter of two limits: a buildpack may ask for less than the
+    /// host allows, never more.
+    #[must_use]
+    pub fn min(self, other: Limits) -> Limits {
+        Limits {
+            max_bytes: self.max_bytes.min(other.max_bytes),
+            max_entries: self.max_entries.min(other.max_entries),
         }
     }
-    Some(parts.iter().fold(dest.to_path_buf(), |p, c| p.join(c)))
 }
 
 /// An entry path: relative, no `..` at all (even ones that would stay
 /// inside: archives that need them are not ones to trust).
-fn entry_path(dest: &Path, name: &Path) -> Result<PathBuf, String> {
-    let plain = name
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    if !plain || name.as_os_str().is_empty() {
-        return Err(format!(
-            "entry {:?}: absolute or climbing out of the destination",
-            name.display()
-        ));
+fn entry_path(name: &Path) -> Result<PathBuf, String> {
+    let mut out = PathBuf::new();
+    for c in name.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "entry {:?}: absolute or climbing out of the destination",
+                    name.display()
+                ));
+            }
+        }
     }
-    Ok(dest.join(name))
+    if out.as_os_str().is_empty() {
+        return Err(format!("entry {:?}: an empty name", name.display()));
+    }
+    Ok(out)
 }
 
-/// A link at `at` (inside `dest`) to `target` must resolve inside `dest`.
-fn link_target_ok(dest: &Path, at: &Path, target: &Path) -> Result<(), String> {
-    let rel_dir = at
-        .parent()
-        .and_then(|p| p.strip_prefix(dest).ok())
-        .unwrap_or(Path::new(""));
-    if target.is_absolute() || inside(dest, &rel_dir.join(target)).is_none() {
-        return Err(format!(
+/// A link at `rel` to `target` must resolve inside the destination,
+/// lexically from `rel`'s directory (which [`GuestTree::create_dir_all`]
+/// makes sure is a real directory, so lexical is what the kernel will do).
+fn link_target_ok(rel: &Path, target: &Path) -> Result<(), String> {
+    let mut depth: usize = rel.components().count().saturating_sub(1);
+    let mut ok = !target.is_absolute() && !target.as_os_str().is_empty();
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => ok = false,
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
             "link {} -> {}: points outside the destination",
-            at.strip_prefix(dest).unwrap_or(at).display(),
+            rel.display(),
             target.display()
-        ));
+        ))
     }
-    Ok(())
 }
 
-struct Budget {
+/// What an archive has written so far, and what it may still write.
+struct Unpacker<'a> {
+    dest: &'a GuestTree,
     limits: Limits,
     bytes: u64,
     entries: u32,
+    /// Regular files this archive wrote: the only targets of its hard links.
+    files: HashSet<PathBuf>,
 }
 
-impl Budget {
+impl Unpacker<'_> {
     fn entry(&mut self) -> Result<(), String> {
         self.entries += 1;
         if self.entries > self.limits.max_entries {
@@ -87,16 +111,18 @@ impl Budget {
         Ok(())
     }
 
-    /// Copy `from` into a new file at `to`, counting against the budget.
-    fn write(&mut self, from: &mut dyn Read, to: &Path, exec: bool) -> Result<(), String> {
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        // Never write through a link that is already there.
-        if std::fs::symlink_metadata(to).is_ok() {
-            std::fs::remove_file(to).map_err(|e| format!("{}: {e}", to.display()))?;
-        }
-        let mut out = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    fn dir(&mut self, rel: &Path) -> Result<(), String> {
+        self.files.remove(rel);
+        self.dest.create_dir_all(rel).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Copy `from` into a new file at `rel`, counting against the budget.
+    fn file(&mut self, from: &mut dyn Read, rel: &Path, exec: bool) -> Result<(), String> {
+        let mut out = self
+            .dest
+            .create_file(rel, exec)
+            .map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = from.read(&mut buf).map_err(|e| e.to_string())?;
@@ -112,72 +138,88 @@ impl Budget {
             }
             out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
         }
-        if exec {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| e.to_string())?;
+        self.files.insert(rel.to_path_buf());
+        Ok(())
+    }
+
+    fn symlink(&mut self, rel: &Path, target: &Path) -> Result<(), String> {
+        link_target_ok(rel, target)?;
+        self.files.remove(rel);
+        self.dest.symlink(target, rel).map_err(|e| e.to_string())
+    }
+
+    fn hard_link(&mut self, rel: &Path, target: &Path) -> Result<(), String> {
+        let original = entry_path(target)?;
+        if !self.files.contains(&original) {
+            return Err(format!(
+                "hard link {} -> {}: not an earlier file of this archive",
+                rel.display(),
+                target.display()
+            ));
         }
+        self.dest
+            .hard_link(&original, rel)
+            .map_err(|e| format!("hard link {} -> {}: {e}", rel.display(), target.display()))?;
+        self.files.insert(rel.to_path_buf());
         Ok(())
     }
 }
 
-/// Unpack `archive` into `dest` (created if missing); the bytes written.
-pub fn unpack(archive: &Path, dest: &Path, format: Format, limits: Limits) -> Result<u64, String> {
-    let file = std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
-    std::fs::create_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-    let mut budget = Budget {
+/// Unpack `archive` (named `name` in messages) into `dest`; the bytes
+/// written.
+pub fn unpack(
+    archive: std::fs::File,
+    name: &str,
+    dest: &GuestTree,
+    format: Format,
+    limits: Limits,
+) -> Result<u64, String> {
+    let mut u = Unpacker {
+        dest,
         limits,
         bytes: 0,
         entries: 0,
+        files: HashSet::new(),
     };
-    let name = archive.display().to_string();
     let result = match format {
-        Format::Tar => unpack_tar(Box::new(file), dest, &mut budget),
-        Format::TarGz => unpack_tar(
-            Box::new(flate2::read::MultiGzDecoder::new(file)),
-            dest,
-            &mut budget,
-        ),
-        Format::TarXz => unpack_tar(Box::new(xz2::read::XzDecoder::new(file)), dest, &mut budget),
-        Format::Zip => unpack_zip(file, dest, &mut budget),
+        Format::Tar => unpack_tar(Box::new(archive), &mut u),
+        Format::TarGz => unpack_tar(Box::new(flate2::read::MultiGzDecoder::new(archive)), &mut u),
+        Format::TarXz => unpack_tar(Box::new(xz2::read::XzDecoder::new(archive)), &mut u),
+        Format::Zip => unpack_zip(archive, &mut u),
     };
     result.map_err(|e| format!("{name}: {e}"))?;
-    Ok(budget.bytes)
+    Ok(u.bytes)
 }
 
-fn unpack_tar(reader: Box<dyn Read>, dest: &Path, budget: &mut Budget) -> Result<(), String> {
+fn unpack_tar(reader: Box<dyn Read>, u: &mut Unpacker<'_>) -> Result<(), String> {
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
-        budget.entry()?;
+        u.entry()?;
         let name = entry.path().map_err(|e| e.to_string())?.into_owned();
-        let to = entry_path(dest, &name)?;
+        let rel = entry_path(&name)?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
-            std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+            u.dir(&rel)?;
         } else if kind.is_file() {
             let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
-            budget.write(&mut entry, &to, exec)?;
+            u.file(&mut entry, &rel, exec)?;
         } else if kind.is_symlink() || kind.is_hard_link() {
             let target = entry
                 .link_name()
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("link {} without a target", name.display()))?
                 .into_owned();
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-            }
-            let _ = std::fs::remove_file(&to);
             if kind.is_symlink() {
-                link_target_ok(dest, &to, &target)?;
-                std::os::unix::fs::symlink(&target, &to).map_err(|e| e.to_string())?;
+                u.symlink(&rel, &target)?;
             } else {
-                // A hard link names another entry of the archive.
-                let original = entry_path(dest, &target)?;
-                std::fs::hard_link(&original, &to).map_err(|e| {
-                    format!("hard link {} -> {}: {e}", name.display(), target.display())
-                })?;
+                u.hard_link(&rel, &target)?;
             }
+        } else if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName
+        ) {
+            // Metadata the tar crate already applied to the next entry.
         } else {
             return Err(format!(
                 "entry {}: {kind:?} entries are not unpacked",
@@ -188,29 +230,26 @@ fn unpack_tar(reader: Box<dyn Read>, dest: &Path, budget: &mut Budget) -> Result
     Ok(())
 }
 
-fn unpack_zip(file: std::fs::File, dest: &Path, budget: &mut Budget) -> Result<(), String> {
+fn unpack_zip(file: std::fs::File, u: &mut Unpacker<'_>) -> Result<(), String> {
     let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| e.to_string())?;
-        budget.entry()?;
+        u.entry()?;
         let raw = PathBuf::from(entry.name());
-        let to = entry_path(dest, &raw)?;
+        let rel = entry_path(&raw)?;
         let mode = entry.unix_mode().unwrap_or(0o644);
         if entry.is_dir() {
-            std::fs::create_dir_all(&to).map_err(|e| e.to_string())?;
+            u.dir(&rel)?;
         } else if mode & 0o170_000 == 0o120_000 {
             let mut target = String::new();
             entry
+                .by_ref()
+                .take(4096)
                 .read_to_string(&mut target)
                 .map_err(|e| e.to_string())?;
-            link_target_ok(dest, &to, Path::new(&target))?;
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-            }
-            let _ = std::fs::remove_file(&to);
-            std::os::unix::fs::symlink(&target, &to).map_err(|e| e.to_string())?;
+            u.symlink(&rel, Path::new(&target))?;
         } else {
-            budget.write(&mut entry, &to, mode & 0o111 != 0)?;
+            u.file(&mut entry, &rel, mode & 0o111 != 0)?;
         }
     }
     Ok(())
@@ -244,11 +283,17 @@ mod tests {
         b.into_inner().unwrap()
     }
 
+    fn unpack_file(archive: &Path, dest: &Path, format: Format) -> Result<u64, String> {
+        let tree = GuestTree::create(dest).unwrap();
+        let file = std::fs::File::open(archive).unwrap();
+        unpack(file, "a", &tree, format, LIMITS)
+    }
+
     fn run(bytes: &[u8]) -> (tempfile::TempDir, Result<u64, String>) {
         let tmp = tempfile::tempdir().unwrap();
         let archive = tmp.path().join("a.tar");
         std::fs::write(&archive, bytes).unwrap();
-        let r = unpack(&archive, &tmp.path().join("dest"), Format::Tar, LIMITS);
+        let r = unpack_file(&archive, &tmp.path().join("dest"), Format::Tar);
         (tmp, r)
     }
 
@@ -291,6 +336,31 @@ mod tests {
                 "climbing out",
             ),
             (vec![("fifo", T::Fifo, "", &b""[..])], "not unpacked"),
+            (vec![("dev", T::Char, "", &b""[..])], "not unpacked"),
+            // A chain of links, each harmless alone: `a -> .`, `a/b -> ..`
+            // would make `b` the parent of the destination.
+            (
+                vec![
+                    ("a", T::Symlink, ".", &b""[..]),
+                    ("a/b", T::Symlink, "..", &b""[..]),
+                    ("b/evil", T::Regular, "", &b"x"[..]),
+                ],
+                "symbolic link",
+            ),
+            // A link to a directory outside, then a file through it.
+            (
+                vec![
+                    ("d/", T::Directory, "", &b""[..]),
+                    ("d/up", T::Symlink, "..", &b""[..]),
+                    ("d/up/evil", T::Regular, "", &b"x"[..]),
+                ],
+                "symbolic link",
+            ),
+            // A hard link to a file the archive did not write.
+            (
+                vec![("h", T::Link, "a.tar", &b""[..])],
+                "not an earlier file",
+            ),
         ] {
             let (tmp, r) = run(&tar(&entries));
             let e = r.unwrap_err();
@@ -312,7 +382,7 @@ mod tests {
         .unwrap();
         let archive = tmp.path().join("bomb.tar.gz");
         std::fs::write(&archive, gz.finish().unwrap()).unwrap();
-        let e = unpack(&archive, &tmp.path().join("d"), Format::TarGz, LIMITS).unwrap_err();
+        let e = unpack_file(&archive, &tmp.path().join("d"), Format::TarGz).unwrap_err();
         assert!(e.contains("archive bomb"), "{e}");
         let many: Vec<(String, tar::EntryType, &str, &[u8])> = (0..200)
             .map(|i| (format!("f{i}"), tar::EntryType::Regular, "", &b""[..]))
@@ -323,5 +393,87 @@ mod tests {
             .collect();
         let (_t, r) = run(&tar(&entries));
         assert!(r.unwrap_err().contains("entries"));
+    }
+
+    /// Everything under `root` except `skip`: path, kind, bytes or target.
+    fn snapshot(root: &Path, skip: &Path) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let walk = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.path() != skip);
+        for e in walk {
+            let e = e.unwrap();
+            let ft = e.file_type();
+            let what = if ft.is_symlink() {
+                format!("l {}", std::fs::read_link(e.path()).unwrap().display())
+            } else if ft.is_file() {
+                format!("f {:?}", std::fs::read(e.path()).unwrap())
+            } else {
+                "d".into()
+            };
+            out.push((e.path().to_path_buf(), what));
+        }
+        out
+    }
+
+    mod generated {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Names made of the parts that make trouble.
+        fn name() -> impl Strategy<Value = String> {
+            let part = prop::sample::select(vec!["a", "b", "..", ".", "", "dest", "outside"]);
+            (any::<bool>(), prop::collection::vec(part, 1..4)).prop_map(|(abs, parts)| {
+                let joined = parts.join("/");
+                if abs { format!("/{joined}") } else { joined }
+            })
+        }
+
+        fn entry() -> impl Strategy<Value = (String, u8, String)> {
+            (name(), 0u8..4, name())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: std::env::var("CASCADE_UNPACK_CASES")
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(256),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Whatever the entries, nothing outside the destination is
+            /// created, changed or removed.
+            #[test]
+            fn nothing_is_created_outside_the_destination(
+                entries in prop::collection::vec(entry(), 1..8)
+            ) {
+                use tar::EntryType as T;
+                let tmp = tempfile::tempdir().unwrap();
+                let root = tmp.path().join("root");
+                let dest = root.join("dest");
+                std::fs::create_dir_all(root.join("outside")).unwrap();
+                std::fs::write(root.join("outside/canary"), "canary").unwrap();
+                std::fs::write(root.join("a"), "sibling").unwrap();
+                let entries: Vec<(&str, T, &str, &[u8])> = entries
+                    .iter()
+                    .filter(|(n, _, l)| n.len() < 100 && l.len() < 100)
+                    .map(|(n, k, l)| {
+                        let kind = [T::Regular, T::Directory, T::Symlink, T::Link][*k as usize];
+                        let data: &[u8] = if kind == T::Regular { b"x" } else { b"" };
+                        (n.as_str(), kind, l.as_str(), data)
+                    })
+                    .collect();
+                let archive = tmp.path().join("a.tar");
+                std::fs::write(&archive, tar(&entries)).unwrap();
+                let before = snapshot(tmp.path(), &dest);
+                let _ = unpack_file(&archive, &dest, Format::Tar);
+                prop_assert_eq!(before, snapshot(tmp.path(), &dest));
+            }
+        }
     }
 }

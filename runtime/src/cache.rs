@@ -36,6 +36,7 @@ use sha2::Digest as _;
 use crate::api::{LayerTypes, RestoredLayer};
 use crate::engine::CapabilityUse;
 use crate::env::LayerDirs;
+use crate::guest_tree::{EntryKind, GuestTree, MetadataExt as _};
 use crate::ids::{BuildpackId, LayerName};
 use crate::oci::Layout;
 use crate::oci::layer::LayerBlob;
@@ -236,6 +237,8 @@ impl ImageCache {
             capabilities: record.capabilities.clone(),
             ..Restored::default()
         };
+        let saved_tree = GuestTree::open(&saved).ok();
+        let layers_tree = GuestTree::create(layers_root).map_err(io_err(layers_root))?;
         for (bp, layers) in &record.buildpacks {
             let Ok(id) = BuildpackId::new(bp) else {
                 continue;
@@ -250,18 +253,21 @@ impl ImageCache {
                 };
                 let blob = l.blob.clone().filter(|b| l.types.launch && present(b));
                 let has_files = if l.types.cache {
-                    let from = saved.join(id.escaped()).join(name.as_str());
-                    let found = fingerprint(&from).ok();
+                    let rel = Path::new(&id.escaped()).join(name.as_str());
+                    let found = saved_tree
+                        .as_ref()
+                        .and_then(|t| t.subtree(&rel).ok())
+                        .and_then(|t| fingerprint(&t).ok());
                     if found.is_none() || found != l.fingerprint {
                         reporter.note(&format!(
                             "cache layer {id}:{name} does not match its fingerprint: dropping it"
                         ));
                         continue;
                     }
-                    let to = layers_root.join(id.escaped()).join(name.as_str());
-                    let parent = to.parent().expect("a layer dir has a parent");
-                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-                    std::fs::rename(&from, &to).map_err(io_err(&from))?;
+                    let saved_tree = saved_tree.as_ref().expect("found above");
+                    saved_tree
+                        .rename(&rel, &layers_tree, &rel)
+                        .map_err(io_err(&saved.join(&rel)))?;
                     true
                 } else if blob.is_some() {
                     false
@@ -303,6 +309,7 @@ impl ImageCache {
     ) -> Result<(), CacheError> {
         let staging = self.dir.join("layers.new");
         remove_if_present(&staging)?;
+        let staging_tree = GuestTree::create(&staging).map_err(io_err(&staging))?;
         let mut record = Record {
             version: RECORD_VERSION,
             image: self.image.clone(),
@@ -321,12 +328,15 @@ impl ImageCache {
                     .iter()
                     .find(|(b, name, _)| b == id && name == &l.layer.name)
                     .map(|(_, _, blob)| blob.clone());
-                let fingerprint = if l.layer.types.cache {
-                    let to = staging.join(id.escaped()).join(l.layer.name.as_str());
-                    let parent = to.parent().expect("a layer dir has a parent");
-                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-                    std::fs::rename(&l.host_path, &to).map_err(io_err(&l.host_path))?;
-                    Some(fingerprint(&to).map_err(io_err(&to))?)
+                let fingerprint = if l.layer.types.cache && l.tree.is_some() {
+                    // Moved by name under the buildpack's layers dir (a
+                    // link there was refused when the build ended).
+                    let rel = Path::new(&id.escaped()).join(l.layer.name.as_str());
+                    bp.layers_dir
+                        .rename(l.layer.name.as_str(), &staging_tree, &rel)
+                        .map_err(io_err(&l.host_path))?;
+                    let moved = staging_tree.subtree(&rel).map_err(io_err(&staging))?;
+                    Some(fingerprint(&moved).map_err(io_err(&staging))?)
                 } else {
                     None
                 };
@@ -355,11 +365,10 @@ impl ImageCache {
                 record.blob_stamps.insert(b.digest.to_string(), stamp);
             }
         }
+        drop(staging_tree);
         let saved = self.dir.join("layers");
         remove_if_present(&saved)?;
-        if staging.exists() {
-            std::fs::rename(&staging, &saved).map_err(io_err(&staging))?;
-        }
+        std::fs::rename(&staging, &saved).map_err(io_err(&staging))?;
         let body = serde_json::to_value(&record).expect("the record serialises");
         let sealed = Sealed {
             sha256: hex::encode(sha2::Sha256::digest(
@@ -405,40 +414,29 @@ fn blob_stamp(store: &Layout, digest: &crate::oci::Digest) -> Option<String> {
 /// for files size, mtime and exec bit, for links the target. It reads no
 /// file contents, so checking a large cache layer costs one `stat` per
 /// entry; any write through the file system changes a size or an mtime.
-pub fn fingerprint(dir: &Path) -> io::Result<String> {
+pub fn fingerprint(dir: &GuestTree) -> io::Result<String> {
     let mut h = sha2::Sha256::new();
-    if !std::fs::symlink_metadata(dir)?.is_dir() {
-        return Err(io::Error::other("not a directory"));
-    }
-    for entry in walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by(|a, b| a.file_name().cmp(b.file_name()))
-    {
-        let entry = entry?;
-        let rel = entry.path().strip_prefix(dir).expect("under its root");
-        let meta = entry.metadata()?;
-        h.update(rel.as_os_str().as_encoded_bytes());
+    dir.walk(&mut |e| {
+        h.update(e.rel.as_os_str().as_encoded_bytes());
         h.update([0]);
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            h.update(b"d");
-        } else if ft.is_symlink() {
-            h.update(b"l");
-            h.update(
-                std::fs::read_link(entry.path())?
-                    .as_os_str()
-                    .as_encoded_bytes(),
-            );
-        } else {
-            h.update(b"f");
-            h.update(meta.len().to_le_bytes());
-            h.update(meta.mtime().to_le_bytes());
-            h.update(meta.mtime_nsec().to_le_bytes());
-            h.update((meta.mode() & 0o111).to_le_bytes());
+        match &e.kind {
+            EntryKind::Dir => h.update(b"d"),
+            EntryKind::Symlink(target) => {
+                h.update(b"l");
+                h.update(target.as_os_str().as_encoded_bytes());
+            }
+            EntryKind::File => {
+                let meta = e.meta;
+                h.update(b"f");
+                h.update(meta.len().to_le_bytes());
+                h.update(meta.mtime().to_le_bytes());
+                h.update(meta.mtime_nsec().to_le_bytes());
+                h.update((meta.mode() & 0o111).to_le_bytes());
+            }
         }
         h.update([0]);
-    }
+        Ok(())
+    })?;
     Ok(hex::encode(h.finalize()))
 }
 
@@ -452,15 +450,16 @@ mod tests {
         let a = tmp.path().join("a");
         std::fs::create_dir_all(a.join("sub")).unwrap();
         std::fs::write(a.join("sub/f"), "one").unwrap();
-        let before = fingerprint(&a).unwrap();
+        let fp = |p: &Path| fingerprint(&GuestTree::open(p).unwrap()).unwrap();
+        let before = fp(&a);
         let b = tmp.path().join("b");
         std::fs::rename(&a, &b).unwrap();
-        assert_eq!(fingerprint(&b).unwrap(), before, "a rename is not a change");
+        assert_eq!(fp(&b), before, "a rename is not a change");
         std::fs::write(b.join("sub/f"), "two").unwrap();
-        let changed = fingerprint(&b).unwrap();
+        let changed = fp(&b);
         assert_ne!(changed, before);
         std::fs::write(b.join("new"), "").unwrap();
-        assert_ne!(fingerprint(&b).unwrap(), changed);
+        assert_ne!(fp(&b), changed);
     }
 
     #[test]

@@ -33,15 +33,62 @@ pub struct Declared {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("--allow {0:?}: expected fetch:HOST, fetch:*, exec:TOOL, exec:* or network")]
-pub struct GrantError(pub String);
+#[error(
+    "--allow {0:?}: expected [BUILDPACK=]CAPABILITY, the capability one of fetch:HOST, fetch:*, fetch:file:/DIR, exec:TOOL, exec:* or network{1}"
+)]
+pub struct GrantError(pub String, pub &'static str);
 
-/// What the platform grants, to every buildpack that declares it.
+/// One capability the platform grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum What {
+    /// http(s) from a host, or `*` for any host the buildpack declares.
+    Fetch(String),
+    /// file:// URLs beneath a directory (absolute, normalised).
+    FetchFile(std::path::PathBuf),
+    Exec(String),
+    Network,
+}
+
+/// A grant, to one buildpack (`cascade/node=fetch:nodejs.org`) or to every
+/// buildpack the platform chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Grant {
+    to: Option<String>,
+    what: What,
+}
+
+/// What the platform grants. A grant without a buildpack id goes to every
+/// buildpack the platform chose (builder, `--buildpack`, the built-in
+/// ones), never to one the app named itself (`project.toml` `uri`): those
+/// get only grants that name them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
-    fetch: Vec<String>,
-    exec: Vec<String>,
-    network: bool,
+    grants: Vec<Grant>,
+    app_named: std::collections::BTreeSet<String>,
+}
+
+fn parse_what(cap: &str) -> Result<What, &'static str> {
+    match cap.split_once(':') {
+        Some(("fetch", "file")) => {
+            Err(" (file:// needs the directory it may read: fetch:file:/srv/mirror)")
+        }
+        Some(("fetch", rest)) if rest.starts_with("file:") => {
+            let dir = std::path::Path::new(&rest["file:".len()..]);
+            let plain = dir.is_absolute()
+                && dir
+                    .components()
+                    .all(|c| !matches!(c, std::path::Component::ParentDir));
+            if plain {
+                Ok(What::FetchFile(dir.components().collect()))
+            } else {
+                Err(" (the directory of fetch:file: must be absolute, without ..)")
+            }
+        }
+        Some(("fetch", host)) if !host.is_empty() => Ok(What::Fetch(host.to_lowercase())),
+        Some(("exec", tool)) if !tool.is_empty() => Ok(What::Exec(tool.into())),
+        None if cap == "network" => Ok(What::Network),
+        _ => Err(""),
+    }
 }
 
 impl Grants {
@@ -49,36 +96,111 @@ impl Grants {
     pub fn parse(allow: &[String], deny_all: bool) -> Result<Self, GrantError> {
         let mut g = Self::default();
         for a in allow {
-            match a.split_once(':') {
-                Some(("fetch", host)) if !host.is_empty() => g.fetch.push(host.to_lowercase()),
-                Some(("exec", tool)) if !tool.is_empty() => g.exec.push(tool.into()),
-                None if a == "network" => g.network = true,
-                _ => return Err(GrantError(a.clone())),
-            }
+            // `ID=CAP`: an id has no ':' and no '=', a capability may.
+            let (to, cap) = match a.split_once('=') {
+                Some((id, cap)) if !id.contains(':') => {
+                    crate::ids::BuildpackId::new(id).map_err(|_| {
+                        GrantError(a.clone(), " (the part before = is not a buildpack id)")
+                    })?;
+                    (Some(id.to_owned()), cap)
+                }
+                _ => (None, a.as_str()),
+            };
+            let what = parse_what(cap).map_err(|hint| GrantError(a.clone(), hint))?;
+            g.grants.push(Grant { to, what });
         }
         Ok(if deny_all { Self::default() } else { g })
     }
 
-    /// Whether buildpack `id`, which declared `declared`, may fetch `url`;
-    /// the error says which side is missing and how to fix it.
-    pub fn check_fetch(&self, id: &str, declared: &Declared, url: &str) -> Result<(), String> {
+    /// Say that buildpack `id` was named by the app, not the platform: from
+    /// now on only grants that name it apply to it.
+    pub fn mark_app_named(&mut self, id: &str) {
+        self.app_named.insert(id.to_owned());
+    }
+
+    /// Whether `id` came from the app.
+    pub fn is_app_named(&self, id: &str) -> bool {
+        self.app_named.contains(id)
+    }
+
+    /// The grants that apply to buildpack `id`.
+    fn of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a What> + 'a {
+        let app_named = self.is_app_named(id);
+        self.grants
+            .iter()
+            .filter(move |g| match &g.to {
+                Some(to) => to == id,
+                None => !app_named,
+            })
+            .map(|g| &g.what)
+    }
+
+    /// How to grant `cap` to `id`, for error messages.
+    fn how(&self, id: &str, cap: &str) -> String {
+        if self.is_app_named(id) {
+            format!(
+                "buildpack {id} comes from the app's project.toml, so only a grant naming it applies: `--allow {id}={cap}`"
+            )
+        } else {
+            format!("grant it with `cascade build --allow {cap}` (or `--allow {id}={cap}`)")
+        }
+    }
+
+    /// Whether buildpack `id`, which declared `declared`, may fetch `url`,
+    /// and where the bytes may come from; the error says which side is
+    /// missing and how to fix it.
+    pub fn check_fetch(
+        &self,
+        id: &str,
+        declared: &Declared,
+        url: &str,
+    ) -> Result<crate::fetch::Source, String> {
         let host = fetch_host(url)?;
         if !declared
             .fetch
             .iter()
-            .any(|h| h == "*" || h.eq_ignore_ascii_case(&host))
+            .any(|h| (h == "*" && host != "file") || h.eq_ignore_ascii_case(&host))
         {
             return Err(format!(
                 "capability fetch:{host} denied: buildpack {id} does not declare it (its buildpack.toml [capabilities] fetch = {:?}); the buildpack must list {host:?} there",
                 declared.fetch
             ));
         }
-        if !self.fetch.iter().any(|h| h == "*" || *h == host) {
+        if host == "file" {
+            let path = reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .filter(|p| {
+                    p.components()
+                        .all(|c| !matches!(c, std::path::Component::ParentDir))
+                })
+                .ok_or_else(|| format!("{url:?}: not a plain absolute file URL"))?;
+            for what in self.of(id) {
+                if let What::FetchFile(root) = what
+                    && let Ok(rel) = path.strip_prefix(root)
+                {
+                    return Ok(crate::fetch::Source::File {
+                        root: root.clone(),
+                        rel: rel.to_path_buf(),
+                    });
+                }
+            }
             return Err(format!(
-                "capability fetch:{host} denied: the platform did not grant it to buildpack {id}; grant it with `cascade build --allow fetch:{host}`"
+                "capability fetch:file denied: the platform granted buildpack {id} no directory holding {}; {}",
+                crate::fetch::display_url(url),
+                self.how(id, "fetch:file:/DIR")
             ));
         }
-        Ok(())
+        if !self
+            .of(id)
+            .any(|w| matches!(w, What::Fetch(h) if h == "*" || *h == host))
+        {
+            return Err(format!(
+                "capability fetch:{host} denied: the platform did not grant it to buildpack {id}; {}",
+                self.how(id, &format!("fetch:{host}"))
+            ));
+        }
+        Ok(crate::fetch::Source::Http)
     }
 
     /// Whether buildpack `id` may run `program`.
@@ -89,18 +211,22 @@ impl Grants {
                 declared.exec
             ));
         }
-        if !self.exec.iter().any(|t| t == "*" || t == program) {
+        if !self
+            .of(id)
+            .any(|w| matches!(w, What::Exec(t) if t == "*" || t == program))
+        {
             return Err(format!(
-                "capability exec:{program} denied: the platform did not grant it to buildpack {id}; grant it with `cascade build --allow exec:{program}`"
+                "capability exec:{program} denied: the platform did not grant it to buildpack {id}; {}",
+                self.how(id, &format!("exec:{program}"))
             ));
         }
         Ok(())
     }
 
     /// Whether a buildpack's tools get the network: it must declare
-    /// `network = true` and the platform grant `network`.
-    pub fn network(&self, declared: &Declared) -> bool {
-        declared.network && self.network
+    /// `network = true` and the platform grant `network` to it.
+    pub fn network(&self, id: &str, declared: &Declared) -> bool {
+        declared.network && self.of(id).any(|w| *w == What::Network)
     }
 }
 
@@ -244,12 +370,69 @@ mod tests {
                 .is_err()
         );
         assert!(Grants::parse(&["fetch".into()], false).is_err());
+        assert!(Grants::parse(&["fetch:file".into()], false).is_err());
         // A declared "*" leaves the choice of hosts to the grant.
         assert!(granted.check_fetch("a/b", &declared(&["*"]), url).is_ok());
         let e = granted
             .check_fetch("a/b", &declared(&["*"]), "http://127.0.0.1:9/n.tgz")
             .unwrap_err();
         assert!(e.contains("--allow fetch:127.0.0.1"), "{e}");
+    }
+
+    #[test]
+    fn file_urls_need_a_granted_root_and_stay_beneath_it() {
+        let g = Grants::parse(&["fetch:file:/srv/mirror".into()], false).unwrap();
+        let d = declared(&["file"]);
+        assert_eq!(
+            g.check_fetch("a/b", &d, "file:///srv/mirror/node/n.tgz")
+                .unwrap(),
+            crate::fetch::Source::File {
+                root: "/srv/mirror".into(),
+                rel: "node/n.tgz".into()
+            }
+        );
+        for url in [
+            "file:///etc/passwd",
+            "file:///srv/mirror-evil/x",
+            "file:///srv/mirror/../../etc/passwd",
+        ] {
+            assert!(g.check_fetch("a/b", &d, url).is_err(), "{url}");
+        }
+        // "*" is for hosts: it never stands for the file system.
+        let star = Grants::parse(&["fetch:*".into()], false).unwrap();
+        assert!(
+            star.check_fetch("a/b", &declared(&["*"]), "file:///srv/mirror/x")
+                .is_err()
+        );
+        assert!(Grants::parse(&["fetch:file:relative".into()], false).is_err());
+    }
+
+    #[test]
+    fn grants_can_name_a_buildpack_and_app_named_buildpacks_get_only_those() {
+        let url = "https://nodejs.org/n.tgz";
+        let d = declared(&["nodejs.org"]);
+        let mut g = Grants::parse(
+            &["cascade/node=fetch:nodejs.org".into(), "exec:*".into()],
+            false,
+        )
+        .unwrap();
+        assert!(g.check_fetch("cascade/node", &d, url).is_ok());
+        assert!(g.check_fetch("other/bp", &d, url).is_err());
+        let exec = Declared {
+            exec: vec!["sh".into()],
+            ..Declared::default()
+        };
+        assert!(g.check_exec("app/bp", &exec, "sh").is_ok());
+        g.mark_app_named("app/bp");
+        let e = g.check_exec("app/bp", &exec, "sh").unwrap_err();
+        assert!(
+            e.contains("project.toml") && e.contains("app/bp=exec:sh"),
+            "{e}"
+        );
+        let g2 = Grants::parse(&["app/bp=exec:sh".into()], false).unwrap();
+        let mut g2 = g2;
+        g2.mark_app_named("app/bp");
+        assert!(g2.check_exec("app/bp", &exec, "sh").is_ok());
     }
 
     #[test]

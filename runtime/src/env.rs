@@ -2,8 +2,6 @@
 //! `lib/`), computed by the host: at build time for later buildpacks, at
 //! export time into the image config, so the image needs no launcher.
 
-use std::path::Path;
-
 use crate::api::{EnvEntry, EnvOp, EnvScope, Layer};
 
 /// Which environment is being computed.
@@ -101,10 +99,12 @@ pub struct LayerDirs {
 }
 
 impl LayerDirs {
-    pub fn of(dir: &Path) -> Self {
+    /// A layer's `bin/` and `lib/` count when they are real directories
+    /// (a link there is not followed to decide).
+    pub fn of(dir: &crate::guest_tree::GuestTree) -> Self {
         Self {
-            bin: dir.join("bin").is_dir(),
-            lib: dir.join("lib").is_dir(),
+            bin: dir.is_real_dir("bin"),
+            lib: dir.is_real_dir("lib"),
         }
     }
 }

@@ -4,9 +4,11 @@
 //! Inside the sandbox the tool sees the same paths the buildpack does:
 //! `/workspace` (the app, writable), `/layers/<id>` (the buildpack's layers,
 //! writable), earlier buildpacks' build layers (read-only), the system's
-//! `/usr`, `/bin`, `/lib*` (read-only), the tool's install prefix and the
-//! platform's `--exec-path` dirs (read-only), a private `/tmp`, `/proc` and
-//! `/dev`. A tool is a name on the host's PATH, or a program the buildpack
+//! `/usr`, `/bin`, `/lib*` (read-only), the directory the tool is in and
+//! the platform's `--exec-path` dirs (read-only), a private `/tmp`, `/proc`
+//! and `/dev`. The guest trees are bound by their handles (`--bind-fd`), so
+//! a link swapped in at their paths cannot redirect a bind; a tool's
+//! directory is bound alone, never its install prefix or the user's home. A tool is a name on the host's PATH, or a program the buildpack
 //! installed in its layers (a fetched node), started by its path there.
 //! Everything is unshared (no network unless granted; its own PID
 //! namespace, so nothing outlives it). The environment is exactly what the
@@ -21,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api::Mount;
+use crate::guest_tree::GuestTree;
 use crate::ids::BuildpackId;
 use crate::report::Reporter;
 use wait_timeout::ChildExt as _;
@@ -46,6 +49,9 @@ pub struct ExecPolicy {
     /// Processes one call may have at once (a pids cgroup, where this host
     /// lets Cascade make one); 0 for no limit.
     pub max_procs: u32,
+    /// Refuse to run a tool when that limit cannot be enforced
+    /// (`--require-limits`), instead of warning.
+    pub require_limits: bool,
 }
 
 /// A pids cgroup for one call, so a fork bomb stops at the limit instead of
@@ -103,10 +109,13 @@ pub struct ExecRequest<'a> {
     pub env: &'a [(String, String)],
     /// Guest path.
     pub working_dir: &'a str,
-    pub app_dir: &'a Path,
-    pub layers_dir: &'a Path,
+    pub app: &'a GuestTree,
+    pub layers: &'a GuestTree,
     pub layers_guest: &'a str,
     pub build_layers: &'a [Mount],
+    /// Raised when the buildpack has written past its bound: the tool is
+    /// stopped.
+    pub quota: Option<&'a std::sync::atomic::AtomicBool>,
     pub network: bool,
 }
 
@@ -116,6 +125,8 @@ pub struct ExecOutcome {
     pub status: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// The tool ran without the process limit (no pids cgroup here).
+    pub unlimited: bool,
 }
 
 /// The program a call runs: where the host finds it, and the path it is
@@ -153,17 +164,13 @@ pub fn resolve_tool(req: &ExecRequest<'_>) -> Result<Tool, String> {
         && guest
             .components()
             .all(|c| !matches!(c, std::path::Component::ParentDir));
-    let mapped = plain
+    let (tree, rest) = plain
         .then(|| {
-            guest
-                .strip_prefix(req.layers_guest)
-                .ok()
-                .map(|rest| req.layers_dir.join(rest))
-                .or_else(|| {
-                    req.build_layers.iter().find_map(|m| {
-                        guest.strip_prefix(&m.guest).ok().map(|rest| m.host.join(rest))
-                    })
-                })
+            inside(guest, req.layers, req.layers_guest).or_else(|| {
+                req.build_layers
+                    .iter()
+                    .find_map(|m| inside(guest, &m.tree, &m.guest))
+            })
         })
         .flatten()
         .ok_or_else(|| {
@@ -172,24 +179,27 @@ pub fn resolve_tool(req: &ExecRequest<'_>) -> Result<Tool, String> {
                 req.program, req.layers_guest
             )
         })?;
-    // The host path must stay inside the layer after links are followed.
-    let real = mapped
-        .canonicalize()
-        .map_err(|e| format!("exec {}: {e}", req.program))?;
-    let roots = std::iter::once(req.layers_dir.to_path_buf())
-        .chain(req.build_layers.iter().map(|m| m.host.clone()))
-        .filter_map(|r| r.canonicalize().ok());
-    if !roots.into_iter().any(|r| real.starts_with(r)) || !real.is_file() {
-        return Err(format!(
-            "exec {}: not a file inside the layers",
-            req.program
-        ));
-    }
+    // Resolved beneath the layer's handle: a link that leads out of it is
+    // an error, as is anything but a regular file.
+    let real = tree
+        .canonical(&rest)
+        .ok()
+        .filter(|r| tree.metadata(r).is_ok_and(|m| m.is_file()))
+        .ok_or_else(|| format!("exec {}: not a file inside the layers", req.program))?;
     Ok(Tool {
-        host: real,
+        host: tree.path().join(real),
         started_as: guest.to_path_buf(),
         in_layer: true,
     })
+}
+
+/// `guest` as a path under `root` (the guest path of `tree`), if it is one.
+fn inside<'t>(guest: &Path, tree: &'t GuestTree, root: &str) -> Option<(&'t GuestTree, PathBuf)> {
+    guest
+        .strip_prefix(root)
+        .ok()
+        .filter(|rest| !rest.as_os_str().is_empty())
+        .map(|rest| (tree, rest.to_path_buf()))
 }
 
 /// `program` on the host's PATH.
@@ -203,15 +213,24 @@ pub fn find_tool(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Where a tool is installed: the parent of its `bin/` dir (`/usr` for
-/// `/usr/bin/gcc`, `~/.cargo` for `~/.cargo/bin/cargo`), else its dir.
-fn prefix(tool: &Path) -> PathBuf {
-    let dir = tool.parent().unwrap_or(Path::new("/"));
-    if dir.file_name().is_some_and(|n| n == "bin") {
-        dir.parent().unwrap_or(dir).to_path_buf()
-    } else {
-        dir.to_path_buf()
+/// What of the host a tool found on PATH needs bound: the directory it is
+/// in (its siblings are what it starts by name: rustup's proxies, gcc's
+/// drivers), never its install prefix (`~/.cargo` holds credentials) and
+/// never a home directory itself. `None` for the system's dirs, which are
+/// bound anyway.
+fn tool_bind(tool: &Path) -> Option<PathBuf> {
+    let dir = tool.parent()?;
+    let system = ["/usr", "/bin", "/sbin", "/lib"]
+        .iter()
+        .any(|d| dir.starts_with(d));
+    if system {
+        return None;
     }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if dir == Path::new("/") || home.as_deref() == Some(dir) {
+        return Some(tool.to_path_buf());
+    }
+    Some(dir.to_path_buf())
 }
 
 pub fn have_bwrap() -> bool {
@@ -254,8 +273,11 @@ pub fn run(
     };
 
     let bwrap = have_bwrap();
+    // Handles bwrap inherits to bind (it closes them once mounted); ours
+    // are dropped as soon as it has started.
+    let mut fds = Vec::new();
     let mut cmd = if bwrap {
-        sandboxed(policy, req, &tool, &path_var(&tool.started_as))?
+        sandboxed(policy, req, &tool, &path_var(&tool.started_as), &mut fds)?
     } else if policy.allow_unsandboxed {
         reporter.note(&format!(
             "warning: bwrap is missing: {} runs {} unsandboxed (--allow-unsandboxed-exec)",
@@ -273,6 +295,13 @@ pub fn run(
     let cgroup = (bwrap && policy.max_procs > 0)
         .then(|| PidsCgroup::create(policy.max_procs))
         .flatten();
+    let unlimited = policy.max_procs > 0 && cgroup.is_none();
+    if unlimited && policy.require_limits {
+        return Err(format!(
+            "exec {}: this host lets Cascade make no pids cgroup, so --exec-max-procs cannot be enforced, and --require-limits is set",
+            req.program
+        ));
+    }
     if let Some(cg) = &cgroup {
         let mut wrapped = Command::new("/bin/sh");
         wrapped
@@ -285,9 +314,9 @@ pub fn run(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("exec {}: {e}", req.program))?;
+    let spawned = cmd.spawn();
+    drop(fds);
+    let mut child = spawned.map_err(|e| format!("exec {}: {e}", req.program))?;
     let logged = Arc::new(Mutex::new(0usize));
     let pump = |stream: Box<dyn Read + Send>, name: &'static str| {
         let (reporter, id, logged) = (reporter.clone(), req.id.clone(), logged.clone());
@@ -297,10 +326,18 @@ pub fn run(
     let err = pump(Box::new(child.stderr.take().expect("piped")), "stderr");
     // Woken by the child's exit, not by polling: a tool that takes 20 ms
     // costs 20 ms.
-    let Some(status) = child
-        .wait_timeout(policy.timeout)
+    let Some(status) = wait(&mut child, policy.timeout, req.quota)
         .map_err(|e| format!("exec {}: {e}", req.program))?
     else {
+        if req
+            .quota
+            .is_some_and(|q| q.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(format!(
+                "exec {}: stopped: the buildpack wrote past its bound (--max-layers-mib)",
+                req.program
+            ));
+        }
         // bwrap dies with its children (--die-with-parent is for us;
         // killing bwrap ends its PID namespace and everything in it).
         let _ = child.kill();
@@ -317,7 +354,32 @@ pub fn run(
         status: status.code().unwrap_or(-1),
         stdout,
         stderr,
+        unlimited,
     })
+}
+
+/// Wait for `child` until `timeout`, or until `quota` rises (then kill
+/// it); `None` when it did not end by itself.
+fn wait(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    quota: Option<&std::sync::atomic::AtomicBool>,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let Some(quota) = quota else {
+        return child.wait_timeout(timeout);
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if let Some(status) = child.wait_timeout(left.min(Duration::from_millis(100)))? {
+            return Ok(Some(status));
+        }
+        if left.is_zero() || quota.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+    }
 }
 
 /// The tool under bwrap, with only what it needs bound.
@@ -326,6 +388,7 @@ fn sandboxed(
     req: &ExecRequest<'_>,
     tool: &Tool,
     path_var: &str,
+    fds: &mut Vec<std::os::fd::OwnedFd>,
 ) -> Result<Command, String> {
     let mut c = Command::new("bwrap");
     c.args(["--die-with-parent", "--new-session", "--unshare-all"]);
@@ -366,7 +429,7 @@ fn sandboxed(
     }
     let mut ro: Vec<PathBuf> = Vec::new();
     if !tool.in_layer {
-        ro.push(prefix(&tool.host));
+        ro.extend(tool_bind(&tool.host));
     }
     ro.extend(policy.paths.iter().cloned());
     for p in &ro {
@@ -375,10 +438,19 @@ fn sandboxed(
         }
     }
     c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-    c.arg("--bind").arg(req.app_dir).arg(crate::api::APP_DIR);
-    c.arg("--bind").arg(req.layers_dir).arg(req.layers_guest);
+    let mut bind_fd = |flag: &str, tree: &GuestTree, guest: &str| -> Result<(), String> {
+        use std::os::fd::AsRawFd;
+        let fd = tree
+            .inheritable_fd()
+            .map_err(|e| format!("exec: {}: {e}", tree.path().display()))?;
+        c.arg(flag).arg(fd.as_raw_fd().to_string()).arg(guest);
+        fds.push(fd);
+        Ok(())
+    };
+    bind_fd("--bind-fd", req.app, crate::api::APP_DIR)?;
+    bind_fd("--bind-fd", req.layers, req.layers_guest)?;
     for m in req.build_layers {
-        c.arg("--ro-bind").arg(&m.host).arg(&m.guest);
+        bind_fd("--ro-bind-fd", &m.tree, &m.guest)?;
     }
     c.arg("--clearenv");
     let mut setenv = |k: &str, v: &str| {
@@ -397,13 +469,14 @@ fn sandboxed(
 
 /// The tool without a sandbox (`--allow-unsandboxed-exec`, no bwrap).
 fn unsandboxed(policy: &ExecPolicy, req: &ExecRequest<'_>, tool: &Path, path_var: &str) -> Command {
+    // No sandbox at all, by the platform's choice: paths as they are.
     let wd = if let Ok(rest) = Path::new(req.working_dir).strip_prefix(crate::api::APP_DIR) {
-        req.app_dir.join(rest)
+        req.app.path().join(rest)
     } else {
         let rest = Path::new(req.working_dir)
             .strip_prefix(req.layers_guest)
             .unwrap_or(Path::new(""));
-        req.layers_dir.join(rest)
+        req.layers.path().join(rest)
     };
     let mut c = Command::new(tool);
     c.args(req.args).current_dir(wd).env_clear();
@@ -470,13 +543,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefixes_of_tools() {
-        assert_eq!(prefix(Path::new("/usr/bin/gcc")), Path::new("/usr"));
+    fn a_tool_gets_its_own_dir_bound_never_its_prefix_or_home() {
+        assert_eq!(tool_bind(Path::new("/usr/bin/gcc")), None);
         assert_eq!(
-            prefix(Path::new("/root/.cargo/bin/cargo")),
-            Path::new("/root/.cargo")
+            tool_bind(Path::new("/root/.cargo/bin/cargo")),
+            Some(PathBuf::from("/root/.cargo/bin"))
         );
-        assert_eq!(prefix(Path::new("/opt/tool/run")), Path::new("/opt/tool"));
+        assert_eq!(
+            tool_bind(Path::new("/opt/tool/run")),
+            Some(PathBuf::from("/opt/tool"))
+        );
+        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from)
+            && home != Path::new("/")
+        {
+            let tool = home.join("tool");
+            assert_eq!(
+                tool_bind(&tool),
+                Some(tool.clone()),
+                "the home dir was bound"
+            );
+        }
     }
 
     #[test]
@@ -489,6 +575,10 @@ mod tests {
         std::os::unix::fs::symlink(tmp.path().join("outside"), layers.join("node/bin/out"))
             .unwrap();
         let id = BuildpackId::new("x/node").unwrap();
+        let (app, layers) = (
+            GuestTree::open(tmp.path()).unwrap(),
+            GuestTree::open(&layers).unwrap(),
+        );
         let resolve = |program: &str| {
             resolve_tool(&ExecRequest {
                 id: &id,
@@ -496,10 +586,11 @@ mod tests {
                 args: &[],
                 env: &[],
                 working_dir: "/workspace",
-                app_dir: tmp.path(),
-                layers_dir: &layers,
+                app: &app,
+                layers: &layers,
                 layers_guest: "/layers/x_node",
                 build_layers: &[],
+                quota: None,
                 network: false,
             })
         };

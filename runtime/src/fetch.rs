@@ -1,12 +1,23 @@
 //! The host side of the `fetch` capability: download a file pinned by
-//! sha256, verify it while it streams, keep it in a cache named by the
-//! digest (a second build downloads nothing; `--offline` serves only from
-//! there), and bound its size. A corrupt or oversized download never gets
-//! the digest's name.
+//! sha256, verify it while it streams, keep it in a cache, and bound its
+//! size. A corrupt or oversized download never gets into the cache.
+//!
+//! What a buildpack learns is only whether the fetch worked: a digest
+//! mismatch does not say what was downloaded (else a buildpack could ask for
+//! any file with a wrong digest, read the real one from the error, and ask
+//! again). The cache is keyed by the URL *and* the digest, so a buildpack
+//! gets bytes only from a URL its own grant let it name, never those another
+//! buildpack's grant brought in; a hit is hashed again as it is copied out.
+//! Redirects stay on the granted host. `file://` URLs are read beneath a
+//! root the platform named, through a directory handle, so a link in the
+//! mirror cannot lead out of it.
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+use sha2::Digest as _;
+
+use crate::guest_tree::GuestTree;
 use crate::oci::{Digest, DigestWriter};
 
 /// Downloads and caches fetched files.
@@ -17,12 +28,36 @@ pub struct Fetcher {
     max_bytes: u64,
 }
 
+/// Where the bytes of one fetch come from, as the grant allowed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An http(s) URL; redirects may not leave its host.
+    Http,
+    /// A file beneath a root the platform granted (`fetch:file:/srv/mirror`).
+    File { root: PathBuf, rel: PathBuf },
+}
+
 /// One completed fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     pub bytes: u64,
     /// Served from the cache.
     pub cached: bool,
+}
+
+/// `url` as it may be shown and recorded: no user-info, query or fragment
+/// (where tokens live).
+pub fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "<not a URL>".into(),
+    }
 }
 
 impl Fetcher {
@@ -35,54 +70,78 @@ impl Fetcher {
         }
     }
 
-    /// Make `dest` hold the file `url` names, whose sha256 must be `sha256`.
-    pub fn get(&self, url: &str, sha256: &str, dest: &Path) -> Result<Fetched, String> {
+    /// Make `rel` under `dest` hold the file `url` names, whose sha256 must
+    /// be `sha256`.
+    pub fn get(
+        &self,
+        url: &str,
+        sha256: &str,
+        source: &Source,
+        dest: &GuestTree,
+        rel: &Path,
+    ) -> Result<Fetched, String> {
+        let shown = display_url(url);
         let digest: Digest = format!("sha256:{sha256}")
             .parse()
             .map_err(|_| format!("sha256 {sha256:?}: expected 64 lowercase hex digits"))?;
-        let cached = self.cache_dir.join(digest.hex());
+        let key = hex::encode(sha2::Sha256::digest(format!("{url}\n{digest}").as_bytes()));
+        let cached = self.cache_dir.join(key);
         let hit = cached.is_file();
         if !hit {
             if self.offline {
                 return Err(format!(
-                    "{url}: not in the fetch cache ({}) and cascade runs --offline",
+                    "{shown}: not in the fetch cache ({}) and cascade runs --offline",
                     self.cache_dir.display()
                 ));
             }
-            self.download(url, &digest, &cached)?;
+            self.download(url, &shown, source, &digest, &cached)?;
         }
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        // A copy, not a link: the layer may be changed after, the cache
+        // not. Hashed again on the way, so a damaged cache entry is noticed.
+        let mut from =
+            std::fs::File::open(&cached).map_err(|e| format!("{}: {e}", cached.display()))?;
+        let out = dest
+            .create_file(rel, false)
+            .map_err(|e| format!("destination {}: {e}", rel.display()))?;
+        let mut out = DigestWriter::new(std::io::BufWriter::new(out));
+        std::io::copy(&mut from, &mut out)
+            .map_err(|e| format!("destination {}: {e}", rel.display()))?;
+        let (mut w, actual, bytes) = out.finish();
+        w.flush()
+            .map_err(|e| format!("destination {}: {e}", rel.display()))?;
+        if actual != digest {
+            let _ = std::fs::remove_file(&cached);
+            let _ = dest.remove_all(rel);
+            return Err(format!(
+                "{shown}: the fetch cache entry was damaged and is removed; fetch again"
+            ));
         }
-        let _ = std::fs::remove_file(dest);
-        // A copy, not a link: the layer may be changed after, the cache not.
-        let bytes = std::fs::copy(&cached, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
         Ok(Fetched { bytes, cached: hit })
     }
 
-    fn download(&self, url: &str, digest: &Digest, to: &Path) -> Result<(), String> {
+    fn download(
+        &self,
+        url: &str,
+        shown: &str,
+        source: &Source,
+        digest: &Digest,
+        to: &Path,
+    ) -> Result<(), String> {
         std::fs::create_dir_all(&self.cache_dir)
             .map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
-        let mut reader: Box<dyn Read> = if let Some(path) = url.strip_prefix("file://") {
-            Box::new(std::fs::File::open(path).map_err(|e| format!("{url}: {e}"))?)
-        } else {
-            let client = reqwest::blocking::Client::builder()
-                .timeout(std::time::Duration::from_mins(10))
-                .build()
-                .map_err(|e| format!("HTTP client: {e}"))?;
-            let resp = client.get(url).send().map_err(|e| format!("{url}: {e}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("{url}: HTTP {}", resp.status()));
+        let mut reader: Box<dyn Read> = match source {
+            Source::File { root, rel } => {
+                let dir = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority())
+                    .map_err(|e| format!("fetch root {}: {e}", root.display()))?;
+                let beneath =
+                    |e: std::io::Error| format!("{shown}: {e} (beneath {})", root.display());
+                if !dir.metadata(rel).map_err(beneath)?.is_file() {
+                    return Err(format!("{shown}: not a regular file"));
+                }
+                let file = dir.open(rel).map_err(beneath)?;
+                Box::new(file.into_std())
             }
-            if let Some(len) = resp.content_length()
-                && len > self.max_bytes
-            {
-                return Err(format!(
-                    "{url}: {len} bytes is over the fetch limit of {} bytes",
-                    self.max_bytes
-                ));
-            }
-            Box::new(resp)
+            Source::Http => Box::new(self.http(url, shown)?),
         };
         let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)
             .map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
@@ -92,14 +151,14 @@ impl Fetcher {
         let mut buf = vec![0u8; 1 << 16];
         let mut total: u64 = 0;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| format!("{url}: {e}"))?;
+            let n = reader.read(&mut buf).map_err(|e| format!("{shown}: {e}"))?;
             if n == 0 {
                 break;
             }
             total += n as u64;
             if total > self.max_bytes {
                 return Err(format!(
-                    "{url}: more than the fetch limit of {} bytes",
+                    "{shown}: more than the fetch limit of {} bytes",
                     self.max_bytes
                 ));
             }
@@ -108,21 +167,63 @@ impl Fetcher {
         let (mut w, actual, _) = out.finish();
         w.flush().map_err(|e| e.to_string())?;
         if actual != *digest {
+            // Say that it failed, never what arrived.
             return Err(format!(
-                "{url}: sha256 mismatch: expected {}, downloaded {}",
-                digest.hex(),
-                actual.hex()
+                "{shown}: sha256 mismatch: what was downloaded is not {}",
+                digest.hex()
             ));
         }
         tmp.persist(to)
             .map_err(|e| format!("{}: {}", to.display(), e.error))?;
         Ok(())
     }
+
+    fn http(&self, url: &str, shown: &str) -> Result<reqwest::blocking::Response, String> {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .ok_or_else(|| format!("{shown}: no host"))?;
+        // The grant names a host: a redirect elsewhere would fetch from a
+        // host nobody granted.
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("too many redirects")
+            } else if attempt.url().host_str() != Some(host.as_str()) {
+                let to = attempt.url().host_str().unwrap_or("none").to_owned();
+                attempt.error(format!(
+                    "a redirect to another host ({to}) is not followed: the grant names {host}"
+                ))
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_mins(10))
+            .redirect(policy)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let resp = client
+            .get(url)
+            .send()
+            .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+        if !resp.status().is_success() {
+            return Err(format!("{shown}: HTTP {}", resp.status()));
+        }
+        if let Some(len) = resp.content_length()
+            && len > self.max_bytes
+        {
+            return Err(format!(
+                "{shown}: {len} bytes is over the fetch limit of {} bytes",
+                self.max_bytes
+            ));
+        }
+        Ok(resp)
+    }
 }
 
-/// `rel` under `root`, refusing absolute paths, `..` and anything but plain
-/// names: a buildpack names where a fetch goes, and it stays in its layers.
-pub fn confined(root: &Path, rel: &str) -> Result<PathBuf, String> {
+/// A destination a buildpack names: a relative path of plain names (no
+/// `..`, not absolute), resolved beneath its layers dir by [`GuestTree`].
+pub fn confined(rel: &str) -> Result<PathBuf, String> {
     let path = Path::new(rel);
     let plain = !rel.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
     if !plain {
@@ -130,7 +231,7 @@ pub fn confined(root: &Path, rel: &str) -> Result<PathBuf, String> {
             "destination {rel:?}: a relative path inside the buildpack's layers (no .., not absolute)"
         ));
     }
-    Ok(root.join(path))
+    Ok(path.to_path_buf())
 }
 
 #[cfg(test)]
@@ -139,40 +240,69 @@ mod tests {
 
     #[test]
     fn destinations_stay_inside() {
-        let root = Path::new("/layers/a");
-        assert!(confined(root, "deps/node.tgz").is_ok());
+        assert!(confined("deps/node.tgz").is_ok());
         for bad in ["", "/etc/passwd", "../b/x", "deps/../../x", "./x"] {
-            assert!(confined(root, bad).is_err(), "{bad}");
+            assert!(confined(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_are_shown_without_secrets() {
+        assert_eq!(
+            display_url("https://user:tok@example.com/a/b.tgz?sig=abc#frag"),
+            "https://example.com/a/b.tgz"
+        );
+    }
+
+    fn file_source(root: &Path, name: &str) -> Source {
+        Source::File {
+            root: root.into(),
+            rel: name.into(),
         }
     }
 
     #[test]
     fn file_urls_are_verified_cached_and_served_offline() {
         let tmp = tempfile::tempdir().unwrap();
-        let src = tmp.path().join("src.bin");
+        let mirror = tmp.path().join("mirror");
+        std::fs::create_dir(&mirror).unwrap();
+        let src = mirror.join("src.bin");
         std::fs::write(&src, b"payload").unwrap();
         let sha = Digest::of(b"payload").hex().to_owned();
         let url = format!("file://{}", src.display());
+        let source = file_source(&mirror, "src.bin");
         let f = Fetcher::new(&tmp.path().join("cache"), false, 1 << 20);
-        let dest = tmp.path().join("layers/deps/p.bin");
+        let layers = GuestTree::create(&tmp.path().join("layers")).unwrap();
+        let dest = Path::new("deps/p.bin");
         assert_eq!(
-            f.get(&url, &sha, &dest).unwrap(),
+            f.get(&url, &sha, &source, &layers, dest).unwrap(),
             Fetched {
                 bytes: 7,
                 cached: false
             }
         );
-        assert_eq!(std::fs::read(&dest).unwrap(), b"payload");
+        assert_eq!(std::fs::read(layers.path().join(dest)).unwrap(), b"payload");
         std::fs::remove_file(&src).unwrap();
         let offline = Fetcher::new(&tmp.path().join("cache"), true, 1 << 20);
-        assert!(offline.get(&url, &sha, &dest).unwrap().cached);
+        assert!(
+            offline
+                .get(&url, &sha, &source, &layers, dest)
+                .unwrap()
+                .cached
+        );
 
         std::fs::write(&src, b"tampered").unwrap();
-        let e = f.get(&url, &"0".repeat(64), &dest).unwrap_err();
+        let e = f
+            .get(&url, &"0".repeat(64), &source, &layers, dest)
+            .unwrap_err();
         assert!(e.contains("sha256 mismatch"), "{e}");
+        assert!(
+            !e.contains(Digest::of(b"tampered").hex()),
+            "the error tells what was downloaded: {e}"
+        );
         let small = Fetcher::new(&tmp.path().join("cache2"), false, 4);
         let e = small
-            .get(&url, Digest::of(b"tampered").hex(), &dest)
+            .get(&url, Digest::of(b"tampered").hex(), &source, &layers, dest)
             .unwrap_err();
         assert!(e.contains("fetch limit"), "{e}");
         assert_eq!(
@@ -181,6 +311,76 @@ mod tests {
                 .count(),
             0,
             "a refused download leaves nothing in the cache"
+        );
+    }
+
+    #[test]
+    fn a_cache_hit_is_only_for_the_same_url_and_is_verified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mirror = tmp.path().join("mirror");
+        std::fs::create_dir(&mirror).unwrap();
+        std::fs::write(mirror.join("a"), b"bytes").unwrap();
+        let sha = Digest::of(b"bytes").hex().to_owned();
+        let f = Fetcher::new(&tmp.path().join("cache"), false, 1 << 20);
+        let layers = GuestTree::create(&tmp.path().join("layers")).unwrap();
+        let url = format!("file://{}/a", mirror.display());
+        f.get(
+            &url,
+            &sha,
+            &file_source(&mirror, "a"),
+            &layers,
+            Path::new("x"),
+        )
+        .unwrap();
+        // Another URL with the same digest is not served from the cache.
+        let other = format!("file://{}/missing", mirror.display());
+        assert!(
+            f.get(
+                &other,
+                &sha,
+                &file_source(&mirror, "missing"),
+                &layers,
+                Path::new("y")
+            )
+            .is_err()
+        );
+        // A damaged entry is noticed on the way out, and removed.
+        for e in std::fs::read_dir(tmp.path().join("cache/fetch")).unwrap() {
+            std::fs::write(e.unwrap().path(), b"BYTES").unwrap();
+        }
+        let e = f
+            .get(
+                &url,
+                &sha,
+                &file_source(&mirror, "a"),
+                &layers,
+                Path::new("z"),
+            )
+            .unwrap_err();
+        assert!(e.contains("damaged"), "{e}");
+        assert!(!layers.exists("z"));
+    }
+
+    #[test]
+    fn a_link_in_the_mirror_does_not_lead_out_of_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mirror = tmp.path().join("mirror");
+        std::fs::create_dir(&mirror).unwrap();
+        std::fs::write(tmp.path().join("secret"), b"secret").unwrap();
+        std::os::unix::fs::symlink("../secret", mirror.join("s")).unwrap();
+        let f = Fetcher::new(&tmp.path().join("cache"), false, 1 << 20);
+        let layers = GuestTree::create(&tmp.path().join("layers")).unwrap();
+        let url = format!("file://{}/s", mirror.display());
+        let sha = Digest::of(b"secret").hex().to_owned();
+        assert!(
+            f.get(
+                &url,
+                &sha,
+                &file_source(&mirror, "s"),
+                &layers,
+                Path::new("x")
+            )
+            .is_err()
         );
     }
 }

@@ -16,6 +16,9 @@ pub const LAUNCH_ENV: &str = "dev.cascade.launch-env";
 /// with their exit status), so an image says what reached outside the
 /// sandbox to make it.
 pub const CAPABILITIES: &str = "dev.cascade.capabilities";
+/// The buildpacks the app itself named (project.toml `uri`), which held
+/// only grants that name them; absent when there are none.
+pub const APP_BUILDPACKS: &str = "dev.cascade.app-buildpacks";
 pub const REBASABLE: &str = "io.buildpacks.rebasable";
 /// Labels a run image sets that follow it on rebase.
 pub const BASE_PREFIX: &str = "io.buildpacks.base.";

@@ -20,6 +20,7 @@ pub mod env;
 pub mod exec;
 pub mod fetch;
 pub mod fleet;
+pub mod guest_tree;
 pub mod ids;
 pub mod inspect;
 pub mod labels;

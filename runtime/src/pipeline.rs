@@ -8,6 +8,7 @@ use crate::api::{BuildpackRunner, DetectInput, Env, Target};
 use crate::builder::GroupMember;
 use crate::cache::{CacheError, ImageCache, Restored};
 use crate::engine::CapabilityUse;
+use crate::guest_tree::GuestTree;
 use crate::oci::compress::Compression;
 use crate::oci::layer::Owner;
 use crate::oci::referrers::Attached;
@@ -65,8 +66,12 @@ pub struct BuildRequest {
     pub capabilities: Option<std::sync::Arc<crate::engine::CapabilityHost>>,
     /// Bytes one buildpack's layers may hold (0: no bound).
     pub max_layers_bytes: u64,
+    /// Share the build cache of every build with this key instead of keying
+    /// it by the output (`--cache-key`).
+    pub cache_key: Option<String>,
 }
 
+#[allow(clippy::too_many_lines)] // the phases in order, each a call
 pub fn build(
     req: &BuildRequest,
     oci: &Oci,
@@ -76,10 +81,13 @@ pub fn build(
         path: req.app_dir.clone(),
         message,
     };
-    let meta = std::fs::metadata(&req.app_dir).map_err(|e| app_err(e.to_string()))?;
-    if !meta.is_dir() {
-        return Err(app_err("not a directory".into()));
-    }
+    let app = GuestTree::open_named(&req.app_dir).map_err(|e| {
+        app_err(if e.kind() == std::io::ErrorKind::NotADirectory {
+            "not a directory".into()
+        } else {
+            e.to_string()
+        })
+    })?;
     // New layers go straight into an output layout, or into the blob cache
     // to be pushed from there.
     let store = match &req.output {
@@ -114,13 +122,12 @@ pub fn build(
             .tempdir()
             .map_err(PipelineError::Workspace)?,
     };
-    let workspace = scratch.path().join("workspace");
+    let workspace = workspace(&app, scratch.path(), &req.filter)?;
     let layers_root = scratch.path().join("layers");
-    copy_tree(&req.app_dir, &workspace, &req.filter).map_err(PipelineError::Workspace)?;
 
     reporter.phase("detect");
     let input = DetectInput {
-        app_dir: workspace.clone(),
+        app: workspace.clone(),
         platform_env: req.platform_env.clone(),
         target: target.clone(),
     };
@@ -141,7 +148,7 @@ pub fn build(
     reporter.phase("build");
     let built = Build {
         group: &detected.group,
-        app_dir: &workspace,
+        app: &workspace,
         layers_root: &layers_root,
         platform_env: &req.platform_env,
         target: &target,
@@ -156,7 +163,7 @@ pub fn build(
     let (uses, provenance) = capability_calls(req, &built, &restored);
     let exported = Export {
         built: &built,
-        app_dir: &workspace,
+        app: &workspace,
         run_image: &run_image,
         store: &store,
         created: req.created,
@@ -166,6 +173,7 @@ pub fn build(
         previous_sbom: restored.sbom.as_ref(),
         os: os.as_ref(),
         capabilities: &provenance,
+        app_named: &app_named(req, &built),
         reporter,
     }
     .run()?;
@@ -182,6 +190,13 @@ pub fn build(
     let mut report = report(req, &run_image, &detected, exported, transfers, &digest);
     report.sbom_referrer = referrer;
     report.capabilities = uses;
+    if let Some(host) = &req.capabilities {
+        report.warnings = host.warnings();
+        let grants = host.grants();
+        for m in &mut report.group {
+            m.from_app = grants.is_app_named(&m.id);
+        }
+    }
     Ok(report)
 }
 
@@ -205,6 +220,19 @@ fn capability_calls(
     });
     let provenance = crate::capabilities::provenance(group, &restored.capabilities, &uses);
     (uses, provenance)
+}
+
+/// The buildpacks of the group that the app named itself.
+fn app_named(req: &BuildRequest, built: &[crate::phase::BuiltBuildpack]) -> Vec<String> {
+    let Some(host) = &req.capabilities else {
+        return Vec::new();
+    };
+    let grants = host.grants();
+    built
+        .iter()
+        .map(|b| b.runner.id().to_string())
+        .filter(|id| grants.is_app_named(id))
+        .collect()
 }
 
 /// What `cascade build` tells the user and the platform.
@@ -235,6 +263,7 @@ fn report(
             .map(|c| GroupMemberReport {
                 id: c.runner.id().to_string(),
                 version: c.runner.manifest().buildpack.version.clone(),
+                from_app: false,
             })
             .collect(),
         layers: exported.layers,
@@ -242,6 +271,7 @@ fn report(
         default_process: exported.default_process,
         sbom_referrer: None,
         capabilities: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -294,11 +324,46 @@ fn open_cache(
     if !req.use_cache {
         return Ok(None);
     }
-    let cache = ImageCache::open(&oci.cache_root, &req.output.to_string(), reporter)?;
+    let cache = ImageCache::open(&oci.cache_root, &cache_key(req), reporter)?;
     if req.clear_cache {
         cache.clear()?;
     }
     Ok(Some(cache))
+}
+
+/// What the build cache is keyed by: the output in canonical form (the
+/// layout's absolute directory and tag, or the registry reference with its
+/// registry and tag spelled out) or the platform's `--cache-key`, and the
+/// exact buildpacks (by component digest). So a pull-request build and a
+/// main build share no cache layer unless the platform asks, and a changed
+/// buildpack starts from an empty cache instead of another one's layers.
+fn cache_key(req: &BuildRequest) -> String {
+    let output = match (&req.cache_key, &req.output) {
+        (Some(key), _) => format!("key:{key}"),
+        (None, ImageRef::Layout { dir, tag }) => {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            format!(
+                "oci:{}:{}",
+                dir.display(),
+                tag.as_deref().unwrap_or("latest")
+            )
+        }
+        (None, ImageRef::Registry(r)) => r.whole(),
+        (None, other) => other.to_string(),
+    };
+    let mut buildpacks: Vec<String> = req
+        .buildpacks
+        .iter()
+        .map(|b| {
+            let digest = b
+                .component_digest()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            format!("{}@{digest}", b.id())
+        })
+        .collect();
+    buildpacks.sort();
+    format!("{output}\n{}", buildpacks.join("\n"))
 }
 
 /// CNB's restore phase: the previous build's layers, offered back.
@@ -386,59 +451,42 @@ fn store_image(
     Ok((t, digest, referrer))
 }
 
+/// The build's private copy of the app, under `scratch`.
+fn workspace(
+    app: &GuestTree,
+    scratch: &Path,
+    filter: &Filter,
+) -> Result<Arc<GuestTree>, PipelineError> {
+    let workspace =
+        GuestTree::create(&scratch.join("workspace")).map_err(PipelineError::Workspace)?;
+    copy_tree(app, &workspace, filter).map_err(PipelineError::Workspace)?;
+    Ok(Arc::new(workspace))
+}
+
 /// Copy the app into the build workspace: files keep their bytes, exec bit
-/// and mtime, symbolic links stay links, other file types are refused. Paths the
-/// filter drops are skipped (a dropped directory is not entered); a
-/// directory is created when it is kept itself or holds something kept.
-fn copy_tree(from: &Path, to: &Path, filter: &Filter) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    let mut walk = walkdir::WalkDir::new(from)
-        .min_depth(1)
-        .follow_links(false)
-        .into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = entry?;
-        let rel = entry
-            .path()
-            .strip_prefix(from)
-            .expect("walkdir stays under its root");
-        let dest = to.join(rel);
-        let ft = entry.file_type();
-        if !filter.keeps(rel, ft.is_dir()) {
-            if ft.is_dir() {
-                walk.skip_current_dir();
+/// and mtime, symbolic links stay links (never followed), other file types
+/// are refused. Paths the filter drops are skipped (a dropped directory is
+/// not entered); a directory is created when it is kept itself or holds
+/// something kept.
+fn copy_tree(from: &GuestTree, to: &GuestTree, filter: &Filter) -> std::io::Result<()> {
+    use crate::guest_tree::{EntryKind, MetadataExt as _};
+    from.walk_filtered(&mut |rel, is_dir| filter.keeps(rel, is_dir), &mut |e| {
+        match &e.kind {
+            EntryKind::Dir => {
+                if filter.keeps_dir_itself(e.rel) {
+                    to.create_dir_all(e.rel)?;
+                }
             }
-            continue;
-        }
-        if ft.is_dir() {
-            if filter.keeps_dir_itself(rel) {
-                std::fs::create_dir_all(&dest)?;
+            EntryKind::Symlink(target) => to.symlink(target, e.rel)?,
+            EntryKind::File => {
+                let mut src = e.open()?;
+                let mut dest = to.create_file(e.rel, e.meta.mode() & 0o111 != 0)?;
+                std::io::copy(&mut src, &mut dest)?;
+                // Keep the mtime: tools a buildpack runs (cargo, make)
+                // decide what to rebuild by it. Layers normalise mtimes.
+                dest.set_modified(e.meta.modified()?.into_std())?;
             }
-            continue;
         }
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
-        } else if ft.is_file() {
-            std::fs::copy(entry.path(), &dest)?;
-            // Keep the mtime: tools a buildpack runs (cargo, make) decide
-            // what to rebuild by it. Layers normalise mtimes anyway.
-            let modified = entry.metadata()?.modified()?;
-            std::fs::File::options()
-                .write(true)
-                .open(&dest)?
-                .set_modified(modified)?;
-        } else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                format!(
-                    "{}: unsupported file type in the app directory",
-                    entry.path().display()
-                ),
-            ));
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -130,17 +130,35 @@ impl Default for Project {
     }
 }
 
+/// The largest `project.toml` read.
+pub const MAX_BYTES: u64 = 1 << 20;
+
 impl Project {
     /// Read `<app_dir>/project.toml`, or the defaults when there is none.
+    ///
+    /// It is read through a handle on the app: a `project.toml` that is a
+    /// symbolic link (to a host file whose text a parse error would quote)
+    /// is refused, not followed; so is anything but a regular file, and a
+    /// file larger than [`MAX_BYTES`].
     pub fn load(app_dir: &Path) -> Result<Self, ProjectError> {
         let path = app_dir.join(FILE_NAME);
-        if !path.is_file() {
-            return Ok(Self::default());
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| ProjectError::Read {
+        let read_err = |source| ProjectError::Read {
             path: path.clone(),
             source,
-        })?;
+        };
+        let app = crate::guest_tree::GuestTree::open_named(app_dir).map_err(read_err)?;
+        if !app.exists(FILE_NAME) {
+            return Ok(Self::default());
+        }
+        let file = app.open_file_nofollow(FILE_NAME).map_err(read_err)?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_BYTES + 1), &mut text)
+            .map_err(read_err)?;
+        if text.len() as u64 > MAX_BYTES {
+            return Err(read_err(std::io::Error::other(format!(
+                "larger than {MAX_BYTES} bytes"
+            ))));
+        }
         Self::parse(&text, &path, app_dir)
     }
 

@@ -26,6 +26,28 @@ pub trait Reporter: Send + Sync {
     fn buildpack_output(&self, id: &BuildpackId, stream: &str, text: &str);
 }
 
+/// `text` safe to print on a terminal: control characters (ANSI escape
+/// sequences, carriage returns that overwrite a line, C1 controls) are
+/// shown as `\x1b`-style escapes instead of acting. Buildpack logs and tool
+/// output are guest-controlled, so a buildpack cannot rewrite what the user
+/// sees (fake a success, hide an error, set the terminal's title).
+pub fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad =
+        |c: char| (c.is_control() && c != '\n' && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c);
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A reporter that drops everything.
 #[derive(Debug, Default)]
 pub struct Silent;
@@ -55,6 +77,8 @@ pub struct BuildReport {
     pub sbom_referrer: Option<crate::oci::referrers::Attached>,
     /// Every capability call buildpacks made (granted or denied), in order.
     pub capabilities: Vec<crate::engine::CapabilityUse>,
+    /// What the platform should know (a limit that could not be enforced).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +92,10 @@ pub struct RunImageReport {
 pub struct GroupMemberReport {
     pub id: String,
     pub version: String,
+    /// Named by the app's project.toml (not the platform): it held only
+    /// grants that name it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_app: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,4 +116,16 @@ pub struct ProcessReport {
     pub command: Vec<String>,
     pub args: Vec<String>,
     pub buildpack_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_sequences_are_shown_not_acted_on() {
+        assert_eq!(super::neutralise("plain\ttext"), "plain\ttext");
+        assert_eq!(
+            super::neutralise("\u{1b}[2K\rok\u{9b}31m"),
+            "\\u{1b}[2K\\rok\\u{9b}31m"
+        );
+    }
 }

@@ -11,6 +11,7 @@ mod cache;
 mod capabilities;
 mod distribution;
 mod go;
+mod host_boundary;
 mod node;
 mod project;
 mod rebase;

@@ -129,6 +129,17 @@ pub struct BuildArgs {
     #[arg(long)]
     pub allow_unsandboxed_exec: bool,
 
+    /// Key the build cache by KEY instead of the output: builds with the
+    /// same key and buildpacks share cache layers (a pull-request build
+    /// starting from main's). By default each output has its own.
+    #[arg(long, value_name = "KEY")]
+    pub cache_key: Option<String>,
+
+    /// Refuse to run an exec'd tool when its limits cannot be enforced on
+    /// this host (no pids cgroup), instead of warning.
+    #[arg(long)]
+    pub require_limits: bool,
+
     /// Grant no capability at all, whatever --allow or the builder say.
     #[arg(long)]
     pub deny_all: bool,
@@ -224,6 +235,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         timeout: limits.timeout,
         source_date_epoch: created()?,
         max_procs: args.exec_max_procs,
+        require_limits: args.require_limits,
     };
     let capabilities = Arc::new(CapabilityHost::new(
         grants,
@@ -253,7 +265,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         use_cache: true,
         clear_cache: args.clear_cache,
         capabilities: Some(capabilities.clone()),
-        max_layers_bytes: args.max_layers_mib << 20,
+        max_layers_bytes: args.max_layers_mib.saturating_mul(1 << 20),
+        cache_key: args.cache_key.clone(),
     };
     let oci = super::oci(
         args.cache_dir.clone(),
@@ -319,6 +332,9 @@ fn select_buildpacks(
                     Arc::new(engine.load_file(path).with_context(|| {
                         format!("{}: [[io.buildpacks.group]]", project::FILE_NAME)
                     })?);
+                // The app chose it, not the platform: no grant reaches it
+                // unless one names it.
+                engine.capabilities().mark_app_named(bp.id().as_str());
                 group.push(GroupMember {
                     id: bp.id().clone(),
                     version: Some(bp.manifest().buildpack.version.clone()),

@@ -60,7 +60,8 @@ impl Reporter for Stderr {
     }
 }
 
+/// Every line goes out neutralised: notes and logs carry guest-made text.
 fn line(text: &str) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{text}");
+    let _ = writeln!(err, "{}", cascade_runtime::report::neutralise(text));
 }

@@ -4,6 +4,7 @@
 
 mod bindings;
 mod output;
+mod quota;
 mod sandbox;
 
 use std::hash::{Hash, Hasher};
@@ -61,11 +62,22 @@ pub struct Engine {
 /// capability call (for the build report and progress output).
 #[derive(Debug)]
 pub struct CapabilityHost {
-    pub grants: crate::capabilities::Grants,
+    /// Behind a lock only so that buildpacks the app names can be marked
+    /// once they are loaded (see [`Self::mark_app_named`]).
+    grants: std::sync::RwLock<crate::capabilities::Grants>,
     pub fetcher: Option<crate::fetch::Fetcher>,
     pub exec: crate::exec::ExecPolicy,
+    /// What one unpack may write at most, whatever the buildpack asks for.
+    pub unpack_limits: crate::archive::Limits,
     used: std::sync::Mutex<Vec<CapabilityUse>>,
+    warnings: std::sync::Mutex<Vec<String>>,
 }
+
+/// The host's own bound on one unpack (a buildpack may ask for less).
+pub const UNPACK_LIMITS: crate::archive::Limits = crate::archive::Limits {
+    max_bytes: 8 << 30,
+    max_entries: 1_000_000,
+};
 
 /// One capability call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,10 +96,12 @@ impl CapabilityHost {
         exec: crate::exec::ExecPolicy,
     ) -> Self {
         Self {
-            grants,
+            grants: std::sync::RwLock::new(grants),
             fetcher,
             exec,
+            unpack_limits: UNPACK_LIMITS,
             used: std::sync::Mutex::default(),
+            warnings: std::sync::Mutex::default(),
         }
     }
 
@@ -100,8 +114,37 @@ impl CapabilityHost {
         )
     }
 
+    /// The platform's grants.
+    pub fn grants(&self) -> std::sync::RwLockReadGuard<'_, crate::capabilities::Grants> {
+        self.grants.read().expect("not poisoned")
+    }
+
+    /// Buildpack `id` was named by the app (`project.toml`): it gets only
+    /// grants that name it.
+    pub fn mark_app_named(&self, id: &str) {
+        self.grants
+            .write()
+            .expect("not poisoned")
+            .mark_app_named(id);
+    }
+
     pub fn record(&self, u: CapabilityUse) {
         self.used.lock().expect("not poisoned").push(u);
+    }
+
+    /// Note a warning for the report; false when it was already noted.
+    pub fn warn(&self, warning: &str) -> bool {
+        let mut w = self.warnings.lock().expect("not poisoned");
+        if w.iter().any(|x| x == warning) {
+            return false;
+        }
+        w.push(warning.to_owned());
+        true
+    }
+
+    /// The warnings so far, in order.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().expect("not poisoned").clone()
     }
 
     /// Every capability call so far, in order.
@@ -296,15 +339,20 @@ pub struct WasmBuildpack {
 }
 
 impl WasmBuildpack {
-    fn store(&self, preopens: &Preopens<'_>) -> Result<Store<State>, RunError> {
+    fn store(
+        &self,
+        preopens: &Preopens<'_>,
+        quota: Option<Arc<AtomicBool>>,
+    ) -> Result<Store<State>, RunError> {
         let limits = &self.engine.limits;
-        let caps = preopens.own_layers.map(|(host, guest)| sandbox::Caps {
+        let caps = preopens.own_layers.map(|(layers, guest)| sandbox::Caps {
             host: self.engine.capabilities.clone(),
             declared: self.manifest.capabilities.clone(),
-            layers_dir: host.to_path_buf(),
+            layers: layers.clone(),
             layers_guest: guest.to_owned(),
-            app_dir: preopens.app.0.to_path_buf(),
+            app: preopens.app.0.clone(),
             build_layers: preopens.read_only.to_vec(),
+            quota: quota.clone(),
         });
         let state = State::new(
             self.id(),
@@ -316,8 +364,29 @@ impl WasmBuildpack {
         let mut store = Store::new(&self.engine.wasm, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        let budget = u64::try_from(ticks).unwrap_or(u64::MAX);
+        #[allow(clippy::single_match_else)] // two ways to set a deadline, side by side
+        match quota {
+            // Woken every tick to look at the write quota's flag.
+            Some(flag) => {
+                let mut left = budget;
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_callback(move |_| {
+                    left = left.saturating_sub(1);
+                    if flag.load(Ordering::Relaxed) {
+                        Err(wasmtime::Error::msg("write limit"))
+                    } else if left == 0 {
+                        Err(Trap::Interrupt.into())
+                    } else {
+                        Ok(wasmtime::UpdateDeadline::Continue(1))
+                    }
+                });
+            }
+            None => {
+                store.set_epoch_deadline(budget);
+                store.epoch_deadline_trap();
+            }
+        }
         Ok(store)
     }
 
@@ -342,6 +411,9 @@ impl WasmBuildpack {
         }
         result.map_err(|e| {
             let limits = &self.engine.limits;
+            if let Some(limit_mib) = state.write_limit_hit() {
+                return RunError::WriteLimit { limit_mib };
+            }
             if state.limiter.exceeded {
                 return RunError::MemoryLimit {
                     limit_mib: (limits.memory_bytes >> 20) as u64,
@@ -368,11 +440,11 @@ impl BuildpackRunner for WasmBuildpack {
 
     fn detect(&self, input: &DetectInput) -> Result<DetectOutcome, RunError> {
         let preopens = Preopens {
-            app: (&input.app_dir, FsPerms::ReadOnly),
+            app: (&input.app, FsPerms::ReadOnly),
             own_layers: None,
             read_only: &[],
         };
-        let mut store = self.store(&preopens)?;
+        let mut store = self.store(&preopens, None)?;
         let ctx = bindings::detect_context(input);
         let result = self
             .pre
@@ -385,11 +457,21 @@ impl BuildpackRunner for WasmBuildpack {
 
     fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
         let preopens = Preopens {
-            app: (&input.app_dir, FsPerms::ReadWrite),
-            own_layers: Some((&input.layers_dir, &input.layers_dir_guest)),
+            app: (&input.app, FsPerms::ReadWrite),
+            own_layers: Some((&input.layers, &input.layers_dir_guest)),
             read_only: &input.build_layers,
         };
-        let mut store = self.store(&preopens)?;
+        let quota = (input.max_write_bytes > 0).then(|| {
+            quota::WriteQuota::watch(
+                input.layers.clone(),
+                input.app.clone(),
+                input.max_write_bytes,
+            )
+        });
+        let mut store = self.store(&preopens, quota.as_ref().map(quota::WriteQuota::flag))?;
+        if quota.is_some() {
+            store.data_mut().write_limit_mib = input.max_write_bytes >> 20;
+        }
         let ctx = bindings::build_context(input);
         let result = self
             .pre

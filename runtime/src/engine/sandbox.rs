@@ -14,6 +14,7 @@ use wasmtime_wasi::{
 use super::bindings::{Level, cascade};
 use super::output::BoundedOutput;
 use crate::api::{APP_DIR, Mount, RunError};
+use crate::guest_tree::GuestTree;
 use crate::ids::BuildpackId;
 use crate::report::{LogLevel, Reporter};
 
@@ -68,9 +69,32 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    // A component made by wit-bindgen instantiates a handful of core
+    // modules (the program, adapters, shims), each with a memory or two and
+    // a table: these bounds leave room for that and stop a component that
+    // would multiply them.
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
+
+/// Core instances, memories and tables one call may create; elements of one
+/// table.
+pub const MAX_INSTANCES: usize = 64;
+pub const MAX_MEMORIES: usize = 16;
+pub const MAX_TABLES: usize = 64;
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
 /// A wall clock stopped at SOURCE_DATE_EPOCH.
 struct FixedClock(Duration);
@@ -103,10 +127,22 @@ impl HostMonotonicClock for StepClock {
 pub struct Caps {
     pub host: Arc<super::CapabilityHost>,
     pub declared: crate::capabilities::Declared,
-    pub layers_dir: std::path::PathBuf,
+    pub layers: Arc<GuestTree>,
     pub layers_guest: String,
-    pub app_dir: std::path::PathBuf,
+    pub app: Arc<GuestTree>,
     pub build_layers: Vec<Mount>,
+    /// Raised when the buildpack has written past its bound.
+    pub quota: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Caps {
+    /// `message` with the host's path of the layers dir put back as the
+    /// guest sees it: where the host keeps its work is not the guest's to
+    /// know.
+    fn guest_paths(&self, message: &str) -> String {
+        let host = self.layers.path().to_string_lossy();
+        message.replace(host.as_ref(), &self.layers_guest)
+    }
 }
 
 /// Store data of one call.
@@ -122,6 +158,8 @@ pub struct State {
     log_budget: usize,
     /// `None` in detect: capabilities are for build.
     caps: Option<Caps>,
+    /// The write bound in MiB, for the error when its flag rose.
+    pub write_limit_mib: u64,
 }
 
 impl WasiView for State {
@@ -147,23 +185,34 @@ impl cascade::buildpack::archive::Host for State {
         let Some(caps) = &self.caps else {
             return Err("unpack is available during build, not detect".into());
         };
-        let from = crate::fetch::confined(&caps.layers_dir, &archive)?;
-        let to = crate::fetch::confined(&caps.layers_dir, &destination)?;
+        let from = crate::fetch::confined(&archive)?;
+        let to = crate::fetch::confined(&destination)?;
+        let file = caps
+            .layers
+            .open_file(from)
+            .map_err(|e| caps.guest_paths(&format!("archive {archive:?}: {e}")))?;
+        let dest = caps
+            .layers
+            .create_dir_all(to)
+            .map_err(|e| caps.guest_paths(&format!("destination {destination:?}: {e}")))?;
         let format = match format {
             F::Tar => crate::archive::Format::Tar,
             F::TarGz => crate::archive::Format::TarGz,
             F::TarXz => crate::archive::Format::TarXz,
             F::Zip => crate::archive::Format::Zip,
         };
+        let asked = crate::archive::Limits {
+            max_bytes: limits.max_bytes,
+            max_entries: limits.max_entries,
+        };
         crate::archive::unpack(
-            &from,
-            &to,
+            file,
+            &archive,
+            &dest,
             format,
-            crate::archive::Limits {
-                max_bytes: limits.max_bytes,
-                max_entries: limits.max_entries,
-            },
+            asked.min(caps.host.unpack_limits),
         )
+        .map_err(|e| caps.guest_paths(&e))
     }
 }
 
@@ -191,7 +240,7 @@ impl cascade::buildpack::exec::Host for State {
             .join(" ");
         if let Err(e) = caps
             .host
-            .grants
+            .grants()
             .check_exec(self.id.as_str(), &caps.declared, &name)
         {
             record(false, argv);
@@ -212,14 +261,23 @@ impl cascade::buildpack::exec::Host for State {
                 args: &command.args,
                 env: &env,
                 working_dir: &wd,
-                app_dir: &caps.app_dir,
-                layers_dir: &caps.layers_dir,
+                app: &caps.app,
+                layers: &caps.layers,
                 layers_guest: &caps.layers_guest,
                 build_layers: &caps.build_layers,
-                network: caps.host.grants.network(&caps.declared),
+                quota: caps.quota.as_deref(),
+                network: caps.host.grants().network(self.id.as_str(), &caps.declared),
             },
             &self.reporter,
         );
+        if outcome.as_ref().is_ok_and(|o| o.unlimited) {
+            let warning = format!(
+                "exec:{name} ran without a process limit: this host lets Cascade make no pids cgroup (--require-limits refuses instead)"
+            );
+            if caps.host.warn(&warning) {
+                self.reporter.note(&format!("warning: {warning}"));
+            }
+        }
         match &outcome {
             Ok(o) => record(true, format!("{argv} (exit {})", o.status)),
             Err(e) => record(true, format!("{argv} ({e})")),
@@ -239,28 +297,31 @@ impl cascade::buildpack::fetch::Host for State {
             return Err("fetch is available during build, not detect".into());
         };
         let host = crate::capabilities::fetch_host(&request.url)?;
-        let allowed = caps
-            .host
-            .grants
-            .check_fetch(self.id.as_str(), &caps.declared, &request.url);
+        let shown = crate::fetch::display_url(&request.url);
+        let allowed =
+            caps.host
+                .grants()
+                .check_fetch(self.id.as_str(), &caps.declared, &request.url);
         caps.host.record(super::CapabilityUse {
             buildpack: self.id.to_string(),
             capability: format!("fetch:{host}"),
-            detail: request.url.clone(),
+            detail: shown.clone(),
             allowed: allowed.is_ok(),
         });
-        allowed?;
+        let source = allowed?;
         let fetcher = caps
             .host
             .fetcher
             .as_ref()
             .ok_or("fetch has no cache directory on this host")?;
-        let dest = crate::fetch::confined(&caps.layers_dir, &request.destination)?;
-        let done = fetcher.get(&request.url, &request.sha256, &dest)?;
+        let dest = crate::fetch::confined(&request.destination)?;
+        let done = fetcher
+            .get(&request.url, &request.sha256, &source, &caps.layers, &dest)
+            .map_err(|e| caps.guest_paths(&e))?;
         self.reporter.note(&format!(
             "{} used fetch:{host}: {} ({} bytes{})",
             self.id,
-            request.url,
+            shown,
             done.bytes,
             if done.cached { ", from the cache" } else { "" }
         ));
@@ -287,8 +348,8 @@ impl cascade::buildpack::log::Host for State {
 
 /// The directories a call may see; the app is always at [`APP_DIR`].
 pub struct Preopens<'a> {
-    pub app: (&'a std::path::Path, FsPerms),
-    pub own_layers: Option<(&'a std::path::Path, &'a str)>,
+    pub app: (&'a Arc<GuestTree>, FsPerms),
+    pub own_layers: Option<(&'a Arc<GuestTree>, &'a str)>,
     pub read_only: &'a [Mount],
 }
 
@@ -320,14 +381,16 @@ impl State {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .initial_cwd(APP_DIR);
-        b.preopened_dir(preopens.app.0, APP_DIR, preopens.app.1)
+        // Each preopen is the very directory the host holds a handle to,
+        // opened through it: a link swapped in at its path changes nothing.
+        b.preopened_dir(preopens.app.0.proc_path(), APP_DIR, preopens.app.1)
             .map_err(setup)?;
-        if let Some((host, guest)) = preopens.own_layers {
-            b.preopened_dir(host, guest, FsPerms::ReadWrite)
+        if let Some((tree, guest)) = preopens.own_layers {
+            b.preopened_dir(tree.proc_path(), guest, FsPerms::ReadWrite)
                 .map_err(setup)?;
         }
         for mount in preopens.read_only {
-            b.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)
+            b.preopened_dir(mount.tree.proc_path(), &mount.guest, FsPerms::ReadOnly)
                 .map_err(setup)?;
         }
         Ok(Self {
@@ -344,7 +407,17 @@ impl State {
             logged: 0,
             log_budget: limits.output_bytes,
             caps,
+            write_limit_mib: 0,
         })
+    }
+}
+
+impl State {
+    /// The write bound, when the buildpack went past it.
+    pub fn write_limit_hit(&self) -> Option<u64> {
+        let flag = self.caps.as_ref()?.quota.as_ref()?;
+        flag.load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(self.write_limit_mib)
     }
 }
 

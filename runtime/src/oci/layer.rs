@@ -5,15 +5,17 @@
 //! empty, mtime is [`crate::NORMALIZED_EPOCH`]; links are stored as links and
 //! hard links by (dev, inode). One pass hashes the tar (diff_id) and the
 //! compressed stream (blob digest) while writing the blob.
+//!
+//! The tree is read through a [`GuestTree`] handle: a buildpack wrote it, so
+//! no link in it is ever followed, and a FIFO, device or socket is refused.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::compress::{Compression, ParallelCompress};
 use super::digest::{Digest, DigestWriter};
+use crate::guest_tree::{EntryKind, GuestTree, MetadataExt};
 
 /// Owner of every entry (CNB's conventional build user).
 #[derive(Debug, Clone, Copy)]
@@ -33,10 +35,10 @@ impl Default for Owner {
 
 /// A directory tree to put in a layer at `prefix` (e.g.
 /// `layers/cascade_static-site/site`, or `workspace`).
-#[derive(Debug, Clone)]
-pub struct LayerSource {
-    pub root: PathBuf,
-    pub prefix: String,
+#[derive(Debug, Clone, Copy)]
+pub struct LayerSource<'a> {
+    pub root: &'a GuestTree,
+    pub prefix: &'a str,
     /// Export regular files directly under the tree's `bin/` as executable.
     /// Buildpacks write their layers through WASI, which has no permission
     /// bits; `bin/` is on `PATH`, so what is there is meant to run.
@@ -60,10 +62,6 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
-    #[error(
-        "{path}: unsupported file type (only files, directories and symbolic links go into layers)"
-    )]
-    Unsupported { path: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
@@ -76,7 +74,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
 /// Write `source` as a layer into `blobs_dir` (the layout's `blobs/sha256`),
 /// named by its digest once complete, compressing on every core.
 pub fn write_layer(
-    source: &LayerSource,
+    source: &LayerSource<'_>,
     blobs_dir: &Path,
     owner: Owner,
     compression: Compression,
@@ -88,19 +86,19 @@ pub fn write_layer(
 /// The diff_id `source` would have as a layer, without writing or
 /// compressing anything: the tar stream goes straight into sha256. This is
 /// how an unchanged tree is recognised at a fraction of the cost of export.
-pub fn diff_id(source: &LayerSource, owner: Owner) -> Result<Digest, LayerError> {
+pub fn diff_id(source: &LayerSource<'_>, owner: Owner) -> Result<Digest, LayerError> {
     let sink = DigestWriter::new(BufWriter::with_capacity(1 << 16, io::sink()));
     let mut tar = tar::Builder::new(sink);
     tar.follow_symlinks(false);
     tar.sparse(false);
     append_tree(&mut tar, source, owner)?;
-    let sink = tar.into_inner().map_err(io_err(&source.root))?;
+    let sink = tar.into_inner().map_err(io_err(source.root.path()))?;
     Ok(sink.finish().1)
 }
 
 /// [`write_layer`] on `threads` threads; the bytes do not depend on it.
 pub fn write_layer_with(
-    source: &LayerSource,
+    source: &LayerSource<'_>,
     blobs_dir: &Path,
     owner: Owner,
     compression: Compression,
@@ -115,7 +113,7 @@ pub fn write_layer_with(
     tar.follow_symlinks(false);
     tar.sparse(false);
     append_tree(&mut tar, source, owner)?;
-    let diff = tar.into_inner().map_err(io_err(&source.root))?;
+    let diff = tar.into_inner().map_err(io_err(source.root.path()))?;
     let (gz, diff_id, _) = diff.finish();
     let blob = gz.finish().map_err(io_err(blobs_dir))?;
     let (mut buf, digest, size) = blob.finish();
@@ -146,9 +144,10 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, owner: Owner) -> tar::Head
 
 fn append_tree<W: Write>(
     tar: &mut tar::Builder<W>,
-    source: &LayerSource,
+    source: &LayerSource<'_>,
     owner: Owner,
 ) -> Result<(), LayerError> {
+    let root = source.root.path();
     // Parents of the prefix, then the prefix itself.
     let mut acc = String::new();
     for part in source.prefix.split('/').filter(|p| !p.is_empty()) {
@@ -156,65 +155,47 @@ fn append_tree<W: Write>(
         acc.push('/');
         let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
         tar.append_data(&mut h, &acc, io::empty())
-            .map_err(io_err(&source.root))?;
+            .map_err(io_err(root))?;
     }
     let mut hardlinks: HashMap<(u64, u64), String> = HashMap::new();
-    let walker = walkdir::WalkDir::new(&source.root)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by(|a, b| a.file_name().cmp(b.file_name()));
-    for entry in walker {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(&source.root).to_path_buf();
-            LayerError::Io {
-                path,
-                source: e.into(),
+    let mut append = |e: &crate::guest_tree::Entry<'_>| -> io::Result<()> {
+        let name = format!("{acc}{}", e.rel.to_string_lossy());
+        match &e.kind {
+            EntryKind::Dir => {
+                let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
+                tar.append_data(&mut h, format!("{name}/"), io::empty())
             }
-        })?;
-        let path = entry.path();
-        let rel = path
-            .strip_prefix(&source.root)
-            .expect("walkdir stays under its root");
-        let name = format!("{acc}{}", rel.to_string_lossy());
-        let meta = entry.metadata().map_err(|e| LayerError::Io {
-            path: path.into(),
-            source: e.into(),
-        })?;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
-            tar.append_data(&mut h, format!("{name}/"), io::empty())
-                .map_err(io_err(path))?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(path).map_err(io_err(path))?;
-            let mut h = header(tar::EntryType::Symlink, 0o777, 0, owner);
-            tar.append_link(&mut h, &name, &target)
-                .map_err(io_err(path))?;
-        } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                if let Some(first) = hardlinks.get(&key) {
-                    let mut h = header(tar::EntryType::Link, 0o644, 0, owner);
-                    tar.append_link(&mut h, &name, first)
-                        .map_err(io_err(path))?;
-                    continue;
+            EntryKind::Symlink(target) => {
+                let mut h = header(tar::EntryType::Symlink, 0o777, 0, owner);
+                tar.append_link(&mut h, &name, target)
+            }
+            EntryKind::File => {
+                let meta = e.meta;
+                if meta.nlink() > 1 {
+                    let key = (meta.dev(), meta.ino());
+                    if let Some(first) = hardlinks.get(&key) {
+                        let mut h = header(tar::EntryType::Link, 0o644, 0, owner);
+                        return tar.append_link(&mut h, &name, first);
+                    }
+                    hardlinks.insert(key, name.clone());
                 }
-                hardlinks.insert(key, name.clone());
+                let in_bin = source.bin_exec && e.rel.parent() == Some(Path::new("bin"));
+                let mode = if meta.mode() & 0o111 != 0 || in_bin {
+                    0o755
+                } else {
+                    0o644
+                };
+                let file = e.open()?;
+                // The size the tar header promises is the size of the file
+                // opened, not of whatever the walk saw before.
+                let len = file.metadata()?.len();
+                let mut h = header(tar::EntryType::Regular, mode, len, owner);
+                tar.append_data(&mut h, &name, io::Read::take(file, len))
             }
-            let in_bin = source.bin_exec && rel.parent() == Some(Path::new("bin"));
-            let mode = if meta.mode() & 0o111 != 0 || in_bin {
-                0o755
-            } else {
-                0o644
-            };
-            let mut h = header(tar::EntryType::Regular, mode, meta.len(), owner);
-            let file = File::open(path).map_err(io_err(path))?;
-            tar.append_data(&mut h, &name, file).map_err(io_err(path))?;
-        } else {
-            return Err(LayerError::Unsupported { path: path.into() });
         }
-    }
-    Ok(())
+        .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", root.join(e.rel).display())))
+    };
+    source.root.walk(&mut append).map_err(io_err(root))
 }
 
 #[cfg(test)]
@@ -249,31 +230,20 @@ mod tests {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .unwrap();
-        let src = |root: &Path| LayerSource {
-            root: root.into(),
-            prefix: "workspace".into(),
+        let (t1, t2) = (
+            GuestTree::open(one.path()).unwrap(),
+            GuestTree::open(two.path()).unwrap(),
+        );
+        let src = |root| LayerSource {
+            root,
+            prefix: "workspace",
             bin_exec: false,
         };
-        let a = write_layer(
-            &src(one.path()),
-            blobs.path(),
-            Owner::default(),
-            Compression::Gzip,
-        )
-        .unwrap();
+        let a = write_layer(&src(&t1), blobs.path(), Owner::default(), Compression::Gzip).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         std::fs::write(two.path().join("a.txt"), "a").unwrap();
-        let b = write_layer(
-            &src(two.path()),
-            blobs.path(),
-            Owner::default(),
-            Compression::Gzip,
-        )
-        .unwrap();
-        assert_eq!(
-            diff_id(&src(two.path()), Owner::default()).unwrap(),
-            b.diff_id
-        );
+        let b = write_layer(&src(&t2), blobs.path(), Owner::default(), Compression::Gzip).unwrap();
+        assert_eq!(diff_id(&src(&t2), Owner::default()).unwrap(), b.diff_id);
         assert_eq!(a, b);
         assert!(blobs.path().join(a.digest.hex()).is_file());
     }
@@ -284,8 +254,8 @@ mod tests {
         tree(dir.path());
         let blob = write_layer(
             &LayerSource {
-                root: dir.path().into(),
-                prefix: "layers/bp/l".into(),
+                root: &GuestTree::open(dir.path()).unwrap(),
+                prefix: "layers/bp/l",
                 bin_exec: false,
             },
             blobs.path(),
@@ -293,7 +263,7 @@ mod tests {
             Compression::Gzip,
         )
         .unwrap();
-        let file = File::open(blobs.path().join(blob.digest.hex())).unwrap();
+        let file = std::fs::File::open(blobs.path().join(blob.digest.hex())).unwrap();
         let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
         let entries: Vec<(String, u32, u64)> = archive
             .entries()
@@ -342,9 +312,10 @@ mod tests {
             .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
             .collect();
         std::fs::write(dir.path().join("big.bin"), big).unwrap();
+        let root = GuestTree::open(dir.path()).unwrap();
         let source = LayerSource {
-            root: dir.path().into(),
-            prefix: "workspace".into(),
+            root: &root,
+            prefix: "workspace",
             bin_exec: false,
         };
         let write = |c, threads| {

@@ -10,16 +10,23 @@ use super::detect::Chosen;
 use crate::api::{self, BuildInput, BuildpackRunner, Mount, RunError, Target};
 use crate::cache::PreviousLayer;
 use crate::env::{EnvList, EnvPhase, LayerDirs};
+use crate::guest_tree::GuestTree;
 use crate::ids::BuildpackId;
 use crate::oci::layer::LayerBlob;
 use crate::report::Reporter;
+
+/// Label prefixes only the platform writes.
+pub const RESERVED_LABELS: &[&str] = &["io.buildpacks.", "dev.cascade."];
 
 /// A layer a buildpack declared, with where it lives.
 #[derive(Debug, Clone)]
 pub struct BuiltLayer {
     pub layer: api::Layer,
-    /// Its files (absent for a reused launch-only layer).
+    /// Where its files are, for messages and tests; the host reaches them
+    /// only through `tree`.
     pub host_path: PathBuf,
+    /// Its files (absent for a reused launch-only layer).
+    pub tree: Option<Arc<GuestTree>>,
     /// Its path in the sandbox and in the image (`/layers/<bp>/<name>`).
     pub guest_path: String,
     pub dirs: LayerDirs,
@@ -32,6 +39,8 @@ pub struct BuiltLayer {
 #[derive(Clone)]
 pub struct BuiltBuildpack {
     pub runner: Arc<dyn BuildpackRunner>,
+    /// Its layers dir (`/layers/<id>`).
+    pub layers_dir: Arc<GuestTree>,
     pub layers: Vec<BuiltLayer>,
     pub processes: Vec<api::Process>,
     pub labels: Vec<(String, String)>,
@@ -55,9 +64,10 @@ pub enum BuildError {
 
 pub struct Build<'a> {
     pub group: &'a [Chosen],
-    /// Host path of the writable app copy.
-    pub app_dir: &'a Path,
-    /// Host directory that stands for `/layers`.
+    /// The writable app copy.
+    pub app: &'a Arc<GuestTree>,
+    /// Host directory that stands for `/layers` (the host's: each buildpack
+    /// gets only its own directory in it).
     pub layers_root: &'a Path,
     pub platform_env: &'a api::Env,
     pub target: &'a Target,
@@ -70,21 +80,35 @@ pub struct Build<'a> {
 }
 
 impl Build<'_> {
+    #[allow(clippy::too_many_lines)] // one buildpack's checks in order; split in the crate cut
     pub fn run(&self) -> Result<Vec<BuiltBuildpack>, BuildError> {
         let mut built: Vec<BuiltBuildpack> = Vec::new();
-        for chosen in self.group {
+        for (i, chosen) in self.group.iter().enumerate() {
             let runner = &chosen.runner;
             let id = runner.id().clone();
+            // Two members with one layers dir would share (and overwrite)
+            // each other's layers.
+            if self.group[..i]
+                .iter()
+                .any(|c| c.runner.id().escaped() == id.escaped())
+            {
+                return Err(BuildError::Buildpack {
+                    id: id.clone(),
+                    source: RunError::InvalidOutput(format!(
+                        "another buildpack of the group has the layers dir of {id}"
+                    )),
+                });
+            }
             self.reporter.note(&format!(
                 "building with {id}@{}",
                 runner.manifest().buildpack.version
             ));
             let escaped = id.escaped();
-            let layers_dir = self.layers_root.join(&escaped);
-            std::fs::create_dir_all(&layers_dir).map_err(|source| BuildError::Io {
+            let io = |source| BuildError::Io {
                 id: id.clone(),
                 source,
-            })?;
+            };
+            let layers = Arc::new(GuestTree::create(&self.layers_root.join(&escaped)).map_err(io)?);
             let layers_dir_guest = format!("{}/{escaped}", api::LAYERS_DIR);
 
             let mut build_env = EnvList::default();
@@ -92,16 +116,18 @@ impl Build<'_> {
             for earlier in &built {
                 for l in earlier.layers.iter().filter(|l| l.layer.types.build) {
                     build_env.apply_layer(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
-                    build_layers.push(Mount {
-                        host: l.host_path.clone(),
-                        guest: l.guest_path.clone(),
-                    });
+                    if let Some(tree) = &l.tree {
+                        build_layers.push(Mount {
+                            tree: tree.clone(),
+                            guest: l.guest_path.clone(),
+                        });
+                    }
                 }
             }
             let previous: &[PreviousLayer] = self.restored.get(&id).map_or(&[], Vec::as_slice);
             let input = BuildInput {
-                app_dir: self.app_dir.to_path_buf(),
-                layers_dir: layers_dir.clone(),
+                app: self.app.clone(),
+                layers: layers.clone(),
                 layers_dir_guest: layers_dir_guest.clone(),
                 build_layers,
                 platform_env: self.platform_env.clone(),
@@ -109,6 +135,7 @@ impl Build<'_> {
                 plan: chosen.plan.clone(),
                 target: self.target.clone(),
                 restored: previous.iter().map(|p| p.restored.clone()).collect(),
+                max_write_bytes: self.max_layers_bytes,
             };
             let fail = |source| BuildError::Buildpack {
                 id: id.clone(),
@@ -116,7 +143,9 @@ impl Build<'_> {
             };
             let output = runner.build(&input).map_err(fail)?;
             if self.max_layers_bytes > 0 {
-                let used = dir_bytes(&layers_dir);
+                let used = layers
+                    .bytes()
+                    .map_err(|e| fail(RunError::InvalidOutput(e.to_string())))?;
                 if used > self.max_layers_bytes {
                     return Err(fail(RunError::InvalidOutput(format!(
                         "its layers hold {} MiB, over the limit of {} MiB (--max-layers-mib)",
@@ -125,23 +154,31 @@ impl Build<'_> {
                     ))));
                 }
             }
-            let mut layers = Vec::new();
+            let mut declared: Vec<BuiltLayer> = Vec::new();
             for layer in output.layers {
-                if layers
-                    .iter()
-                    .any(|l: &BuiltLayer| l.layer.name == layer.name)
-                {
+                if declared.iter().any(|l| l.layer.name == layer.name) {
                     return Err(fail(RunError::InvalidOutput(format!(
                         "layer {} declared twice",
                         layer.name
                     ))));
                 }
-                layers.push(
-                    built_layer(layer, &layers_dir, &layers_dir_guest, previous).map_err(fail)?,
-                );
+                declared
+                    .push(built_layer(layer, &layers, &layers_dir_guest, previous).map_err(fail)?);
             }
             // CNB: layers in name order within a buildpack.
-            layers.sort_by(|a, b| a.layer.name.cmp(&b.layer.name));
+            declared.sort_by(|a, b| a.layer.name.cmp(&b.layer.name));
+            // The CNB and Cascade labels are written by export from what it
+            // knows; a buildpack setting one would forge the image's record.
+            if let Some((k, _)) = output
+                .labels
+                .iter()
+                .find(|(k, _)| RESERVED_LABELS.iter().any(|p| k.starts_with(p)))
+            {
+                return Err(fail(RunError::InvalidOutput(format!(
+                    "label {k}: labels under {} are the platform's, not a buildpack's",
+                    RESERVED_LABELS.join(", ")
+                ))));
+            }
             for p in &output.processes {
                 if p.command.is_empty() {
                     return Err(fail(RunError::InvalidOutput(format!(
@@ -152,7 +189,8 @@ impl Build<'_> {
             }
             built.push(BuiltBuildpack {
                 runner: runner.clone(),
-                layers,
+                layers_dir: layers.clone(),
+                layers: declared,
                 processes: output.processes,
                 labels: output.labels,
             });
@@ -161,30 +199,29 @@ impl Build<'_> {
     }
 }
 
-/// Bytes of the regular files under `dir` (links not followed).
-fn dir_bytes(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
-}
-
 /// Check one declared layer against what is on disk and what was restored,
 /// and say where its files, env facts and (when reused) blob come from.
 fn built_layer(
     layer: api::Layer,
-    layers_dir: &Path,
+    layers: &GuestTree,
     layers_dir_guest: &str,
     previous: &[PreviousLayer],
 ) -> Result<BuiltLayer, RunError> {
     let invalid = |message: String| Err(RunError::InvalidOutput(message));
     let name = &layer.name;
-    let host_path = layers_dir.join(name.as_str());
+    let host_path = layers.path().join(name.as_str());
     let guest_path = format!("{layers_dir_guest}/{name}");
+    // A layer's files are a real directory of the buildpack's: a link in
+    // its place (to a host directory, say) is refused, never followed.
+    let tree = match layers.subtree(name.as_str()) {
+        Ok(t) => Some(Arc::new(t)),
+        Err(_) if !layers.exists(name.as_str()) => None,
+        Err(e) => {
+            return invalid(format!(
+                "layer {name}: its directory {guest_path} is not a real directory ({e})"
+            ));
+        }
+    };
     if let Some(sbom) = &layer.sbom {
         let doc: Result<serde_json::Value, _> = serde_json::from_str(sbom);
         if !doc.is_ok_and(|d| d["bomFormat"] == "CycloneDX") {
@@ -210,23 +247,28 @@ fn built_layer(
                 "layer {name} is marked reused, but neither its files nor its blob are left"
             ));
         }
-        let dirs = if prev.restored.has_files {
-            LayerDirs::of(&host_path)
-        } else {
-            prev.dirs
+        let dirs = match (&tree, prev.restored.has_files) {
+            (Some(t), true) => LayerDirs::of(t),
+            (None, true) => {
+                return invalid(format!(
+                    "layer {name} is marked reused, but its directory {guest_path} is gone"
+                ));
+            }
+            _ => prev.dirs,
         };
         (dirs, reuse)
     } else {
-        if !host_path.is_dir() {
+        let Some(t) = &tree else {
             return invalid(format!(
                 "layer {name} was declared but its directory {guest_path} does not exist"
             ));
-        }
-        (LayerDirs::of(&host_path), None)
+        };
+        (LayerDirs::of(t), None)
     };
     Ok(BuiltLayer {
         layer,
         host_path,
+        tree,
         guest_path,
         dirs,
         reuse,
@@ -296,7 +338,7 @@ mod tests {
     ) -> Result<Vec<BuiltBuildpack>, BuildError> {
         Build {
             group,
-            app_dir: root,
+            app: &Arc::new(GuestTree::open(root).unwrap()),
             layers_root: &root.join("layers"),
             platform_env: &api::Env::new(),
             target: &Target::new("linux", "amd64"),
@@ -402,7 +444,7 @@ mod tests {
     fn later_buildpacks_see_earlier_build_layers_and_their_env() {
         let tmp = tempfile::tempdir().unwrap();
         let jdk = chosen("a/jdk", |input| {
-            std::fs::create_dir_all(input.layers_dir.join("jdk/bin")).unwrap();
+            std::fs::create_dir_all(input.layers.path().join("jdk/bin")).unwrap();
             let entry = |scope, name: &str| EnvEntry {
                 name: name.into(),
                 value: "/opt".into(),

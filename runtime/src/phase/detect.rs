@@ -248,7 +248,9 @@ mod tests {
         bps: &[Arc<dyn BuildpackRunner>],
     ) -> Result<Detected, DetectError> {
         let input = DetectInput {
-            app_dir: ".".into(),
+            app: Arc::new(
+                crate::guest_tree::GuestTree::open_named(std::path::Path::new(".")).unwrap(),
+            ),
             platform_env: BTreeMap::new(),
             target: Target::new("linux", "amd64"),
         };

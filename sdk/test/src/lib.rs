@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cascade_runtime::api::{self, BuildpackRunner, DetectInput, DetectOutcome, Env, Target};
 use cascade_runtime::engine::{Engine, Limits, WasmBuildpack};
+use cascade_runtime::guest_tree::GuestTree;
 use cascade_runtime::ids::BuildpackId;
 use cascade_runtime::phase::{Build, BuiltBuildpack, BuiltLayer, Chosen};
 use cascade_runtime::report::{LogLevel, Reporter};
@@ -144,8 +145,10 @@ impl BuildpackTest {
 
     /// Run `detect` against the app at `app` (read-only, as in a build).
     pub fn detect(&self, app: impl AsRef<Path>) -> Detected {
+        let tree = GuestTree::open_named(app.as_ref())
+            .unwrap_or_else(|e| panic!("the app {}: {e}", app.as_ref().display()));
         let input = DetectInput {
-            app_dir: app.as_ref().to_path_buf(),
+            app: Arc::new(tree),
             platform_env: self.platform_env.clone(),
             target: self.target.clone(),
         };
@@ -176,9 +179,10 @@ impl BuildpackTest {
             runner: self.runner.clone(),
             plan: Vec::new(),
         }];
+        let tree = Arc::new(GuestTree::open(&workspace).expect("the workspace"));
         let built = Build {
             group: &group,
-            app_dir: &workspace,
+            app: &tree,
             layers_root: &layers,
             platform_env: &self.platform_env,
             target: &self.target,
@@ -281,6 +285,7 @@ impl BuilderTest {
             clear_cache: false,
             capabilities: None,
             max_layers_bytes: 0,
+            cache_key: None,
         };
         let oci = cascade_runtime::oci::store::Oci::new(&dir.path().join("cache"), None)
             .map_err(|e| e.to_string())?;

@@ -4,7 +4,6 @@
 //! place, so a failed export leaves the layout's images as they were.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -14,6 +13,7 @@ use super::build::BuiltBuildpack;
 use crate::api::EnvEntry;
 use crate::api::{APP_DIR, Process};
 use crate::env::{self, EnvPhase, layer_entries};
+use crate::guest_tree::GuestTree;
 use crate::ids::{BuildpackId, LayerName};
 use crate::labels::{self, LayerShas, RunImageLabel};
 use crate::oci::compress::Compression;
@@ -39,8 +39,8 @@ pub enum ExportError {
 
 pub struct Export<'a> {
     pub built: &'a [BuiltBuildpack],
-    /// Host path of the app tree after build.
-    pub app_dir: &'a Path,
+    /// The app tree after build.
+    pub app: &'a GuestTree,
     pub run_image: &'a RunImage,
     /// Where the new layers go (the output layout, or a staging layout
     /// before a push). Run-image layers and tags are the caller's business.
@@ -59,6 +59,8 @@ pub struct Export<'a> {
     /// Capability calls behind the image's layers, recorded in a label
     /// (see `capabilities::provenance`).
     pub capabilities: &'a [crate::engine::CapabilityUse],
+    /// Buildpacks of the group that the app named, not the platform.
+    pub app_named: &'a [String],
     pub reporter: &'a dyn Reporter,
 }
 
@@ -81,10 +83,11 @@ pub struct Exported {
     pub default_process: Option<String>,
 }
 
-/// One layer to write: its report name and source.
-struct Job {
+/// One layer to write: its report name and source (`None`: not a tree,
+/// the SBOM layer that export writes itself).
+struct Job<'a> {
     name: String,
-    source: LayerSource,
+    source: Option<LayerSource<'a>>,
     reuse: Reuse,
 }
 
@@ -109,11 +112,11 @@ impl Export<'_> {
             for l in bp.layers.iter().filter(|l| l.layer.types.launch) {
                 jobs.push(Job {
                     name: format!("{}:{}", bp.runner.id(), l.layer.name),
-                    source: LayerSource {
-                        root: l.host_path.clone(),
-                        prefix: l.guest_path.trim_start_matches('/').into(),
+                    source: l.tree.as_deref().map(|root| LayerSource {
+                        root,
+                        prefix: l.guest_path.trim_start_matches('/'),
                         bin_exec: true,
-                    },
+                    }),
                     reuse: l.reuse.clone().map_or(Reuse::No, Reuse::Kept),
                 });
                 owners.push((i, l.layer.name.to_string()));
@@ -121,11 +124,11 @@ impl Export<'_> {
         }
         jobs.push(Job {
             name: "app".into(),
-            source: LayerSource {
-                root: self.app_dir.into(),
-                prefix: APP_DIR.trim_start_matches('/').into(),
+            source: Some(LayerSource {
+                root: self.app,
+                prefix: APP_DIR.trim_start_matches('/'),
                 bin_exec: false,
-            },
+            }),
             reuse: self
                 .previous_app
                 .cloned()
@@ -244,7 +247,7 @@ impl Export<'_> {
     fn write_layers(
         &self,
         layout: &Layout,
-        jobs: &[Job],
+        jobs: &[Job<'_>],
     ) -> Result<(Vec<LayerBlob>, Vec<bool>), ExportError> {
         let blobs_dir = layout.blobs_dir();
         let usable = |b: &LayerBlob| self.usable(layout, b);
@@ -253,8 +256,9 @@ impl Export<'_> {
         for job in jobs {
             let previous = match &job.reuse {
                 Reuse::Kept(b) if usable(b) => Some(b.clone()),
-                Reuse::IfUnchanged(b) if usable(b) => {
-                    let now = layer::diff_id(&job.source, self.owner)?;
+                Reuse::IfUnchanged(b) if usable(b) && job.source.is_some() => {
+                    let source = job.source.as_ref().expect("checked");
+                    let now = layer::diff_id(source, self.owner)?;
                     (now == b.diff_id).then(|| b.clone())
                 }
                 _ => None,
@@ -266,9 +270,9 @@ impl Export<'_> {
                 reused.push(true);
                 continue;
             }
-            if matches!(job.reuse, Reuse::Kept(_)) && !job.source.root.is_dir() {
+            let Some(source) = &job.source else {
                 return Err(ExportError::Layer(LayerError::Io {
-                    path: job.source.root.clone(),
+                    path: job.name.clone().into(),
                     source: std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         format!(
@@ -277,10 +281,10 @@ impl Export<'_> {
                         ),
                     ),
                 }));
-            }
+            };
             self.reporter.note(&format!("exporting layer {}", job.name));
             blobs.push(write_layer(
-                &job.source,
+                source,
                 &blobs_dir,
                 self.owner,
                 self.compression,
@@ -293,7 +297,7 @@ impl Export<'_> {
     fn config(
         &self,
         blobs: &[LayerBlob],
-        jobs: &[Job],
+        jobs: &[Job<'_>],
         processes: &[(Process, String)],
         default: Option<&Process>,
         shas: &LayerShas<'_>,
@@ -438,6 +442,12 @@ impl Export<'_> {
             labels.insert(
                 labels::CAPABILITIES.into(),
                 json!(as_text(&json!(uses), "capabilities label")?),
+            );
+        }
+        if !self.app_named.is_empty() {
+            labels.insert(
+                labels::APP_BUILDPACKS.into(),
+                json!(as_text(&json!(self.app_named), "app buildpacks label")?),
             );
         }
         Ok(labels)

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{Export, ExportError, Job, Reuse};
 use crate::api::APP_DIR;
+use crate::guest_tree::GuestTree;
 use crate::oci::layer::{self, LayerBlob, LayerError, LayerSource, write_layer};
 use crate::oci::{Layout, canonical};
 use crate::sbom;
@@ -17,7 +18,7 @@ impl Export<'_> {
     pub(super) fn add_sbom(
         &self,
         layout: &Layout,
-        jobs: &mut Vec<Job>,
+        jobs: &mut Vec<Job<'_>>,
         blobs: &mut Vec<LayerBlob>,
         reused: &mut Vec<bool>,
     ) -> Result<(Vec<u8>, LayerBlob), ExportError> {
@@ -27,11 +28,7 @@ impl Export<'_> {
             at,
             Job {
                 name: "sbom".into(),
-                source: LayerSource {
-                    root: std::path::PathBuf::new(),
-                    prefix: String::new(),
-                    bin_exec: false,
-                },
+                source: None,
                 reuse: Reuse::No,
             },
         );
@@ -46,7 +43,7 @@ impl Export<'_> {
     fn write_sbom(
         &self,
         layout: &Layout,
-        jobs: &[Job],
+        jobs: &[Job<'_>],
         blobs: &[LayerBlob],
     ) -> Result<(Vec<u8>, LayerBlob, bool), ExportError> {
         let dir = tempfile::tempdir().map_err(|e| io_error(Path::new("sbom"), e))?;
@@ -106,9 +103,10 @@ impl Export<'_> {
             source,
         })?;
         write_file(&launch.join("sbom.cdx.json"), &bytes)?;
+        let root = GuestTree::open(dir.path()).map_err(|e| io_error(dir.path(), e))?;
         let source = LayerSource {
-            root: dir.path().into(),
-            prefix: "layers/sbom".into(),
+            root: &root,
+            prefix: "layers/sbom",
             bin_exec: false,
         };
         if let Some(prev) = self.previous_sbom.filter(|b| self.usable(layout, b))

@@ -23,6 +23,22 @@
 //! - `huge-output`: writes 64 MiB into a layer;
 //! - `exec-sleep`: runs `busybox sleep 60`;
 //! - `fork-bomb`: runs a fork bomb with `busybox sh`;
+//! - `link-unpack`: links `out` in its layers dir to the host directory
+//!   `$CANARY` names (by enough `..` to reach `/`), then unpacks the app's
+//!   `evil.tar` into `out`;
+//! - `link-archive`: links `a.tar` to `$CANARY/secret.tar` and unpacks it;
+//! - `link-launch-layer`: declares a launch layer whose directory is a link
+//!   to `$CANARY`;
+//! - `link-build-layer`: the same as a build layer;
+//! - `link-in-layer`: a launch layer holding a link to `$CANARY/secret.txt`;
+//! - `link-cache-layer`: a cache layer holding a link to `$CANARY`;
+//! - `fetch-file`: fetches `file://$CANARY/secret.txt` with a wrong sha256,
+//!   and logs the error it got;
+//! - `write-forever`: writes 1 MiB files into a layer without end;
+//! - `exec-write-forever`: has `busybox dd` write zeros into its layers
+//!   without end;
+//! - `forge-label`: sets the `dev.cascade.capabilities` label itself;
+//! - `escape-log`: logs and prints terminal escape sequences;
 //! - `ok`: behaves, and writes a launch layer.
 
 use cascade_sdk::{
@@ -164,8 +180,102 @@ fn act_in_build(ctx: &BuildContext) -> Result<Option<BuildResult>> {
             layer.fetch("http://example.invalid/x", &"0".repeat(64), "x")?;
             Ok(None)
         }
+        "build:write-forever" => {
+            let layer = ctx.layer("endless")?;
+            let chunk = vec![7u8; 1 << 20];
+            for i in 0.. {
+                std::fs::write(layer.path().join(format!("part-{i}")), &chunk)?;
+            }
+            Ok(None)
+        }
+        "build:exec-write-forever" => {
+            let to = format!("of={}/zeros", ctx.layers_dir().display());
+            exec::Command::new("busybox")
+                .args(["dd", "if=/dev/zero", &to, "bs=1048576"])
+                .run()?;
+            Ok(None)
+        }
+        "build:forge-label" => Ok(Some(
+            BuildResult::new().label("dev.cascade.capabilities", "[]"),
+        )),
+        "build:escape-log" => {
+            let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2K\rbuild succeeded";
+            cascade_sdk::log::warn(evil);
+            println!("{evil}");
+            Ok(None)
+        }
+        _ => act_on_the_host_boundary(ctx, what),
+    }
+}
+
+/// Acts that make links, archives and URLs pointing at the host.
+fn act_on_the_host_boundary(ctx: &BuildContext, what: &str) -> Result<Option<BuildResult>> {
+    match what {
+        "build:link-unpack" => {
+            let layers = ctx.layers_dir().to_path_buf();
+            cascade_sdk::fs::symlink(to_host(ctx, ""), layers.join("out"))?;
+            std::fs::copy(ctx.app_dir().join("evil.tar"), layers.join("evil.tar"))?;
+            ctx.unpack(layers.join("evil.tar"), layers.join("out"))?;
+            Ok(None)
+        }
+        "build:link-archive" => {
+            let layers = ctx.layers_dir().to_path_buf();
+            cascade_sdk::fs::symlink(to_host(ctx, "secret.tar"), layers.join("a.tar"))?;
+            ctx.unpack(layers.join("a.tar"), layers.join("x"))?;
+            Ok(None)
+        }
+        "build:link-launch-layer" | "build:link-build-layer" => {
+            let layer = ctx.layer("stolen")?;
+            let layer = if what.ends_with("launch-layer") {
+                layer.launch(true)
+            } else {
+                layer.build(true)
+            };
+            std::fs::remove_dir_all(layer.path())?;
+            cascade_sdk::fs::symlink(to_host(ctx, ""), layer.path())?;
+            Ok(Some(BuildResult::new().layer(layer)))
+        }
+        "build:link-in-layer" | "build:link-cache-layer" => {
+            let layer = ctx.layer("links")?;
+            let layer = if what.ends_with("cache-layer") {
+                layer.cache(true)
+            } else {
+                layer.launch(true)
+            };
+            std::fs::write(layer.path().join("plain.txt"), "plain\n")?;
+            cascade_sdk::fs::symlink(to_host(ctx, "secret.txt"), layer.path().join("leak"))?;
+            cascade_sdk::fs::symlink(to_host(ctx, ""), layer.path().join("dir"))?;
+            Ok(Some(BuildResult::new().layer(layer)))
+        }
+        "build:fetch-file" => {
+            let canary = ctx
+                .platform_env()
+                .get("CANARY")
+                .cloned()
+                .unwrap_or_default();
+            let layer = ctx.layer("dl")?;
+            let e = layer
+                .fetch(&format!("file://{canary}/secret.txt"), &"0".repeat(64), "x")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            Err(BuildpackError::new(format!("the fetch said: {e}")))
+        }
         _ => Ok(None),
     }
+}
+
+/// A relative link target that reaches `$CANARY/rel` on the host from
+/// anywhere in the layers dir: enough `..` to reach `/`, then the path.
+fn to_host(ctx: &BuildContext, rel: &str) -> String {
+    let canary = ctx
+        .platform_env()
+        .get("CANARY")
+        .cloned()
+        .unwrap_or_default();
+    let up = "../".repeat(40);
+    let path = format!("{up}{}/{rel}", canary.trim_start_matches('/'));
+    path.trim_end_matches('/').to_owned()
 }
 
 impl Buildpack for Hostile {
