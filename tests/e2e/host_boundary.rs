@@ -409,6 +409,6 @@ fn a_buildpack_writing_without_end_is_stopped_while_it_runs() {
                 "exec:busybox",
             ],
         );
-        failed_saying(&o, &["test/hostile", "wrote past its bound"]);
+        failed_saying(&o, &["test/hostile", "wrote more than 16 MiB"]);
     }
 }
