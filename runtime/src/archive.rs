@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+use crate::deadline::Deadline;
 use crate::guest_tree::GuestTree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +94,7 @@ fn link_target_ok(rel: &Path, target: &Path) -> Result<(), String> {
 struct Unpacker<'a> {
     dest: &'a GuestTree,
     limits: Limits,
+    deadline: Deadline,
     bytes: u64,
     entries: u32,
     /// Regular files this archive wrote: the only targets of its hard links.
@@ -101,6 +103,7 @@ struct Unpacker<'a> {
 
 impl Unpacker<'_> {
     fn entry(&mut self) -> Result<(), String> {
+        self.deadline.check("unpack")?;
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             return Err(format!(
@@ -125,6 +128,7 @@ impl Unpacker<'_> {
             .map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
+            self.deadline.check("unpack")?;
             let n = from.read(&mut buf).map_err(|e| e.to_string())?;
             if n == 0 {
                 break;
@@ -173,18 +177,28 @@ pub fn unpack(
     dest: &GuestTree,
     format: Format,
     limits: Limits,
+    deadline: Deadline,
 ) -> Result<u64, String> {
     let mut u = Unpacker {
         dest,
         limits,
+        deadline,
         bytes: 0,
         entries: 0,
         files: HashSet::new(),
     };
     let result = match format {
-        Format::Tar => unpack_tar(Box::new(archive), &mut u),
-        Format::TarGz => unpack_tar(Box::new(flate2::read::MultiGzDecoder::new(archive)), &mut u),
-        Format::TarXz => unpack_tar(Box::new(xz2::read::XzDecoder::new(archive)), &mut u),
+        // The decoded stream is checked too: a tar of headers only never
+        // reaches a file's copy loop.
+        Format::Tar => unpack_tar(Box::new(deadline.reader(archive)), &mut u),
+        Format::TarGz => unpack_tar(
+            Box::new(deadline.reader(flate2::read::MultiGzDecoder::new(archive))),
+            &mut u,
+        ),
+        Format::TarXz => unpack_tar(
+            Box::new(deadline.reader(xz2::read::XzDecoder::new(archive))),
+            &mut u,
+        ),
         Format::Zip => unpack_zip(archive, &mut u),
     };
     result.map_err(|e| format!("{name}: {e}"))?;
@@ -258,6 +272,7 @@ fn unpack_zip(file: std::fs::File, u: &mut Unpacker<'_>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const LIMITS: Limits = Limits {
         max_bytes: 1 << 20,
@@ -286,7 +301,34 @@ mod tests {
     fn unpack_file(archive: &Path, dest: &Path, format: Format) -> Result<u64, String> {
         let tree = GuestTree::create(dest).unwrap();
         let file = std::fs::File::open(archive).unwrap();
-        unpack(file, "a", &tree, format, LIMITS)
+        unpack(
+            file,
+            "a",
+            &tree,
+            format,
+            LIMITS,
+            Deadline::after(Duration::from_mins(1)),
+        )
+    }
+
+    #[test]
+    fn an_unpack_past_the_call_deadline_stops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = GuestTree::create(&tmp.path().join("dest")).unwrap();
+        let archive = tmp.path().join("a.tar");
+        std::fs::write(&archive, tar(&[("f", tar::EntryType::Regular, "", b"x")])).unwrap();
+        let file = std::fs::File::open(&archive).unwrap();
+        let e = unpack(
+            file,
+            "a.tar",
+            &tree,
+            Format::Tar,
+            LIMITS,
+            Deadline::after(Duration::ZERO),
+        )
+        .unwrap_err();
+        assert!(e.contains("deadline"), "{e}");
+        assert!(!tree.exists(Path::new("f")));
     }
 
     fn run(bytes: &[u8]) -> (tempfile::TempDir, Result<u64, String>) {

@@ -117,6 +117,8 @@ pub struct ExecRequest<'a> {
     /// stopped.
     pub quota: Option<&'a std::sync::atomic::AtomicBool>,
     pub network: bool,
+    /// The calling buildpack's own deadline: a tool does not outlive it.
+    pub deadline: crate::deadline::Deadline,
 }
 
 /// What the call did.
@@ -326,8 +328,9 @@ pub fn run(
     let err = pump(Box::new(child.stderr.take().expect("piped")), "stderr");
     // Woken by the child's exit, not by polling: a tool that takes 20 ms
     // costs 20 ms.
-    let Some(status) = wait(&mut child, policy.timeout, req.quota)
-        .map_err(|e| format!("exec {}: {e}", req.program))?
+    let timeout = policy.timeout.min(req.deadline.left());
+    let Some(status) =
+        wait(&mut child, timeout, req.quota).map_err(|e| format!("exec {}: {e}", req.program))?
     else {
         if req
             .quota
@@ -342,11 +345,18 @@ pub fn run(
         // killing bwrap ends its PID namespace and everything in it).
         let _ = child.kill();
         let _ = child.wait();
-        return Err(format!(
-            "exec {}: ran past its deadline of {} s and was stopped",
-            req.program,
-            policy.timeout.as_secs()
-        ));
+        return Err(if timeout < policy.timeout {
+            format!(
+                "exec {}: stopped at the buildpack's own deadline",
+                req.program
+            )
+        } else {
+            format!(
+                "exec {}: ran past its deadline of {} s and was stopped",
+                req.program,
+                policy.timeout.as_secs()
+            )
+        });
     };
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
@@ -592,6 +602,7 @@ mod tests {
                 build_layers: &[],
                 quota: None,
                 network: false,
+                deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
             })
         };
         let t = resolve("/layers/x_node/node/bin/node").unwrap();

@@ -17,6 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::Digest as _;
 
+use crate::deadline::Deadline;
 use crate::guest_tree::GuestTree;
 use crate::oci::{Digest, DigestWriter};
 
@@ -79,6 +80,7 @@ impl Fetcher {
         source: &Source,
         dest: &GuestTree,
         rel: &Path,
+        deadline: Deadline,
     ) -> Result<Fetched, String> {
         let shown = display_url(url);
         let digest: Digest = format!("sha256:{sha256}")
@@ -94,7 +96,7 @@ impl Fetcher {
                     self.cache_dir.display()
                 ));
             }
-            self.download(url, &shown, source, &digest, &cached)?;
+            self.download(url, &shown, source, &digest, &cached, deadline)?;
         }
         // A copy, not a link: the layer may be changed after, the cache
         // not. Hashed again on the way, so a damaged cache entry is noticed.
@@ -126,10 +128,11 @@ impl Fetcher {
         source: &Source,
         digest: &Digest,
         to: &Path,
+        deadline: Deadline,
     ) -> Result<(), String> {
         std::fs::create_dir_all(&self.cache_dir)
             .map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
-        let mut reader: Box<dyn Read> = match source {
+        let reader: Box<dyn Read> = match source {
             Source::File { root, rel } => {
                 let dir = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority())
                     .map_err(|e| format!("fetch root {}: {e}", root.display()))?;
@@ -141,8 +144,9 @@ impl Fetcher {
                 let file = dir.open(rel).map_err(beneath)?;
                 Box::new(file.into_std())
             }
-            Source::Http => Box::new(self.http(url, shown)?),
+            Source::Http => Box::new(self.http(url, shown, deadline)?),
         };
+        let mut reader = deadline.reader(reader);
         let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)
             .map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
         let mut out = DigestWriter::new(std::io::BufWriter::new(
@@ -178,7 +182,12 @@ impl Fetcher {
         Ok(())
     }
 
-    fn http(&self, url: &str, shown: &str) -> Result<reqwest::blocking::Response, String> {
+    fn http(
+        &self,
+        url: &str,
+        shown: &str,
+        deadline: Deadline,
+    ) -> Result<reqwest::blocking::Response, String> {
         let host = reqwest::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -198,7 +207,8 @@ impl Fetcher {
             }
         });
         let client = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_mins(10))
+            // The whole exchange, body included, within the call's time.
+            .timeout(deadline.left().min(std::time::Duration::from_mins(10)))
             .redirect(policy)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
@@ -254,6 +264,38 @@ mod tests {
         );
     }
 
+    fn later() -> Deadline {
+        Deadline::after(std::time::Duration::from_mins(1))
+    }
+
+    #[test]
+    fn a_download_past_the_call_deadline_stops_and_caches_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mirror = tmp.path().join("mirror");
+        std::fs::create_dir(&mirror).unwrap();
+        std::fs::write(mirror.join("a"), b"bytes").unwrap();
+        let f = Fetcher::new(&tmp.path().join("cache"), false, 1 << 20);
+        let layers = GuestTree::create(&tmp.path().join("layers")).unwrap();
+        let url = format!("file://{}/a", mirror.display());
+        let e = f
+            .get(
+                &url,
+                Digest::of(b"bytes").hex(),
+                &file_source(&mirror, "a"),
+                &layers,
+                Path::new("x"),
+                Deadline::after(std::time::Duration::ZERO),
+            )
+            .unwrap_err();
+        assert!(e.contains("deadline"), "{e}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("cache/fetch"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
     fn file_source(root: &Path, name: &str) -> Source {
         Source::File {
             root: root.into(),
@@ -275,7 +317,7 @@ mod tests {
         let layers = GuestTree::create(&tmp.path().join("layers")).unwrap();
         let dest = Path::new("deps/p.bin");
         assert_eq!(
-            f.get(&url, &sha, &source, &layers, dest).unwrap(),
+            f.get(&url, &sha, &source, &layers, dest, later()).unwrap(),
             Fetched {
                 bytes: 7,
                 cached: false
@@ -286,14 +328,14 @@ mod tests {
         let offline = Fetcher::new(&tmp.path().join("cache"), true, 1 << 20);
         assert!(
             offline
-                .get(&url, &sha, &source, &layers, dest)
+                .get(&url, &sha, &source, &layers, dest, later())
                 .unwrap()
                 .cached
         );
 
         std::fs::write(&src, b"tampered").unwrap();
         let e = f
-            .get(&url, &"0".repeat(64), &source, &layers, dest)
+            .get(&url, &"0".repeat(64), &source, &layers, dest, later())
             .unwrap_err();
         assert!(e.contains("sha256 mismatch"), "{e}");
         assert!(
@@ -302,7 +344,14 @@ mod tests {
         );
         let small = Fetcher::new(&tmp.path().join("cache2"), false, 4);
         let e = small
-            .get(&url, Digest::of(b"tampered").hex(), &source, &layers, dest)
+            .get(
+                &url,
+                Digest::of(b"tampered").hex(),
+                &source,
+                &layers,
+                dest,
+                later(),
+            )
             .unwrap_err();
         assert!(e.contains("fetch limit"), "{e}");
         assert_eq!(
@@ -330,6 +379,7 @@ mod tests {
             &file_source(&mirror, "a"),
             &layers,
             Path::new("x"),
+            later(),
         )
         .unwrap();
         // Another URL with the same digest is not served from the cache.
@@ -340,7 +390,8 @@ mod tests {
                 &sha,
                 &file_source(&mirror, "missing"),
                 &layers,
-                Path::new("y")
+                Path::new("y"),
+                later(),
             )
             .is_err()
         );
@@ -355,6 +406,7 @@ mod tests {
                 &file_source(&mirror, "a"),
                 &layers,
                 Path::new("z"),
+                later(),
             )
             .unwrap_err();
         assert!(e.contains("damaged"), "{e}");
@@ -378,7 +430,8 @@ mod tests {
                 &sha,
                 &file_source(&mirror, "s"),
                 &layers,
-                Path::new("x")
+                Path::new("x"),
+                later(),
             )
             .is_err()
         );

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod cargo;
 pub mod config_file;
+pub mod deadline;
 pub mod distribution;
 pub mod embedded;
 pub mod engine;

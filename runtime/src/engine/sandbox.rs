@@ -14,6 +14,7 @@ use wasmtime_wasi::{
 use super::bindings::{Level, cascade};
 use super::output::BoundedOutput;
 use crate::api::{APP_DIR, Mount, RunError};
+use crate::deadline::Deadline;
 use crate::guest_tree::GuestTree;
 use crate::ids::BuildpackId;
 use crate::report::{LogLevel, Reporter};
@@ -160,6 +161,8 @@ pub struct State {
     caps: Option<Caps>,
     /// The write bound in MiB, for the error when its flag rose.
     pub write_limit_mib: u64,
+    /// The call's deadline, which its host calls keep too.
+    deadline: Deadline,
 }
 
 impl WasiView for State {
@@ -211,6 +214,7 @@ impl cascade::buildpack::archive::Host for State {
             &dest,
             format,
             asked.min(caps.host.unpack_limits),
+            self.deadline,
         )
         .map_err(|e| caps.guest_paths(&e))
     }
@@ -267,6 +271,7 @@ impl cascade::buildpack::exec::Host for State {
                 build_layers: &caps.build_layers,
                 quota: caps.quota.as_deref(),
                 network: caps.host.grants().network(self.id.as_str(), &caps.declared),
+                deadline: self.deadline,
             },
             &self.reporter,
         );
@@ -316,7 +321,14 @@ impl cascade::buildpack::fetch::Host for State {
             .ok_or("fetch has no cache directory on this host")?;
         let dest = crate::fetch::confined(&request.destination)?;
         let done = fetcher
-            .get(&request.url, &request.sha256, &source, &caps.layers, &dest)
+            .get(
+                &request.url,
+                &request.sha256,
+                &source,
+                &caps.layers,
+                &dest,
+                self.deadline,
+            )
             .map_err(|e| caps.guest_paths(&e))?;
         self.reporter.note(&format!(
             "{} used fetch:{host}: {} ({} bytes{})",
@@ -408,6 +420,7 @@ impl State {
             log_budget: limits.output_bytes,
             caps,
             write_limit_mib: 0,
+            deadline: Deadline::after(limits.timeout),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! `sha256:<hex>` digests, parsed rather than passed around as strings.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
@@ -108,6 +108,53 @@ impl<W: Write> Write for DigestWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// A reader that hashes what passes through it, so content named by a
+/// digest is checked in the same pass that reads it.
+pub struct DigestReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> DigestReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Read the rest of the stream and return its digest: a digest of a
+    /// prefix names nothing.
+    pub fn finish(mut self) -> io::Result<Digest> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(Digest {
+            hex: hex::encode(self.hasher.finalize()),
+        })
+    }
+}
+
+impl<R: Read> Read for DigestReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The OCI ChainID of a stack of layers by diff_id (bottom first): it names
+/// the filesystem the whole stack makes, where the top diff_id alone names
+/// only one layer of it.
+pub fn chain_id<'a>(diff_ids: impl IntoIterator<Item = &'a Digest>) -> Option<Digest> {
+    let mut chain: Option<Digest> = None;
+    for d in diff_ids {
+        chain = Some(match chain {
+            None => d.clone(),
+            Some(c) => Digest::of(format!("{c} {d}").as_bytes()),
+        });
+    }
+    chain
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub mod referrers;
 pub mod registry;
 pub mod store;
 
-pub use digest::{Digest, DigestWriter};
+pub use digest::{Digest, DigestReader, DigestWriter, chain_id};
 pub use layout::{Layout, LayoutError};
 pub use reference::ImageRef;
 

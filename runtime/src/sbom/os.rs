@@ -1,14 +1,16 @@
 //! What operating system a run image holds: `os-release` and the dpkg
 //! status database, read from its layers (top layer wins, whiteouts
-//! honoured) and cached by the top layer's diff_id, which fixes the content.
+//! honoured) and cached by the layers' ChainID. Each blob is checked against
+//! its digest and its diff_id while it is read, so a run image cannot claim
+//! another image's layers to borrow (or poison) their cached description.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::oci::Digest;
 use crate::oci::compress::decoder;
+use crate::oci::{Digest, DigestReader, chain_id};
 use crate::run_image::RunImage;
 
 /// Files larger than this are not read (a status file of 10,000 packages
@@ -46,10 +48,10 @@ pub fn read(
     blob_path: &dyn Fn(&Digest) -> Option<PathBuf>,
     cache_dir: &Path,
 ) -> io::Result<Option<OsInfo>> {
-    let Some(top) = run_image.top_layer() else {
+    let Some(chain) = chain_id(run_image.layers.iter().map(|l| &l.diff_id)) else {
         return Ok(Some(OsInfo::default()));
     };
-    let cached = cache_dir.join("os").join(format!("{}.json", top.hex()));
+    let cached = cache_dir.join("os").join(format!("{}.json", chain.hex()));
     if let Ok(bytes) = std::fs::read(&cached)
         && let Ok(info) = serde_json::from_slice(&bytes)
     {
@@ -58,15 +60,16 @@ pub fn read(
     let mut paths = Vec::new();
     for l in &run_image.layers {
         match blob_path(&l.digest) {
-            Some(p) => paths.push((p, l.media_type.clone())),
+            Some(p) => paths.push((p, l)),
             None => return Ok(None),
         }
     }
     let mut status: Option<Vec<u8>> = None;
     let mut os_release: [Option<Vec<u8>>; 2] = [None, None];
-    for (path, media_type) in paths {
-        let file = std::fs::File::open(&path)?;
-        let mut archive = tar::Archive::new(decoder(&media_type, file)?);
+    for (path, layer) in paths {
+        let mut blob = DigestReader::new(std::fs::File::open(&path)?);
+        let mut diff = DigestReader::new(decoder(&layer.media_type, &mut blob)?);
+        let mut archive = tar::Archive::new(&mut diff);
         for entry in archive.entries()? {
             let mut entry = entry?;
             let name = entry.path()?.to_string_lossy().into_owned();
@@ -92,6 +95,22 @@ pub fn read(
                 let mut bytes = Vec::new();
                 entry.read_to_end(&mut bytes)?;
                 *slot = Some(bytes);
+            }
+        }
+        let got_diff = diff.finish()?;
+        let got_blob = blob.finish()?;
+        for (what, want, got) in [
+            ("digest", &layer.digest, &got_blob),
+            ("diff_id", &layer.diff_id, &got_diff),
+        ] {
+            if want != got {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "run image {}: layer {} does not match its {what} (the content is {got})",
+                        run_image.reference, layer.digest
+                    ),
+                ));
             }
         }
     }
@@ -158,6 +177,115 @@ pub fn parse_status(text: &str) -> Vec<Package> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::oci::ImageRef;
+    use crate::oci::store::BlobHome;
+    use crate::run_image::BaseLayer;
+
+    /// An uncompressed layer holding `files`, as (blob path, BaseLayer).
+    fn layer(dir: &Path, files: &[(&str, &str)]) -> (PathBuf, BaseLayer) {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, body) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, name, body.as_bytes()).unwrap();
+        }
+        let bytes = tar.into_inner().unwrap();
+        let digest = Digest::of(&bytes);
+        let path = dir.join(digest.hex());
+        std::fs::write(&path, &bytes).unwrap();
+        let layer = BaseLayer {
+            media_type: crate::oci::MEDIA_LAYER_TAR.into(),
+            size: bytes.len() as u64,
+            diff_id: digest.clone(),
+            digest,
+        };
+        (path, layer)
+    }
+
+    fn image(layers: Vec<BaseLayer>) -> RunImage {
+        RunImage {
+            reference: ImageRef::Scratch,
+            manifest_digest: None,
+            config: serde_json::json!({}),
+            layers,
+            home: BlobHome::None,
+        }
+    }
+
+    fn read_with(
+        img: &RunImage,
+        blobs: &[(PathBuf, BaseLayer)],
+        cache: &Path,
+    ) -> io::Result<OsInfo> {
+        let find = |d: &Digest| {
+            blobs
+                .iter()
+                .find(|(_, l)| &l.digest == d)
+                .map(|(p, _)| p.clone())
+        };
+        Ok(read(img, &find, cache)?.expect("local"))
+    }
+
+    #[test]
+    fn cache_is_keyed_by_the_whole_stack_not_the_top_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let debian = layer(dir.path(), &[("etc/os-release", "ID=debian\n")]);
+        let alpine = layer(dir.path(), &[("etc/os-release", "ID=alpine\n")]);
+        let top = layer(dir.path(), &[("app/readme", "same top")]);
+        let blobs = [debian.clone(), alpine.clone(), top.clone()];
+        let cache = dir.path().join("cache");
+        let a = image(vec![debian.1.clone(), top.1.clone()]);
+        let b = image(vec![alpine.1.clone(), top.1.clone()]);
+        assert_eq!(
+            read_with(&a, &blobs, &cache).unwrap().id.as_deref(),
+            Some("debian")
+        );
+        // Same top diff_id, other base: not the first image's cached answer.
+        assert_eq!(
+            read_with(&b, &blobs, &cache).unwrap().id.as_deref(),
+            Some("alpine")
+        );
+    }
+
+    #[test]
+    fn a_layer_that_is_not_its_diff_id_is_refused_and_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = layer(dir.path(), &[("etc/os-release", "ID=debian\n")]);
+        let forged = layer(dir.path(), &[("etc/os-release", "ID=forged\n")]);
+        // The forged layer claims the real one's diff_id.
+        let mut claim = forged.1.clone();
+        claim.diff_id = real.1.diff_id.clone();
+        let blobs = [(forged.0.clone(), claim.clone())];
+        let cache = dir.path().join("cache");
+        let err = read_with(&image(vec![claim.clone()]), &blobs, &cache).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its diff_id"),
+            "{err}"
+        );
+        assert!(
+            !cache.join("os").exists()
+                || std::fs::read_dir(cache.join("os"))
+                    .unwrap()
+                    .next()
+                    .is_none()
+        );
+        // A blob whose bytes are not its digest is refused too.
+        let mut wrong = real.1.clone();
+        wrong.digest = forged.1.digest.clone();
+        let blobs = [(real.0.clone(), wrong.clone())];
+        let err = read_with(&image(vec![wrong]), &blobs, &cache).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its digest"),
+            "{err}"
+        );
+        // The honest image still reads.
+        let blobs = [real.clone()];
+        let info = read_with(&image(vec![real.1.clone()]), &blobs, &cache).unwrap();
+        assert_eq!(info.id.as_deref(), Some("debian"));
+    }
 
     #[test]
     fn installed_packages_only_sorted() {
