@@ -15,7 +15,7 @@ use sha2::Digest as _;
 use crate::labels;
 use crate::oci::ImageRef;
 use crate::oci::store::{Oci, StoreError, Transfers};
-use crate::phase::{Rebase, RebaseError};
+use crate::phase::Rebase;
 use crate::report::Reporter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,6 +27,19 @@ pub enum Status {
     AlreadyCurrent,
     Refused,
     Failed,
+}
+
+impl Status {
+    /// The kebab-case word the JSON uses too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rebased => "rebased",
+            Self::WouldRebase => "would-rebase",
+            Self::AlreadyCurrent => "already-current",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -131,6 +144,7 @@ pub struct Fleet<'a> {
     pub shard: Option<(u32, u32)>,
     pub dry_run: bool,
     pub force: bool,
+    pub allow_downgrade: bool,
     pub oci: &'a Oci,
     pub reporter: &'a dyn Reporter,
 }
@@ -159,7 +173,7 @@ impl Fleet<'_> {
                         let Some(image) = images.get(i) else { break };
                         let (entry, t) = self.one(image);
                         self.reporter
-                            .note(&format!("{}: {:?}", entry.image, entry.status));
+                            .note(&format!("{}: {}", entry.image, entry.status.as_str()));
                         entries.lock().unwrap().push((i, entry, t));
                     }
                 });
@@ -201,6 +215,7 @@ impl Fleet<'_> {
             run_image: self.run_image,
             output: None,
             force: self.force,
+            allow_downgrade: self.allow_downgrade,
             dry_run: self.dry_run,
             oci: self.oci,
             reporter: self.reporter,
@@ -227,12 +242,10 @@ impl Fleet<'_> {
                 )
             }
             Err(e) => {
-                let status = match e {
-                    RebaseError::NotBuildpacks { .. }
-                    | RebaseError::NotRebasable { .. }
-                    | RebaseError::Platform { .. }
-                    | RebaseError::Repository { .. } => Status::Refused,
-                    _ => Status::Failed,
+                let status = if e.is_refusal() {
+                    Status::Refused
+                } else {
+                    Status::Failed
                 };
                 (
                     Entry {
@@ -257,11 +270,33 @@ pub struct AuditEntry {
     /// The run image the image says it was built (or last rebased) on.
     pub run_image: Option<String>,
     pub run_image_digest: Option<String>,
-    /// `current`, `stale` (a newer run image exists), `not-buildpacks`, or
-    /// `error`.
-    pub status: &'static str,
+    pub status: AuditStatus,
     pub buildpacks: Vec<String>,
     pub reason: Option<String>,
+}
+
+/// Where an image stands, in the words `rebase` would use: `current` is
+/// what rebase calls already-current, `stale` what it would rebase,
+/// `refused` what it would refuse (the reason says why), `failed` an image
+/// that could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditStatus {
+    Current,
+    Stale,
+    Refused,
+    Failed,
+}
+
+impl AuditStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Stale => "stale",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -271,64 +306,79 @@ pub struct AuditReport {
     pub images: Vec<AuditEntry>,
     pub current: usize,
     pub stale: usize,
-    pub other: usize,
+    pub refused: usize,
+    pub failed: usize,
 }
 
-/// Where each image of a fleet stands against the run image's current
-/// digest. Reads manifests and configs only.
+/// Where each image of a fleet stands against the run image: each is
+/// classified by the very checks `rebase` applies (a dry run that stops
+/// before the SBOM and the new manifest), so an image audit calls stale is
+/// one rebase would rebase. Reads manifests and configs only.
 pub fn audit(
     oci: &Oci,
     images: &[ImageRef],
     run_image: &ImageRef,
+    reporter: &dyn Reporter,
 ) -> Result<AuditReport, StoreError> {
     let current = oci.read(run_image, None)?.digest.to_string();
     let mut entries = Vec::new();
     for image in images {
         let name = image.to_string();
-        let entry = match oci.read(image, None) {
-            Err(e) => AuditEntry {
-                image: name,
-                digest: None,
-                run_image: None,
-                run_image_digest: None,
-                status: "error",
-                buildpacks: Vec::new(),
-                reason: Some(e.to_string()),
-            },
-            Ok(read) => {
-                let i =
-                    crate::inspect::from_parts(&name, &read.digest, &read.manifest, &read.config);
-                let status = match &i.run_image {
-                    None => "not-buildpacks",
-                    // lifecycle records `repo@sha256:...`, Cascade the digest.
-                    Some(r) if r.reference.ends_with(&current) => "current",
-                    Some(_) => "stale",
-                };
-                AuditEntry {
+        let read = match oci.read(image, None) {
+            Ok(read) => read,
+            Err(e) => {
+                entries.push(AuditEntry {
                     image: name,
-                    digest: Some(i.digest),
-                    run_image: i.run_image.as_ref().map(|r| r.image.clone()),
-                    run_image_digest: i.run_image.map(|r| r.reference),
-                    status,
-                    buildpacks: i
-                        .buildpacks
-                        .iter()
-                        .map(|b| format!("{}@{}", b.id, b.version))
-                        .collect(),
-                    reason: None,
-                }
+                    digest: None,
+                    run_image: None,
+                    run_image_digest: None,
+                    status: AuditStatus::Failed,
+                    buildpacks: Vec::new(),
+                    reason: Some(e.to_string()),
+                });
+                continue;
             }
         };
-        entries.push(entry);
+        let i = crate::inspect::from_parts(&name, &read.digest, &read.manifest, &read.config);
+        let verdict = Rebase {
+            image,
+            run_image,
+            output: None,
+            force: false,
+            allow_downgrade: false,
+            dry_run: true,
+            oci,
+            reporter,
+        }
+        .would_change();
+        let (status, reason) = match verdict {
+            Ok(false) => (AuditStatus::Current, None),
+            Ok(true) => (AuditStatus::Stale, None),
+            Err(e) if e.is_refusal() => (AuditStatus::Refused, Some(e.to_string())),
+            Err(e) => (AuditStatus::Failed, Some(e.to_string())),
+        };
+        entries.push(AuditEntry {
+            image: name,
+            digest: Some(i.digest),
+            run_image: i.run_image.as_ref().map(|r| r.image.clone()),
+            run_image_digest: i.run_image.map(|r| r.reference),
+            status,
+            buildpacks: i
+                .buildpacks
+                .iter()
+                .map(|b| format!("{}@{}", b.id, b.version))
+                .collect(),
+            reason,
+        });
     }
-    let count = |s: &str| entries.iter().filter(|e| e.status == s).count();
-    let (current_n, stale) = (count("current"), count("stale"));
+    let count = |s: AuditStatus| entries.iter().filter(|e| e.status == s).count();
     Ok(AuditReport {
         run_image: run_image.to_string(),
         run_image_digest: current,
-        other: entries.len() - current_n - stale,
-        current: current_n,
-        stale,
+        current: count(AuditStatus::Current),
+        stale: count(AuditStatus::Stale),
+        refused: count(AuditStatus::Refused),
+        failed: count(AuditStatus::Failed),
         images: entries,
     })
 }

@@ -19,6 +19,10 @@ pub const CAPABILITIES: &str = "dev.cascade.capabilities";
 /// The buildpacks the app itself named (project.toml `uri`), which held
 /// only grants that name them; absent when there are none.
 pub const APP_BUILDPACKS: &str = "dev.cascade.app-buildpacks";
+/// Cascade's own: how old the base is (`{"created", "version"}` of the run
+/// image, [`crate::run_image::BaseAge`]), so a rebase onto an older base is
+/// told from a patch without reading the old base again.
+pub const RUN_IMAGE: &str = "dev.cascade.run-image";
 pub const REBASABLE: &str = "io.buildpacks.rebasable";
 /// Labels a run image sets that follow it on rebase.
 pub const BASE_PREFIX: &str = "io.buildpacks.base.";

@@ -129,4 +129,131 @@ impl RunImage {
     pub fn top_layer(&self) -> Option<&Digest> {
         self.layers.last().map(|l| &l.diff_id)
     }
+
+    /// When this base was made, as the app image records it.
+    pub fn age(&self) -> BaseAge {
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        BaseAge {
+            created: text(&self.config["created"]),
+            version: text(&self.config["config"]["Labels"][VERSION_LABEL]),
+        }
+    }
+}
+
+/// The OCI annotation/label a base's publisher versions it by.
+pub const VERSION_LABEL: &str = "org.opencontainers.image.version";
+
+/// How old a base is: its config's `created` time and its
+/// `org.opencontainers.image.version` label. Recorded in the app image
+/// (label `dev.cascade.run-image`) so a rebase can tell a downgrade without
+/// reading the old base again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BaseAge {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl BaseAge {
+    /// Why `self` is older than `than`, or `None` when it is not or nothing
+    /// tells. The `created` times decide when both parse and differ; when
+    /// they are equal or missing (reproducible bases often pin `created` to
+    /// the epoch), the version labels decide, compared piece by piece with
+    /// numbers as numbers (`1.10` > `1.9`).
+    pub fn older_than(&self, than: &BaseAge) -> Option<String> {
+        let parse = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        };
+        if let (Some(new), Some(old)) = (parse(&self.created), parse(&than.created))
+            && new != old
+        {
+            return (new < old).then(|| {
+                format!(
+                    "created {} before the base it sits on ({})",
+                    self.created.as_deref().unwrap_or_default(),
+                    than.created.as_deref().unwrap_or_default()
+                )
+            });
+        }
+        let (Some(new), Some(old)) = (&self.version, &than.version) else {
+            return None;
+        };
+        (compare_versions(new, old) == std::cmp::Ordering::Less)
+            .then(|| format!("{VERSION_LABEL} {new} is below {old}, the base it sits on"))
+    }
+}
+
+/// Versions compared by their runs of digits (as numbers) and of other
+/// characters (as text), in order.
+fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    fn pieces(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (pa, pb) = (pieces(a), pieces(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        let o = match (x, y) {
+            ((true, x), (true, y)) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+            }
+            ((_, x), (_, y)) => x.cmp(y),
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn age(created: Option<&str>, version: Option<&str>) -> BaseAge {
+        BaseAge {
+            created: created.map(Into::into),
+            version: version.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn created_decides_then_the_version_label() {
+        let old = age(Some("2026-01-02T00:00:00Z"), Some("1.10"));
+        let new = age(Some("2026-03-01T10:00:00+02:00"), Some("1.9"));
+        assert!(
+            new.older_than(&old).is_none(),
+            "later created wins over the label"
+        );
+        assert!(old.older_than(&new).unwrap().contains("created 2026-01-02"));
+        let epoch = Some("1970-01-01T00:00:00Z");
+        let (v9, v10) = (age(epoch, Some("1.9")), age(epoch, Some("1.10")));
+        assert!(v9.older_than(&v10).unwrap().contains("1.9 is below 1.10"));
+        assert!(v10.older_than(&v9).is_none());
+        assert!(age(None, None).older_than(&v10).is_none(), "nothing tells");
+        assert!(
+            age(None, Some("2024.05"))
+                .older_than(&age(None, Some("2024.05")))
+                .is_none()
+        );
+        assert_eq!(
+            compare_versions("1.2.3", "1.2"),
+            std::cmp::Ordering::Greater
+        );
+        assert_eq!(
+            compare_versions("jammy-20240101", "jammy-20231201"),
+            std::cmp::Ordering::Greater
+        );
+        assert_eq!(compare_versions("007", "7"), std::cmp::Ordering::Equal);
+    }
 }

@@ -22,3 +22,4 @@ mod sandbox;
 mod sbom;
 mod scaffold;
 mod support;
+mod waterfall;

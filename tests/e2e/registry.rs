@@ -111,6 +111,7 @@ fn a_registry_rebase_moves_no_app_layer() {
     );
     registry.push_layout(&format!("oci:{}:v2", patched.display()), "run:v2");
     let before = registry.inspect("app:v1", "--raw");
+    let sbom = sbom_layer_from_top(&registry.inspect("app:v1", "--config"));
     let requests_before = registry.requests().len();
 
     let o = run(cascade().args([
@@ -136,8 +137,9 @@ fn a_registry_rebase_moves_no_app_layer() {
             .any(|l| l.contains("\"PUT /v2/app/manifests/v1")),
         "the access log shows no manifest push; is it being read? {during:#?}"
     );
-    // Reading the app's config is expected (configs move); its layers never.
-    let app_layer_gets = layer_digests(&before)
+    // Reading the app's config is expected (configs move), and its small
+    // SBOM layer (rewritten to name the new base); its other layers never.
+    let app_layer_gets = without(&layer_digests(&before), sbom)
         .iter()
         .filter(|d| {
             during
@@ -162,17 +164,36 @@ fn a_registry_rebase_moves_no_app_layer() {
     );
 
     let after = registry.inspect("app:v1", "--raw");
-    assert_eq!(
-        uploaded,
-        [after["config"]["digest"].as_str().unwrap()],
-        "only the new config may be uploaded: {during:#?}"
+    let new_sbom_layer = &after["layers"][after["layers"].as_array().unwrap().len() - 1 - sbom];
+    let mut uploaded = uploaded;
+    uploaded.sort();
+    let referrer = registry.inspect(
+        &format!(
+            "app@{}",
+            report["sbom_referrer"]["digest"].as_str().unwrap()
+        ),
+        "--raw",
     );
+    let expected = [
+        &after["config"]["digest"],
+        &new_sbom_layer["digest"],
+        &referrer["layers"][0]["digest"],
+    ]
+    .map(|d| d.as_str().unwrap().to_owned());
+    assert_eq!(
+        uploaded.len(),
+        3,
+        "the new config, the SBOM layer and the SBOM document, nothing else: {during:#?}"
+    );
+    for d in &expected {
+        assert!(uploaded.contains(d), "{d} was not uploaded: {during:#?}");
+    }
     let base = layer_digests(&registry.inspect("run:v2", "--raw"));
     let (old, new) = (layer_digests(&before), layer_digests(&after));
     assert_eq!(new[..base.len()], base[..]);
     assert_eq!(
-        new[base.len()..],
-        old[old.len() - (new.len() - base.len())..],
+        without(&new[base.len()..], sbom),
+        without(&old[old.len() - (new.len() - base.len())..], sbom),
         "app layers unchanged"
     );
     let config = registry.inspect("app:v1", "--config");

@@ -38,7 +38,7 @@ fn deps_app(dir: &Path) -> std::path::PathBuf {
 }
 
 /// CycloneDX's validator on `text`: `None` when valid, else the reason.
-fn cyclonedx_errors(text: &str) -> Option<String> {
+pub fn cyclonedx_errors(text: &str) -> Option<String> {
     let script = "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\nerr = JsonStrictValidator(SchemaVersion.V1_5).validate_str(sys.stdin.read())\nprint('VALID' if err is None else getattr(err.data, 'message', str(err))[:4000])\n";
     let mut child = Command::new("python3")
         .args(["-c", script])
@@ -53,7 +53,7 @@ fn cyclonedx_errors(text: &str) -> Option<String> {
     (said != "VALID").then_some(said)
 }
 
-fn have_validator() -> bool {
+pub fn have_validator() -> bool {
     let found = Command::new("python3")
         .args(["-c", "import cyclonedx.validation.json"])
         .status()

@@ -127,6 +127,28 @@ pub fn layer_digests(manifest: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Where the SBOM layer is among an image's layers (by the lifecycle
+/// label's `sbom.sha`), counted from the top: rebase rewrites that one
+/// layer of the app's, so it names the new base.
+pub fn sbom_layer_from_top(config: &serde_json::Value) -> usize {
+    let label: serde_json::Value = serde_json::from_str(
+        config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let at = ids.iter().position(|d| *d == label["sbom"]["sha"]).unwrap();
+    ids.len() - 1 - at
+}
+
+/// `layers` without the one `from_top` places below the top.
+pub fn without(layers: &[String], from_top: usize) -> Vec<String> {
+    let mut v = layers.to_vec();
+    v.remove(v.len() - 1 - from_top);
+    v
+}
+
 #[track_caller]
 pub fn build_ok(args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();

@@ -27,9 +27,18 @@ pub struct AuditArgs {
     #[arg(long)]
     pub discover: bool,
 
+    /// Exit 72 when any image is stale (a CI gate: "every image is on the
+    /// patched base").
+    #[arg(long)]
+    pub fail_on_stale: bool,
+
     /// A registry host that may be reached over plain HTTP. Repeatable.
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
+
+    /// Where pulled blobs are cached.
+    #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -43,19 +52,47 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
     let mut images = super::images_from(&args.images, args.images_file.as_deref())?;
     let mut refs: Vec<&ImageRef> = images.iter().collect();
     refs.push(&run_image);
-    let oci = super::oci(None, &refs, &args.insecure_registry)?;
+    let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
     if args.discover {
         images.extend(discover(&oci, &run_image, &reporter)?);
     }
     images.sort_by_key(ToString::to_string);
     images.dedup();
-    let report = audit(&oci, &images, &run_image)?;
+    if images.is_empty() {
+        return Err(InvalidInput(
+            "no images to audit: give IMAGEs, --images-file, or --discover".into(),
+        )
+        .into());
+    }
+    let report = audit(&oci, &images, &run_image, &reporter)?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print_table(&report),
     }
+    if report.failed > 0 {
+        return Err(
+            AuditUnreadable(format!("{} image(s) could not be read", report.failed)).into(),
+        );
+    }
+    if args.fail_on_stale && report.stale > 0 {
+        return Err(AuditStale(format!(
+            "{} image(s) are stale (--fail-on-stale)",
+            report.stale
+        ))
+        .into());
+    }
     Ok(())
 }
+
+/// Some image could not be read (exit 73).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuditUnreadable(pub String);
+
+/// Some image is stale and `--fail-on-stale` was given (exit 72).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuditStale(pub String);
 
 fn print_table(r: &AuditReport) {
     println!("run image {} is at {}", r.run_image, r.run_image_digest);
@@ -71,14 +108,14 @@ fn print_table(r: &AuditReport) {
             .unwrap_or("-");
         println!(
             "{:<15} {:<50} {:<40} {}",
-            e.status,
+            e.status.as_str(),
             e.image,
             run,
             e.buildpacks.join(",")
         );
     }
     println!(
-        "{} current, {} stale, {} other",
-        r.current, r.stale, r.other
+        "{} current, {} stale, {} refused, {} failed",
+        r.current, r.stale, r.refused, r.failed
     );
 }

@@ -16,6 +16,8 @@ pub const RUN_IMAGE: u8 = 61;
 pub const EXPORT: u8 = 62;
 pub const REBASE_REFUSED: u8 = 70;
 pub const REBASE_FAILED: u8 = 71;
+pub const AUDIT_STALE: u8 = 72;
+pub const AUDIT_UNREADABLE: u8 = 73;
 
 /// Marks an error as the user's input being wrong.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +45,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             return match e {
                 RebaseError::RunImage(_) => RUN_IMAGE,
                 RebaseError::Unsupported { .. } => INVALID_INPUT,
-                RebaseError::NotBuildpacks { .. }
-                | RebaseError::NotRebasable { .. }
-                | RebaseError::Platform { .. }
-                | RebaseError::Repository { .. } => REBASE_REFUSED,
-                RebaseError::Store { .. } | RebaseError::Invalid { .. } => REBASE_FAILED,
+                e if e.is_refusal() => REBASE_REFUSED,
+                _ => REBASE_FAILED,
             };
         }
         if cause.is::<super::rebase::FleetRefused>() {
@@ -55,6 +54,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<super::rebase::FleetFailed>() {
             return REBASE_FAILED;
+        }
+        if cause.is::<super::audit::AuditStale>() {
+            return AUDIT_STALE;
+        }
+        if cause.is::<super::audit::AuditUnreadable>() {
+            return AUDIT_UNREADABLE;
         }
         if cause.is::<BuilderError>()
             || cause.is::<EngineError>()

@@ -71,6 +71,13 @@ pub struct RebaseArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Rebase onto a run image older than the one an image sits on. "Older"
+    /// is decided by the run images' config `created` times, or, when those
+    /// are equal or missing, by their org.opencontainers.image.version
+    /// labels; without this flag such a rebase is refused (exit 70).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
     /// A registry host (HOST[:PORT]) that may be reached over plain HTTP;
     /// loopback registries always may. Repeatable.
     #[arg(long, value_name = "HOST")]
@@ -101,6 +108,13 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
     refs.extend(output.as_ref());
     let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
 
+    if !(args.interval.is_finite() && args.interval >= 0.0) {
+        return Err(InvalidInput(format!(
+            "--interval {}: expected a number of seconds, 0 or more",
+            args.interval
+        ))
+        .into());
+    }
     if args.fleet {
         let shard = args.shard.as_deref().map(parse_shard).transpose()?;
         let once = || -> anyhow::Result<FleetReport> {
@@ -110,6 +124,14 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
                     &oci, &run_image, &reporter,
                 )?);
             }
+            if images.is_empty() {
+                return Err(InvalidInput(if args.discover {
+                    format!("--discover found no image built on {run_image}'s repository: nothing to rebase")
+                } else {
+                    "no images to rebase: give IMAGEs, --images-file, or --discover".into()
+                })
+                .into());
+            }
             let report = Fleet {
                 images,
                 run_image: &run_image,
@@ -117,6 +139,7 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
                 shard,
                 dry_run: args.dry_run,
                 force: args.force,
+                allow_downgrade: args.allow_downgrade,
                 oci: &oci,
                 reporter: &reporter,
             }
@@ -149,6 +172,7 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
         run_image: &run_image,
         output: output.as_ref(),
         force: args.force,
+        allow_downgrade: args.allow_downgrade,
         dry_run: args.dry_run,
         oci: &oci,
         reporter: &reporter,
@@ -225,7 +249,7 @@ fn print_fleet(r: &FleetReport, format: Format) -> anyhow::Result<()> {
             .clone()
             .or_else(|| e.new_digest.clone())
             .unwrap_or_default();
-        println!("{:<16} {}  {detail}", format!("{:?}", e.status), e.image);
+        println!("{:<16} {}  {detail}", e.status.as_str(), e.image);
     }
     let s = &r.summary;
     println!(
@@ -253,10 +277,17 @@ fn print(r: &Rebased, format: Format) -> anyhow::Result<()> {
             println!("{} is already on run image {}", r.image, r.new_run_image);
         }
         Format::Text => {
-            println!("Rebased {}", r.image);
+            if r.dry_run {
+                println!("Would rebase {} (dry run: nothing written)", r.image);
+            } else {
+                println!("Rebased {}", r.image);
+            }
             println!("  image:     {} -> {}", r.old_digest, r.new_digest);
             println!("  run image: {} -> {}", r.old_run_image, r.new_run_image);
             println!("  app layers kept: {}", r.app_layers);
+            if let Some(sbom) = &r.sbom_layer {
+                println!("  SBOM layer: {sbom} (names the new run image)");
+            }
             let t = &r.transfers;
             println!(
                 "  blobs: {} present, {} linked, {} mounted, {} downloaded, {} uploaded",

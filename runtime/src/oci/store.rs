@@ -162,6 +162,50 @@ impl Oci {
         }
     }
 
+    /// A small blob of an image (an SBOM layer), checked against its digest:
+    /// from the blob cache when it is there, else from `home`.
+    pub fn blob_bytes(&self, digest: &Digest, home: &BlobHome) -> Result<Vec<u8>, StoreError> {
+        if self.cache.blob_path(digest).is_file() {
+            return Ok(self.cache.read_blob(digest)?);
+        }
+        match home {
+            BlobHome::Layout(l) => Ok(l.read_blob(digest)?),
+            BlobHome::Registry(r) => Ok(self.client(&r.whole())?.blob_bytes(r, digest)?),
+            BlobHome::None => Err(LayoutError::MissingBlob {
+                dir: self.cache.dir().into(),
+                digest: digest.clone(),
+            }
+            .into()),
+        }
+    }
+
+    /// Where blob `digest` of `home` is on this machine (its layout or the
+    /// blob cache); with `pull`, a registry blob is downloaded into the
+    /// cache first. `None` when it is not here and `pull` is false.
+    pub fn local_blob(
+        &self,
+        digest: &Digest,
+        home: &BlobHome,
+        pull: bool,
+        t: &mut Transfers,
+    ) -> Result<Option<std::path::PathBuf>, StoreError> {
+        let cached = self.cache.blob_path(digest);
+        if cached.is_file() {
+            return Ok(Some(cached));
+        }
+        match home {
+            BlobHome::Layout(l) if l.blob_path(digest).is_file() => Ok(Some(l.blob_path(digest))),
+            BlobHome::Registry(r) if pull => {
+                let path =
+                    self.client(&r.whole())?
+                        .blob_to_dir(r, digest, &self.cache.blobs_dir())?;
+                t.downloaded += 1;
+                Ok(Some(path))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Make blob `digest` present in `layout`, from `home` (through the
     /// blob cache when it comes from a registry).
     pub fn ensure_in_layout(

@@ -219,6 +219,33 @@ fn run_image_component(run: &RunImageEntry) -> Value {
     c
 }
 
+/// Make `doc`, an image SBOM Cascade wrote, describe `run` as the image's
+/// base in place of the one it was built on (what a rebase changes, and all
+/// it changes). False when `doc` has no run-image component: not an SBOM
+/// Cascade wrote, so nothing in it can be trusted to be the base's part.
+pub fn replace_run_image(doc: &mut Value, run: &RunImageEntry) -> bool {
+    let Some(slot) = doc["components"]
+        .as_array_mut()
+        .and_then(|c| c.iter_mut().find(|c| c["bom-ref"] == "run-image"))
+    else {
+        return false;
+    };
+    *slot = run_image_component(run);
+    true
+}
+
+/// Whether `doc`'s run-image component lists the base's dpkg packages (a
+/// rebase should then list the new base's too, not fewer).
+pub fn lists_os_packages(doc: &Value) -> bool {
+    doc["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["bom-ref"] == "run-image")
+        .flat_map(|c| c["properties"].as_array().into_iter().flatten())
+        .any(|p| p["name"] == "cascade:os-packages" && p["value"] == "dpkg")
+}
+
 /// A short account of an image SBOM for `cascade inspect`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {

@@ -432,6 +432,13 @@ impl Export<'_> {
             json!(as_text(&build, "build label")?),
         );
         labels.insert(labels::PROJECT_METADATA.into(), json!("{}"));
+        let age = self.run_image.age();
+        if age != crate::run_image::BaseAge::default() {
+            labels.insert(
+                labels::RUN_IMAGE.into(),
+                json!(as_text(&json!(age), "run image label")?),
+            );
+        }
         if !self.capabilities.is_empty() {
             let uses: Vec<Value> = self
                 .capabilities

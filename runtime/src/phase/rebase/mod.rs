@@ -7,6 +7,12 @@
 //! Validation is by target (os/arch) and repository, not by tag, so the
 //! routine move from `run:1.0` to `run:1.1` needs no `--force` (unlike pack,
 //! pack#2567).
+//!
+//! The image SBOM follows (see [`sbom`]): the SBOM layer is rewritten to
+//! name the new base, and a published image gets a referrer for its new
+//! digest.
+
+mod sbom;
 
 use std::path::PathBuf;
 
@@ -17,7 +23,7 @@ use crate::labels;
 use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
 use crate::oci::{Digest, ImageRef, Layout, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
 use crate::report::Reporter;
-use crate::run_image::{RunImage, RunImageError};
+use crate::run_image::{BaseAge, RunImage, RunImageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebaseError {
@@ -60,6 +66,30 @@ pub enum RebaseError {
         old: String,
         new: String,
     },
+    #[error(
+        "{image}: run image {run_image} is older than the base the image sits on ({why}); refusing a downgrade (--allow-downgrade overrides)"
+    )]
+    Downgrade {
+        image: String,
+        run_image: String,
+        why: String,
+    },
+}
+
+impl RebaseError {
+    /// Whether the image was refused for what it is (a policy said no), as
+    /// opposed to failing to be read or written. Audit and fleet rebase
+    /// share this, so both call an image the same thing.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::NotBuildpacks { .. }
+                | Self::NotRebasable { .. }
+                | Self::Platform { .. }
+                | Self::Repository { .. }
+                | Self::Downgrade { .. }
+        )
+    }
 }
 
 /// What a rebase did.
@@ -74,8 +104,36 @@ pub struct Rebased {
     pub app_layers: usize,
     /// False when the image already sat on this run image.
     pub changed: bool,
+    /// Nothing was written: `new_digest` is what the rebase would make
+    /// (builds and rebases are deterministic, so it is exact).
+    pub dry_run: bool,
     /// What it cost: on a registry, HEADs and mounts, never an app layer.
     pub transfers: Transfers,
+    /// The SBOM layer, rewritten to name the new base (`None`: the image
+    /// has no SBOM Cascade wrote).
+    pub sbom_layer: Option<String>,
+    /// The new image's SBOM attached as a referrer (registry outputs).
+    pub sbom_referrer: Option<crate::oci::referrers::Attached>,
+}
+
+/// What reading and checking found, before anything is computed.
+struct Checked {
+    app: ReadImage,
+    lifecycle: Value,
+    base_count: usize,
+    run: RunImage,
+    result: Rebased,
+    /// Already on the run image: nothing to do.
+    current: bool,
+}
+
+/// What the rebased image is, before anything is written: the digest is
+/// known here, so a dry run can tell it.
+struct Planned {
+    config: Vec<u8>,
+    manifest: Vec<u8>,
+    /// Blobs kept from the app image (its layers but a rewritten SBOM).
+    kept: Vec<Digest>,
 }
 
 pub struct Rebase<'a> {
@@ -84,6 +142,9 @@ pub struct Rebase<'a> {
     /// Where to write; `None` moves the image's own tag.
     pub output: Option<&'a ImageRef>,
     pub force: bool,
+    /// Rebase onto a base older than the image's own (see
+    /// [`crate::run_image::BaseAge::older_than`]).
+    pub allow_downgrade: bool,
     /// Work out everything, write nothing.
     pub dry_run: bool,
     pub oci: &'a Oci,
@@ -91,7 +152,53 @@ pub struct Rebase<'a> {
 }
 
 impl Rebase<'_> {
+    /// Whether the rebase would change the image (`false`: it is already on
+    /// the run image), or why it would be refused or fail, from manifests
+    /// and configs only. `cascade audit` classifies by this, so audit and
+    /// rebase never disagree about an image.
+    pub fn would_change(&self) -> Result<bool, RebaseError> {
+        Ok(!self.check()?.current)
+    }
+
     pub fn run(&self) -> Result<Rebased, RebaseError> {
+        let Checked {
+            app,
+            lifecycle,
+            base_count,
+            run,
+            mut result,
+            current,
+        } = self.check()?;
+        if current {
+            return Ok(result);
+        }
+        let new_top = run.top_layer().map(ToString::to_string).unwrap_or_default();
+        let new_reference = result.new_run_image.clone();
+        let mut t = Transfers::default();
+        let sbom = self.new_sbom(&app, &run, base_count, &lifecycle, &mut t)?;
+        let config = self.new_config(
+            &app,
+            &run,
+            base_count,
+            &lifecycle,
+            (&new_top, &new_reference),
+            sbom.as_ref(),
+        )?;
+        let planned = self.plan(&app, &run, &config, base_count, sbom.as_ref())?;
+        result.changed = true;
+        result.new_digest = Digest::of(&planned.manifest).to_string();
+        result.sbom_layer = sbom.as_ref().map(|s| s.digest.to_string());
+        if !self.dry_run {
+            let digest = self.write(&app, &run, &planned, sbom.as_ref(), &mut t)?;
+            debug_assert_eq!(digest.to_string(), result.new_digest);
+            result.sbom_referrer = self.attach_sbom(&digest, &planned, sbom.as_ref())?;
+        }
+        result.transfers = t;
+        Ok(result)
+    }
+
+    /// Read the image and the run image and apply every check.
+    fn check(&self) -> Result<Checked, RebaseError> {
         let name = self.image.to_string();
         let app = self.read_app()?;
         let lifecycle = self.lifecycle(&app)?;
@@ -102,8 +209,12 @@ impl Rebase<'_> {
             .unwrap_or("amd64")
             .to_owned();
         let run = RunImage::load(self.run_image, (&os, &arch), self.oci)?;
-        self.validate(&lifecycle, &run, (&os, &arch))?;
-
+        self.validate(
+            &lifecycle,
+            &app.config["config"]["Labels"],
+            &run,
+            (&os, &arch),
+        )?;
         let new_reference = run
             .manifest_digest
             .as_ref()
@@ -118,33 +229,32 @@ impl Rebase<'_> {
             .as_str()
             .unwrap_or_default();
         let app_layers = app.manifest["layers"].as_array().map_or(0, Vec::len) - base_count;
-        let mut result = Rebased {
+        let current = self.output.is_none() && new_top == old_top && new_reference == old_reference;
+        if current {
+            self.reporter
+                .note(&format!("{name} is already on {}", self.run_image));
+        }
+        let result = Rebased {
             image: self.output.unwrap_or(self.image).to_string(),
             old_digest: app.digest.to_string(),
             new_digest: app.digest.to_string(),
-            old_run_image: old_reference.clone(),
-            new_run_image: new_reference.clone(),
+            old_run_image: old_reference,
+            new_run_image: new_reference,
             app_layers,
             changed: false,
+            dry_run: self.dry_run,
             transfers: Transfers::default(),
+            sbom_layer: None,
+            sbom_referrer: None,
         };
-        if self.output.is_none() && new_top == old_top && new_reference == old_reference {
-            self.reporter
-                .note(&format!("{name} is already on {}", self.run_image));
-            return Ok(result);
-        }
-        let config =
-            self.new_config(&app, &run, base_count, &lifecycle, &new_top, &new_reference)?;
-        if self.dry_run {
-            result.changed = true;
-            result.new_digest = String::new();
-            return Ok(result);
-        }
-        let (digest, transfers) = self.write(&app, &run, &config, base_count)?;
-        result.new_digest = digest.to_string();
-        result.transfers = transfers;
-        result.changed = true;
-        Ok(result)
+        Ok(Checked {
+            app,
+            lifecycle,
+            base_count,
+            run,
+            result,
+            current,
+        })
     }
 
     fn invalid(&self, what: &'static str, message: &impl ToString) -> RebaseError {
@@ -203,15 +313,39 @@ impl Rebase<'_> {
             })
     }
 
-    /// Same os/arch, same run-image repository, unless forced.
+    /// No base older than the image's own, unless allowed: a patch moves
+    /// forward, and a fleet job pointed at a stale tag must not roll a fleet
+    /// back. Images built before the age was recorded cannot be told.
+    fn check_age(&self, app_labels: &Value, run: &RunImage) -> Result<(), RebaseError> {
+        if self.allow_downgrade {
+            return Ok(());
+        }
+        let Some(text) = app_labels[labels::RUN_IMAGE].as_str() else {
+            return Ok(());
+        };
+        let old: BaseAge =
+            serde_json::from_str(text).map_err(|e| self.invalid("run image label", &e))?;
+        match run.age().older_than(&old) {
+            Some(why) => Err(RebaseError::Downgrade {
+                image: self.image.to_string(),
+                run_image: self.run_image.to_string(),
+                why,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Not older than the image's base (unless allowed); same os/arch and
+    /// run-image repository (unless forced).
     fn validate(
         &self,
         lifecycle: &Value,
+        app_labels: &Value,
         run: &RunImage,
         (os, arch): (&str, &str),
     ) -> Result<(), RebaseError> {
         if self.force {
-            return Ok(());
+            return self.check_age(app_labels, run);
         }
         if (run.os(), run.arch()) != (os, arch) {
             return Err(RebaseError::Platform {
@@ -221,6 +355,7 @@ impl Rebase<'_> {
                 new: format!("{}/{}", run.os(), run.arch()),
             });
         }
+        self.check_age(app_labels, run)?;
         let recorded = lifecycle["runImage"]["image"].as_str().unwrap_or_default();
         if !recorded.is_empty() && repository(recorded) != repository(&self.run_image.to_string()) {
             return Err(RebaseError::Repository {
@@ -232,28 +367,28 @@ impl Rebase<'_> {
         Ok(())
     }
 
-    /// Make the new base's layers and the app's layers present at the
-    /// output (on a registry: HEADs and mounts), then store config and
-    /// manifest and move the tag — last, so a failure leaves the old image.
-    fn write(
+    /// Config and manifest of the rebased image: the new base's layers,
+    /// then the app's (the SBOM layer replaced when it was rewritten).
+    fn plan(
         &self,
         app: &ReadImage,
         run: &RunImage,
         config: &Value,
         base_count: usize,
-    ) -> Result<(Digest, Transfers), RebaseError> {
-        let out = self.output.unwrap_or(self.image);
-        let wrap = |source| RebaseError::Store {
-            image: out.to_string(),
-            source,
-        };
-        let app_layers = app.manifest["layers"]
+        sbom: Option<&sbom::NewSbom>,
+    ) -> Result<Planned, RebaseError> {
+        let mut app_layers = app.manifest["layers"]
             .as_array()
             .map(|l| l[base_count..].to_vec())
             .unwrap_or_default();
-        let app_digests = app_layers
+        if let Some(s) = sbom {
+            app_layers[s.index - base_count] = json!({"mediaType": s.media_type, "digest": s.digest.to_string(), "size": s.blob.len()});
+        }
+        let kept = app_layers
             .iter()
-            .map(|l| {
+            .enumerate()
+            .filter(|(i, _)| sbom.is_none_or(|s| s.index - base_count != *i))
+            .map(|(_, l)| {
                 l["digest"]
                     .as_str()
                     .unwrap_or_default()
@@ -261,39 +396,6 @@ impl Rebase<'_> {
                     .map_err(|e| self.invalid("manifest", &e))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut t = Transfers::default();
-        match out {
-            ImageRef::Registry(target) => {
-                for l in &run.layers {
-                    self.oci
-                        .ensure_in_registry(target, &l.digest, &run.home, None, &mut t)
-                        .map_err(wrap)?;
-                }
-                for d in &app_digests {
-                    self.oci
-                        .ensure_in_registry(target, d, &app.home, None, &mut t)
-                        .map_err(wrap)?;
-                }
-            }
-            ImageRef::Layout { dir, .. } => {
-                let layout = Layout::open_or_create(dir).map_err(|e| wrap(e.into()))?;
-                for l in &run.layers {
-                    self.oci
-                        .ensure_in_layout(&layout, &l.digest, &run.home, &mut t)
-                        .map_err(wrap)?;
-                }
-                for d in &app_digests {
-                    self.oci
-                        .ensure_in_layout(&layout, d, &app.home, &mut t)
-                        .map_err(wrap)?;
-                }
-            }
-            ImageRef::Scratch => {
-                return Err(RebaseError::Unsupported {
-                    image: out.to_string(),
-                });
-            }
-        }
         let config_bytes = canonical::to_vec(config).map_err(|e| self.invalid("config", &e))?;
         let mut layers: Vec<Value> = run
             .layers
@@ -306,11 +408,130 @@ impl Rebase<'_> {
         manifest["config"] = json!({"mediaType": MEDIA_CONFIG, "digest": Digest::of(&config_bytes).to_string(), "size": config_bytes.len()});
         manifest["layers"] = Value::Array(layers);
         let bytes = canonical::to_vec(&manifest).map_err(|e| self.invalid("manifest", &e))?;
-        let digest = self
-            .oci
-            .put_image(out, &config_bytes, &bytes, (run.os(), run.arch()), &mut t)
-            .map_err(wrap)?;
-        Ok((digest, t))
+        Ok(Planned {
+            config: config_bytes,
+            manifest: bytes,
+            kept,
+        })
+    }
+
+    /// Make the new base's layers, the app's layers and a rewritten SBOM
+    /// layer present at the output (on a registry: HEADs, mounts and one
+    /// small upload), then store config and manifest and move the tag —
+    /// last, so a failure leaves the old image.
+    fn write(
+        &self,
+        app: &ReadImage,
+        run: &RunImage,
+        planned: &Planned,
+        sbom: Option<&sbom::NewSbom>,
+        t: &mut Transfers,
+    ) -> Result<Digest, RebaseError> {
+        let out = self.output.unwrap_or(self.image);
+        let wrap = |source| RebaseError::Store {
+            image: out.to_string(),
+            source,
+        };
+        match out {
+            ImageRef::Registry(target) => {
+                for l in &run.layers {
+                    self.oci
+                        .ensure_in_registry(target, &l.digest, &run.home, None, t)
+                        .map_err(wrap)?;
+                }
+                for d in &planned.kept {
+                    self.oci
+                        .ensure_in_registry(target, d, &app.home, None, t)
+                        .map_err(wrap)?;
+                }
+                if let Some(s) = sbom {
+                    let client = self.oci.registry.as_deref().ok_or_else(|| {
+                        wrap(StoreError::NoClient {
+                            image: target.whole(),
+                        })
+                    })?;
+                    if client
+                        .has_blob(target, &s.digest)
+                        .map_err(|e| wrap(e.into()))?
+                    {
+                        t.present += 1;
+                    } else {
+                        client
+                            .push_blob_bytes(target, &s.digest, &s.blob)
+                            .map_err(|e| wrap(e.into()))?;
+                        t.uploaded += 1;
+                    }
+                }
+            }
+            ImageRef::Layout { dir, .. } => {
+                let layout = Layout::open_or_create(dir).map_err(|e| wrap(e.into()))?;
+                for l in &run.layers {
+                    self.oci
+                        .ensure_in_layout(&layout, &l.digest, &run.home, t)
+                        .map_err(wrap)?;
+                }
+                for d in &planned.kept {
+                    self.oci
+                        .ensure_in_layout(&layout, d, &app.home, t)
+                        .map_err(wrap)?;
+                }
+                if let Some(s) = sbom {
+                    layout.write_blob(&s.blob).map_err(|e| wrap(e.into()))?;
+                }
+            }
+            ImageRef::Scratch => {
+                return Err(RebaseError::Unsupported {
+                    image: out.to_string(),
+                });
+            }
+        }
+        self.oci
+            .put_image(
+                out,
+                &planned.config,
+                &planned.manifest,
+                (run.os(), run.arch()),
+                t,
+            )
+            .map_err(wrap)
+    }
+
+    /// Attach the rewritten SBOM to the new digest, as build does for a
+    /// published image: the referrer of the old digest describes the old
+    /// image, which is still what that digest names.
+    fn attach_sbom(
+        &self,
+        digest: &Digest,
+        planned: &Planned,
+        sbom: Option<&sbom::NewSbom>,
+    ) -> Result<Option<crate::oci::referrers::Attached>, RebaseError> {
+        let out = self.output.unwrap_or(self.image);
+        let (ImageRef::Registry(target), Some(s)) = (out, sbom) else {
+            return Ok(None);
+        };
+        let wrap = |source: StoreError| RebaseError::Store {
+            image: out.to_string(),
+            source,
+        };
+        let client = self.oci.registry.as_deref().ok_or_else(|| {
+            wrap(StoreError::NoClient {
+                image: target.whole(),
+            })
+        })?;
+        let attached = crate::oci::referrers::attach(
+            client,
+            target,
+            digest,
+            planned.manifest.len(),
+            crate::sbom::MEDIA_CYCLONEDX,
+            &s.document,
+        )
+        .map_err(|e| wrap(e.into()))?;
+        self.reporter.note(&format!(
+            "SBOM attached to {digest} as referrer {} ({})",
+            attached.digest, attached.via
+        ));
+        Ok(Some(attached))
     }
 
     fn read_app(&self) -> Result<ReadImage, RebaseError> {
@@ -336,8 +557,8 @@ impl Rebase<'_> {
         run: &RunImage,
         base_count: usize,
         lifecycle: &Value,
-        new_top: &str,
-        new_reference: &str,
+        new_base: (&str, &str),
+        sbom: Option<&sbom::NewSbom>,
     ) -> Result<Value, RebaseError> {
         let mut config = app.config.clone();
         let diff_ids = app.config["rootfs"]["diff_ids"]
@@ -350,6 +571,9 @@ impl Rebase<'_> {
             .map(|l| json!(l.diff_id.to_string()))
             .collect();
         new_ids.extend(diff_ids[base_count..].iter().cloned());
+        if let Some(s) = sbom {
+            new_ids[run.layers.len() + s.index - base_count] = json!(s.diff_id.to_string());
+        }
         config["rootfs"] = json!({"type": "layers", "diff_ids": new_ids});
 
         // History: keep the app's entries, from the one of its first layer
@@ -393,7 +617,11 @@ impl Rebase<'_> {
         let inner = config["config"]
             .as_object_mut()
             .ok_or_else(|| self.invalid("config", &"no config section"))?;
-        self.rebase_env_and_labels(inner, run, lifecycle, new_top, new_reference)?;
+        let mut lifecycle = lifecycle.clone();
+        if let Some(s) = sbom {
+            lifecycle["sbom"]["sha"] = json!(s.diff_id.to_string());
+        }
+        self.rebase_env_and_labels(inner, run, &lifecycle, new_base)?;
         Ok(config)
     }
 
@@ -404,8 +632,7 @@ impl Rebase<'_> {
         inner: &mut Map<String, Value>,
         run: &RunImage,
         lifecycle: &Value,
-        new_top: &str,
-        new_reference: &str,
+        (new_top, new_reference): (&str, &str),
     ) -> Result<(), RebaseError> {
         let name = self.image.to_string();
         let mut labels: Map<String, Value> = inner
@@ -441,6 +668,16 @@ impl Rebase<'_> {
                     labels.insert(k.clone(), v.clone());
                 }
             }
+        }
+        let age = run.age();
+        if age == BaseAge::default() {
+            labels.remove(labels::RUN_IMAGE);
+        } else {
+            let text = canonical::to_vec(&age).map_err(|e| self.invalid("run image label", &e))?;
+            labels.insert(
+                labels::RUN_IMAGE.into(),
+                json!(String::from_utf8(text).expect("JSON is UTF-8")),
+            );
         }
         let mut lifecycle = lifecycle.clone();
         let image = self.run_image.to_string();
