@@ -147,47 +147,13 @@ fn a_registry_rebase_moves_no_app_layer() {
                 .any(|l| l.contains("\"GET /v2/") && l.contains(d.as_str()))
         })
         .count();
-    // Uploads end with a PUT naming the digest: the only one may be the new
-    // config (chunked uploads show PATCHes too, so the PUTs are what count).
-    let uploaded: Vec<String> = during
-        .iter()
-        .filter(|l| l.contains("\"PUT /v2/app/blobs/uploads"))
-        .filter_map(|l| {
-            l.split("digest=sha256%3A")
-                .nth(1)
-                .map(|d| format!("sha256:{}", &d[..64]))
-        })
-        .collect();
     assert_eq!(
         app_layer_gets, 0,
         "an app layer was downloaded: {during:#?}"
     );
 
     let after = registry.inspect("app:v1", "--raw");
-    let new_sbom_layer = &after["layers"][after["layers"].as_array().unwrap().len() - 1 - sbom];
-    let mut uploaded = uploaded;
-    uploaded.sort();
-    let referrer = registry.inspect(
-        &format!(
-            "app@{}",
-            report["sbom_referrer"]["digest"].as_str().unwrap()
-        ),
-        "--raw",
-    );
-    let expected = [
-        &after["config"]["digest"],
-        &new_sbom_layer["digest"],
-        &referrer["layers"][0]["digest"],
-    ]
-    .map(|d| d.as_str().unwrap().to_owned());
-    assert_eq!(
-        uploaded.len(),
-        3,
-        "the new config, the SBOM layer and the SBOM document, nothing else: {during:#?}"
-    );
-    for d in &expected {
-        assert!(uploaded.contains(d), "{d} was not uploaded: {during:#?}");
-    }
+    only_config_and_sbom_uploaded(&registry, &during, &after, sbom, &report);
     let base = layer_digests(&registry.inspect("run:v2", "--raw"));
     let (old, new) = (layer_digests(&before), layer_digests(&after));
     assert_eq!(new[..base.len()], base[..]);
@@ -215,6 +181,50 @@ fn a_registry_rebase_moves_no_app_layer() {
     .unwrap();
     assert_eq!(inspected["layers"][0]["source"], "run-image");
     assert_eq!(inspected["digest"], report["new_digest"]);
+}
+
+/// The uploads of a rebase are the new config, the rewritten SBOM layer and
+/// the SBOM document of its referrer, nothing else. Uploads end with a PUT
+/// naming the digest (chunked uploads show PATCHes too, so the PUTs are
+/// what count).
+fn only_config_and_sbom_uploaded(
+    registry: &RegistryServer,
+    during: &[String],
+    after: &Value,
+    sbom: usize,
+    report: &Value,
+) {
+    let uploaded: Vec<String> = during
+        .iter()
+        .filter(|l| l.contains("\"PUT /v2/app/blobs/uploads"))
+        .filter_map(|l| {
+            l.split("digest=sha256%3A")
+                .nth(1)
+                .map(|d| format!("sha256:{}", &d[..64]))
+        })
+        .collect();
+    let layers = after["layers"].as_array().unwrap();
+    let referrer = registry.inspect(
+        &format!(
+            "app@{}",
+            report["sbom_referrer"]["digest"].as_str().unwrap()
+        ),
+        "--raw",
+    );
+    let expected = [
+        &after["config"]["digest"],
+        &layers[layers.len() - 1 - sbom]["digest"],
+        &referrer["layers"][0]["digest"],
+    ]
+    .map(|d| d.as_str().unwrap().to_owned());
+    assert_eq!(
+        uploaded.len(),
+        3,
+        "the new config, the SBOM layer and the SBOM document, nothing else: {during:#?}"
+    );
+    for d in &expected {
+        assert!(uploaded.contains(d), "{d} was not uploaded: {during:#?}");
+    }
 }
 
 fn sha256_hex(text: &str) -> String {
