@@ -50,6 +50,55 @@ pub fn copy_tree(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64
     Ok(bytes)
 }
 
+/// What [`copy_tree_filtered`] asks about each entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir,
+    File,
+    /// A symbolic link, with its target as stored.
+    Link(PathBuf),
+}
+
+/// [`copy_tree`], keeping only the entries `keep` says yes to; it gets the
+/// path relative to `from` and what the entry is. A directory said no to is
+/// not entered.
+pub fn copy_tree_filtered(
+    from: impl AsRef<Path>,
+    to: impl AsRef<Path>,
+    keep: &mut dyn FnMut(&Path, &Entry) -> bool,
+) -> io::Result<u64> {
+    fn walk(
+        from: &Path,
+        to: &Path,
+        rel: &Path,
+        keep: &mut dyn FnMut(&Path, &Entry) -> bool,
+    ) -> io::Result<u64> {
+        std::fs::create_dir_all(to)?;
+        let mut bytes = 0;
+        for entry in read_dir_sorted(from)? {
+            let name = entry.file_name().unwrap_or_default();
+            let (target, rel) = (to.join(name), rel.join(name));
+            let meta = std::fs::symlink_metadata(&entry)?;
+            if meta.is_dir() {
+                if keep(&rel, &Entry::Dir) {
+                    bytes += walk(&entry, &target, &rel, keep)?;
+                }
+            } else if meta.is_file() {
+                if keep(&rel, &Entry::File) {
+                    bytes += std::fs::copy(&entry, &target)?;
+                }
+            } else if meta.file_type().is_symlink() {
+                let link = std::fs::read_link(&entry)?;
+                if keep(&rel, &Entry::Link(link.clone())) {
+                    symlink(link, &target)?;
+                }
+            }
+        }
+        Ok(bytes)
+    }
+    walk(from.as_ref(), to.as_ref(), Path::new(""), keep)
+}
+
 /// Create the symbolic link `link` pointing at `target`.
 ///
 /// `target` must be relative: the sandbox refuses absolute targets, which

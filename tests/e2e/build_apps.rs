@@ -136,6 +136,69 @@ fn static_site_serves_its_page_over_loopback() {
     );
 }
 
+/// A site at the app root, beside the app's `.env`, `Procfile` and git
+/// metadata: the page is served, none of those are.
+#[test]
+fn a_site_at_the_app_root_serves_no_secret_and_no_build_file() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    for (name, text) in [
+        ("index.html", "<h1>home</h1>"),
+        (".env", "DATABASE_PASSWORD=hunter2"),
+        ("Procfile", "worker: sleep 1"),
+        (".git/config", "[remote]"),
+        (".well-known/security.txt", "Contact: sec@example.com"),
+    ] {
+        std::fs::create_dir_all(app.join(name).parent().unwrap()).unwrap();
+        std::fs::write(app.join(name), text).unwrap();
+    }
+    let report = build_ok(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out_ref(tmp.path(), "site"),
+        "--run-image",
+        busybox_run_image(),
+    ]);
+    assert_eq!(report["group"][0]["id"], "cascade/static-site", "{report}");
+    let layout = tmp.path().join("out");
+    let config = skopeo_config(&layout, "site");
+    let bundle = unpack(&layout, "site", tmp.path());
+    let port = free_port().to_string();
+    let mut server = bwrap(&bundle, &config, &[("PORT", &port)], true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| {
+        http_when_up(
+            port.parse().unwrap(),
+            format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes(),
+        )
+    };
+    let status = |body: &str| body.lines().next().unwrap_or_default().to_owned();
+    let pages: Vec<(&str, String)> = [
+        "/index.html",
+        "/.well-known/security.txt",
+        "/.env",
+        "/Procfile",
+        "/.git/config",
+    ]
+    .into_iter()
+    .map(|p| (p, get(p)))
+    .collect();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for (path, body) in &pages {
+        let served = status(body).contains(" 200 ");
+        let should = matches!(*path, "/index.html" | "/.well-known/security.txt");
+        assert_eq!(served, should, "{path}: {body}");
+        assert!(!body.contains("hunter2"), "{path} served the secret");
+    }
+}
+
 #[test]
 fn ca_certs_join_a_procfile_app_and_set_ssl_cert_file() {
     if !have_all(TOOLS) {

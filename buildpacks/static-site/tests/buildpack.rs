@@ -21,3 +21,56 @@ fn copies_the_site_into_a_launch_layer_served_on_port() {
     web.assert_default();
     assert!(web.command().join(" ").contains("busybox httpd"));
 }
+
+#[test]
+fn serves_neither_dotfiles_nor_the_builds_files_nor_links_out() {
+    let bp = BuildpackTest::from_file(guests::STATIC_SITE);
+    let dir = cascade_test::app(&[
+        ("index.html", "<h1>home</h1>"),
+        (".env", "SECRET=1"),
+        ("Procfile", "web: x"),
+        ("project.toml", "[_]\nschema-version = \"0.2\"\n"),
+        (".git/config", "[core]"),
+        ("docs/.htpasswd", "admin:x"),
+        ("docs/page.html", "page"),
+        (".well-known/security.txt", "Contact: x"),
+    ]);
+    for (link, target) in [
+        ("env-link", ".env"),
+        ("out-link", "../../workspace/.env"),
+        ("page-link", "docs/page.html"),
+    ] {
+        std::os::unix::fs::symlink(target, dir.path().join(link)).unwrap();
+    }
+    let out = bp.build(dir.path());
+    let site = out.layer("site");
+    site.assert_file("htdocs/index.html", "<h1>home</h1>")
+        .assert_file("htdocs/docs/page.html", "page")
+        .assert_file("htdocs/.well-known/security.txt", "Contact: x")
+        .assert_file("htdocs/page-link", "page");
+    for gone in [
+        ".env",
+        "Procfile",
+        "project.toml",
+        ".git",
+        "docs/.htpasswd",
+        "env-link",
+        "out-link",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(site.path().join("htdocs").join(gone)).is_err(),
+            "{gone} is served"
+        );
+    }
+    assert!(
+        out.logs()
+            .iter()
+            .any(|l| l.contains("not served") && l.contains(".env"))
+    );
+
+    // Asked for, a path is served anyway.
+    let out = bp
+        .env("BP_STATIC_SITE_INCLUDE", "Procfile")
+        .build(dir.path());
+    out.layer("site").assert_file("htdocs/Procfile", "web: x");
+}

@@ -307,8 +307,12 @@ fn copy_dir(from: &Path, to: &Path) {
     {
         let entry = entry.unwrap();
         let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
             copy_dir(&entry.path(), &dest);
+        } else if kind.is_symlink() {
+            // As `cascade build` copies the app: links stay links.
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
         } else {
             std::fs::copy(entry.path(), &dest).unwrap();
         }

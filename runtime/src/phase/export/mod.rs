@@ -472,13 +472,19 @@ fn merged_processes(built: &[BuiltBuildpack]) -> Vec<(Process, String)> {
     by_type.into_values().collect()
 }
 
-/// The process marked default by the last buildpack that marked one, else
-/// `web` when there is one.
+/// The default process: a `web` process some buildpack marked default,
+/// else the process marked default by the last buildpack that marked one,
+/// else `web` when there is one. `web` wins among defaults because it is
+/// the conventional default type (CNB's rule before `default` existed): a
+/// Procfile of only `worker:` entries marks its first default as a guess,
+/// which must not take the image from the site another buildpack serves.
 fn default_process(processes: &[(Process, String)]) -> Option<Process> {
+    let web = |p: &Process| p.kind.as_str() == "web";
     processes
         .iter()
-        .rfind(|(p, _)| p.default)
-        .or_else(|| processes.iter().find(|(p, _)| p.kind.as_str() == "web"))
+        .rfind(|(p, _)| p.default && web(p))
+        .or_else(|| processes.iter().rfind(|(p, _)| p.default))
+        .or_else(|| processes.iter().find(|(p, _)| web(p)))
         .map(|(p, _)| p.clone())
 }
 
@@ -507,6 +513,41 @@ pub fn rfc3339(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::api::Process;
+    use crate::ids::ProcessType;
+
+    #[test]
+    fn a_web_default_is_not_taken_by_a_later_guess() {
+        let p = |kind: &str, default: bool| {
+            (
+                Process {
+                    kind: ProcessType::new(kind).unwrap(),
+                    command: vec![kind.into()],
+                    args: Vec::new(),
+                    default,
+                    working_dir: None,
+                },
+                String::new(),
+            )
+        };
+        let kind =
+            |ps: &[(Process, String)]| super::default_process(ps).map(|p| p.kind.to_string());
+        assert_eq!(
+            kind(&[p("web", true), p("worker", true)]).as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            kind(&[p("web", false), p("worker", true)]).as_deref(),
+            Some("worker")
+        );
+        assert_eq!(kind(&[p("a", true), p("b", true)]).as_deref(), Some("b"));
+        assert_eq!(
+            kind(&[p("a", false), p("web", false)]).as_deref(),
+            Some("web")
+        );
+        assert_eq!(kind(&[p("a", false)]), None);
+    }
+
     #[test]
     fn formats_the_normalised_epoch() {
         assert_eq!(
