@@ -192,9 +192,9 @@ fn a_site_at_the_app_root_serves_no_secret_and_no_build_file() {
     server.kill().unwrap();
     server.wait().unwrap();
     for (path, body) in &pages {
-        let served = status(body).contains(" 200 ");
+        let answered = status(body).contains(" 200 ");
         let should = matches!(*path, "/index.html" | "/.well-known/security.txt");
-        assert_eq!(served, should, "{path}: {body}");
+        assert_eq!(answered, should, "{path}: {body}");
         assert!(!body.contains("hunter2"), "{path} served the secret");
     }
 }

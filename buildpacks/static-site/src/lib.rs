@@ -54,7 +54,9 @@ impl Policy {
             return false;
         }
         let dot = |n: &str| n.starts_with('.');
-        !(dot(&first) && first != ".well-known") && !names.any(|n| dot(&n))
+        let hidden_top = dot(&first) && first != ".well-known";
+        let hidden_below = names.any(|n| dot(&n));
+        !hidden_top && !hidden_below
     }
 
     /// A link stays when its target, resolved from where it is, is inside
