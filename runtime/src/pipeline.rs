@@ -52,8 +52,11 @@ pub struct BuildRequest {
     pub platform_env: Env,
     /// Image `created`, seconds since the epoch.
     pub created: u64,
-    /// (os, arch) for `scratch` and for choosing from an image index.
-    pub platform: (String, String),
+    /// The os/arch asked for (`--platform`): it picks from an image index,
+    /// is the platform of `scratch`, and a run image that does not offer it
+    /// is an error. `None`: linux/amd64 for `scratch` and indexes, and a
+    /// single-platform run image's own.
+    pub platform: Option<(String, String)>,
     /// Which files of the app take part (project.toml include/exclude).
     pub filter: Filter,
     pub compression: Compression,
@@ -71,8 +74,28 @@ pub struct BuildRequest {
     pub cache_key: Option<String>,
 }
 
-#[allow(clippy::too_many_lines)] // the phases in order, each a call
+/// Build `req` into its output. A failed build into a layout that did not
+/// exist leaves none behind: an empty layout is not an image.
 pub fn build(
+    req: &BuildRequest,
+    oci: &Oci,
+    reporter: &dyn Reporter,
+) -> Result<BuildReport, PipelineError> {
+    let new_layout = match &req.output {
+        ImageRef::Layout { dir, .. } if std::fs::symlink_metadata(dir).is_err() => Some(dir),
+        _ => None,
+    };
+    let result = phases(req, oci, reporter);
+    if result.is_err()
+        && let Some(dir) = new_layout
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+#[allow(clippy::too_many_lines)] // the phases in order, each a call
+fn phases(
     req: &BuildRequest,
     oci: &Oci,
     reporter: &dyn Reporter,
@@ -97,7 +120,21 @@ pub fn build(
     };
 
     reporter.phase("analyze");
-    let run_image = RunImage::load(&req.run_image, (&req.platform.0, &req.platform.1), oci)?;
+    let (os, arch) = req
+        .platform
+        .as_ref()
+        .map_or(("linux", "amd64"), |(o, a)| (o.as_str(), a.as_str()));
+    let run_image = RunImage::load(&req.run_image, (os, arch), oci)?;
+    if req.platform.is_some() && (run_image.os(), run_image.arch()) != (os, arch) {
+        return Err(PipelineError::RunImage(RunImageError::Invalid {
+            reference: req.run_image.to_string(),
+            message: format!(
+                "is {}/{}, and --platform asked for {os}/{arch}: pick a run image (or an image index) that offers {os}/{arch}",
+                run_image.os(),
+                run_image.arch()
+            ),
+        }));
+    }
     reporter.note(&format!(
         "run image {} ({}/{}, {} layers)",
         req.run_image,

@@ -250,3 +250,66 @@ fn bad_references_and_env_are_usage_errors() {
     assert_eq!(o.code, 61, "{}", o.stderr);
     assert!(o.stderr.contains("not an OCI image layout"), "{}", o.stderr);
 }
+
+#[test]
+fn a_platform_the_run_image_does_not_offer_is_an_error() {
+    if !have_all(&["umoci", "skopeo"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fixture_app("procfile");
+    let run = busybox_run_image();
+    let offered = skopeo_config(
+        Path::new(
+            run.strip_prefix("oci:")
+                .unwrap()
+                .rsplit_once(':')
+                .unwrap()
+                .0,
+        ),
+        run.rsplit_once(':').unwrap().1,
+    );
+    let arch = offered["architecture"].as_str().unwrap();
+    let other = if arch == "arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let o = build(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--run-image",
+        run,
+        "--platform",
+        other,
+    ]);
+    assert_eq!(o.code, 61, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&format!("is linux/{arch}")) && o.stderr.contains(other),
+        "{}",
+        o.stderr
+    );
+    assert!(!tmp.path().join("out").exists(), "nothing is written");
+    // Asked for on scratch, the platform is the image's.
+    let built = build_ok(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--platform",
+        "linux/arm64",
+    ]);
+    assert_eq!(built["run_image"]["reference"], "scratch");
+    assert_eq!(
+        skopeo_config(&tmp.path().join("out"), "t")["architecture"],
+        "arm64"
+    );
+    let o = build(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out(tmp.path()),
+        "--platform",
+        "arm64",
+    ]);
+    assert_eq!(o.code, 10, "{}", o.stderr);
+}

@@ -59,10 +59,13 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Platform of a `scratch` run image and the one picked from an image
-    /// index, as os/arch. Fixed by default so builds match across machines.
-    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH")]
-    pub platform: String,
+    /// The platform to build for, as os/arch: it picks from an image index
+    /// and is the platform of `scratch`; a run image that does not offer it
+    /// is an error. Without it: linux/amd64 for `scratch` and image indexes
+    /// (fixed, so builds match across machines), and a single-platform run
+    /// image's own.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
 
     /// A registry host (HOST[:PORT]) that may be reached over plain HTTP;
     /// loopback registries always may. Repeatable.
@@ -184,10 +187,16 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let reporter = Arc::new(Stderr::new(args.quiet));
     let output =
         ImageRef::parse(&args.output).map_err(|e| InvalidInput(format!("--output: {e}")))?;
-    let (os, arch) = args
+    let platform = args
         .platform
-        .split_once('/')
-        .ok_or_else(|| InvalidInput(format!("--platform {:?}: expected os/arch", args.platform)))?;
+        .as_deref()
+        .map(|p| {
+            p.split_once('/')
+                .filter(|(os, arch)| !os.is_empty() && !arch.is_empty())
+                .map(|(os, arch)| (os.to_owned(), arch.to_owned()))
+                .ok_or_else(|| InvalidInput(format!("--platform {p:?}: expected os/arch")))
+        })
+        .transpose()?;
     let builder = args.builder.as_deref().map(Builder::load).transpose()?;
     // A missing app dir is reported by the pipeline; only read project.toml
     // when there is a directory to read it from.
@@ -259,7 +268,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         order,
         platform_env,
         created: created()?,
-        platform: (os.into(), arch.into()),
+        platform,
         filter: project.filter,
         compression: args.layer_compression,
         use_cache: true,

@@ -278,7 +278,7 @@ impl BuilderTest {
             order: vec![group],
             platform_env: self.env.clone(),
             created: cascade_runtime::NORMALIZED_EPOCH,
-            platform: ("linux".into(), "amd64".into()),
+            platform: None,
             filter: cascade_runtime::project::Filter::All,
             compression: cascade_runtime::oci::compress::Compression::Gzip,
             use_cache: false,
