@@ -37,9 +37,10 @@ pub enum Command {
     /// --builder or --buildpack the built-in builder is used: ca-certs,
     /// static-site and procfile.
     ///
-    /// Exit codes: 10 bad input, 20 no buildpack group passed, 21 a buildpack
-    /// failed in detect, 40 build cache, 51 a buildpack failed in build, 61 run
-    /// image, 62 export.
+    /// Exit codes: 0 built, 1 anything else, 10 bad input, 20 no buildpack
+    /// group passed, 21 a buildpack failed in detect, 40 build cache, 51 a
+    /// buildpack failed in build, 61 run image (a --platform it does not
+    /// offer included), 62 export.
     Build(build::BuildArgs),
 
     /// Package buildpacks and publish them to registries.
@@ -55,11 +56,17 @@ pub enum Command {
     /// The layers up to the image's recorded run-image top layer are replaced
     /// by the new run image's; app layers stay byte for byte; config and
     /// manifest are rewritten (launch env replayed on the new base's Env,
-    /// CNB labels updated). Refuses a different os/arch, a run image from
-    /// another repository, or an image labelled not rebasable, unless
-    /// --force.
+    /// CNB labels updated), and the SBOM layer is rewritten to name the new
+    /// base (a published image also gets a referrer for its new digest).
+    /// Refuses a different os/arch, a run image from another repository, or
+    /// an image labelled not rebasable, unless --force; and a run image
+    /// older than the image's own, unless --allow-downgrade. --dry-run
+    /// prints the digest the rebase would produce.
     ///
-    /// Exit codes: 10 bad input, 61 run image, 70 refused, 71 failed.
+    /// Exit codes: 0 done (or nothing to do), 10 bad input (an empty
+    /// --fleet included), 61 run image, 70 refused (with --fleet: some
+    /// image was refused, none failed), 71 failed (with --fleet: some image
+    /// failed).
     Rebase(rebase::RebaseArgs),
 
     /// Show what an image is made of: run image, buildpacks, processes, env
@@ -68,7 +75,13 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
 
     /// List a fleet against a run image: each image, the run image and
-    /// digest it sits on, current or stale, and its buildpacks.
+    /// digest it sits on, and its buildpacks, classified by the checks
+    /// `rebase` applies: current, stale (rebase would rebase it), refused
+    /// (rebase would refuse it, and why) or failed (it could not be read).
+    ///
+    /// Exit codes: 0 all read (stale ones too, unless --fail-on-stale), 10
+    /// bad input (no image given), 61 run image, 72 some image is stale and
+    /// --fail-on-stale was given, 73 some image could not be read.
     Audit(audit::AuditArgs),
 }
 
