@@ -71,10 +71,20 @@ pub struct FleetReport {
     pub summary: Summary,
 }
 
-/// Which of `n` shards an image belongs to: a hash of its reference, so the
-/// split needs no shared list and no coordinator.
-pub fn shard_of(image: &str, n: u32) -> u32 {
-    let digest = sha2::Sha256::digest(image.as_bytes());
+/// Which of `n` shards an image belongs to: a hash of its repository path
+/// (without the registry host, so a mirror splits the same; the directory
+/// for a layout), so the split needs no shared list and no coordinator,
+/// and every tag of one repository lands in one shard: the
+/// images of a repository share blobs, and two processes writing one
+/// repository at once can break each other's writes (see
+/// `Registry::writing`).
+pub fn shard_of(image: &ImageRef, n: u32) -> u32 {
+    let repository = match image {
+        ImageRef::Registry(r) => r.repository().to_owned(),
+        ImageRef::Layout { dir, .. } => dir.display().to_string(),
+        ImageRef::Scratch => "scratch".to_owned(),
+    };
+    let digest = sha2::Sha256::digest(repository.as_bytes());
     let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
     u32::try_from(head % u64::from(n.max(1))).expect("below n")
 }
@@ -155,10 +165,7 @@ impl Fleet<'_> {
         let mut images: Vec<ImageRef> = self
             .images
             .iter()
-            .filter(|i| {
-                self.shard
-                    .is_none_or(|(k, n)| shard_of(&i.to_string(), n) == k)
-            })
+            .filter(|i| self.shard.is_none_or(|(k, n)| shard_of(i, n) == k))
             .cloned()
             .collect();
         images.sort_by_key(ToString::to_string);
@@ -388,16 +395,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shards_partition_a_fleet() {
-        let names: Vec<String> = (0..1000)
-            .map(|i| format!("reg.example/app-{i}:v1"))
-            .collect();
+    fn shards_partition_a_fleet_by_repository() {
+        let image = |s: &str| ImageRef::parse(s).unwrap();
         let mut counts = [0usize; 4];
-        for name in &names {
-            counts[shard_of(name, 4) as usize] += 1;
+        for i in 0..1000 {
+            let repository = image(&format!("reg.example/app-{i}:v1"));
+            let shard = shard_of(&repository, 4);
+            counts[shard as usize] += 1;
+            let other_tag = image(&format!("reg.example/app-{i}:v2"));
+            assert_eq!(shard_of(&other_tag, 4), shard, "a repository split");
         }
         assert_eq!(counts.iter().sum::<usize>(), 1000);
         assert!(counts.iter().all(|&c| c > 200), "uneven split {counts:?}");
-        assert_eq!(shard_of("x", 1), 0);
+        assert_eq!(shard_of(&image("reg.example/x:v1"), 1), 0);
     }
 }

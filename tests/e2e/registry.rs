@@ -261,6 +261,45 @@ fn fleet_of(n: usize) -> (RegistryServer, tempfile::TempDir) {
     (registry, tmp)
 }
 
+/// Two shards' reports: together they rebased all `expected` images, each
+/// a fair share, no repository in both, and the one missing image failed.
+fn check_shards(shards: [(i32, &Value); 2], expected: u64, missing: &str) {
+    let count = |r: &Value, key: &str| r["summary"][key].as_u64().unwrap();
+    let [(_, first), (_, second)] = shards;
+    let rebased: Vec<u64> = shards.iter().map(|s| count(s.1, "rebased")).collect();
+    assert_eq!(rebased.iter().sum::<u64>(), expected, "{first}\n{second}");
+    assert!(rebased.iter().all(|&n| n > 10), "uneven shards {rebased:?}");
+    // A repository belongs to one shard: its tags share blobs, and two
+    // processes writing one repository would race.
+    assert!(
+        repositories(first).is_disjoint(&repositories(second)),
+        "a repository split across shards"
+    );
+    let failed: Vec<u64> = shards.iter().map(|s| count(s.1, "failed")).collect();
+    assert_eq!(failed.iter().sum::<u64>(), 1);
+    let codes: Vec<i32> = shards.iter().map(|s| s.0).collect();
+    assert!(codes.contains(&71) && codes.contains(&0), "{codes:?}");
+    let failed: Vec<&Value> = shards
+        .iter()
+        .flat_map(|s| s.1["images"].as_array().unwrap())
+        .filter(|e| e["status"] == "failed")
+        .collect();
+    assert_eq!(failed[0]["image"], missing);
+}
+
+/// The repositories of a fleet report's images.
+fn repositories(report: &Value) -> std::collections::BTreeSet<String> {
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let image = e["image"].as_str().unwrap();
+            image.rsplit_once(':').unwrap().0.to_owned()
+        })
+        .collect()
+}
+
 #[test]
 fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
     if !have_all(TOOLS) {
@@ -318,33 +357,11 @@ fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
 
     let (code0, shard0, _) = fleet(&["--shard", "0/2"]);
     let (code1, shard1, _) = fleet(&["--shard", "1/2"]);
-    let rebased = |r: &Value| r["summary"]["rebased"].as_u64().unwrap();
-    assert_eq!(
-        rebased(&shard0) + rebased(&shard1),
+    check_shards(
+        [(code0, &shard0), (code1, &shard1)],
         fleet_size + 1,
-        "{shard0}\n{shard1}"
+        &missing,
     );
-    assert!(
-        rebased(&shard0) > 10 && rebased(&shard1) > 10,
-        "uneven shards"
-    );
-    assert_eq!(
-        shard0["summary"]["failed"].as_u64().unwrap()
-            + shard1["summary"]["failed"].as_u64().unwrap(),
-        1
-    );
-    assert!(
-        [code0, code1].contains(&71) && [code0, code1].contains(&0),
-        "{code0} {code1}"
-    );
-    let failed: Vec<&Value> = shard0["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(shard1["images"].as_array().unwrap())
-        .filter(|e| e["status"] == "failed")
-        .collect();
-    assert_eq!(failed[0]["image"], missing);
     assert_eq!(shard0["summary"]["transfers"]["downloaded"], 0);
 
     let config = registry.inspect("team-3/svc:13", "--config");

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -65,6 +66,8 @@ pub struct Registry {
     /// Registries whose credentials were handed to the client already (it
     /// pings `/v2/` each time otherwise).
     authed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// One lock per repository this process writes to: see [`Self::writing`].
+    writers: std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::Mutex<()>>>>,
 }
 
 impl Registry {
@@ -91,6 +94,7 @@ impl Registry {
             client: Client::new(config),
             docker_config: read_docker_config(),
             authed: std::sync::Mutex::default(),
+            writers: std::sync::Mutex::default(),
         })
     }
 
@@ -298,6 +302,34 @@ impl Registry {
                 .await
         })?;
         Ok(())
+    }
+
+    /// Run `write` while no other thread of this process writes to
+    /// `reference`'s repository. Registries do not make concurrent writes
+    /// of the same content to one repository safe: docker-registry's
+    /// filesystem driver rewrites a repository's link files in place, so a
+    /// manifest put that checks a blob another thread is linking at that
+    /// moment fails with `DIGEST_INVALID`/`BLOB_UNKNOWN` (seen with a fleet
+    /// of identical images in one repository). Writes to different
+    /// repositories still go at once; fleet shards split by repository
+    /// (`fleet::shard_of`), so two shard processes never share one.
+    pub fn writing<T>(&self, reference: &Reference, write: impl FnOnce() -> T) -> T {
+        let key = format!(
+            "{}/{}",
+            reference.resolve_registry(),
+            reference.repository()
+        );
+        let lock = Arc::clone(
+            self.writers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(key)
+                .or_default(),
+        );
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        write()
     }
 
     /// Upload a small blob from memory.

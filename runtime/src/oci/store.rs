@@ -292,6 +292,15 @@ impl Oci {
         Ok(())
     }
 
+    /// Run `write` as this process's only writer to `image`'s repository
+    /// (see [`Registry::writing`]); layouts lock their own index.
+    pub fn writing<T>(&self, image: &ImageRef, write: impl FnOnce() -> T) -> T {
+        match (image, self.registry.as_deref()) {
+            (ImageRef::Registry(r), Some(client)) => client.writing(r, write),
+            _ => write(),
+        }
+    }
+
     /// Store config bytes and a manifest as `output`'s image. Every blob the
     /// manifest names must be present already; the tag moves last.
     pub fn put_image(
@@ -324,30 +333,14 @@ impl Oci {
             ImageRef::Registry(r) => {
                 let client = self.client(&r.whole())?;
                 let config_digest = Digest::of(config);
-                // Concurrent pushes of the same blob to one repository (a
-                // fleet of images sharing a config) can leave the registry
-                // briefly not knowing it: make sure, and retry the manifest.
-                let mut attempt: u32 = 0;
-                loop {
-                    attempt += 1;
-                    if client.has_blob(r, &config_digest)? {
-                        t.present += 1;
-                    } else {
-                        client.push_blob_bytes(r, &config_digest, config)?;
-                        t.uploaded += 1;
-                    }
-                    match client.push_manifest(r, manifest, MEDIA_MANIFEST) {
-                        Ok(()) => return Ok(digest),
-                        Err(RegistryError::Request { message, .. })
-                            if attempt < 4 && message.contains("BLOB_UNKNOWN") =>
-                        {
-                            std::thread::sleep(std::time::Duration::from_millis(
-                                50 * u64::from(attempt),
-                            ));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                if client.has_blob(r, &config_digest)? {
+                    t.present += 1;
+                } else {
+                    client.push_blob_bytes(r, &config_digest, config)?;
+                    t.uploaded += 1;
                 }
+                client.push_manifest(r, manifest, MEDIA_MANIFEST)?;
+                Ok(digest)
             }
         }
     }

@@ -189,9 +189,12 @@ impl Rebase<'_> {
         result.new_digest = Digest::of(&planned.manifest).to_string();
         result.sbom_layer = sbom.as_ref().map(|s| s.digest.to_string());
         if !self.dry_run {
-            let digest = self.write(&app, &run, &planned, sbom.as_ref(), &mut t)?;
-            debug_assert_eq!(digest.to_string(), result.new_digest);
-            result.sbom_referrer = self.attach_sbom(&digest, &planned, sbom.as_ref())?;
+            let out = self.output.unwrap_or(self.image);
+            result.sbom_referrer = self.oci.writing(out, || {
+                let digest = self.write(&app, &run, &planned, sbom.as_ref(), &mut t)?;
+                debug_assert_eq!(digest.to_string(), result.new_digest);
+                self.attach_sbom(&digest, &planned, sbom.as_ref())
+            })?;
         }
         result.transfers = t;
         Ok(result)
