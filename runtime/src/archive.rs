@@ -45,7 +45,7 @@ impl Limits {
 
 /// An entry path: relative, no `..` at all (even ones that would stay
 /// inside: archives that need them are not ones to trust).
-fn entry_path(name: &Path) -> Result<PathBuf, String> {
+pub(crate) fn entry_path(name: &Path) -> Result<PathBuf, String> {
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {

@@ -202,6 +202,17 @@ impl GuestTree {
             .is_ok_and(|m| m.file_type().is_dir())
     }
 
+    /// The names in the real directory `rel`, sorted bytewise.
+    pub fn children(&self, rel: impl AsRef<Path>) -> io::Result<Vec<OsString>> {
+        let sub = self.subtree(rel)?;
+        let mut names = Vec::new();
+        for entry in sub.dir.entries().map_err(with_path(&sub.path))? {
+            names.push(entry.map_err(with_path(&sub.path))?.file_name());
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Whether anything (a link included) is at `rel`.
     pub fn exists(&self, rel: impl AsRef<Path>) -> bool {
         self.dir.symlink_metadata(rel.as_ref()).is_ok()

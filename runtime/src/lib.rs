@@ -25,6 +25,7 @@ pub mod guest_tree;
 pub mod ids;
 pub mod inspect;
 pub mod labels;
+pub mod launch;
 pub mod lock;
 pub mod manifest;
 pub mod oci;
@@ -32,6 +33,7 @@ pub mod phase;
 pub mod pipeline;
 pub mod project;
 pub mod report;
+pub mod rootfs;
 pub mod run_image;
 pub mod sbom;
 

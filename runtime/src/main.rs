@@ -17,9 +17,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = cli::exit::code_for(&err);
-            eprintln!("error: {err}");
+            let mut shown = format!("{err}");
+            eprintln!("error: {shown}");
+            // Errors that quote their source would say it twice.
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let cause = cause.to_string();
+                if !shown.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                    shown.push_str(&cause);
+                }
             }
             ExitCode::from(code)
         }

@@ -37,6 +37,12 @@ pub enum PipelineError {
     Export(#[from] ExportError),
     #[error("storing the image: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot publish to {output} (checked before building): {source}")]
+    Publish {
+        output: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("preparing the build workspace: {0}")]
     Workspace(#[source] std::io::Error),
     #[error(transparent)]
@@ -120,6 +126,15 @@ fn phases(
     };
 
     reporter.phase("analyze");
+    // A registry that cannot take the image fails the build now, not
+    // after every buildpack ran.
+    if let ImageRef::Registry(target) = &req.output {
+        oci.check_reachable(target)
+            .map_err(|source| PipelineError::Publish {
+                output: req.output.to_string(),
+                source,
+            })?;
+    }
     let (os, arch) = req
         .platform
         .as_ref()

@@ -313,3 +313,61 @@ fn a_platform_the_run_image_does_not_offer_is_an_error() {
     ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
 }
+
+/// Mistakes in an output reference say what to write instead, and nothing
+/// is created for them.
+#[test]
+fn output_mistakes_point_at_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fixture_app("procfile");
+    let app = app.to_str().unwrap();
+    let o = build(&[app, "--output", "./images/x"]);
+    assert_eq!(o.code, 10, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("did you mean \"oci:./images/x\"?"),
+        "{}",
+        o.stderr
+    );
+    let o = build(&[app, "--output", "127.0.0.1:5000/Team/App:V1"]);
+    assert_eq!(o.code, 10, "{}", o.stderr);
+    assert!(o.stderr.contains("must be lowercase"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("127.0.0.1:5000/team/app:V1"),
+        "{}",
+        o.stderr
+    );
+    let bad = format!("oci:{}/x:BAD:TAG", tmp.path().display());
+    let o = build(&[app, "--output", &bad]);
+    assert_eq!(o.code, 10, "{}", o.stderr);
+    assert!(o.stderr.contains("cannot hold ':'"), "{}", o.stderr);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no x:BAD made"
+    );
+}
+
+/// A registry nobody listens on fails the build before any buildpack
+/// runs, with the export phase's code, saying "Connection refused" once.
+#[test]
+fn an_unreachable_registry_fails_before_detect_saying_why_once() {
+    let port = free_port();
+    let o = build(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &format!("127.0.0.1:{port}/team/app:v1"),
+    ]);
+    assert_eq!(o.code, 62, "{}", o.stderr);
+    assert_eq!(
+        o.stderr.matches("Connection refused").count(),
+        1,
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("checked before building"), "{}", o.stderr);
+    assert!(
+        !o.stderr.contains("DETECT"),
+        "no buildpack ran: {}",
+        o.stderr
+    );
+}

@@ -83,6 +83,74 @@ fn procfile_app_runs_its_default_process() {
     assert_eq!(out, "hello from procfile\n");
 }
 
+/// `cascade run` starts the default process, a named one, with extra
+/// arguments and env, and serves on `--port`; a wrong type lists the
+/// right ones.
+#[test]
+fn cascade_run_starts_any_process_of_an_image() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let image = out_ref(tmp.path(), "v1");
+    build_ok(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--output",
+        &image,
+        "--run-image",
+        busybox_run_image(),
+    ]);
+    let run = |args: &[&str]| {
+        let o = crate::support::run(cascade().arg("run").arg(&image).args(args));
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["-q", "--", "again"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "hello from procfile again\n"),
+        "{err}"
+    );
+    assert!(err.is_empty(), "-q: {err}");
+    let (code, out, err) = run(&["--process", "worker", "-e", "IGNORED=1"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "worker in /workspace\n"),
+        "{err}"
+    );
+    assert!(err.contains("starting worker"), "{err}");
+    let (code, _, err) = run(&["--process", "cron"]);
+    assert_eq!(code, Some(10), "{err}");
+    assert!(err.contains("the image has: web, worker"), "{err}");
+
+    let site = out_ref(tmp.path(), "site");
+    build_ok(&[
+        fixture_app("static-site").to_str().unwrap(),
+        "--output",
+        &site,
+        "--run-image",
+        busybox_run_image(),
+    ]);
+    let port = free_port();
+    let mut server = cascade()
+        .args(["run", &site, "-q", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = http_when_up(port, b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    // bwrap --die-with-parent: the server goes with cascade.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        body.contains("Served by busybox httpd from a Cascade image"),
+        "{body}"
+    );
+}
+
 fn busybox_layout() -> std::path::PathBuf {
     let r = busybox_run_image().strip_prefix("oci:").unwrap();
     r.rsplit_once(':').unwrap().0.into()

@@ -60,12 +60,22 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
 }
 
 /// The argv for a Procfile command: split on whitespace when the command has
-/// no shell syntax, else `/bin/sh -c <command>`.
+/// no shell syntax; a command that already is `sh -c '…'` (or bash) as its
+/// own words, so it is not wrapped in a second shell; else
+/// `/bin/sh -c <command>`.
 pub fn to_argv(command: &str) -> Vec<String> {
     const SHELL: &[char] = &[
         '$', '`', '\\', '"', '\'', '|', '&', ';', '<', '>', '(', ')', '*', '?', '[', ']', '#', '~',
         '{', '}', '=', '!', '\n',
     ];
+    const SHELLS: &[&str] = &["sh", "/bin/sh", "bash", "/bin/bash", "/usr/bin/bash"];
+    if let Some(words) = shlex::split(command)
+        && words.len() >= 3
+        && SHELLS.contains(&words[0].as_str())
+        && words[1] == "-c"
+    {
+        return words;
+    }
     if command.contains(SHELL) {
         vec!["/bin/sh".into(), "-c".into(), command.into()]
     } else {
@@ -113,5 +123,22 @@ mod tests {
     fn simple_commands_are_execd_and_shell_lines_use_sh() {
         assert_eq!(to_argv("/bin/echo hi  there"), ["/bin/echo", "hi", "there"]);
         assert_eq!(to_argv("echo $PORT"), ["/bin/sh", "-c", "echo $PORT"]);
+    }
+
+    #[test]
+    fn a_command_that_is_already_a_shell_is_not_wrapped_again() {
+        assert_eq!(
+            to_argv(r#"sh -c "echo \"$PORT\" && ./serve""#),
+            ["sh", "-c", r#"echo "$PORT" && ./serve"#]
+        );
+        assert_eq!(
+            to_argv("/bin/bash -c 'exec ./web'"),
+            ["/bin/bash", "-c", "exec ./web"]
+        );
+        assert_eq!(
+            to_argv("sh ./start.sh"),
+            ["sh", "./start.sh"],
+            "not -c: a plain command"
+        );
     }
 }

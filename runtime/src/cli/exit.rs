@@ -37,6 +37,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 PipelineError::Cache(_) => RESTORE,
                 PipelineError::Build(_) => BUILD_FAILED,
                 PipelineError::Export(_)
+                | PipelineError::Publish { .. }
                 | PipelineError::Workspace(_)
                 | PipelineError::Store(_) => EXPORT,
             };

@@ -8,6 +8,7 @@ mod inspect;
 mod new;
 mod progress;
 mod rebase;
+mod run;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,15 @@ pub enum Command {
     /// bad input (no image given), 61 run image, 72 some image is stale and
     /// --fail-on-stale was given, 73 some image could not be read.
     Audit(audit::AuditArgs),
+
+    /// Start a process of an image on this machine: its layers unpacked
+    /// into a private root, the process (the default one, or --process
+    /// TYPE) under bubblewrap with that root as `/`, the image's Env and
+    /// working directory. No network unless --port.
+    ///
+    /// Exit codes: the process's own; 10 bad input (no such process type,
+    /// no bwrap), 1 the image could not be read or unpacked.
+    Run(run::RunArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -93,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebase(args) => rebase::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }
 

@@ -24,6 +24,19 @@ pub enum RefError {
     Unknown(String),
     #[error("{reference:?}: invalid tag {tag:?} (letters, digits, '_', '.', '-', at most 128)")]
     Tag { reference: String, tag: String },
+    #[error("{0:?} looks like a directory, and images need a transport: did you mean \"oci:{0}\"?")]
+    Path(String),
+    #[error(
+        "{reference:?}: a layout directory cannot hold ':' (oci:DIR:TAG has one tag; {dir:?} would be the directory)"
+    )]
+    LayoutColon { reference: String, dir: String },
+    #[error(
+        "{reference:?}: repository names must be lowercase (did you mean \"{lowercase}\"?); tags may hold capitals"
+    )]
+    Uppercase {
+        reference: String,
+        lowercase: String,
+    },
 }
 
 impl ImageRef {
@@ -43,6 +56,12 @@ impl ImageRef {
             if dir.is_empty() {
                 return Err(RefError::Unknown(s.into()));
             }
+            if dir.contains(':') {
+                return Err(RefError::LayoutColon {
+                    reference: s.into(),
+                    dir: dir.into(),
+                });
+            }
             if let Some(tag) = &tag {
                 let ok = !tag.is_empty()
                     && tag.len() <= 128
@@ -61,6 +80,9 @@ impl ImageRef {
                 tag,
             });
         }
+        if s.starts_with(['/', '.', '~']) {
+            return Err(RefError::Path(s.into()));
+        }
         let registry = s.strip_prefix("docker://").unwrap_or(s);
         let first = registry.split('/').next().unwrap_or_default();
         // Like docker: the first component names a host when it has a dot
@@ -68,6 +90,7 @@ impl ImageRef {
         let has_host = registry.contains('/')
             && (first.contains('.') || first.contains(':') || first == "localhost");
         if has_host || s.starts_with("docker://") {
+            check_lowercase(s, registry, has_host)?;
             return registry
                 .parse::<oci_client::Reference>()
                 .map(ImageRef::Registry)
@@ -78,6 +101,43 @@ impl ImageRef {
         }
         Err(RefError::Unknown(s.into()))
     }
+}
+
+/// Repository paths are lowercase (distribution spec); the host and the
+/// tag may hold capitals. oci-client only says "invalid reference format".
+fn check_lowercase(reference: &str, registry: &str, has_host: bool) -> Result<(), RefError> {
+    let (named, digest) = registry
+        .split_once('@')
+        .map_or((registry, None), |(n, d)| (n, Some(d)));
+    let (path, tag) = match named.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') => (path, Some(tag)),
+        _ => (named, None),
+    };
+    let (host, repository) = match path.split_once('/') {
+        Some((host, repository)) if has_host => (Some(host), repository),
+        _ => (None, path),
+    };
+    if !repository.chars().any(|c| c.is_ascii_uppercase()) {
+        return Ok(());
+    }
+    let mut lowercase = String::new();
+    if let Some(host) = host {
+        lowercase.push_str(host);
+        lowercase.push('/');
+    }
+    lowercase.push_str(&repository.to_ascii_lowercase());
+    if let Some(tag) = tag {
+        lowercase.push(':');
+        lowercase.push_str(tag);
+    }
+    if let Some(digest) = digest {
+        lowercase.push('@');
+        lowercase.push_str(digest);
+    }
+    Err(RefError::Uppercase {
+        reference: reference.into(),
+        lowercase,
+    })
 }
 
 impl fmt::Display for ImageRef {
@@ -133,5 +193,28 @@ mod tests {
             matches!(ImageRef::parse("ubuntu"), Err(RefError::Unknown(_))),
             "a bare name is ambiguous with a path"
         );
+    }
+
+    #[test]
+    fn mistakes_are_named_with_the_fix() {
+        let message = |s: &str| ImageRef::parse(s).unwrap_err().to_string();
+        assert!(
+            message("./images/x").contains("did you mean \"oci:./images/x\""),
+            "{}",
+            message("./images/x")
+        );
+        assert!(message("/srv/images").contains("oci:/srv/images"));
+        assert!(matches!(
+            ImageRef::parse("oci:/tmp/x:BAD:TAG"),
+            Err(RefError::LayoutColon { .. })
+        ));
+        assert!(
+            message("127.0.0.1:5000/Team/App:V1")
+                .contains("did you mean \"127.0.0.1:5000/team/app:V1\""),
+            "{}",
+            message("127.0.0.1:5000/Team/App:V1")
+        );
+        assert!(ImageRef::parse("ghcr.io/team/app:Release-1").is_ok());
+        assert!(ImageRef::parse("Registry.Example:5000/team/app").is_ok());
     }
 }

@@ -157,7 +157,7 @@ impl Registry {
                     Err(e) => {
                         return Err(RegistryError::Request {
                             reference: reference.whole(),
-                            message: e.to_string(),
+                            message: describe(&e),
                         });
                     }
                 }
@@ -332,6 +332,13 @@ impl Registry {
         write()
     }
 
+    /// Whether the registry answers for `reference`'s repository (a HEAD
+    /// of a blob; "not there" is an answer), so a build can fail before it
+    /// runs when its output cannot be published.
+    pub fn check_reachable(&self, reference: &Reference) -> Result<(), RegistryError> {
+        self.has_blob(reference, &Digest::of(b"")).map(|_| ())
+    }
+
     /// Upload a small blob from memory.
     pub fn push_blob_bytes(
         &self,
@@ -423,6 +430,23 @@ const PAGE: usize = 1000;
 fn reqwest_header(media_type: &str) -> http::HeaderValue {
     http::HeaderValue::from_str(media_type)
         .unwrap_or_else(|_| http::HeaderValue::from_static(MEDIA_MANIFEST))
+}
+
+/// `e`'s message and its innermost cause when the message does not hold
+/// it: reqwest says "error sending request for url (…)" and leaves what
+/// went wrong ("Connection refused (os error 111)") to its sources.
+fn describe(e: &OciDistributionError) -> String {
+    let message = e.to_string();
+    let mut root: Option<&dyn std::error::Error> = None;
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        root = Some(cause);
+        next = cause.source();
+    }
+    match root.map(ToString::to_string) {
+        Some(cause) if !message.contains(&cause) => format!("{message}: {cause}"),
+        _ => message,
+    }
 }
 
 fn transient(e: &OciDistributionError) -> bool {

@@ -292,6 +292,11 @@ impl Oci {
         Ok(())
     }
 
+    /// Whether the registry of `target` answers for its repository.
+    pub fn check_reachable(&self, target: &oci_client::Reference) -> Result<(), StoreError> {
+        Ok(self.client(&target.whole())?.check_reachable(target)?)
+    }
+
     /// Run `write` as this process's only writer to `image`'s repository
     /// (see [`Registry::writing`]); layouts lock their own index.
     pub fn writing<T>(&self, image: &ImageRef, write: impl FnOnce() -> T) -> T {

@@ -1,0 +1,275 @@
+//! Starting a process of an image on this machine (`cascade run`): the
+//! image's layers applied into a private root ([`crate::rootfs`]), then the
+//! process — the default one, or any type the CNB label lists — under
+//! bubblewrap with that root as `/`, the image's `Env` and working
+//! directory, and no network unless a port is asked for. Nothing of the
+//! host's filesystem is visible to it.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::archive::Limits;
+use crate::guest_tree::GuestTree;
+use crate::inspect::Inspection;
+use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
+use crate::oci::{Digest, MEDIA_LAYER_TAR};
+use crate::rootfs::{self, Layer, RootfsError, Unpacked};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{image}: no process type {asked:?} (the image has: {known})")]
+    NoSuchProcess {
+        image: String,
+        asked: String,
+        known: String,
+    },
+    #[error("{image}: no default process (the image has: {known}); pick one with --process")]
+    NoDefault { image: String, known: String },
+    #[error("{image}: invalid {what}: {message}")]
+    Invalid {
+        image: String,
+        what: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{image}: {source}")]
+    Rootfs {
+        image: String,
+        #[source]
+        source: RootfsError,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What to start, as the image says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub process: Option<String>,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+}
+
+/// The process `asked` (else the default one) of `image`, with `extra`
+/// arguments appended and `env` (`NAME=VALUE`) over the image's own.
+pub fn plan(
+    image: &Inspection,
+    config: &serde_json::Value,
+    asked: Option<&str>,
+    extra: &[String],
+    env: &[String],
+) -> Result<Launch, LaunchError> {
+    let known = || {
+        let kinds: Vec<&str> = image.processes.iter().map(|p| p.kind.as_str()).collect();
+        if kinds.is_empty() {
+            "no process types".to_owned()
+        } else {
+            kinds.join(", ")
+        }
+    };
+    let inner = &config["config"];
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let default_dir = inner["WorkingDir"]
+        .as_str()
+        .filter(|d| !d.is_empty())
+        .unwrap_or("/")
+        .to_owned();
+    let (process, mut argv, working_dir) = if let Some(kind) = asked {
+        let p = image
+            .processes
+            .iter()
+            .find(|p| p.kind == kind)
+            .ok_or_else(|| LaunchError::NoSuchProcess {
+                image: image.image.clone(),
+                asked: kind.to_owned(),
+                known: known(),
+            })?;
+        let argv: Vec<String> = p.command.iter().chain(&p.args).cloned().collect();
+        let dir = p.working_dir.clone().unwrap_or(default_dir);
+        (Some(p.kind.clone()), argv, dir)
+    } else {
+        let argv: Vec<String> = strings(&inner["Entrypoint"])
+            .into_iter()
+            .chain(strings(&inner["Cmd"]))
+            .collect();
+        (image.default_process.clone(), argv, default_dir)
+    };
+    if argv.is_empty() {
+        return Err(LaunchError::NoDefault {
+            image: image.image.clone(),
+            known: known(),
+        });
+    }
+    argv.extend(extra.iter().cloned());
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for entry in image.env.iter().chain(env) {
+        let (name, value) = entry.split_once('=').ok_or_else(|| LaunchError::Invalid {
+            image: image.image.clone(),
+            what: "environment entry",
+            message: format!("{entry:?} is not NAME=VALUE"),
+        })?;
+        vars.retain(|(n, _)| n != name);
+        vars.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(Launch {
+        process,
+        argv,
+        env: vars,
+        working_dir,
+    })
+}
+
+/// Bound on what an image may unpack to here.
+pub const LIMITS: Limits = Limits {
+    max_bytes: 64 << 30,
+    max_entries: 4_000_000,
+};
+
+/// Apply the layers of `image` (pulled into the blob cache when they are
+/// in a registry) into `root`.
+pub fn unpack(
+    oci: &Oci,
+    image: &ReadImage,
+    name: &str,
+    root: &GuestTree,
+) -> Result<Unpacked, LaunchError> {
+    let invalid = |what: &'static str, message: String| LaunchError::Invalid {
+        image: name.to_owned(),
+        what,
+        message,
+    };
+    let descriptors = image.manifest["layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let diff_ids = image.config["rootfs"]["diff_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if descriptors.len() != diff_ids.len() {
+        return Err(invalid(
+            "config",
+            format!(
+                "{} layers but {} diff_ids",
+                descriptors.len(),
+                diff_ids.len()
+            ),
+        ));
+    }
+    let mut found = Vec::new();
+    let mut t = Transfers::default();
+    for (d, diff_id) in descriptors.iter().zip(&diff_ids) {
+        let parse = |v: &serde_json::Value, what| -> Result<Digest, LaunchError> {
+            v.as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e: crate::oci::digest::DigestError| invalid(what, e.to_string()))
+        };
+        let digest = parse(&d["digest"], "layer digest")?;
+        let diff_id = parse(diff_id, "diff_id")?;
+        let path = oci
+            .local_blob(&digest, &image.home, true, &mut t)?
+            .ok_or_else(|| invalid("layer", format!("{digest} is not on this machine")))?;
+        let media_type = d["mediaType"]
+            .as_str()
+            .unwrap_or(MEDIA_LAYER_TAR)
+            .to_owned();
+        found.push((path, media_type, digest, diff_id));
+    }
+    let layers: Vec<Layer<'_>> = found
+        .iter()
+        .map(|(path, media_type, digest, diff_id)| Layer {
+            path,
+            media_type,
+            digest,
+            diff_id,
+        })
+        .collect();
+    rootfs::unpack(&layers, root, LIMITS).map_err(|source| LaunchError::Rootfs {
+        image: name.to_owned(),
+        source,
+    })
+}
+
+/// The bubblewrap command that starts `launch` with `root` as `/`: new
+/// namespaces (the network too, unless `network`), the environment cleared
+/// to the image's, `/proc`, `/dev` and a private `/tmp`.
+pub fn command(root: &Path, launch: &Launch, network: bool) -> Command {
+    let mut c = Command::new("bwrap");
+    c.args(["--die-with-parent", "--unshare-all"]);
+    if network {
+        c.arg("--share-net");
+    }
+    c.arg("--bind").arg(root).arg("/");
+    c.args([
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--clearenv",
+    ]);
+    for (name, value) in &launch.env {
+        c.args(["--setenv", name, value]);
+    }
+    c.args(["--chdir", &launch.working_dir, "--"]);
+    c.args(&launch.argv);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::inspect::ProcessInfo;
+
+    fn image() -> (Inspection, serde_json::Value) {
+        let config = json!({"config": {
+            "Entrypoint": ["/bin/web"], "Cmd": ["--fast"], "WorkingDir": "/workspace",
+            "Env": ["PATH=/bin", "PORT=8080"],
+        }});
+        let mut i = crate::inspect::from_parts("app", &Digest::of(b""), &json!({}), &config);
+        i.processes = vec![ProcessInfo {
+            kind: "worker".into(),
+            command: vec!["/bin/sh".into(), "-c".into()],
+            args: vec!["work".into()],
+            buildpack_id: "x".into(),
+            working_dir: None,
+        }];
+        (i, config)
+    }
+
+    #[test]
+    fn the_default_process_and_a_named_one_start_as_the_image_says() {
+        let (i, config) = image();
+        let web = plan(&i, &config, None, &["-v".into()], &["PORT=9000".into()]).unwrap();
+        assert_eq!(web.argv, ["/bin/web", "--fast", "-v"]);
+        assert_eq!(web.working_dir, "/workspace");
+        assert_eq!(
+            web.env,
+            [
+                ("PATH".to_owned(), "/bin".to_owned()),
+                ("PORT".to_owned(), "9000".to_owned())
+            ]
+        );
+        let worker = plan(&i, &config, Some("worker"), &[], &[]).unwrap();
+        assert_eq!(worker.argv, ["/bin/sh", "-c", "work"]);
+        let err = plan(&i, &config, Some("cron"), &[], &[]).unwrap_err();
+        assert!(err.to_string().contains("the image has: worker"), "{err}");
+        assert!(plan(&i, &config, None, &[], &["NOEQUALS".into()]).is_err());
+    }
+}
