@@ -117,6 +117,10 @@ pub use crate::config_file::ConfigFileError as BuilderError;
 pub enum BuildpackSource {
     /// A `.wasm` file, resolved against the builder's directory.
     File(PathBuf),
+    /// `builtin:ID`: a first-party buildpack compiled into this binary
+    /// ([`crate::embedded`]), so a builder can reorder or combine them
+    /// with its own.
+    Builtin(BuildpackId),
     /// `docker://HOST/REPO[:TAG][@DIGEST]`: a Wasm OCI artifact in a
     /// registry (see [`crate::distribution`]), as written in the builder.
     Registry {
@@ -160,33 +164,9 @@ impl Builder {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut buildpacks = Vec::new();
         for (i, bp) in file.buildpacks.iter().enumerate() {
-            if let Some(reference) = bp.uri.strip_prefix("docker://") {
-                let reference = reference.parse::<oci_client::Reference>().map_err(|e| {
-                    field(
-                        format!("buildpacks[{i}].uri"),
-                        format!("{:?}: not a registry reference: {e}", bp.uri),
-                    )
-                })?;
-                buildpacks.push((
-                    bp.id.clone(),
-                    BuildpackSource::Registry {
-                        uri: bp.uri.clone(),
-                        reference,
-                    },
-                ));
-                continue;
-            }
-            let uri = bp.uri.strip_prefix("file://").unwrap_or(&bp.uri);
-            if uri.contains("://") {
-                return Err(field(
-                    format!("buildpacks[{i}].uri"),
-                    format!(
-                        "{:?}: use a .wasm path, file://PATH or docker://HOST/REPO[:TAG][@DIGEST]",
-                        bp.uri
-                    ),
-                ));
-            }
-            buildpacks.push((bp.id.clone(), BuildpackSource::File(base.join(uri))));
+            let source =
+                source(&bp.uri, base).map_err(|m| field(format!("buildpacks[{i}].uri"), m))?;
+            buildpacks.push((bp.id.clone(), source));
         }
         if file.order.is_empty() {
             return Err(field(
@@ -224,7 +204,8 @@ impl Builder {
             .as_ref()
             .and_then(|r| r.images.first())
             .map(|i| i.image.clone())
-            .or_else(|| file.stack.as_ref().and_then(|s| s.run_image.clone()));
+            .or_else(|| file.stack.as_ref().and_then(|s| s.run_image.clone()))
+            .map(|image| relative_to(base, &image));
         let build_env = file
             .build
             .map(|b| b.env.into_iter().map(|e| (e.name, e.value)).collect())
@@ -238,6 +219,51 @@ impl Builder {
             run_image,
             build_env,
         })
+    }
+}
+
+/// Where a `[[buildpacks]]` `uri` points: `builtin:ID`, `docker://…`, or a
+/// `.wasm` path (`file://` optional) against the builder's directory.
+fn source(uri: &str, base: &Path) -> Result<BuildpackSource, String> {
+    if let Some(reference) = uri.strip_prefix("docker://") {
+        let reference = reference
+            .parse::<oci_client::Reference>()
+            .map_err(|e| format!("{uri:?}: not a registry reference: {e}"))?;
+        return Ok(BuildpackSource::Registry {
+            uri: uri.to_owned(),
+            reference,
+        });
+    }
+    if let Some(id) = uri.strip_prefix(crate::embedded::URI_SCHEME) {
+        return crate::embedded::component(id)
+            .map(|_| {
+                BuildpackSource::Builtin(BuildpackId::new(id).expect("first-party ids are valid"))
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{uri:?}: no such built-in buildpack (this binary has: {})",
+                    crate::embedded::uris().join(", ")
+                )
+            });
+    }
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    if path.contains("://") {
+        return Err(format!(
+            "{uri:?}: use a .wasm path, file://PATH, builtin:ID or docker://HOST/REPO[:TAG][@DIGEST]"
+        ));
+    }
+    Ok(BuildpackSource::File(base.join(path)))
+}
+
+/// A layout reference (`oci:DIR[:TAG]`) with a relative DIR, resolved
+/// against the builder's directory like every other path in the file;
+/// registry references as written.
+fn relative_to(base: &Path, image: &str) -> String {
+    match image.strip_prefix("oci:") {
+        Some(rest) if !Path::new(rest).is_absolute() => {
+            format!("oci:{}", base.join(rest.trim_start_matches("./")).display())
+        }
+        _ => image.to_owned(),
     }
 }
 
@@ -271,6 +297,22 @@ image = "oci:/run:1"
         );
         assert!(b.order[0][0].optional);
         assert_eq!(b.run_image.as_deref(), Some("oci:/run:1"));
+    }
+
+    #[test]
+    fn builtin_uris_and_relative_run_images() {
+        let b = parse("[[buildpacks]]\nuri = \"builtin:cascade/go\"\n[[order]]\n[[order.group]]\nid = \"cascade/go\"\n[run]\nimages = [{ image = \"oci:./run:base\" }]\n").unwrap();
+        assert_eq!(
+            b.buildpacks[0].1,
+            BuildpackSource::Builtin(BuildpackId::new("cascade/go").unwrap())
+        );
+        assert_eq!(b.run_image.as_deref(), Some("oci:/b/run:base"));
+        let absolute = relative_to(Path::new("/b"), "oci:/srv/run:1");
+        assert_eq!(absolute, "oci:/srv/run:1");
+        assert_eq!(
+            relative_to(Path::new("/b"), "reg.example/run:1"),
+            "reg.example/run:1"
+        );
     }
 
     #[test]

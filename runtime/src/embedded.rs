@@ -15,6 +15,25 @@ pub const BUILDPACKS: [(&str, &[u8]); 6] = [
     ("embedded:cascade/procfile", guests::PROCFILE_WASM),
 ];
 
+/// The scheme of a builder.toml `uri` naming one of these buildpacks.
+pub const URI_SCHEME: &str = "builtin:";
+
+/// The component of the built-in buildpack `id`.
+pub fn component(id: &str) -> Option<&'static [u8]> {
+    BUILDPACKS
+        .iter()
+        .find(|(name, _)| name.strip_prefix("embedded:") == Some(id))
+        .map(|(_, bytes)| *bytes)
+}
+
+/// `builtin:ID` for every built-in buildpack, in the default order's terms.
+pub fn uris() -> Vec<String> {
+    BUILDPACKS
+        .iter()
+        .map(|(name, _)| format!("{URI_SCHEME}{}", name.trim_start_matches("embedded:")))
+        .collect()
+}
+
 fn member(id: &str, optional: bool) -> GroupMember {
     GroupMember {
         id: BuildpackId::new(id).expect("first-party ids are valid"),

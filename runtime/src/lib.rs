@@ -9,6 +9,7 @@
 pub mod api;
 pub mod archive;
 pub mod builder;
+pub mod builder_info;
 pub mod cache;
 pub mod capabilities;
 pub mod cargo;

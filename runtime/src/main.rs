@@ -9,10 +9,13 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    // `build --help` lists the buildpacks this binary really holds.
+    let command =
+        cli::Cli::command().mut_subcommand("build", |c| c.after_help(cli::build::builtins_help()));
+    let args = cli::Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -76,6 +76,87 @@ fn a_builder_with_real_buildpacks_builds() {
     assert_eq!(report["group"][0]["id"], "cascade/procfile");
 }
 
+/// A builder.toml combines built-in buildpacks (`builtin:ID`) and names
+/// its run image relative to itself; `builder inspect` lists both, and a
+/// built-in that does not exist is named with the ones that do.
+#[test]
+fn a_builder_combines_builtin_buildpacks_and_resolves_paths_against_itself() {
+    if !have_all(&["umoci", "skopeo"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("platform");
+    std::fs::create_dir(&dir).unwrap();
+    make_run_image(
+        &dir.join("run"),
+        "base",
+        &[("/etc/os-release", "ID=test\n")],
+        &[],
+    );
+    let builder = dir.join("builder.toml");
+    let text = |second: &str| {
+        format!(
+            "[[buildpacks]]\nuri = \"builtin:cascade/procfile\"\n[[buildpacks]]\nuri = \"{second}\"\n\
+             [[order]]\n[[order.group]]\nid = \"cascade/ca-certs\"\noptional = true\n\
+             [[order.group]]\nid = \"cascade/procfile\"\n\
+             [run]\nimages = [{{ image = \"oci:./run:base\" }}]\n"
+        )
+    };
+    std::fs::write(&builder, text("builtin:cascade/ca-certs")).unwrap();
+    // Built from elsewhere: the run image is found beside the builder.
+    let report: serde_json::Value = serde_json::from_str(&ok(cascade()
+        .current_dir(tmp.path())
+        .args(["build", fixture_app("procfile").to_str().unwrap()])
+        .args(["--output", &out(tmp.path()), "--format", "json"])
+        .arg("--builder")
+        .arg(&builder)))
+    .unwrap();
+    assert_eq!(report["group"][0]["id"], "cascade/procfile", "{report}");
+    let resolved = format!("oci:{}:base", dir.join("run").display());
+    assert_eq!(report["run_image"]["reference"], resolved, "{report}");
+
+    let info: serde_json::Value = serde_json::from_str(&ok(cascade()
+        .args(["builder", "inspect", "--format", "json"])
+        .arg(&builder)))
+    .unwrap();
+    let sources: Vec<&str> = info["buildpacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["builtin:cascade/procfile", "builtin:cascade/ca-certs"]
+    );
+    assert!(
+        info["buildpacks"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(info["order"][0][0]["optional"], true);
+    assert_eq!(info["run_image"], resolved);
+    let text_out = ok(cascade().args(["builder", "inspect"]).arg(&builder));
+    assert!(
+        text_out.contains("ID") && text_out.contains("DIGEST"),
+        "{text_out}"
+    );
+
+    std::fs::write(&builder, text("builtin:cascade/nope")).unwrap();
+    let o = cascade_run("builder", &["inspect", builder.to_str().unwrap()]);
+    assert_eq!(o.code, 10, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("buildpacks[1].uri") && o.stderr.contains("builtin:cascade/go"),
+        "{}",
+        o.stderr
+    );
+    let help = ok(cascade().args(["build", "--help"]));
+    for id in ["cascade/node", "cascade/go", "cascade/procfile"] {
+        assert!(help.contains(id), "build --help lists {id}: {help}");
+    }
+}
+
 #[test]
 fn a_wasm_that_is_not_a_component_is_refused() {
     let tmp = tempfile::tempdir().unwrap();

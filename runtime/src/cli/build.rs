@@ -286,6 +286,21 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     print_report(&report, args.format)
 }
 
+/// The built-in buildpacks, for `build --help`: id, version and the
+/// builder.toml uri that names each.
+pub fn builtins_help() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("Built-in buildpacks (builder.toml: uri = \"builtin:ID\"):\n");
+    for (name, bytes) in &cascade_runtime::embedded::BUILDPACKS {
+        let id = name.trim_start_matches("embedded:");
+        let version = cascade_runtime::manifest::BuildpackManifest::from_component(bytes, name)
+            .map(|m| m.buildpack.version)
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {id} {version}");
+    }
+    out
+}
+
 type Selection = (Vec<Arc<dyn BuildpackRunner>>, Vec<Vec<GroupMember>>);
 
 /// The buildpacks and order, from the first that says: `--buildpack`, the
@@ -371,6 +386,12 @@ fn builder_buildpacks(
                 })?,
                 path.display().to_string(),
             ),
+            BuildpackSource::Builtin(id) => {
+                let name = format!("{}{id}", cascade_runtime::embedded::URI_SCHEME);
+                let bytes = cascade_runtime::embedded::component(id.as_str())
+                    .expect("checked when the builder was parsed");
+                (engine.load(bytes, &name)?, name)
+            }
             BuildpackSource::Registry { uri, reference } => {
                 let wasm = registry.pull(uri, reference)?;
                 (
@@ -416,7 +437,7 @@ impl Registries {
                 BuildpackSource::Registry { reference, .. } => {
                     Some(reference.resolve_registry().to_owned())
                 }
-                BuildpackSource::File(_) => None,
+                BuildpackSource::File(_) | BuildpackSource::Builtin(_) => None,
             })
             .collect();
         let lock_path = BuilderLock::path_for(&b.path);

@@ -1,7 +1,8 @@
 //! Command-line definitions (clap derive types in one place) and dispatch.
 
 mod audit;
-mod build;
+pub mod build;
+mod builder;
 mod buildpack;
 pub mod exit;
 mod inspect;
@@ -35,14 +36,19 @@ pub enum Command {
     ///
     /// Runs detect (which buildpack group applies), build (each buildpack in a
     /// sandbox) and export (reproducible layers on the run image). Without
-    /// --builder or --buildpack the built-in builder is used: ca-certs,
-    /// static-site and procfile.
+    /// --builder or --buildpack the built-in builder is used (its
+    /// buildpacks are listed below; `cascade builder inspect` shows its
+    /// order).
     ///
     /// Exit codes: 0 built, 1 anything else, 10 bad input, 20 no buildpack
     /// group passed, 21 a buildpack failed in detect, 40 build cache, 51 a
     /// buildpack failed in build, 61 run image (a --platform it does not
     /// offer included), 62 export.
     Build(build::BuildArgs),
+
+    /// Inspect builders: their buildpacks and order.
+    #[command(subcommand)]
+    Builder(builder::BuilderCommand),
 
     /// Package buildpacks and publish them to registries.
     #[command(subcommand)]
@@ -98,6 +104,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Builder(cmd) => builder::run(&cmd),
         Command::Buildpack(cmd) => buildpack::run(&cmd),
         Command::New(cmd) => new::run(&cmd),
         Command::Rebase(args) => rebase::run(&args),
