@@ -197,11 +197,7 @@ impl Fleet<'_> {
                 Status::Refused => summary.refused += 1,
                 Status::Failed => summary.failed += 1,
             }
-            summary.transfers.present += t.present;
-            summary.transfers.linked += t.linked;
-            summary.transfers.mounted += t.mounted;
-            summary.transfers.downloaded += t.downloaded;
-            summary.transfers.uploaded += t.uploaded;
+            summary.transfers.add(t);
         }
         summary.seconds = started.elapsed().as_secs_f64();
         // A fleet count is far below f64's exact integer range.

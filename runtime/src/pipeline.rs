@@ -125,7 +125,8 @@ fn phases(
         ImageRef::Scratch => return Err(PipelineError::Output(req.output.to_string())),
     };
 
-    reporter.phase("analyze");
+    let mut clock = Clock::new(reporter);
+    clock.start("analyze");
     // A registry that cannot take the image fails the build now, not
     // after every buildpack ran.
     if let ImageRef::Registry(target) = &req.output {
@@ -177,7 +178,7 @@ fn phases(
     let workspace = workspace(&app, scratch.path(), &req.filter)?;
     let layers_root = scratch.path().join("layers");
 
-    reporter.phase("detect");
+    clock.start("detect");
     let input = DetectInput {
         app: workspace.clone(),
         platform_env: req.platform_env.clone(),
@@ -193,11 +194,14 @@ fn phases(
 
     std::fs::create_dir_all(&layers_root).map_err(PipelineError::Workspace)?;
     let restored = match &cache {
-        Some(c) => restore(c, &layers_root, &store, reporter)?,
+        Some(c) => {
+            clock.start("restore");
+            restore(c, &layers_root, &store, reporter)?
+        }
         None => Restored::default(),
     };
 
-    reporter.phase("build");
+    clock.start("build");
     let built = Build {
         group: &detected.group,
         app: &workspace,
@@ -210,7 +214,7 @@ fn phases(
     }
     .run()?;
 
-    reporter.phase("export");
+    clock.start("export");
     let os = os_info(&run_image, oci, &store, reporter);
     let (uses, provenance) = capability_calls(req, &built, &restored);
     let exported = Export {
@@ -240,6 +244,7 @@ fn phases(
     }
 
     let mut report = report(req, &run_image, &detected, exported, transfers, &digest);
+    report.phases = clock.finish();
     report.sbom_referrer = referrer;
     report.capabilities = uses;
     if let Some(host) = &req.capabilities {
@@ -324,6 +329,7 @@ fn report(
         sbom_referrer: None,
         capabilities: Vec::new(),
         warnings: Vec::new(),
+        phases: Vec::new(),
     }
 }
 
@@ -418,6 +424,46 @@ fn cache_key(req: &BuildRequest) -> String {
     format!("{output}\n{}", buildpacks.join("\n"))
 }
 
+/// Each phase's own duration: told to the reporter as the phase ends, and
+/// kept for the report.
+struct Clock<'r> {
+    reporter: &'r dyn Reporter,
+    current: Option<(&'static str, std::time::Instant)>,
+    done: Vec<crate::report::PhaseTime>,
+}
+
+impl<'r> Clock<'r> {
+    fn new(reporter: &'r dyn Reporter) -> Self {
+        Self {
+            reporter,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, name: &'static str) {
+        self.end();
+        self.reporter.phase(name);
+        self.current = Some((name, std::time::Instant::now()));
+    }
+
+    fn end(&mut self) {
+        if let Some((name, started)) = self.current.take() {
+            let seconds = started.elapsed().as_secs_f64();
+            self.reporter.phase_done(name, seconds);
+            self.done.push(crate::report::PhaseTime {
+                name: name.to_owned(),
+                seconds,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Vec<crate::report::PhaseTime> {
+        self.end();
+        self.done
+    }
+}
+
 /// CNB's restore phase: the previous build's layers, offered back.
 fn restore(
     cache: &ImageCache,
@@ -425,7 +471,6 @@ fn restore(
     store: &Layout,
     reporter: &dyn Reporter,
 ) -> Result<Restored, CacheError> {
-    reporter.phase("restore");
     let r = cache.restore(layers_root, store, reporter)?;
     let n: usize = r.layers.values().map(Vec::len).sum();
     reporter.note(&format!(
@@ -451,19 +496,24 @@ fn store_image(
     reporter: &dyn Reporter,
 ) -> Result<(Transfers, Digest, Option<Attached>), StoreError> {
     let mut t = Transfers::default();
-    match &req.output {
-        ImageRef::Registry(target) => {
-            reporter.note(&format!("publishing to {}", target.whole()));
-            for l in &run_image.layers {
-                oci.ensure_in_registry(target, &l.digest, &run_image.home, None, &mut t)?;
-            }
-            for d in &exported.new_blobs {
-                oci.ensure_in_registry(target, d, &BlobHome::None, Some(store), &mut t)?;
-            }
+    if let ImageRef::Registry(target) = &req.output {
+        reporter.note(&format!("publishing to {}", target.whole()));
+        for l in &run_image.layers {
+            oci.ensure_in_registry(target, &l.digest, &run_image.home, None, &mut t)?;
         }
-        _ => {
-            for l in &run_image.layers {
-                oci.ensure_in_layout(store, &l.digest, &run_image.home, &mut t)?;
+        for d in &exported.new_blobs {
+            oci.ensure_in_registry(target, d, &BlobHome::None, Some(store), &mut t)?;
+        }
+    } else {
+        for l in &run_image.layers {
+            oci.ensure_in_layout(store, &l.digest, &run_image.home, &mut t)?;
+        }
+        // Export wrote its new layers straight into the layout.
+        for l in &exported.layers {
+            if l.reused {
+                t.present += 1;
+            } else {
+                t.written += 1;
             }
         }
     }
@@ -496,10 +546,7 @@ fn store_image(
         ));
         referrer = Some(attached);
     }
-    reporter.note(&format!(
-        "blobs: {} present, {} linked, {} mounted, {} downloaded, {} uploaded",
-        t.present, t.linked, t.mounted, t.downloaded, t.uploaded
-    ));
+    reporter.note(&t.summary());
     Ok((t, digest, referrer))
 }
 

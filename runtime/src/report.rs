@@ -18,6 +18,8 @@ pub enum LogLevel {
 pub trait Reporter: Send + Sync {
     /// A phase starts (`detect`, `build`, `export`).
     fn phase(&self, name: &str);
+    /// A phase ended after `seconds` of its own.
+    fn phase_done(&self, _name: &str, _seconds: f64) {}
     /// A line of the platform's own progress.
     fn note(&self, message: &str);
     /// A buildpack's `log` call.
@@ -79,6 +81,14 @@ pub struct BuildReport {
     pub capabilities: Vec<crate::engine::CapabilityUse>,
     /// What the platform should know (a limit that could not be enforced).
     pub warnings: Vec<String>,
+    /// Each phase's own duration, in order.
+    pub phases: Vec<PhaseTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseTime {
+    pub name: String,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]

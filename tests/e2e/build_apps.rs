@@ -27,6 +27,28 @@ fn procfile_app_runs_its_default_process() {
     ]);
     assert_eq!(report["group"][0]["id"], "cascade/procfile");
     assert_eq!(report["default_process"], "web");
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["analyze", "detect", "restore", "build", "export"]);
+    // Two layers, the config and the manifest were written; again, none.
+    assert_eq!(report["transfers"]["written"], 4, "{report}");
+    let again = build_ok(&[
+        app.to_str().unwrap(),
+        "--output",
+        &out_ref(tmp.path(), "v1"),
+        "--run-image",
+        busybox_run_image(),
+    ]);
+    let t = &again["transfers"];
+    assert_eq!(
+        (t["written"].as_u64(), t["present"].as_u64()),
+        (Some(0), Some(5)),
+        "{again}"
+    );
     let layout = tmp.path().join("out");
     validate(&layout, "v1");
 

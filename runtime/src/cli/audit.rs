@@ -40,13 +40,17 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
 
+    /// No progress on stderr (errors and warnings still).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
-    let reporter = Stderr::new(true);
+    let reporter = Stderr::new(args.quiet);
     let run_image =
         ImageRef::parse(&args.run_image).map_err(|e| InvalidInput(format!("--run-image: {e}")))?;
     let mut images = super::images_from(&args.images, args.images_file.as_deref())?;

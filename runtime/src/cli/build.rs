@@ -509,10 +509,14 @@ fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
         Format::Text => {
             println!("Built {}", report.image);
             println!("  digest:  {}", report.image_digest);
-            println!(
-                "  run image: {} {}",
-                report.run_image.reference, report.run_image.digest
-            );
+            if report.run_image.digest.is_empty() {
+                println!("  run image: {}", report.run_image.reference);
+            } else {
+                println!(
+                    "  run image: {} ({})",
+                    report.run_image.reference, report.run_image.digest
+                );
+            }
             let group: Vec<String> = report
                 .group
                 .iter()

@@ -16,6 +16,10 @@ pub struct InspectArgs {
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
 
+    /// Where pulled blobs are cached (the SBOM layer --sbom reads).
+    #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -27,7 +31,7 @@ pub struct InspectArgs {
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let image = ImageRef::parse(&args.image).map_err(|e| InvalidInput(format!("IMAGE: {e}")))?;
-    let oci = super::oci(None, &[&image], &args.insecure_registry)?;
+    let oci = super::oci(args.cache_dir.clone(), &[&image], &args.insecure_registry)?;
     let i = inspect(&image, &oci)?;
     if args.sbom {
         let read = oci.read(&image, None)?;
@@ -55,10 +59,14 @@ fn print_text(i: &Inspection) {
         println!("Not built with buildpacks (no io.buildpacks.lifecycle.metadata label).");
     }
     if let Some(r) = &i.run_image {
-        println!(
-            "Run image: {}\n  reference: {}\n  top layer: {}",
-            r.image, r.reference, r.top_layer
-        );
+        println!("Run image: {}", r.image);
+        // Scratch has no manifest and no layers: nothing to show.
+        if !r.reference.is_empty() {
+            println!("  reference: {}", r.reference);
+        }
+        if !r.top_layer.is_empty() {
+            println!("  top layer: {}", r.top_layer);
+        }
     }
     println!("Rebasable: {}", i.rebasable);
     println!("Buildpacks:");
@@ -80,9 +88,13 @@ fn print_text(i: &Inspection) {
             p.buildpack_id
         );
     }
-    println!("Env:");
-    for e in &i.env {
-        println!("  {e}");
+    if i.env.is_empty() {
+        println!("Env: (none)");
+    } else {
+        println!("Env:");
+        for e in &i.env {
+            println!("  {e}");
+        }
     }
     if let Some(s) = &i.sbom {
         println!(
@@ -95,9 +107,13 @@ fn print_text(i: &Inspection) {
         );
     }
     println!("Layers:");
+    println!(
+        "  {:<12}  {:<71}  {:>10}  SOURCE",
+        "DIGEST", "DIFF_ID", "BYTES"
+    );
     for l in &i.layers {
         println!(
-            "  {:<12} {}  {:>10} bytes  {}",
+            "  {:<12}  {:<71}  {:>10}  {}",
             &l.digest.get(7..19).unwrap_or(&l.digest),
             l.diff_id,
             l.size,

@@ -2,33 +2,30 @@
 //! buildpack's id. stdout stays for the result (text summary or JSON).
 
 use std::io::Write;
-use std::time::Instant;
 
 use cascade_runtime::ids::BuildpackId;
 use cascade_runtime::report::{LogLevel, Reporter};
 
 pub struct Stderr {
-    start: Instant,
     quiet: bool,
 }
 
 impl Stderr {
     pub fn new(quiet: bool) -> Self {
-        Self {
-            start: Instant::now(),
-            quiet,
-        }
+        Self { quiet }
     }
 }
 
 impl Reporter for Stderr {
     fn phase(&self, name: &str) {
         if !self.quiet {
-            line(&format!(
-                "===> {} ({:.1}s)",
-                name.to_uppercase(),
-                self.start.elapsed().as_secs_f64()
-            ));
+            line(&format!("===> {}", name.to_uppercase()));
+        }
+    }
+
+    fn phase_done(&self, name: &str, seconds: f64) {
+        if !self.quiet {
+            line(&format!("     {name} took {}", duration(seconds)));
         }
     }
 
@@ -64,4 +61,13 @@ impl Reporter for Stderr {
 fn line(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}", cascade_runtime::report::neutralise(text));
+}
+
+/// `52 ms` under ten seconds, `12.3 s` above.
+fn duration(seconds: f64) -> String {
+    if seconds < 10.0 {
+        format!("{:.0} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.1} s")
+    }
 }

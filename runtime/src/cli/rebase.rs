@@ -87,13 +87,17 @@ pub struct RebaseArgs {
     #[arg(long, value_name = "DIR", env = "CASCADE_CACHE_DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
 
+    /// No progress on stderr (errors and warnings still).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
     /// Output format of the result on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
-    let reporter = Stderr::new(false);
+    let reporter = Stderr::new(args.quiet);
     let parse =
         |flag: &str, r: &str| ImageRef::parse(r).map_err(|e| InvalidInput(format!("{flag}: {e}")));
     let images = super::images_from(&args.images, args.images_file.as_deref())?;
@@ -288,11 +292,7 @@ fn print(r: &Rebased, format: Format) -> anyhow::Result<()> {
             if let Some(sbom) = &r.sbom_layer {
                 println!("  SBOM layer: {sbom} (names the new run image)");
             }
-            let t = &r.transfers;
-            println!(
-                "  blobs: {} present, {} linked, {} mounted, {} downloaded, {} uploaded",
-                t.present, t.linked, t.mounted, t.downloaded, t.uploaded
-            );
+            println!("  {}", r.transfers.summary());
         }
     }
     Ok(())

@@ -55,6 +55,27 @@ pub struct Transfers {
     pub downloaded: u32,
     /// Uploaded to a registry.
     pub uploaded: u32,
+    /// Written new into a layout (layers a build made, configs, manifests).
+    pub written: u32,
+}
+
+impl Transfers {
+    /// One line for progress output: every count, zeros included.
+    pub fn summary(&self) -> String {
+        format!(
+            "blobs: {} written, {} present, {} linked, {} mounted, {} downloaded, {} uploaded",
+            self.written, self.present, self.linked, self.mounted, self.downloaded, self.uploaded
+        )
+    }
+
+    pub fn add(&mut self, other: &Transfers) {
+        self.present += other.present;
+        self.linked += other.linked;
+        self.mounted += other.mounted;
+        self.downloaded += other.downloaded;
+        self.uploaded += other.uploaded;
+        self.written += other.written;
+    }
 }
 
 /// The registry client (when any reference is a registry) and the blob
@@ -324,8 +345,14 @@ impl Oci {
             }),
             ImageRef::Layout { dir, tag } => {
                 let layout = Layout::open_or_create(dir)?;
-                layout.write_blob(config)?;
-                layout.write_blob(manifest)?;
+                for bytes in [config, manifest] {
+                    if layout.blob_path(&Digest::of(bytes)).is_file() {
+                        t.present += 1;
+                    } else {
+                        layout.write_blob(bytes)?;
+                        t.written += 1;
+                    }
+                }
                 let descriptor = json!({
                     "mediaType": MEDIA_MANIFEST,
                     "digest": digest.to_string(),

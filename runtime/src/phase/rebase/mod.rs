@@ -479,7 +479,12 @@ impl Rebase<'_> {
                         .map_err(wrap)?;
                 }
                 if let Some(s) = sbom {
-                    layout.write_blob(&s.blob).map_err(|e| wrap(e.into()))?;
+                    if layout.blob_path(&s.digest).is_file() {
+                        t.present += 1;
+                    } else {
+                        layout.write_blob(&s.blob).map_err(|e| wrap(e.into()))?;
+                        t.written += 1;
+                    }
                 }
             }
             ImageRef::Scratch => {
