@@ -39,12 +39,7 @@ echo "==> cascade build tests/fixtures/apps/go-web (the build host's go through 
 "$cascade" build tests/fixtures/apps/go-web --output "oci:$demo/go-web:latest" --allow exec:go
 oci-image-tool validate --type image --ref name=latest "$demo/go-web"
 
-echo "==> run the procfile app's image under bwrap: its own Entrypoint, Env and WorkingDir"
-umoci unpack --rootless --image "$demo/procfile:latest" "$demo/procfile-bundle" >/dev/null
-config=$(skopeo --insecure-policy inspect --config "oci:$demo/procfile:latest")
-mapfile -t entrypoint < <(jq -r '.config.Entrypoint[]' <<<"$config")
-env_args=()
-while IFS= read -r kv; do env_args+=(--setenv "${kv%%=*}" "${kv#*=}"); done < <(jq -r '.config.Env[]' <<<"$config")
-bwrap --bind "$demo/procfile-bundle/rootfs" / --proc /proc --dev /dev --unshare-all --die-with-parent \
-  --clearenv "${env_args[@]}" --chdir "$(jq -r .config.WorkingDir <<<"$config")" -- "${entrypoint[@]}"
+echo "==> cascade run: the procfile app's image under bwrap, its own Entrypoint, Env and WorkingDir"
+"$cascade" run "oci:$demo/procfile:latest"
+"$cascade" run "oci:$demo/procfile:latest" --process worker
 echo "Images are OCI layouts under $demo (try: skopeo --insecure-policy inspect oci:$demo/static-site:latest)."

@@ -22,7 +22,7 @@ fi
 
 # CycloneDX's own schema validator (the official Python library), which the
 # SBOM tests check Cascade's SBOMs with.
-if ! python3 -c "import cyclonedx.validation.json" 2>/dev/null; then
+if ! python3 -c "import cyclonedx.validation.json, jsonschema" 2>/dev/null; then
   user=""
   [ "$(id -u)" = 0 ] || user="--user"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $user \

@@ -501,7 +501,7 @@ fn noop_rebuild(out: &mut String) {
         let _ = std::fs::remove_dir_all(tmp.path().join("out"));
         let (cold, first) = build(&cache);
         let (noop, second) = build(&cache);
-        assert_eq!(first["image_digest"], second["image_digest"]);
+        assert_eq!(first["digest"], second["digest"]);
         let layers = second["layers"].as_array().unwrap();
         assert!(
             layers.iter().all(|l| l["reused"] == true),

@@ -16,7 +16,7 @@ use crate::labels;
 use crate::oci::ImageRef;
 use crate::oci::store::{Oci, StoreError, Transfers};
 use crate::phase::Rebase;
-use crate::report::Reporter;
+use crate::report::{Reporter, RunImageRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -48,6 +48,8 @@ pub struct Entry {
     pub status: Status,
     pub old_digest: Option<String>,
     pub new_digest: Option<String>,
+    /// The base the image sits on after the run (or would, dry).
+    pub run_image: Option<RunImageRef>,
     pub reason: Option<String>,
 }
 
@@ -65,7 +67,10 @@ pub struct Summary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FleetReport {
-    pub run_image: String,
+    /// The run image asked for; its digest and top layer when every image
+    /// that read it saw the same one (a tag that moved mid-run gives none:
+    /// each entry says what it got).
+    pub run_image: RunImageRef,
     pub shard: Option<String>,
     pub images: Vec<Entry>,
     pub summary: Summary,
@@ -204,8 +209,15 @@ impl Fleet<'_> {
         #[allow(clippy::cast_precision_loss)]
         let count = entries.len() as f64;
         summary.images_per_second = count / summary.seconds.max(1e-9);
+        let mut seen = entries.iter().filter_map(|(_, e, _)| e.run_image.as_ref());
+        let first = seen.next().cloned();
+        let agreed = first.filter(|f| seen.all(|r| r == f));
         FleetReport {
-            run_image: self.run_image.to_string(),
+            run_image: RunImageRef {
+                reference: self.run_image.to_string(),
+                digest: agreed.as_ref().and_then(|r| r.digest.clone()),
+                top_layer: agreed.and_then(|r| r.top_layer),
+            },
             shard: self.shard.map(|(i, n)| format!("{i}/{n}")),
             images: entries.into_iter().map(|(_, e, _)| e).collect(),
             summary,
@@ -239,6 +251,7 @@ impl Fleet<'_> {
                         status,
                         old_digest: Some(r.old_digest),
                         new_digest: new,
+                        run_image: Some(r.new_run_image),
                         reason: None,
                     },
                     r.transfers,
@@ -256,6 +269,7 @@ impl Fleet<'_> {
                         status,
                         old_digest: None,
                         new_digest: None,
+                        run_image: None,
                         reason: Some(e.to_string()),
                     },
                     Transfers::default(),
@@ -271,8 +285,7 @@ pub struct AuditEntry {
     pub image: String,
     pub digest: Option<String>,
     /// The run image the image says it was built (or last rebased) on.
-    pub run_image: Option<String>,
-    pub run_image_digest: Option<String>,
+    pub run_image: Option<RunImageRef>,
     pub status: AuditStatus,
     pub buildpacks: Vec<String>,
     pub reason: Option<String>,
@@ -304,8 +317,8 @@ impl AuditStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
-    pub run_image: String,
-    pub run_image_digest: String,
+    /// The run image audited against.
+    pub run_image: RunImageRef,
     pub images: Vec<AuditEntry>,
     pub current: usize,
     pub stale: usize,
@@ -323,7 +336,16 @@ pub fn audit(
     run_image: &ImageRef,
     reporter: &dyn Reporter,
 ) -> Result<AuditReport, StoreError> {
-    let current = oci.read(run_image, None)?.digest.to_string();
+    let target = oci.read(run_image, None)?;
+    let current = RunImageRef {
+        reference: run_image.to_string(),
+        digest: Some(target.digest.to_string()),
+        top_layer: target.config["rootfs"]["diff_ids"]
+            .as_array()
+            .and_then(|d| d.last())
+            .and_then(|d| d.as_str())
+            .map(str::to_owned),
+    };
     let mut entries = Vec::new();
     for image in images {
         let name = image.to_string();
@@ -334,7 +356,6 @@ pub fn audit(
                     image: name,
                     digest: None,
                     run_image: None,
-                    run_image_digest: None,
                     status: AuditStatus::Failed,
                     buildpacks: Vec::new(),
                     reason: Some(e.to_string()),
@@ -363,8 +384,7 @@ pub fn audit(
         entries.push(AuditEntry {
             image: name,
             digest: Some(i.digest),
-            run_image: i.run_image.as_ref().map(|r| r.image.clone()),
-            run_image_digest: i.run_image.map(|r| r.reference),
+            run_image: i.run_image,
             status,
             buildpacks: i
                 .buildpacks
@@ -376,8 +396,7 @@ pub fn audit(
     }
     let count = |s: AuditStatus| entries.iter().filter(|e| e.status == s).count();
     Ok(AuditReport {
-        run_image: run_image.to_string(),
-        run_image_digest: current,
+        run_image: current,
         current: count(AuditStatus::Current),
         stale: count(AuditStatus::Stale),
         refused: count(AuditStatus::Refused),

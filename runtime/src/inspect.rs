@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::labels;
 use crate::oci::store::{BlobHome, Oci, StoreError};
 use crate::oci::{Digest, ImageRef};
+use crate::report::RunImageRef;
 use crate::sbom;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ pub struct Inspection {
     pub created: Option<String>,
     /// Whether the image carries CNB metadata at all.
     pub buildpacks_image: bool,
-    pub run_image: Option<RunImageInfo>,
+    pub run_image: Option<RunImageRef>,
     pub rebasable: bool,
     pub buildpacks: Vec<BuildpackInfo>,
     pub processes: Vec<ProcessInfo>,
@@ -41,13 +42,6 @@ pub struct Inspection {
     pub layers: Vec<LayerInfo>,
     /// What the image SBOM lists, when the image has one.
     pub sbom: Option<sbom::Summary>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunImageInfo {
-    pub image: String,
-    pub reference: String,
-    pub top_layer: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,15 +178,20 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
     let all_labels = &inner["Labels"];
     let lifecycle = json_label(all_labels, labels::LIFECYCLE_METADATA);
     let build = json_label(all_labels, labels::BUILD_METADATA);
-    let run_image = lifecycle.get("runImage").map(|r| RunImageInfo {
-        image: r["image"].as_str().unwrap_or_default().into(),
-        reference: r["reference"].as_str().unwrap_or_default().into(),
-        top_layer: r["topLayer"].as_str().unwrap_or_default().into(),
+    // The CNB label's `reference` is `NAME@DIGEST` (lifecycle) or the
+    // digest alone (Cascade): the digest is what follows any `@`.
+    let run_image = lifecycle.get("runImage").map(|r| RunImageRef {
+        reference: r["image"].as_str().unwrap_or_default().into(),
+        digest: r["reference"]
+            .as_str()
+            .map(|s| s.rsplit_once('@').map_or(s, |(_, d)| d))
+            .and_then(RunImageRef::non_empty),
+        top_layer: r["topLayer"].as_str().and_then(RunImageRef::non_empty),
     });
 
     let top = run_image
         .as_ref()
-        .map(|r| r.top_layer.clone())
+        .and_then(|r| r.top_layer.clone())
         .unwrap_or_default();
     let layers = layer_infos(&lifecycle, manifest, config, &top);
 
@@ -341,7 +340,7 @@ mod tests {
         let manifest = json!({"layers": (0..5).map(|i| json!({"digest": format!("sha256:{i}"), "size": i})).collect::<Vec<_>>()});
         let i = from_parts("x", &Digest::of(b"m"), &manifest, &config);
         assert!(i.buildpacks_image && i.rebasable);
-        assert_eq!(i.run_image.unwrap().image, "paketobuildpacks/run:base");
+        assert_eq!(i.run_image.unwrap().reference, "paketobuildpacks/run:base");
         assert_eq!(i.processes[0].command, ["node server.js"]);
         assert_eq!(i.processes[1].command, ["node", "worker.js"]);
         assert_eq!(i.processes[1].args, ["--fast"]);

@@ -18,7 +18,7 @@ use crate::phase::{
     Build, BuildError, Detect, DetectError, Detected, Export, ExportError, Exported,
 };
 use crate::project::Filter;
-use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageReport};
+use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageRef};
 use crate::run_image::{RunImage, RunImageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -302,16 +302,12 @@ fn report(
     digest: &Digest,
 ) -> BuildReport {
     BuildReport {
-        image_digest: digest.to_string(),
+        digest: digest.to_string(),
         image: req.output.to_string(),
         transfers,
-        run_image: RunImageReport {
+        run_image: RunImageRef {
             reference: req.run_image.to_string(),
-            digest: run_image
-                .manifest_digest
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
+            digest: run_image.manifest_digest.as_ref().map(ToString::to_string),
             top_layer: run_image.top_layer().map(ToString::to_string),
         },
         group: detected

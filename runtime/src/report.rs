@@ -65,11 +65,11 @@ impl Reporter for Silent {
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
     /// `sha256:...` of the image manifest.
-    pub image_digest: String,
+    pub digest: String,
     pub image: String,
     /// What making the image's blobs present cost.
     pub transfers: crate::oci::store::Transfers,
-    pub run_image: RunImageReport,
+    pub run_image: RunImageRef,
     /// The buildpacks of the chosen group, in order.
     pub group: Vec<GroupMemberReport>,
     pub layers: Vec<LayerReport>,
@@ -91,11 +91,21 @@ pub struct PhaseTime {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct RunImageReport {
+/// A run image in every report (build, inspect, audit, rebase), with the
+/// same three keys: the reference it was named by, its manifest digest and
+/// its top layer's diff_id (`None` for scratch, or where not known).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunImageRef {
     pub reference: String,
-    pub digest: String,
+    pub digest: Option<String>,
     pub top_layer: Option<String>,
+}
+
+impl RunImageRef {
+    /// `value` unless it is empty.
+    pub fn non_empty(value: &str) -> Option<String> {
+        (!value.is_empty()).then(|| value.to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

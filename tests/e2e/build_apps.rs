@@ -341,7 +341,7 @@ fn ca_certs_join_a_procfile_app_and_set_ssl_cert_file() {
         ]
     );
     assert_eq!(inspected["default_process"], "web");
-    assert_eq!(inspected["digest"], report["image_digest"]);
+    assert_eq!(inspected["digest"], report["digest"]);
 }
 
 #[test]

@@ -29,7 +29,7 @@ struct Built {
 
 impl Built {
     fn digest(&self) -> &str {
-        self.report["image_digest"].as_str().unwrap()
+        self.report["digest"].as_str().unwrap()
     }
 
     /// Layer name -> reused?

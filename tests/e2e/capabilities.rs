@@ -80,8 +80,7 @@ fn a_granted_fetch_downloads_verifies_caches_and_works_offline() {
         second.stderr
     );
     assert_eq!(server.hits.load(Ordering::SeqCst), 1);
-    let digest =
-        |o: &Outcome| serde_json::from_str::<Value>(&o.stdout).unwrap()["image_digest"].clone();
+    let digest = |o: &Outcome| serde_json::from_str::<Value>(&o.stdout).unwrap()["digest"].clone();
     assert_eq!(digest(&first), digest(&second));
 
     // Offline with an empty cache: a clear error, no request.

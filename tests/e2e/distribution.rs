@@ -130,8 +130,7 @@ fn a_published_buildpack_builds_from_its_reference_locked_and_cached() {
     let before = registry.requests().len();
     let second = build_with_builder(tmp.path(), &b, &["--locked"]);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    let digest =
-        |o: &Outcome| serde_json::from_str::<Value>(&o.stdout).unwrap()["image_digest"].clone();
+    let digest = |o: &Outcome| serde_json::from_str::<Value>(&o.stdout).unwrap()["digest"].clone();
     assert_eq!(digest(&first), digest(&second));
     let during: Vec<String> = registry.requests()[before..].to_vec();
     assert!(during.iter().all(|l| !l.contains("/blobs/")), "{during:#?}");

@@ -79,7 +79,7 @@ fn a_go_module_builds_with_exec_runs_on_scratch_and_rebuilds_from_cache() {
     let second = go_build(&cache, &app, &layout, true);
     assert_eq!(second.code, 0, "{}", second.stderr);
     let again: Value = serde_json::from_str(&second.stdout).unwrap();
-    assert_eq!(again["image_digest"], report["image_digest"]);
+    assert_eq!(again["digest"], report["digest"]);
     for layer in again["layers"].as_array().unwrap() {
         assert_eq!(layer["reused"], true, "{layer}");
     }
@@ -98,7 +98,7 @@ fn a_go_module_builds_with_exec_runs_on_scratch_and_rebuilds_from_cache() {
         .find(|l| l["name"] == "cascade/go:bin")
         .unwrap();
     assert_eq!(bin["reused"], false, "{bin}");
-    assert_ne!(edited["image_digest"], report["image_digest"]);
+    assert_ne!(edited["digest"], report["digest"]);
 }
 
 #[test]

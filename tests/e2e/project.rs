@@ -21,7 +21,7 @@ fn app_with(dir: &Path, project: &str) -> std::path::PathBuf {
 }
 
 fn app_files(report: &serde_json::Value, layout: &Path, tag: &str, tmp: &Path) -> Vec<String> {
-    assert!(report["image_digest"].is_string());
+    assert!(report["digest"].is_string());
     let bundle = unpack(layout, tag, tmp);
     let root = bundle.join("rootfs/workspace");
     let mut files: Vec<String> = walkdir::WalkDir::new(&root)

@@ -123,7 +123,10 @@ fn a_new_tag_of_the_run_image_is_taken_without_force_and_runs() {
             .unwrap()
             .clone()
     );
-    assert_eq!(label["runImage"]["reference"], report["new_run_image"]);
+    assert_eq!(
+        label["runImage"]["reference"],
+        report["new_run_image"]["digest"]
+    );
     assert_eq!(
         config["config"]["Labels"]["io.buildpacks.base.distro.version"],
         "2"

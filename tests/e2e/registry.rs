@@ -52,7 +52,7 @@ fn a_build_pulls_its_run_image_and_publishes_with_mounts() {
                 ])
                 .arg(format!("docker://{}", registry.image("app:v1")))))
         ),
-        report["image_digest"].as_str().unwrap(),
+        report["digest"].as_str().unwrap(),
         "the registry serves the manifest bytes we wrote"
     );
 
@@ -458,12 +458,7 @@ fn a_registry_that_dies_mid_push_loses_nothing_and_a_rerun_finishes() {
     let report = build_ok(&[app.to_str().unwrap(), "--publish", &target]);
     let after = registry.inspect("app:live", "--raw");
     assert_ne!(after, before);
-    assert!(
-        report["image_digest"]
-            .as_str()
-            .unwrap()
-            .starts_with("sha256:")
-    );
+    assert!(report["digest"].as_str().unwrap().starts_with("sha256:"));
     let config = registry.inspect("app:live", "--config");
     assert_eq!(
         config["config"]["Entrypoint"],

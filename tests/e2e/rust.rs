@@ -106,7 +106,7 @@ fn a_cargo_project_builds_with_exec_runs_and_rebuilds_from_cache() {
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(!second.stderr.contains("Compiling"), "{}", second.stderr);
     let again: Value = serde_json::from_str(&second.stdout).unwrap();
-    assert_eq!(again["image_digest"], report["image_digest"]);
+    assert_eq!(again["digest"], report["digest"]);
     let reused: Vec<bool> = again["layers"]
         .as_array()
         .unwrap()

@@ -97,7 +97,7 @@ fn the_image_sbom_is_valid_cyclonedx_identical_across_builds_and_lists_everythin
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
         let report: Value = serde_json::from_str(&out.stdout).unwrap();
-        digests.push(report["image_digest"].clone());
+        digests.push(report["digest"].clone());
         let bundle = unpack(&layout, &format!("v{n}"), &dir);
         let sbom = bundle.join("rootfs/layers/sbom/launch");
         docs.push(std::fs::read(sbom.join("sbom.cdx.json")).unwrap());
@@ -198,7 +198,7 @@ fn publishing_attaches_the_sbom_as_a_referrer_with_the_tag_fallback() {
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     let report = publish();
-    let digest = report["image_digest"].as_str().unwrap();
+    let digest = report["digest"].as_str().unwrap();
     // docker-registry (distribution 2.8) has no referrers API: the index
     // lives under the tag sha256-<hex>.
     assert_eq!(report["sbom_referrer"]["via"], "tag-fallback", "{report}");
@@ -219,7 +219,7 @@ fn publishing_attaches_the_sbom_as_a_referrer_with_the_tag_fallback() {
 
     // The same build again attaches nothing new.
     let again = publish();
-    assert_eq!(again["image_digest"], report["image_digest"]);
+    assert_eq!(again["digest"], report["digest"]);
     assert_eq!(again["sbom_referrer"]["via"], "already-attached");
     assert_eq!(
         registry.inspect(&tag, "--raw")["manifests"]

@@ -592,3 +592,53 @@ pub fn serve(files: Vec<(&'static str, Vec<u8>)>) -> Files {
     });
     Files { port, hits }
 }
+
+/// `value` checked against `docs/schema/NAME.schema.json` by the Python
+/// `jsonschema` validator (scripts/setup.sh installs it with CycloneDX's);
+/// panics with every mismatch. Skipped, loudly, where it is missing
+/// outside CI.
+pub fn assert_schema(name: &str, value: &serde_json::Value) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/schema")
+        .join(format!("{name}.schema.json"));
+    assert!(schema.is_file(), "{} missing", schema.display());
+    let script = "import json, sys\nimport jsonschema\nschema = json.load(open(sys.argv[1]))\nv = jsonschema.Draft202012Validator(schema)\nerrors = [f\"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}\" for e in v.iter_errors(json.load(sys.stdin))]\nprint('\\n'.join(errors) if errors else 'VALID')\n";
+    let mut child = match Command::new("python3")
+        .args(["-c", script])
+        .arg(&schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "python3: {e}");
+            eprintln!("!!!!! SKIPPING schema check: no python3 !!!!!");
+            return;
+        }
+    };
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        value.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No module named 'jsonschema'") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the jsonschema module is required under CI (scripts/setup.sh installs it)"
+        );
+        eprintln!("!!!!! SKIPPING schema check: pip install jsonschema !!!!!");
+        return;
+    }
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(out.status.success(), "the validator did not run: {stderr}");
+    assert_eq!(
+        said,
+        "VALID",
+        "output does not match {}:\n{value:#}",
+        schema.display()
+    );
+}

@@ -153,7 +153,7 @@ fn the_sbom_of_a_rebased_image_names_the_new_base_and_a_dry_run_tells_its_digest
         "the dry run's digest"
     );
     assert_eq!(manifest_digest(&out, "app"), real["new_digest"]);
-    assert_ne!(real["new_digest"], built["image_digest"]);
+    assert_ne!(real["new_digest"], built["digest"]);
 
     // In the image, the SBOM names v2: its digest, top layer and packages.
     let sbom_text = ok(cascade().args(["inspect", "--sbom", &app]));
@@ -263,7 +263,7 @@ fn a_published_rebase_attaches_the_new_sbom_to_the_new_digest() {
     assert_eq!(rebased.code, 0, "{}", rebased.stderr);
     let rebased = json(&rebased);
     let new = rebased["new_digest"].as_str().unwrap();
-    assert_ne!(Some(new), built["image_digest"].as_str());
+    assert_ne!(Some(new), built["digest"].as_str());
     assert_eq!(rebased["sbom_referrer"]["via"], "tag-fallback", "{rebased}");
 
     // The referrer index of the new digest lists an SBOM naming v2.
@@ -300,7 +300,7 @@ fn a_published_rebase_attaches_the_new_sbom_to_the_new_digest() {
     let old_index = registry.inspect(
         &format!(
             "app:sha256-{}",
-            built["image_digest"]
+            built["digest"]
                 .as_str()
                 .unwrap()
                 .trim_start_matches("sha256:")
@@ -383,4 +383,70 @@ fn audit_classifies_as_rebase_does_and_its_exit_codes_gate_a_pipeline() {
     assert!(empty.stderr.contains("--discover"), "{}", empty.stderr);
     let none = cascade_run("audit", &["--run-image", &v2]);
     assert_eq!(none.code, 10, "{}", none.stderr);
+}
+
+/// Every command's `--format json` matches its schema in docs/schema, and
+/// a run image is the same `{reference, digest, top_layer}` everywhere.
+#[test]
+fn every_json_output_matches_its_schema() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = bases(tmp.path());
+    let v1 = format!("oci:{}:v1", run.display());
+    let v2 = format!("oci:{}:v2", run.display());
+    let apps = tmp.path().join("apps");
+    let image = format!("oci:{}:a", apps.display());
+    let other = format!("oci:{}:b", apps.display());
+    let built = build_app(tmp.path(), &v1, &image);
+    assert_schema("build", &built);
+    build_app(tmp.path(), &v1, &other);
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let run_keys = ["digest", "reference", "top_layer"];
+    assert_eq!(keys(&built["run_image"]), run_keys);
+
+    let inspected = json(&cascade_run("inspect", &[&image, "--format", "json"]));
+    assert_schema("inspect", &inspected);
+    assert_eq!(
+        inspected["run_image"]["digest"],
+        built["run_image"]["digest"]
+    );
+    assert_eq!(inspected["digest"], built["digest"]);
+
+    let audited = json(&cascade_run(
+        "audit",
+        &[&image, &other, "--run-image", &v2, "--format", "json"],
+    ));
+    assert_schema("audit", &audited);
+    assert_eq!(keys(&audited["run_image"]), run_keys);
+    assert_eq!(audited["images"][0]["run_image"], inspected["run_image"]);
+
+    let one = json(&cascade_run(
+        "rebase",
+        &[&image, "--run-image", &v2, "--dry-run", "--format", "json"],
+    ));
+    assert_schema("rebase", &one);
+    assert_eq!(one["old_run_image"], inspected["run_image"]);
+    assert_eq!(keys(&one["new_run_image"]), run_keys);
+
+    let fleet = json(&cascade_run(
+        "rebase",
+        &[
+            "--fleet",
+            &image,
+            &other,
+            "--run-image",
+            &v2,
+            "--format",
+            "json",
+        ],
+    ));
+    assert_schema("rebase-fleet", &fleet);
+    assert_eq!(fleet["summary"]["rebased"], 2, "{fleet}");
+    assert_eq!(fleet["run_image"], one["new_run_image"], "both saw one v2");
+    assert_eq!(fleet["images"][0]["run_image"], one["new_run_image"]);
+
+    let builder = json(&cascade_run("builder", &["inspect", "--format", "json"]));
+    assert_schema("builder-inspect", &builder);
 }

@@ -99,7 +99,11 @@ pub struct AuditUnreadable(pub String);
 pub struct AuditStale(pub String);
 
 fn print_table(r: &AuditReport) {
-    println!("run image {} is at {}", r.run_image, r.run_image_digest);
+    println!(
+        "run image {} is at {}",
+        r.run_image.reference,
+        r.run_image.digest.as_deref().unwrap_or("-")
+    );
     println!(
         "{:<15} {:<50} {:<40} BUILDPACKS",
         "STATUS", "IMAGE", "RUN IMAGE"
@@ -107,7 +111,8 @@ fn print_table(r: &AuditReport) {
     for e in &r.images {
         let run = e
             .run_image
-            .as_deref()
+            .as_ref()
+            .map(|r| r.reference.as_str())
             .or(e.reason.as_deref())
             .unwrap_or("-");
         println!(

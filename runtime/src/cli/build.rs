@@ -508,14 +508,10 @@ fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
         Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
         Format::Text => {
             println!("Built {}", report.image);
-            println!("  digest:  {}", report.image_digest);
-            if report.run_image.digest.is_empty() {
-                println!("  run image: {}", report.run_image.reference);
-            } else {
-                println!(
-                    "  run image: {} ({})",
-                    report.run_image.reference, report.run_image.digest
-                );
+            println!("  digest:  {}", report.digest);
+            match &report.run_image.digest {
+                Some(digest) => println!("  run image: {} ({digest})", report.run_image.reference),
+                None => println!("  run image: {}", report.run_image.reference),
             }
             let group: Vec<String> = report
                 .group

@@ -59,13 +59,13 @@ fn print_text(i: &Inspection) {
         println!("Not built with buildpacks (no io.buildpacks.lifecycle.metadata label).");
     }
     if let Some(r) = &i.run_image {
-        println!("Run image: {}", r.image);
+        println!("Run image: {}", r.reference);
         // Scratch has no manifest and no layers: nothing to show.
-        if !r.reference.is_empty() {
-            println!("  reference: {}", r.reference);
+        if let Some(digest) = &r.digest {
+            println!("  digest: {digest}");
         }
-        if !r.top_layer.is_empty() {
-            println!("  top layer: {}", r.top_layer);
+        if let Some(top) = &r.top_layer {
+            println!("  top layer: {top}");
         }
     }
     println!("Rebasable: {}", i.rebasable);

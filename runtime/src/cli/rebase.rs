@@ -278,7 +278,12 @@ fn print(r: &Rebased, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(r)?),
         Format::Text if !r.changed => {
-            println!("{} is already on run image {}", r.image, r.new_run_image);
+            println!(
+                "{} is already on run image {} ({})",
+                r.image,
+                r.new_run_image.reference,
+                r.new_run_image.digest.as_deref().unwrap_or("-")
+            );
         }
         Format::Text => {
             if r.dry_run {
@@ -287,7 +292,14 @@ fn print(r: &Rebased, format: Format) -> anyhow::Result<()> {
                 println!("Rebased {}", r.image);
             }
             println!("  image:     {} -> {}", r.old_digest, r.new_digest);
-            println!("  run image: {} -> {}", r.old_run_image, r.new_run_image);
+            let show = |r: &cascade_runtime::report::RunImageRef| {
+                format!("{} ({})", r.reference, r.digest.as_deref().unwrap_or("-"))
+            };
+            println!(
+                "  run image: {} -> {}",
+                show(&r.old_run_image),
+                show(&r.new_run_image)
+            );
             println!("  app layers kept: {}", r.app_layers);
             if let Some(sbom) = &r.sbom_layer {
                 println!("  SBOM layer: {sbom} (names the new run image)");

@@ -171,14 +171,23 @@ impl Layout {
                 digest: digest.clone(),
             });
         }
-        let tmp = self
-            .blobs_dir()
-            .join(format!(".{}.tmp-{}", digest.hex(), std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        if fs::hard_link(&src, &tmp).is_err() {
-            fs::copy(&src, &tmp).map_err(io_err(&src))?;
-        }
-        fs::rename(&tmp, &dest).map_err(io_err(&dest))
+        // A fresh name per call: threads of one process (a fleet rebasing
+        // into one layout) must not share, and remove, each other's.
+        let dir = self.blobs_dir();
+        let tmp = tempfile::Builder::new()
+            .prefix(".link-")
+            .make_in(&dir, |p| fs::hard_link(&src, p))
+            .or_else(|_| {
+                tempfile::Builder::new()
+                    .prefix(".copy-")
+                    .make_in(&dir, |p| fs::copy(&src, p).map(drop))
+            })
+            .map_err(io_err(&src))?;
+        tmp.persist(&dest).map_err(|e| LayoutError::Io {
+            path: dest,
+            source: e.error,
+        })?;
+        Ok(())
     }
 
     fn read_index(&self) -> Result<Value, LayoutError> {

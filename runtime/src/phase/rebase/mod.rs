@@ -22,7 +22,7 @@ use crate::api::EnvEntry;
 use crate::labels;
 use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
 use crate::oci::{Digest, ImageRef, Layout, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
-use crate::report::Reporter;
+use crate::report::{Reporter, RunImageRef};
 use crate::run_image::{BaseAge, RunImage, RunImageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +98,10 @@ pub struct Rebased {
     pub image: String,
     pub old_digest: String,
     pub new_digest: String,
-    pub old_run_image: String,
-    pub new_run_image: String,
+    /// The base the image sat on, as its label says.
+    pub old_run_image: RunImageRef,
+    /// The base it sits on after (or would, with `--dry-run`).
+    pub new_run_image: RunImageRef,
     /// Layers kept from the app image, untouched.
     pub app_layers: usize,
     /// False when the image already sat on this run image.
@@ -173,7 +175,7 @@ impl Rebase<'_> {
             return Ok(result);
         }
         let new_top = run.top_layer().map(ToString::to_string).unwrap_or_default();
-        let new_reference = result.new_run_image.clone();
+        let new_reference = result.new_run_image.digest.clone().unwrap_or_default();
         let mut t = Transfers::default();
         let sbom = self.new_sbom(&app, &run, base_count, &lifecycle, &mut t)?;
         let config = self.new_config(
@@ -241,8 +243,19 @@ impl Rebase<'_> {
             image: self.output.unwrap_or(self.image).to_string(),
             old_digest: app.digest.to_string(),
             new_digest: app.digest.to_string(),
-            old_run_image: old_reference,
-            new_run_image: new_reference,
+            old_run_image: RunImageRef {
+                reference: lifecycle["runImage"]["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                digest: RunImageRef::non_empty(&old_reference),
+                top_layer: RunImageRef::non_empty(old_top),
+            },
+            new_run_image: RunImageRef {
+                reference: self.run_image.to_string(),
+                digest: RunImageRef::non_empty(&new_reference),
+                top_layer: RunImageRef::non_empty(&new_top),
+            },
             app_layers,
             changed: false,
             dry_run: self.dry_run,
