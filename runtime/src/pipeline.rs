@@ -17,6 +17,7 @@ use crate::oci::{Digest, ImageRef, Layout};
 use crate::phase::{
     Build, BuildError, Detect, DetectError, Detected, Export, ExportError, Exported,
 };
+use crate::process_check;
 use crate::project::Filter;
 use crate::report::{BuildReport, GroupMemberReport, Reporter, RunImageRef};
 use crate::run_image::{RunImage, RunImageError};
@@ -43,6 +44,10 @@ pub enum PipelineError {
         #[source]
         source: StoreError,
     },
+    #[error(
+        "{0}\n(--strict-processes: nothing was published; pick a --run-image that has what the processes need)"
+    )]
+    Processes(String),
     #[error("preparing the build workspace: {0}")]
     Workspace(#[source] std::io::Error),
     #[error(transparent)]
@@ -78,6 +83,9 @@ pub struct BuildRequest {
     /// Share the build cache of every build with this key instead of keying
     /// it by the output (`--cache-key`).
     pub cache_key: Option<String>,
+    /// A process whose program is not in the image fails the build
+    /// (otherwise it is a warning).
+    pub strict_processes: bool,
 }
 
 /// Build `req` into its output. A failed build into a layout that did not
@@ -233,6 +241,7 @@ fn phases(
         reporter,
     }
     .run()?;
+    let process_warnings = check_processes(req, oci, &store, &run_image, &exported, reporter)?;
     let (transfers, digest, referrer) =
         store_image(req, oci, &store, &run_image, &exported, reporter)?;
     // The image is complete: a cache that cannot be saved (a full disk)
@@ -249,6 +258,9 @@ fn phases(
     report.capabilities = uses;
     if let Some(host) = &req.capabilities {
         report.warnings = host.warnings();
+    }
+    report.warnings.extend(process_warnings);
+    if let Some(host) = &req.capabilities {
         let grants = host.grants();
         for m in &mut report.group {
             m.from_app = grants.is_app_named(&m.id);
@@ -418,6 +430,60 @@ fn cache_key(req: &BuildRequest) -> String {
         .collect();
     buildpacks.sort();
     format!("{output}\n{}", buildpacks.join("\n"))
+}
+
+/// Warn (or with `--strict-processes` fail, before anything is stored)
+/// when a process's program is not in the image; see [`process_check`].
+fn check_processes(
+    req: &BuildRequest,
+    oci: &Oci,
+    store: &Layout,
+    run_image: &RunImage,
+    exported: &Exported,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, PipelineError> {
+    let parse =
+        |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_default();
+    let (manifest, config) = (parse(&exported.manifest), parse(&exported.config));
+    let blob = |d: &Digest| {
+        let here = store.blob_path(d);
+        if here.is_file() {
+            return Some(here);
+        }
+        let mut t = Transfers::default();
+        oci.local_blob(d, &run_image.home, false, &mut t)
+            .ok()
+            .flatten()
+    };
+    let problems = match process_check::check(&manifest, &config, &blob, &oci.cache_root) {
+        Ok(process_check::Checked::Done(problems)) => problems,
+        Ok(process_check::Checked::Skipped(why)) => {
+            reporter.note(&format!("processes not checked: {why}"));
+            return Ok(Vec::new());
+        }
+        Err(e) => {
+            reporter.note(&format!("warning: processes not checked: {e}"));
+            return Ok(Vec::new());
+        }
+    };
+    let said: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            format!(
+                "process {} cannot start: {} not in the image (run image {})",
+                p.process,
+                p.missing.join(", "),
+                req.run_image
+            )
+        })
+        .collect();
+    if req.strict_processes && !said.is_empty() {
+        return Err(PipelineError::Processes(said.join("\n")));
+    }
+    for w in &said {
+        reporter.note(&format!("warning: {w}; pick a --run-image that has it"));
+    }
+    Ok(said)
 }
 
 /// Each phase's own duration: told to the reporter as the phase ends, and

@@ -394,3 +394,83 @@ fn a_warm_build_reuses_compiled_components() {
     );
     assert!(warm.contains("cached cascade/procfile"), "{warm}");
 }
+
+/// A process whose program the image lacks is a warning naming it (in the
+/// output and the report), and with `--strict-processes` a failed build
+/// that publishes nothing; on a run image that has the programs, silence.
+#[test]
+fn processes_that_cannot_start_are_told_at_build_time() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fixture_app("procfile");
+    let app = app.to_str().unwrap();
+    let cannot = |r: &serde_json::Value| -> Vec<String> {
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .filter(|w| w.contains("cannot start"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let on_busybox = build_ok(&[
+        app,
+        "--output",
+        &out_ref(tmp.path(), "bb"),
+        "--run-image",
+        busybox_run_image(),
+    ]);
+    assert!(cannot(&on_busybox).is_empty(), "{on_busybox}");
+
+    let on_scratch = build_ok(&[app, "--output", &out_ref(tmp.path(), "scratch")]);
+    let said = cannot(&on_scratch);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].contains("process web") && said[0].contains("/bin/busybox"),
+        "{said:?}"
+    );
+    assert!(
+        said[1].contains("process worker") && said[1].contains("/bin/sh"),
+        "{said:?}"
+    );
+
+    let strict = tmp.path().join("strict");
+    let o = build(&[
+        app,
+        "--output",
+        &format!("oci:{}:v1", strict.display()),
+        "--strict-processes",
+    ]);
+    assert_eq!(o.code, 62, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("process web cannot start: /bin/busybox"),
+        "{}",
+        o.stderr
+    );
+    assert!(!strict.exists(), "nothing published");
+
+    // A shell script's first command is looked up too.
+    let py = tmp.path().join("py");
+    std::fs::create_dir(&py).unwrap();
+    std::fs::write(
+        py.join("Procfile"),
+        "web: PORT=8000 exec gunicorn app:app --bind 0.0.0.0:$PORT\n",
+    )
+    .unwrap();
+    let r = build_ok(&[
+        py.to_str().unwrap(),
+        "--output",
+        &out_ref(tmp.path(), "py"),
+        "--run-image",
+        busybox_run_image(),
+    ]);
+    let said = cannot(&r);
+    assert_eq!(said.len(), 1, "{r}");
+    assert!(
+        said[0].contains("gunicorn") && !said[0].contains("/bin/sh"),
+        "{said:?}"
+    );
+}

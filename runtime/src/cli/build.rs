@@ -158,6 +158,13 @@ pub struct BuildArgs {
     /// Only warnings and errors on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Fail the build (exit 62, nothing published) when a process's
+    /// program, or the first command of its `sh -c` script, is not in the
+    /// image; without it that is a warning. Checked from the layers'
+    /// listings when the run image's layers are on this machine.
+    #[arg(long)]
+    pub strict_processes: bool,
 }
 
 /// `K=V` pairs of the option `flag`.
@@ -276,6 +283,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         capabilities: Some(capabilities.clone()),
         max_layers_bytes: args.max_layers_mib.saturating_mul(1 << 20),
         cache_key: args.cache_key.clone(),
+        strict_processes: args.strict_processes,
     };
     let oci = super::oci(
         args.cache_dir.clone(),

@@ -38,6 +38,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 PipelineError::Build(_) => BUILD_FAILED,
                 PipelineError::Export(_)
                 | PipelineError::Publish { .. }
+                | PipelineError::Processes(_)
                 | PipelineError::Workspace(_)
                 | PipelineError::Store(_) => EXPORT,
             };

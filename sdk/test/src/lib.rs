@@ -286,6 +286,7 @@ impl BuilderTest {
             capabilities: None,
             max_layers_bytes: 0,
             cache_key: None,
+            strict_processes: false,
         };
         let oci = cascade_runtime::oci::store::Oci::new(&dir.path().join("cache"), None)
             .map_err(|e| e.to_string())?;

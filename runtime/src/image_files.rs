@@ -1,0 +1,387 @@
+//! What files an image will hold, from its layers' tar headers (OCI
+//! whiteouts applied), so a build can tell before anyone runs the image
+//! that a process's program is not there: `/bin/sh` on `scratch`, `python`
+//! on a run image without it. Nothing is unpacked and nothing is followed
+//! on the host: links are resolved inside this map, the way the kernel
+//! will once the image's root is `/`.
+//!
+//! A layer's listing is cached by diff_id, so a rebuild that reuses its
+//! layers reads none of them again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::oci::Digest;
+use crate::oci::compress::decoder;
+
+/// What is at a path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Dir,
+    File { exec: bool },
+    Link { target: String },
+    Other,
+}
+
+/// One layer's entries, in order, as its tar has them (whiteouts as
+/// `.wh.` names).
+pub type Listing = Vec<(String, Kind)>;
+
+/// Read the listing of the layer blob at `path`.
+pub fn list(path: &Path, media_type: &str) -> io::Result<Listing> {
+    let file = std::fs::File::open(path)?;
+    let mut archive = tar::Archive::new(decoder(media_type, file)?);
+    let mut out = Vec::new();
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let header = entry.header();
+        let kind = header.entry_type();
+        let Some(name) = normal(&entry.path()?) else {
+            continue;
+        };
+        let kind = if kind.is_dir() {
+            Kind::Dir
+        } else if kind.is_file() {
+            Kind::File {
+                exec: header.mode().unwrap_or(0) & 0o111 != 0,
+            }
+        } else if kind.is_symlink() {
+            let target = entry.link_name()?.unwrap_or_default();
+            Kind::Link {
+                target: target.to_string_lossy().into_owned(),
+            }
+        } else if kind.is_hard_link() {
+            // A hard link is the file it names; the map resolves it.
+            let target = entry.link_name()?.unwrap_or_default();
+            match normal(&target) {
+                Some(t) => Kind::Link {
+                    target: format!("/{t}"),
+                },
+                None => Kind::Other,
+            }
+        } else if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName
+        ) {
+            continue;
+        } else {
+            Kind::Other
+        };
+        out.push((name, kind));
+    }
+    Ok(out)
+}
+
+/// The listing of a layer, from the cache under `cache_dir` when an
+/// earlier build read it.
+pub fn list_cached(
+    path: &Path,
+    media_type: &str,
+    diff_id: &Digest,
+    cache_dir: &Path,
+) -> io::Result<Listing> {
+    let cached = cache_dir
+        .join("files")
+        .join(format!("{}.json", diff_id.hex()));
+    if let Ok(bytes) = std::fs::read(&cached)
+        && let Ok(listing) = serde_json::from_slice(&bytes)
+    {
+        return Ok(listing);
+    }
+    let listing = list(path, media_type)?;
+    if let Some(dir) = cached.parent() {
+        std::fs::create_dir_all(dir)?;
+        let bytes = serde_json::to_vec(&listing).map_err(io::Error::other)?;
+        crate::oci::layout::write_atomic(&cached, &bytes).map_err(io::Error::other)?;
+    }
+    Ok(listing)
+}
+
+/// A tar path as a plain relative path (`./a/b` and `/a/b` are `a/b`);
+/// `None` for the root or a path that climbs.
+fn normal(path: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::CurDir | Component::RootDir => {}
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// The image's filesystem, as paths.
+#[derive(Debug, Default)]
+pub struct Files {
+    entries: BTreeMap<String, Kind>,
+}
+
+/// Links followed before giving up, as Linux's `MAXSYMLINKS`.
+const MAX_LINKS: u32 = 40;
+
+impl Files {
+    /// Put `layer` on top of what is there.
+    pub fn apply(&mut self, layer: &Listing) {
+        let mut mine: BTreeSet<&str> = BTreeSet::new();
+        for (name, kind) in layer {
+            let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
+            if file == ".wh..wh..opq" {
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
+                self.entries.retain(|p, _| {
+                    !p.starts_with(&prefix) || mine.contains(p.as_str()) || p == dir
+                });
+                continue;
+            }
+            if let Some(hidden) = file.strip_prefix(".wh.") {
+                let gone = if dir.is_empty() {
+                    hidden.to_owned()
+                } else {
+                    format!("{dir}/{hidden}")
+                };
+                self.remove(&gone);
+                continue;
+            }
+            if *kind != Kind::Dir {
+                self.remove(name);
+            }
+            self.entries.insert(name.clone(), kind.clone());
+            mine.insert(name);
+        }
+    }
+
+    fn remove(&mut self, path: &str) {
+        let below = format!("{path}/");
+        self.entries
+            .retain(|p, _| p != path && !p.starts_with(&below));
+    }
+
+    /// What `path` (absolute, or relative to `/`) is once every link on
+    /// it is followed, and the path it resolved to; `None` when nothing is
+    /// there.
+    pub fn resolve(&self, path: &str) -> Option<(String, &Kind)> {
+        let mut hops = 0;
+        let mut done: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = path.split('/').rev().map(str::to_owned).collect();
+        while let Some(part) = todo.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(part);
+            let here = done.join("/");
+            let Some(kind) = self.entries.get(&here) else {
+                // Layers need not list a directory to put files in it.
+                if self.has_children(&here) {
+                    continue;
+                }
+                return None;
+            };
+            match kind {
+                Kind::Link { target } => {
+                    hops += 1;
+                    if hops > MAX_LINKS {
+                        return None;
+                    }
+                    done.pop();
+                    if target.starts_with('/') {
+                        done.clear();
+                    }
+                    todo.extend(target.split('/').rev().map(str::to_owned));
+                }
+                Kind::Dir => {}
+                _ if !todo.iter().all(|p| p.is_empty() || p == ".") => return None,
+                _ => {}
+            }
+        }
+        let here = done.join("/");
+        if here.is_empty() {
+            return None;
+        }
+        self.entries
+            .get(&here)
+            .map(|k| (format!("/{here}"), k))
+            .or_else(|| {
+                self.has_children(&here)
+                    .then(|| (format!("/{here}"), &Kind::Dir))
+            })
+    }
+
+    fn has_children(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.entries
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(p, _)| p.starts_with(&prefix))
+    }
+
+    /// Whether `path` resolves to a regular file with an exec bit.
+    pub fn is_program(&self, path: &str) -> bool {
+        matches!(self.resolve(path), Some((_, Kind::File { exec: true })))
+    }
+}
+
+/// Where a process's program is looked for, as `execvp` would.
+#[derive(Debug, Clone)]
+pub struct Lookup<'a> {
+    /// `PATH` from the image config's `Env` (the image's default when it
+    /// has none).
+    pub path: &'a str,
+    pub working_dir: &'a str,
+}
+
+/// The default `PATH` of container runtimes when an image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Shell words a `sh -c` script may start with that are not files.
+const BUILTINS: &[&str] = &[
+    ".", ":", "[", "alias", "break", "cd", "command", "continue", "echo", "eval", "exec", "exit",
+    "export", "false", "printf", "read", "return", "set", "shift", "test", "times", "trap", "true",
+    "type", "ulimit", "umask", "unset", "wait", "if", "for", "while", "case", "{", "(",
+];
+
+impl Files {
+    /// Where `program` is found, or `None`.
+    pub fn find(&self, program: &str, lookup: &Lookup<'_>) -> Option<String> {
+        if program.contains('/') {
+            let full = if program.starts_with('/') {
+                PathBuf::from(program)
+            } else {
+                Path::new(lookup.working_dir).join(program)
+            };
+            let full = full.to_string_lossy().into_owned();
+            return self.is_program(&full).then_some(full);
+        }
+        lookup
+            .path
+            .split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| format!("{}/{program}", d.trim_end_matches('/')))
+            .find(|p| self.is_program(p))
+    }
+
+    /// What of `argv` the image lacks: the program, and for `sh -c SCRIPT`
+    /// the script's first command. Empty when all is there.
+    pub fn missing(&self, argv: &[String], lookup: &Lookup<'_>) -> Vec<String> {
+        let Some(program) = argv.first() else {
+            return vec!["(an empty command)".into()];
+        };
+        let mut missing = Vec::new();
+        if self.find(program, lookup).is_none() {
+            missing.push(program.clone());
+            return missing;
+        }
+        let shell = Path::new(program)
+            .file_name()
+            .is_some_and(|n| matches!(n.to_str(), Some("sh" | "bash" | "dash" | "ash")));
+        if shell
+            && argv.get(1).map(String::as_str) == Some("-c")
+            && let Some(script) = argv.get(2)
+            && let Some(first) = first_command(script)
+            && !BUILTINS.contains(&first.as_str())
+            && self.find(&first, lookup).is_none()
+        {
+            missing.push(first);
+        }
+        missing
+    }
+}
+
+/// The first command word of a shell script: past variable assignments
+/// and `exec`; `None` when it starts with something only the shell can
+/// judge (an expansion, a quote).
+fn first_command(script: &str) -> Option<String> {
+    let words = shlex::split(script.lines().find(|l| !l.trim().is_empty())?)?;
+    let word = words
+        .into_iter()
+        // `NAME=value` assignments and `exec` come before the command.
+        .find(|w| (w.starts_with('=') || !w.contains('=')) && w != "exec")?;
+    let plain = word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+    plain.then_some(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(layers: &[&[(&str, Kind)]]) -> Files {
+        let mut f = Files::default();
+        for l in layers {
+            f.apply(
+                &l.iter()
+                    .map(|(p, k)| ((*p).to_owned(), k.clone()))
+                    .collect(),
+            );
+        }
+        f
+    }
+
+    fn link(t: &str) -> Kind {
+        Kind::Link { target: t.into() }
+    }
+
+    const EXEC: Kind = Kind::File { exec: true };
+
+    #[test]
+    fn programs_are_found_through_links_and_path() {
+        let f = files(&[&[
+            ("bin", Kind::Dir),
+            ("bin/busybox", EXEC),
+            ("bin/sh", link("busybox")),
+            ("usr", Kind::Dir),
+            ("usr/bin", link("../bin")),
+            ("etc/passwd", Kind::File { exec: false }),
+            ("loop", link("/loop")),
+        ]]);
+        let l = Lookup {
+            path: "/usr/bin",
+            working_dir: "/workspace",
+        };
+        assert_eq!(f.find("sh", &l).as_deref(), Some("/usr/bin/sh"));
+        assert!(f.is_program("/usr/bin/busybox"));
+        assert!(!f.is_program("/etc/passwd"), "not executable");
+        assert!(!f.is_program("/loop"), "a link loop ends");
+        assert_eq!(f.find("python", &l), None);
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(
+            f.missing(&argv(&["/bin/sh", "-c", "echo hi"]), &l)
+                .is_empty()
+        );
+        assert_eq!(
+            f.missing(&argv(&["/bin/sh", "-c", "PORT=1 exec gunicorn app"]), &l),
+            ["gunicorn"]
+        );
+        assert_eq!(
+            f.missing(&argv(&["/bin/bash", "-c", "x"]), &l),
+            ["/bin/bash"]
+        );
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_remove_lower_files() {
+        let f = files(&[
+            &[("bin/a", EXEC), ("bin/b", EXEC), ("opt/x/y", EXEC)],
+            &[
+                ("bin/.wh.a", Kind::Other),
+                ("opt/x/.wh..wh..opq", Kind::Other),
+                ("opt/x/z", EXEC),
+            ],
+        ]);
+        assert!(!f.is_program("/bin/a") && f.is_program("/bin/b"));
+        assert!(!f.is_program("/opt/x/y") && f.is_program("/opt/x/z"));
+    }
+}
