@@ -982,6 +982,8 @@ fn registry_rebase(out: &mut String) {
                 image,
                 "--run-image",
                 &format!("{reg}/run:{to}"),
+                // Back to v1 every other round: a downgrade, on purpose.
+                "--allow-downgrade",
             ]))
         })
         .0

@@ -90,6 +90,14 @@ fn link_target_ok(rel: &Path, target: &Path) -> Result<(), String> {
     }
 }
 
+/// The bound on a whole tar stream (headers included) for `limits`: the
+/// content plus a generous header allowance per entry.
+pub fn stream_bound(limits: Limits) -> u64 {
+    limits
+        .max_bytes
+        .saturating_add(u64::from(limits.max_entries).saturating_mul(4096))
+}
+
 /// What an archive has written so far, and what it may still write.
 struct Unpacker<'a> {
     dest: &'a GuestTree,
@@ -206,7 +214,8 @@ pub fn unpack(
 }
 
 fn unpack_tar(reader: Box<dyn Read>, u: &mut Unpacker<'_>) -> Result<(), String> {
-    let mut archive = tar::Archive::new(reader);
+    let stream = stream_bound(u.limits);
+    let mut archive = tar::Archive::new(crate::tar_guard::TarGuard::new(reader, stream));
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
         u.entry()?;

@@ -14,8 +14,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::oci::Digest;
 use crate::oci::compress::decoder;
+use crate::oci::{Digest, DigestReader};
+use crate::tar_guard::TarGuard;
 
 /// What is at a path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,13 +32,32 @@ pub enum Kind {
 /// `.wh.` names).
 pub type Listing = Vec<(String, Kind)>;
 
-/// Read the listing of the layer blob at `path`.
-pub fn list(path: &Path, media_type: &str) -> io::Result<Listing> {
-    let file = std::fs::File::open(path)?;
-    let mut archive = tar::Archive::new(decoder(media_type, file)?);
+/// Read the listing of the layer blob at `path`, checked against its
+/// `digest` and `diff_id` in the same pass (a listing is cached by diff_id,
+/// so it must be the listing of that content).
+pub fn list(
+    path: &Path,
+    media_type: &str,
+    digest: &Digest,
+    diff_id: &Digest,
+) -> io::Result<Listing> {
+    let limits = crate::rootfs::LIMITS;
+    let mut blob = DigestReader::new(std::fs::File::open(path)?);
+    let tar = decoder(media_type, &mut blob)?;
+    let mut diff = DigestReader::new(TarGuard::new(tar, crate::archive::stream_bound(limits)));
     let mut out = Vec::new();
+    let mut archive = tar::Archive::new(&mut diff);
     for entry in archive.entries()? {
         let entry = entry?;
+        if out.len() >= limits.max_entries as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "more than {} entries in a layer: refused",
+                    limits.max_entries
+                ),
+            ));
+        }
         let header = entry.header();
         let kind = header.entry_type();
         let Some(name) = normal(&entry.path()?) else {
@@ -73,6 +93,17 @@ pub fn list(path: &Path, media_type: &str) -> io::Result<Listing> {
         };
         out.push((name, kind));
     }
+    for (what, want, got) in [
+        ("diff_id", diff_id, diff.finish()?),
+        ("digest", digest, blob.finish()?),
+    ] {
+        if *want != got {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("layer {digest} does not match its {what} (the content is {got})"),
+            ));
+        }
+    }
     Ok(out)
 }
 
@@ -81,7 +112,7 @@ pub fn list(path: &Path, media_type: &str) -> io::Result<Listing> {
 pub fn list_cached(
     path: &Path,
     media_type: &str,
-    diff_id: &Digest,
+    (digest, diff_id): (&Digest, &Digest),
     cache_dir: &Path,
 ) -> io::Result<Listing> {
     let cached = cache_dir
@@ -92,7 +123,7 @@ pub fn list_cached(
     {
         return Ok(listing);
     }
-    let listing = list(path, media_type)?;
+    let listing = list(path, media_type, digest, diff_id)?;
     if let Some(dir) = cached.parent() {
         std::fs::create_dir_all(dir)?;
         let bytes = serde_json::to_vec(&listing).map_err(io::Error::other)?;
@@ -104,6 +135,9 @@ pub fn list_cached(
 /// A tar path as a plain relative path (`./a/b` and `/a/b` are `a/b`);
 /// `None` for the root or a path that climbs.
 fn normal(path: &Path) -> Option<String> {
+    if path.as_os_str().len() > 4096 {
+        return None;
+    }
     let mut parts = Vec::new();
     for c in path.components() {
         match c {
@@ -127,18 +161,21 @@ const MAX_LINKS: u32 = 40;
 impl Files {
     /// Put `layer` on top of what is there.
     pub fn apply(&mut self, layer: &Listing) {
-        let mut mine: BTreeSet<&str> = BTreeSet::new();
+        // An opaque directory hides lower layers only: clear those first,
+        // then put this layer's entries (beneath it too) on top.
+        let opaque: BTreeSet<&str> = layer
+            .iter()
+            .filter_map(|(name, _)| {
+                let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
+                (file == ".wh..wh..opq").then_some(dir)
+            })
+            .collect();
+        for dir in &opaque {
+            self.remove_below(dir);
+        }
         for (name, kind) in layer {
             let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
             if file == ".wh..wh..opq" {
-                let prefix = if dir.is_empty() {
-                    String::new()
-                } else {
-                    format!("{dir}/")
-                };
-                self.entries.retain(|p, _| {
-                    !p.starts_with(&prefix) || mine.contains(p.as_str()) || p == dir
-                });
                 continue;
             }
             if let Some(hidden) = file.strip_prefix(".wh.") {
@@ -154,14 +191,31 @@ impl Files {
                 self.remove(name);
             }
             self.entries.insert(name.clone(), kind.clone());
-            mine.insert(name);
         }
     }
 
+    /// Remove `path` and what is below it: a range of the sorted map, so a
+    /// layer of N entries costs N log N, not N².
     fn remove(&mut self, path: &str) {
-        let below = format!("{path}/");
-        self.entries
-            .retain(|p, _| p != path && !p.starts_with(&below));
+        self.entries.remove(path);
+        self.remove_below(path);
+    }
+
+    fn remove_below(&mut self, dir: &str) {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let doomed: Vec<String> = self
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in doomed {
+            self.entries.remove(&p);
+        }
     }
 
     /// What `path` (absolute, or relative to `/`) is once every link on

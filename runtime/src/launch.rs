@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::archive::Limits;
 use crate::guest_tree::GuestTree;
 use crate::inspect::Inspection;
 use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
@@ -115,11 +114,14 @@ pub fn plan(
     argv.extend(extra.iter().cloned());
     let mut vars: Vec<(String, String)> = Vec::new();
     for entry in image.env.iter().chain(env) {
-        let (name, value) = entry.split_once('=').ok_or_else(|| LaunchError::Invalid {
-            image: image.image.clone(),
-            what: "environment entry",
-            message: format!("{entry:?} is not NAME=VALUE"),
-        })?;
+        let (name, value) = entry
+            .split_once('=')
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| LaunchError::Invalid {
+                image: image.image.clone(),
+                what: "environment entry",
+                message: format!("{entry:?} is not NAME=VALUE"),
+            })?;
         vars.retain(|(n, _)| n != name);
         vars.push((name.to_owned(), value.to_owned()));
     }
@@ -130,12 +132,6 @@ pub fn plan(
         working_dir,
     })
 }
-
-/// Bound on what an image may unpack to here.
-pub const LIMITS: Limits = Limits {
-    max_bytes: 64 << 30,
-    max_entries: 4_000_000,
-};
 
 /// Apply the layers of `image` (pulled into the blob cache when they are
 /// in a registry) into `root`.
@@ -197,10 +193,27 @@ pub fn unpack(
             diff_id,
         })
         .collect();
-    rootfs::unpack(&layers, root, LIMITS).map_err(|source| LaunchError::Rootfs {
+    rootfs::unpack(&layers, root, rootfs::LIMITS).map_err(|source| LaunchError::Rootfs {
         image: name.to_owned(),
         source,
     })
+}
+
+/// Make `/proc`, `/dev` and `/tmp` of `root` real, empty-or-kept
+/// directories: bubblewrap mounts on them, and a link an image put there
+/// would lead its mounts elsewhere.
+pub fn prepare_mount_points(root: &GuestTree) -> Result<(), LaunchError> {
+    for dir in ["proc", "dev", "tmp"] {
+        let io = |source| LaunchError::Io {
+            path: root.path().join(dir),
+            source,
+        };
+        if root.exists(dir) && !root.is_real_dir(dir) {
+            root.remove_all(dir).map_err(io)?;
+        }
+        root.create_dir_all(dir).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The bubblewrap command that starts `launch` with `root` as `/`: new
@@ -208,7 +221,9 @@ pub fn unpack(
 /// to the image's, `/proc`, `/dev` and a private `/tmp`.
 pub fn command(root: &Path, launch: &Launch, network: bool) -> Command {
     let mut c = Command::new("bwrap");
-    c.args(["--die-with-parent", "--unshare-all"]);
+    // A new session: the process cannot push keystrokes into the user's
+    // terminal (TIOCSTI, CVE-2017-5226).
+    c.args(["--die-with-parent", "--new-session", "--unshare-all"]);
     if network {
         c.arg("--share-net");
     }

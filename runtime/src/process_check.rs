@@ -54,7 +54,10 @@ pub fn check(
         };
         let media_type = layer["mediaType"].as_str().unwrap_or_default();
         files.apply(&image_files::list_cached(
-            &path, media_type, &diff_id, cache_dir,
+            &path,
+            media_type,
+            (&digest, &diff_id),
+            cache_dir,
         )?);
     }
     let inner = &config["config"];

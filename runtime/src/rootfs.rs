@@ -17,15 +17,25 @@ use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{Limits, entry_path};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::archive::{Limits, entry_path, stream_bound};
 use crate::guest_tree::GuestTree;
 use crate::oci::compress::decoder;
 use crate::oci::{Digest, DigestReader};
+use crate::tar_guard::TarGuard;
 
 /// The OCI whiteout prefix: `.wh.NAME` removes NAME from lower layers.
 const WHITEOUT: &str = ".wh.";
 /// `.wh..wh..opq` in a directory hides everything lower layers put there.
 const OPAQUE: &str = ".wh..wh..opq";
+
+/// Bound on what an image may unpack to here.
+pub const LIMITS: Limits = Limits {
+    max_bytes: 64 << 30,
+    max_entries: 4_000_000,
+};
 
 /// One layer blob on this machine.
 pub struct Layer<'a> {
@@ -76,10 +86,14 @@ fn apply(
     let file =
         std::fs::File::open(layer.path).map_err(|e| format!("{}: {e}", layer.path.display()))?;
     let mut blob = DigestReader::new(file);
-    let mut diff =
-        DigestReader::new(decoder(layer.media_type, &mut blob).map_err(|e| e.to_string())?);
+    // The guard bounds the decoded stream (extension headers, bytes after
+    // the end marker that the digest check drains).
+    let tar = decoder(layer.media_type, &mut blob).map_err(|e| e.to_string())?;
+    let mut diff = DigestReader::new(TarGuard::new(tar, stream_bound(limits)));
     // Paths this layer made: an opaque whiteout hides only lower layers'.
     let mut mine: HashSet<PathBuf> = HashSet::new();
+    // Directories this layer made opaque already.
+    let mut opaqued: HashSet<PathBuf> = HashSet::new();
     {
         let mut archive = tar::Archive::new(&mut diff);
         for entry in archive.entries().map_err(|e| e.to_string())? {
@@ -104,23 +118,38 @@ fn apply(
                     limits.max_entries
                 ));
             }
-            let file_name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if let Some(hidden) = file_name.strip_prefix(WHITEOUT) {
-                let parent = rel.parent().unwrap_or(Path::new(""));
-                if file_name == OPAQUE {
-                    opaque(root, parent, &mine)?;
+            let file_name = rel.file_name().map(OsStr::as_bytes).unwrap_or_default();
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            if let Some(hidden) = file_name.strip_prefix(WHITEOUT.as_bytes()) {
+                if file_name == OPAQUE.as_bytes() {
+                    if opaqued.insert(parent.to_path_buf()) {
+                        opaque(root, parent, &mine)?;
+                    }
+                } else if hidden.is_empty()
+                    || hidden == b"."
+                    || hidden == b".."
+                    || hidden.starts_with(WHITEOUT.as_bytes())
+                {
+                    return Err(format!("a whiteout {}: refused", name.display()));
                 } else {
-                    root.remove_all(parent.join(hidden))
-                        .map_err(|e| e.to_string())?;
+                    remove_beneath(root, parent, OsStr::from_bytes(hidden))?;
                 }
                 continue;
             }
+            // Whatever a lower layer left here that is not what this entry
+            // is (a file over a directory, a directory over a link) goes,
+            // as containerd does; the parent is opened strictly, so no link
+            // on the way is followed.
+            let name_here = OsStr::from_bytes(file_name);
+            let lower_dir = strict(root, parent).is_some_and(|p| p.is_real_dir(name_here));
+            if kind.is_dir() != lower_dir {
+                remove_beneath(root, parent, name_here)?;
+            }
             let made = if kind.is_dir() {
-                if root.exists(&rel) && !root.is_real_dir(&rel) {
-                    root.remove_all(&rel).map_err(|e| e.to_string())?;
-                }
                 root.create_dir_all(&rel).map(|_| ())
-            } else if kind.is_file() {
+            } else if kind.is_file()
+                || matches!(kind, tar::EntryType::Continuous | tar::EntryType::GNUSparse)
+            {
                 let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
                 copy(&mut entry, root, &rel, exec, limits, done)
             } else if kind.is_symlink() || kind.is_hard_link() {
@@ -163,9 +192,37 @@ fn apply(
     Ok(())
 }
 
+/// The real directory `rel` of `root` (every component a directory, none
+/// a link), if there is one.
+fn strict(root: &GuestTree, rel: &Path) -> Option<GuestTree> {
+    if rel.as_os_str().is_empty() {
+        return root.try_clone().ok();
+    }
+    root.subtree(rel).ok()
+}
+
+/// Remove `name` from the real directory `parent`; nothing when there is
+/// no such directory (a whiteout of what no lower layer made).
+fn remove_beneath(root: &GuestTree, parent: &Path, name: &OsStr) -> Result<(), String> {
+    match strict(root, parent) {
+        Some(dir) => dir.remove_all(name).map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
+/// Entry paths longer than this, or deeper, are refused (Linux's
+/// `PATH_MAX`; [`GuestTree::walk`]'s depth).
+const MAX_PATH: usize = 4096;
+const MAX_DEPTH: usize = 256;
+
 /// An entry's path in the root: leading `/` and `./` dropped, no `..`;
 /// `None` for the root itself.
 fn layer_path(name: &Path) -> Result<Option<PathBuf>, String> {
+    if name.as_os_str().len() > MAX_PATH || name.components().count() > MAX_DEPTH {
+        return Err(format!(
+            "an entry path over {MAX_PATH} bytes or {MAX_DEPTH} levels: refused"
+        ));
+    }
     let relative = name.strip_prefix("/").unwrap_or(name);
     if relative
         .components()
@@ -176,15 +233,15 @@ fn layer_path(name: &Path) -> Result<Option<PathBuf>, String> {
     entry_path(relative).map(Some)
 }
 
-/// Hide what lower layers put in `dir`.
+/// Hide what lower layers put in `dir` (opened strictly: an opaque
+/// marker in a link's place hides nothing through it).
 fn opaque(root: &GuestTree, dir: &Path, mine: &HashSet<PathBuf>) -> Result<(), String> {
-    if !root.is_real_dir(dir) {
+    let Some(sub) = strict(root, dir) else {
         return Ok(());
-    }
-    for child in root.children(dir).map_err(|e| e.to_string())? {
-        let path = dir.join(&child);
-        if !mine.contains(&path) {
-            root.remove_all(&path).map_err(|e| e.to_string())?;
+    };
+    for child in sub.children("").map_err(|e| e.to_string())? {
+        if !mine.contains(&dir.join(&child)) {
+            sub.remove_all(&child).map_err(|e| e.to_string())?;
         }
     }
     Ok(())
@@ -335,6 +392,54 @@ mod tests {
         let climbing = apply_all(tmp.path(), &[tar(&[("a/../../pwned", Regular, "x")])]);
         assert!(climbing.is_err());
         assert!(!tmp.path().join("pwned").exists());
+    }
+
+    #[test]
+    fn whiteouts_go_through_no_link_and_odd_ones_are_refused() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("root");
+        apply_all(
+            tmp.path(),
+            &[
+                tar(&[
+                    ("etc/", Directory, ""),
+                    ("etc/passwd", Regular, "x"),
+                    ("l", Symlink, "etc"),
+                ]),
+                tar(&[
+                    ("l/.wh.passwd", Regular, ""),
+                    ("l/.wh..wh..opq", Regular, ""),
+                ]),
+            ],
+        )
+        .unwrap();
+        assert!(
+            p.join("etc/passwd").exists(),
+            "a whiteout does not follow l -> etc"
+        );
+        for odd in ["etc/.wh...", "etc/.wh.", "etc/.wh..", "etc/.wh..wh.x"] {
+            std::fs::remove_dir_all(&p).unwrap();
+            let r = apply_all(
+                tmp.path(),
+                &[
+                    tar(&[("etc/keep", Regular, "k")]),
+                    tar(&[(odd, Regular, "")]),
+                ],
+            );
+            assert!(r.is_err(), "{odd}");
+        }
+        // A file over a lower directory replaces it, as containerd does.
+        std::fs::remove_dir_all(&p).unwrap();
+        apply_all(
+            tmp.path(),
+            &[
+                tar(&[("d/x", Regular, "x")]),
+                tar(&[("d", Regular, "now a file")]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(p.join("d")).unwrap(), "now a file");
     }
 
     #[test]

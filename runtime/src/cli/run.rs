@@ -27,6 +27,8 @@ pub struct RunArgs {
 
     /// Set PORT for the process and let it use the host's network, so it
     /// answers on 127.0.0.1:PORT. Without it the process has no network.
+    /// With it the process shares the host's whole network namespace (every
+    /// loopback service, abstract sockets): use it for images you trust.
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
 
@@ -75,12 +77,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| InvalidInput(e.to_string()))?;
 
-    let scratch = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(std::env::temp_dir())?;
+    // Under the cache dir (a disk), not $TMPDIR (often memory).
+    let runs = super::cache_root(args.cache_dir.clone()).join("run");
+    std::fs::create_dir_all(&runs)?;
+    let scratch = tempfile::Builder::new().prefix("run-").tempdir_in(&runs)?;
     let root_path = scratch.path().join("rootfs");
     let root = GuestTree::create(&root_path)?;
     let unpacked = launch::unpack(&oci, &read, &name, &root)?;
+    launch::prepare_mount_points(&root)?;
     if !args.quiet {
         eprintln!(
             "==> {name}: {} bytes in {} entries unpacked{}; starting {}: {}",
@@ -99,6 +103,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .status()
         .map_err(|e| anyhow::anyhow!("starting bwrap: {e}"))?;
     drop(root);
+    // The process may have left directories it made unreadable: open them
+    // up (the process is gone; links are not followed) so all goes.
+    for entry in walkdir::WalkDir::new(&root_path)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_dir() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+        }
+    }
     drop(scratch);
     // The process's own exit status is the command's, as `docker run` does.
     let code = status.code().unwrap_or_else(|| {
