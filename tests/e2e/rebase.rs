@@ -276,3 +276,40 @@ fn an_image_not_built_with_buildpacks_is_refused() {
         o.stderr
     );
 }
+
+/// A lifecycle label that is JSON but not the shape rebase rewrites (`[]`,
+/// `"runImage": "x"`) is an error naming the label, never a panic, and in a
+/// fleet it fails that image only.
+#[test]
+fn a_malformed_lifecycle_label_is_an_error_not_a_panic() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    make_run_image(&run, "v2", &[], &[]);
+    let mut images = Vec::new();
+    for (tag, label) in [("list", "[]"), ("string", r#"{"runImage":"x"}"#)] {
+        make_run_image(
+            &run,
+            tag,
+            &[],
+            &[&format!(
+                "--config.label=io.buildpacks.lifecycle.metadata={label}"
+            )],
+        );
+        let image = format!("oci:{}:{tag}", run.display());
+        let o = rebase(&[&image, "--run-image", &format!("oci:{}:v2", run.display())]);
+        assert_eq!(o.code, 71, "{tag}: {}", o.stderr);
+        assert!(o.stderr.contains("invalid lifecycle label"), "{}", o.stderr);
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+        images.push(image);
+    }
+    let mut args = vec!["--fleet".to_owned()];
+    args.extend(images);
+    args.extend(["--run-image".into(), format!("oci:{}:v2", run.display())]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = rebase(&args);
+    assert_eq!(o.code, 71, "{}", o.stderr);
+    assert!(o.stdout.contains("2 failed"), "{}", o.stdout);
+}

@@ -231,7 +231,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
 
     let limits = Limits {
         timeout: Duration::from_secs(args.buildpack_timeout),
-        memory_bytes: usize::try_from(args.buildpack_memory << 20).unwrap_or(usize::MAX),
+        memory_bytes: usize::try_from(args.buildpack_memory.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
         ..Limits::default()
     };
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
@@ -258,7 +259,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         Some(Fetcher::new(
             &fetch_cache,
             args.offline,
-            args.fetch_max_mib << 20,
+            args.fetch_max_mib.saturating_mul(1 << 20),
         )),
         exec,
     ));

@@ -247,13 +247,21 @@ fn print_fleet(r: &FleetReport, format: Format) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(());
     }
+    let width = r
+        .images
+        .iter()
+        .map(|e| e.image.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("{:<16} {:<width$}  NEW DIGEST OR REASON", "STATUS", "IMAGE");
     for e in &r.images {
         let detail = e
             .reason
             .clone()
             .or_else(|| e.new_digest.clone())
-            .unwrap_or_default();
-        println!("{:<16} {}  {detail}", e.status.as_str(), e.image);
+            .unwrap_or_else(|| "-".into());
+        println!("{:<16} {:<width$}  {detail}", e.status.as_str(), e.image);
     }
     let s = &r.summary;
     println!(

@@ -121,11 +121,9 @@ impl Oci {
             ImageRef::Layout { dir, tag } => {
                 let layout = Layout::open(dir)?;
                 let found = layout.resolve(tag.as_deref(), platform)?;
-                let manifest: Value = serde_json::from_slice(&found.bytes)
-                    .map_err(|e| invalid(format!("manifest: {e}")))?;
+                let manifest = document(&found.bytes, "manifest").map_err(invalid)?;
                 let config = layout.read_blob(&config_digest(&manifest).map_err(invalid)?)?;
-                let config =
-                    serde_json::from_slice(&config).map_err(|e| invalid(format!("config: {e}")))?;
+                let config = document(&config, "config").map_err(invalid)?;
                 Ok(ReadImage {
                     digest: found.digest,
                     manifest,
@@ -136,8 +134,7 @@ impl Oci {
             ImageRef::Registry(r) => {
                 let client = self.client(&name)?;
                 let (mut bytes, mut digest) = client.manifest(r)?;
-                let mut manifest: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| invalid(format!("manifest: {e}")))?;
+                let mut manifest = document(&bytes, "manifest").map_err(invalid)?;
                 let media = manifest["mediaType"]
                     .as_str()
                     .unwrap_or_default()
@@ -162,12 +159,10 @@ impl Oci {
                     let child_ref =
                         r.clone_with_digest(child["digest"].as_str().unwrap_or_default().into());
                     (bytes, digest) = client.manifest(&child_ref)?;
-                    manifest = serde_json::from_slice(&bytes)
-                        .map_err(|e| invalid(format!("manifest: {e}")))?;
+                    manifest = document(&bytes, "manifest").map_err(invalid)?;
                 }
                 let config = client.blob_bytes(r, &config_digest(&manifest).map_err(invalid)?)?;
-                let config =
-                    serde_json::from_slice(&config).map_err(|e| invalid(format!("config: {e}")))?;
+                let config = document(&config, "config").map_err(invalid)?;
                 let repo = oci_client::Reference::with_tag(
                     r.registry().into(),
                     r.repository().into(),
@@ -378,6 +373,17 @@ impl Oci {
     }
 }
 
+/// A manifest or config: JSON, and an object (code that builds on it
+/// indexes and assigns keys, which a list or a string would not take).
+fn document(bytes: &[u8], what: &str) -> Result<Value, String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("{what}: {e}"))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(format!("{what}: not a JSON object"))
+    }
+}
+
 fn config_digest(manifest: &Value) -> Result<Digest, String> {
     manifest["config"]["digest"]
         .as_str()
@@ -394,4 +400,21 @@ pub fn registry_hosts<'a>(refs: impl IntoIterator<Item = &'a ImageRef>) -> Vec<S
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn manifests_and_configs_must_be_objects() {
+        assert!(super::document(br#"{"a":1}"#, "config").is_ok());
+        for bad in [&b"[]"[..], b"\"x\"", b"1", b"null"] {
+            let e = super::document(bad, "config").unwrap_err();
+            assert!(e.contains("config: not a JSON object"), "{e}");
+        }
+        assert!(
+            super::document(b"{", "manifest")
+                .unwrap_err()
+                .starts_with("manifest: ")
+        );
+    }
 }

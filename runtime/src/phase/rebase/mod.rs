@@ -294,7 +294,19 @@ impl Rebase<'_> {
                 image: self.image.to_string(),
             });
         }
-        serde_json::from_str(text).map_err(|e| self.invalid("lifecycle label", &e))
+        let lifecycle: Value =
+            serde_json::from_str(text).map_err(|e| self.invalid("lifecycle label", &e))?;
+        // Rebase rewrites these keys in place: each must be an object (or
+        // absent), never `[]` or `"x"`, which would not take a key.
+        if !lifecycle.is_object() {
+            return Err(self.invalid("lifecycle label", &"not a JSON object"));
+        }
+        for key in ["runImage", "sbom", "stack"] {
+            if !(lifecycle[key].is_null() || lifecycle[key].is_object()) {
+                return Err(self.invalid("lifecycle label", &format!("{key} is not an object")));
+            }
+        }
+        Ok(lifecycle)
     }
 
     /// How many of the image's layers are the old run image's: those up to
