@@ -213,6 +213,21 @@ pub fn unpack(
     Ok(u.bytes)
 }
 
+/// A link entry's target, as stored.
+pub(crate) fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<PathBuf, String> {
+    entry
+        .link_name()
+        .map_err(|e| e.to_string())?
+        .map(std::borrow::Cow::into_owned)
+        .ok_or_else(|| {
+            let name = entry
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            format!("link {name} without a target")
+        })
+}
+
 fn unpack_tar(reader: Box<dyn Read>, u: &mut Unpacker<'_>) -> Result<(), String> {
     let stream = stream_bound(u.limits);
     let mut archive = tar::Archive::new(crate::tar_guard::TarGuard::new(reader, stream));
@@ -228,11 +243,7 @@ fn unpack_tar(reader: Box<dyn Read>, u: &mut Unpacker<'_>) -> Result<(), String>
             let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
             u.file(&mut entry, &rel, exec)?;
         } else if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("link {} without a target", name.display()))?
-                .into_owned();
+            let target = link_target(&entry)?;
             if kind.is_symlink() {
                 u.symlink(&rel, &target)?;
             } else {

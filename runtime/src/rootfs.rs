@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use crate::archive::{Limits, entry_path, stream_bound};
+use crate::archive::{Limits, entry_path, link_target, stream_bound};
 use crate::guest_tree::GuestTree;
 use crate::oci::compress::decoder;
 use crate::oci::{Digest, DigestReader};
@@ -153,11 +153,7 @@ fn apply(
                 let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
                 copy(&mut entry, root, &rel, exec, limits, done)
             } else if kind.is_symlink() || kind.is_hard_link() {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("link {} without a target", name.display()))?
-                    .into_owned();
+                let target = link_target(&entry)?;
                 if kind.is_symlink() {
                     root.symlink(&target, &rel)
                 } else {
