@@ -30,6 +30,11 @@ impl EnvList {
         )
     }
 
+    /// The variables, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

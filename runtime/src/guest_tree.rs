@@ -213,6 +213,44 @@ impl GuestTree {
         Ok(names)
     }
 
+    /// Make the root and every directory beneath it owner-`rwx`, through
+    /// handles (each directory opened strictly, links never followed), so
+    /// a tree whose guest made directories unreadable (`chmod 000`) can be
+    /// removed. Best effort below the root: what cannot be opened stays.
+    pub fn open_up(&self) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let rwx = || std::fs::Permissions::from_mode(0o700);
+        // Through /proc/self/fd: the handles may be O_PATH, which fchmod
+        // refuses; the magic link names the directory itself.
+        std::fs::set_permissions(self.proc_path(), rwx()).map_err(with_path(&self.path))?;
+        let mut todo: Vec<PathBuf> = vec![PathBuf::new()];
+        while let Some(rel) = todo.pop() {
+            let Ok(sub) = self.subtree(&rel) else {
+                continue;
+            };
+            let Ok(names) = sub.children("") else {
+                continue;
+            };
+            for name in names {
+                let is_dir = sub
+                    .dir
+                    .symlink_metadata(&name)
+                    .is_ok_and(|m| m.file_type().is_dir());
+                if !is_dir {
+                    continue;
+                }
+                if let Ok(child) = sub.dir.open_dir_nofollow(&name) {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&child.as_fd());
+                    let _ = std::fs::set_permissions(format!("/proc/self/fd/{fd}"), rwx());
+                }
+                if rel.components().count() < MAX_DEPTH {
+                    todo.push(rel.join(&name));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether anything (a link included) is at `rel`.
     pub fn exists(&self, rel: impl AsRef<Path>) -> bool {
         self.dir.symlink_metadata(rel.as_ref()).is_ok()
@@ -540,6 +578,28 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let t = GuestTree::create(&tmp.path().join("root")).unwrap();
         (tmp, t)
+    }
+
+    #[test]
+    fn open_up_makes_locked_dirs_removable_and_follows_no_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/out")).unwrap();
+        let tree = GuestTree::open(&root).unwrap();
+        for locked in ["a/b", "a", ""] {
+            std::fs::set_permissions(root.join(locked), std::fs::Permissions::from_mode(0o000))
+                .unwrap();
+        }
+        tree.open_up().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root.join("a/b")), 0o700);
+        assert_eq!(mode(&outside), 0o500, "a link is not followed");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -132,21 +132,12 @@ pub fn list_cached(
     Ok(listing)
 }
 
-/// A tar path as a plain relative path (`./a/b` and `/a/b` are `a/b`);
-/// `None` for the root or a path that climbs.
+/// A tar path as the image will have it ([`crate::rootfs::layer_path`]'s
+/// rules, so the check sees what `cascade run` unpacks); `None` for the
+/// root or a path it refuses.
 fn normal(path: &Path) -> Option<String> {
-    if path.as_os_str().len() > 4096 {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            Component::CurDir | Component::RootDir => {}
-            _ => return None,
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    let rel = crate::rootfs::layer_path(path).ok().flatten()?;
+    Some(rel.to_string_lossy().into_owned())
 }
 
 /// The image's filesystem, as paths.

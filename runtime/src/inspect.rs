@@ -78,7 +78,8 @@ fn json_label(labels: &Value, key: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// A string or an array of strings (as `Entrypoint` may be), as strings.
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a

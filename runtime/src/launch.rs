@@ -8,8 +8,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::env::EnvList;
 use crate::guest_tree::GuestTree;
-use crate::inspect::Inspection;
+use crate::inspect::{Inspection, strings};
 use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
 use crate::oci::{Digest, MEDIA_LAYER_TAR};
 use crate::rootfs::{self, Layer, RootfsError, Unpacked};
@@ -73,13 +74,6 @@ pub fn plan(
         }
     };
     let inner = &config["config"];
-    let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
     let default_dir = inner["WorkingDir"]
         .as_str()
         .filter(|d| !d.is_empty())
@@ -112,7 +106,8 @@ pub fn plan(
         });
     }
     argv.extend(extra.iter().cloned());
-    let mut vars: Vec<(String, String)> = Vec::new();
+    // The image's variables, then ours over them (each keeping its place).
+    let mut vars = EnvList::default();
     for entry in image.env.iter().chain(env) {
         let (name, value) = entry
             .split_once('=')
@@ -122,13 +117,12 @@ pub fn plan(
                 what: "environment entry",
                 message: format!("{entry:?} is not NAME=VALUE"),
             })?;
-        vars.retain(|(n, _)| n != name);
-        vars.push((name.to_owned(), value.to_owned()));
+        vars.set(name, value.to_owned());
     }
     Ok(Launch {
         process,
         argv,
-        env: vars,
+        env: vars.pairs().to_vec(),
         working_dir,
     })
 }
@@ -266,6 +260,34 @@ mod tests {
             working_dir: None,
         }];
         (i, config)
+    }
+
+    #[test]
+    fn mount_points_that_are_links_become_real_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "k").unwrap();
+        let root = GuestTree::create(&tmp.path().join("root")).unwrap();
+        root.symlink(&outside, "tmp").unwrap();
+        root.symlink("/oldroot/home", "proc").unwrap();
+        prepare_mount_points(&root).unwrap();
+        for d in ["proc", "dev", "tmp"] {
+            assert!(root.is_real_dir(d), "{d}");
+        }
+        assert!(
+            outside.join("keep").exists(),
+            "the link's target is untouched"
+        );
+    }
+
+    #[test]
+    fn an_image_without_a_command_has_no_default_to_start() {
+        let config = json!({"config": {}});
+        let i = crate::inspect::from_parts("app", &Digest::of(b""), &json!({}), &config);
+        let err = plan(&i, &config, None, &[], &[]).unwrap_err();
+        assert!(matches!(err, LaunchError::NoDefault { .. }), "{err}");
+        assert!(err.to_string().contains("--process"), "{err}");
     }
 
     #[test]

@@ -90,3 +90,23 @@ pub fn check(
     }
     Ok(Checked::Done(problems))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_layer_not_on_this_machine_skips_the_check_saying_which() {
+        let digest = Digest::of(b"layer");
+        let manifest = json!({"layers": [{"digest": digest.to_string(), "mediaType": "x"}]});
+        let config = json!({"rootfs": {"diff_ids": [digest.to_string()]}});
+        let tmp = tempfile::tempdir().unwrap();
+        let checked = check(&manifest, &config, &|_| None, tmp.path()).unwrap();
+        match checked {
+            Checked::Skipped(why) => assert!(why.contains(&digest.to_string()), "{why}"),
+            Checked::Done(p) => panic!("checked without the layer: {p:?}"),
+        }
+    }
+}

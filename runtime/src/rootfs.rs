@@ -213,7 +213,7 @@ const MAX_DEPTH: usize = 256;
 
 /// An entry's path in the root: leading `/` and `./` dropped, no `..`;
 /// `None` for the root itself.
-fn layer_path(name: &Path) -> Result<Option<PathBuf>, String> {
+pub(crate) fn layer_path(name: &Path) -> Result<Option<PathBuf>, String> {
     if name.as_os_str().len() > MAX_PATH || name.components().count() > MAX_DEPTH {
         return Err(format!(
             "an entry path over {MAX_PATH} bytes or {MAX_DEPTH} levels: refused"

@@ -147,6 +147,10 @@ fn cascade_run_starts_any_process_of_an_image() {
     let (code, _, err) = run(&["--process", "cron"]);
     assert_eq!(code, Some(10), "{err}");
     assert!(err.contains("the image has: web, worker"), "{err}");
+    // Each run's unpacked root is gone once its process ended.
+    let runs = cache_dir().join("run");
+    let left = std::fs::read_dir(&runs).map_or(0, Iterator::count);
+    assert_eq!(left, 0, "roots left under {}", runs.display());
 
     let site = out_ref(tmp.path(), "site");
     build_ok(&[

@@ -102,19 +102,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let status = launch::command(&root_path, &plan, args.port.is_some())
         .status()
         .map_err(|e| anyhow::anyhow!("starting bwrap: {e}"))?;
-    drop(root);
     // The process may have left directories it made unreadable: open them
-    // up (the process is gone; links are not followed) so all goes.
-    for entry in walkdir::WalkDir::new(&root_path)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-    {
-        if entry.file_type().is_dir() {
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
-        }
-    }
+    // up (through the root's handle; the process is gone) so all goes.
+    let _ = root.open_up();
+    drop(root);
     drop(scratch);
     // The process's own exit status is the command's, as `docker run` does.
     let code = status.code().unwrap_or_else(|| {
