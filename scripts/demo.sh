@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for the main job: set up, build cascade, make a busybox run
-# image, build the bundled example apps into OCI images, validate them and run
-# one under bubblewrap.
+# image and the Debian build image, build the bundled example apps into OCI
+# images, validate them and run one under bubblewrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -29,15 +29,19 @@ for app in procfile static-site ca-certs; do
   oci-image-tool validate --type image --ref name=latest "$demo/$app"
 done
 
-rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
-echo "==> cascade build tests/fixtures/apps/rust-web (the build host's cargo through the exec capability, in bwrap)"
+echo "==> build image: Debian bookworm's Go, cargo and gcc (scripts/build-image.sh, made once)"
+scripts/build-image.sh target/build-image
+build_image=oci:target/build-image:bookworm
+
+echo "==> cascade build tests/fixtures/apps/rust-web (the build image's cargo through the exec capability, in bwrap)"
 "$cascade" build tests/fixtures/apps/rust-web --output "oci:$demo/rust-web:latest" --run-image "oci:$demo/run:base" \
-  --allow exec:cargo --exec-path "$rustup_home" --exec-env "RUSTUP_HOME=$rustup_home"
+  --allow exec:cargo --build-image "$build_image"
 oci-image-tool validate --type image --ref name=latest "$demo/rust-web"
 
-echo "==> cascade build tests/fixtures/apps/go-web (the build host's go through the exec capability, in bwrap)"
-"$cascade" build tests/fixtures/apps/go-web --output "oci:$demo/go-web:latest" --allow exec:go
+echo "==> cascade build tests/fixtures/apps/go-web (the build image's go through the exec capability, in bwrap)"
+"$cascade" build tests/fixtures/apps/go-web --output "oci:$demo/go-web:latest" --allow exec:go --build-image "$build_image"
 oci-image-tool validate --type image --ref name=latest "$demo/go-web"
+"$cascade" inspect "oci:$demo/go-web:latest" | grep -A1 "Build image"
 
 echo "==> cascade run: the procfile app's image under bwrap, its own Entrypoint, Env and WorkingDir"
 "$cascade" run "oci:$demo/procfile:latest"

@@ -539,7 +539,9 @@ fn noop_rebuild(out: &mut String) {
 struct RustBench {
     bin: PathBuf,
     tmp: tempfile::TempDir,
-    rustup_home: String,
+    /// The build image's reference and its unpacked root.
+    image: String,
+    root: PathBuf,
 }
 
 impl RustBench {
@@ -556,15 +558,23 @@ impl RustBench {
                     .success()
             );
         }
-        let rustup_home = std::env::var("RUSTUP_HOME")
-            .unwrap_or_else(|_| format!("{}/.rustup", std::env::var("HOME").unwrap_or_default()));
-        let b = Self {
+        let (image, rootfs) = build_image();
+        let mut b = Self {
             bin,
             tmp,
-            rustup_home,
+            image,
+            root: PathBuf::new(),
         };
-        // Warm both: compiled components, target dirs.
+        // Warm both: compiled components, the unpacked build image, target
+        // dirs.
         b.cascade(&[]);
+        let oci = cascade_runtime::oci::store::Oci::new(&b.tmp.path().join("cache"), None).unwrap();
+        let reference = cascade_runtime::oci::ImageRef::parse(&b.image).unwrap();
+        let resolved =
+            cascade_runtime::build_image::BuildImage::resolve(&reference, ("linux", "amd64"), &oci)
+                .unwrap();
+        b.root = rootfs.join(resolved.chain.hex());
+        assert!(b.root.is_dir(), "the build image is not unpacked");
         b.cargo();
         b
     }
@@ -575,9 +585,8 @@ impl RustBench {
                 .env("CASCADE_CACHE_DIR", self.tmp.path().join("cache"))
                 .arg("build")
                 .arg(self.tmp.path().join("app"))
-                .args(["--allow", "exec:cargo", "--exec-path", &self.rustup_home])
-                .arg("--exec-env")
-                .arg(format!("RUSTUP_HOME={}", self.rustup_home))
+                .args(["--allow", "exec:cargo", "--build-image", &self.image])
+                .env("CASCADE_ROOTFS_DIR", build_image().1)
                 .arg("--output")
                 .arg(format!("oci:{}:app", self.tmp.path().join("out").display()))
                 .args(extra)
@@ -588,13 +597,31 @@ impl RustBench {
         d
     }
 
+    /// The build image's cargo run directly: under bwrap with the same
+    /// root as `/`, the app bound at /workspace, a warm target dir in it.
     fn cargo(&self) -> Duration {
         let (d, o) = time(|| {
-            Command::new("cargo")
-                .current_dir(self.tmp.path().join("direct"))
-                .args(["build", "--release", "--locked", "-q"])
-                .env("CARGO_TARGET_DIR", self.tmp.path().join("direct-target"))
-                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            Command::new("bwrap")
+                .args(["--die-with-parent", "--unshare-all", "--ro-bind"])
+                .arg(&self.root)
+                .arg("/")
+                .arg("--bind")
+                .arg(self.tmp.path().join("direct"))
+                .arg("/workspace")
+                .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+                .args(["--clearenv", "--setenv", "PATH", "/usr/bin:/bin"])
+                .args(["--setenv", "HOME", "/tmp"])
+                .args(["--setenv", "CARGO_TARGET_DIR", "/workspace/.direct-target"])
+                .args(["--setenv", "RUSTFLAGS", "-C target-feature=+crt-static"])
+                .args([
+                    "--chdir",
+                    "/workspace",
+                    "cargo",
+                    "build",
+                    "--release",
+                    "--locked",
+                    "-q",
+                ])
                 .output()
                 .unwrap()
         });
@@ -638,7 +665,7 @@ fn heavy_rust_app(dir: &Path, modules: usize) {
     .unwrap();
     std::fs::write(
         dir.join("Cargo.lock"),
-        "version = 4\n\n[[package]]\nname = \"heavy\"\nversion = \"0.1.0\"\n",
+        "version = 3\n\n[[package]]\nname = \"heavy\"\nversion = \"0.1.0\"\n",
     )
     .unwrap();
     let mut main = String::new();
@@ -665,9 +692,25 @@ fn heavy_rust_app(dir: &Path, modules: usize) {
     std::fs::write(dir.join("src/main.rs"), main).unwrap();
 }
 
-/// The cascade/rust buildpack around the build host's cargo (exec in
-/// bwrap) against cargo run directly on the same app: the small fixture
-/// with no change and with one edit, and a compile-heavy app with one edit.
+/// Cascade's Debian build image (made once by scripts/build-image.sh) and a
+/// rootfs store shared by the bench's builds.
+fn build_image() -> (String, PathBuf) {
+    let layout = workspace().join("target/build-image");
+    let made = Command::new(workspace().join("scripts/build-image.sh"))
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(made.success(), "scripts/build-image.sh failed");
+    (
+        format!("oci:{}:bookworm", layout.display()),
+        workspace().join("target/bench-rootfs"),
+    )
+}
+
+/// The cascade/rust buildpack around the build image's cargo (exec in
+/// bwrap) against that cargo run directly on the same app: the small
+/// fixture with no change and with one edit, and a compile-heavy app with
+/// one edit.
 fn rust_vs_cargo(out: &mut String) {
     let bin = workspace().join("target/release/cascade");
     let _ = writeln!(out, "## The Rust buildpack vs `cargo build`\n");
@@ -692,7 +735,7 @@ fn rust_vs_cargo(out: &mut String) {
     let heavy_edit = heavy.medians(heavy_rounds, true, &[]);
     let _ = writeln!(
         out,
-        "Release, static. cascade: the whole `cascade build` process (component load, app copy, restore, cargo in bwrap in its own pids cgroup, cache layers, export with reuse). cargo: `cargo build --release` in a copy of the app with its own warm target dir, both through the rustup proxy. Small app: `tests/fixtures/apps/rust-web` (a std-only web server), median of {rounds}. Compile-heavy app: generated, {modules} modules of generic numeric code ({} functions), median of {heavy_rounds}. Goal: ≤ 1.1× where the compiler's work dominates.\n",
+        "Release, static, on the build image (Debian bookworm's cargo 1.63, `scripts/build-image.sh`). cascade: the whole `cascade build --build-image` process (component load, app copy, restore, cargo in bwrap with the build image as `/` in its own pids cgroup, cache layers, export with reuse). cargo: the same cargo run directly, `cargo build --release` under a bare bwrap with the same root, in a copy of the app with its own warm target dir. Small app: `tests/fixtures/apps/rust-web` (a std-only web server), median of {rounds}. Compile-heavy app: generated, {modules} modules of generic numeric code ({} functions), median of {heavy_rounds}. Goal: ≤ 1.1× where the compiler's work dominates.\n",
         modules * 40
     );
     let _ = writeln!(
@@ -719,7 +762,101 @@ fn rust_vs_cargo(out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\nCascade adds a fixed cost per build, not a share of the compile: process start and component load, the app copy, the sandbox, the pids cgroup (on this cgroup v1 host the rustup proxy runs markedly slower inside one) and export. Against a no-op cargo (a few tens of ms) that fixed cost is the whole ratio; against a compile of a second or more it is a few per cent.\n"
+        "\nCascade adds a fixed cost per build, not a share of the compile: process start and component load, the app copy, the sandbox, the pids cgroup and export. Against a no-op cargo (a few tens of ms) that fixed cost is the whole ratio; against a compile of a second or more it is a few per cent.\n"
+    );
+}
+
+/// What a build image costs exec: unpacking it (once per stack of layers),
+/// finding it unpacked (every later build), and one call's start-up in it
+/// against a call of the host's own tool, both through `exec::run`.
+fn exec_startup(out: &mut String) {
+    use cascade_runtime::build_image::BuildImage;
+    use cascade_runtime::exec::{BuildEnv, ExecPolicy, ExecRequest};
+    use cascade_runtime::guest_tree::GuestTree;
+    let _ = writeln!(out, "## Exec on a build image\n");
+    if Command::new("bwrap").arg("--version").output().is_err() {
+        let _ = writeln!(out, "skipped: needs bwrap.\n");
+        return;
+    }
+    let (image, _) = build_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let oci = cascade_runtime::oci::store::Oci::new(&tmp.path().join("cache"), None).unwrap();
+    let reference = cascade_runtime::oci::ImageRef::parse(&image).unwrap();
+    let resolved = BuildImage::resolve(&reference, ("linux", "amd64"), &oci).unwrap();
+    let store = tmp.path().join("rootfs");
+    let (cold, (env, unpacked)) = time(|| resolved.unpack(&oci, &store).unwrap());
+    assert!(unpacked);
+    let rounds = 30;
+    let found: Vec<Duration> = (0..rounds)
+        .map(|_| time(|| resolved.unpack(&oci, &store).unwrap()).0)
+        .collect();
+    let app = GuestTree::create(&tmp.path().join("app")).unwrap();
+    let layers = GuestTree::create(&tmp.path().join("layers")).unwrap();
+    let id = cascade_runtime::ids::BuildpackId::new("bench/exec").unwrap();
+    let reporter: Arc<dyn cascade_runtime::report::Reporter> = Arc::new(Silent);
+    let call = |build_env: &BuildEnv| {
+        let policy = ExecPolicy {
+            build_env: build_env.clone(),
+            timeout: Duration::from_mins(1),
+            ..ExecPolicy::default()
+        };
+        let req = ExecRequest {
+            id: &id,
+            program: "true",
+            args: &[],
+            env: &[],
+            build_env: &[],
+            working_dir: "/workspace",
+            app: &app,
+            layers: &layers,
+            layers_guest: "/layers/bench_exec",
+            build_layers: &[],
+            quota: None,
+            network: false,
+            deadline: cascade_runtime::deadline::Deadline::after(Duration::from_mins(1)),
+        };
+        let (d, o) = time(|| cascade_runtime::exec::run(&policy, &req, &reporter).unwrap());
+        assert_eq!(o.status, 0);
+        d
+    };
+    let mut host = Vec::new();
+    let mut in_image = Vec::new();
+    for _ in 0..rounds {
+        host.push(call(&BuildEnv::Host));
+        in_image.push(call(&env));
+    }
+    let (host, in_image) = (median(host), median(in_image));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let _ = writeln!(
+        out,
+        "`{image}` (one {:.0} MB layer). Unpacking it is paid once per stack of layers; every later build finds it by its chain id. One call: `true` through `exec::run` (bwrap, no pids cgroup), alternating host and image, median of {rounds}. Goal: a call on the build image within 20 ms of a call of the host's tool.\n",
+        resolved.image.manifest["layers"][0]["size"]
+            .as_f64()
+            .unwrap_or(0.0)
+            / 1e6
+    );
+    let _ = writeln!(out, "| what | time |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "| first build: unpack the build image | {:.1} s |",
+        cold.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| every later build: find it unpacked | {:.3} ms |",
+        ms(median(found))
+    );
+    let _ = writeln!(
+        out,
+        "| exec call, host tool (`--build-image host`) | {:.1} ms |",
+        ms(host)
+    );
+    let _ = writeln!(
+        out,
+        "| exec call, build image tool | {:.1} ms (**{:+.1} ms**, {:.2}×) |\n",
+        ms(in_image),
+        ms(in_image) - ms(host),
+        in_image.as_secs_f64() / host.as_secs_f64()
     );
 }
 
@@ -1119,6 +1256,34 @@ fn registry_rebase(out: &mut String) {
     out.push('\n');
 }
 
+/// `old` with each `## ` section that `new` has replaced by `new`'s, and
+/// `new`'s other sections appended.
+fn merge_sections(old: &str, new: &str) -> String {
+    fn split(text: &str) -> (String, Vec<(String, String)>) {
+        let mut parts = text.split("\n## ");
+        let head = parts.next().unwrap_or_default().to_owned();
+        let sections = parts
+            .map(|p| {
+                let title = p.lines().next().unwrap_or_default().to_owned();
+                (title, format!("\n## {p}"))
+            })
+            .collect();
+        (head, sections)
+    }
+    let (head, mut sections) = split(old);
+    for (title, body) in split(new).1 {
+        match sections.iter_mut().find(|(t, _)| *t == title) {
+            Some(slot) => slot.1 = body,
+            None => sections.push((title, body)),
+        }
+    }
+    let mut out = head;
+    for (_, body) in sections {
+        out.push_str(&body);
+    }
+    out
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters sections.
     let filter: Vec<String> = std::env::args()
@@ -1150,6 +1315,9 @@ fn main() {
     if want("rust") {
         rust_vs_cargo(&mut out);
     }
+    if want("exec") {
+        exec_startup(&mut out);
+    }
     if want("fetch") {
         fetch_hit_vs_miss(&mut out);
     }
@@ -1158,6 +1326,13 @@ fn main() {
     }
     print!("{out}");
     let path = workspace().join("BENCHMARKS.md");
+    // A filtered run re-measures some sections: the others stay as the
+    // last run left them.
+    if !filter.is_empty()
+        && let Ok(old) = std::fs::read_to_string(&path)
+    {
+        out = merge_sections(&old, &out);
+    }
     std::fs::write(&path, out).unwrap();
     eprintln!("wrote {}", path.display());
 }

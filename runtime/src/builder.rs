@@ -83,7 +83,8 @@ pub struct RunImageEntry {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSection {
-    /// A build image has no meaning for wasm buildpacks; accepted and ignored.
+    /// The build image exec'd tools run in (`oci:DIR[:TAG]`, relative to
+    /// this file, or a registry reference).
     #[serde(default)]
     pub image: Option<String>,
     #[serde(default)]
@@ -137,6 +138,10 @@ pub struct Builder {
     pub buildpacks: Vec<(Option<BuildpackId>, BuildpackSource)>,
     pub order: Vec<Vec<GroupMember>>,
     pub run_image: Option<String>,
+    /// `[build] image`, else the legacy `[stack] build-image`: as written
+    /// (what builder.lock is keyed by), and resolved against the builder's
+    /// directory.
+    pub build_image: Option<(String, String)>,
     pub build_env: Vec<(String, String)>,
     /// Capabilities the builder grants.
     pub allow: Vec<String>,
@@ -206,6 +211,15 @@ impl Builder {
             .map(|i| i.image.clone())
             .or_else(|| file.stack.as_ref().and_then(|s| s.run_image.clone()))
             .map(|image| relative_to(base, &image));
+        let build_image = file
+            .build
+            .as_ref()
+            .and_then(|b| b.image.clone())
+            .or_else(|| file.stack.as_ref().and_then(|s| s.build_image.clone()))
+            .map(|image| {
+                let resolved = relative_to(base, &image);
+                (image, resolved)
+            });
         let build_env = file
             .build
             .map(|b| b.env.into_iter().map(|e| (e.name, e.value)).collect())
@@ -217,6 +231,7 @@ impl Builder {
             buildpacks,
             order,
             run_image,
+            build_image,
             build_env,
         })
     }
@@ -307,6 +322,20 @@ image = "oci:/run:1"
             BuildpackSource::Builtin(BuildpackId::new("cascade/go").unwrap())
         );
         assert_eq!(b.run_image.as_deref(), Some("oci:/b/run:base"));
+        assert_eq!(b.build_image, None);
+        let build = |section: &str| {
+            parse(&format!("[[buildpacks]]\nuri = \"builtin:cascade/go\"\n[[order]]\n[[order.group]]\nid = \"cascade/go\"\n{section}\n"))
+                .unwrap()
+                .build_image
+        };
+        assert_eq!(
+            build("[build]\nimage = \"oci:build:bookworm\""),
+            Some(("oci:build:bookworm".into(), "oci:/b/build:bookworm".into()))
+        );
+        assert_eq!(
+            build("[stack]\nbuild-image = \"reg.example/build:1\""),
+            Some(("reg.example/build:1".into(), "reg.example/build:1".into()))
+        );
         let absolute = relative_to(Path::new("/b"), "oci:/srv/run:1");
         assert_eq!(absolute, "oci:/srv/run:1");
         assert_eq!(

@@ -30,8 +30,17 @@ pub struct BuilderInfo {
     /// The builder file, or `built-in`.
     pub builder: String,
     pub run_image: Option<String>,
+    /// `[build] image`, and the digest builder.lock pins it to.
+    pub build_image: Option<PinnedImage>,
     pub buildpacks: Vec<BuildpackRow>,
     pub order: Vec<Vec<OrderMember>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PinnedImage {
+    pub reference: String,
+    /// `None` until a build has pinned it in builder.lock.
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +103,7 @@ pub fn describe(builder: Option<&Builder>) -> Result<BuilderInfo, BuilderInfoErr
         return Ok(BuilderInfo {
             builder: "built-in".into(),
             run_image: Some("scratch".into()),
+            build_image: None,
             buildpacks,
             order: order(&crate::embedded::order()),
         });
@@ -121,6 +131,14 @@ pub fn describe(builder: Option<&Builder>) -> Result<BuilderInfo, BuilderInfoErr
     Ok(BuilderInfo {
         builder: b.path.display().to_string(),
         run_image: b.run_image.clone(),
+        build_image: b.build_image.as_ref().map(|(reference, _)| PinnedImage {
+            reference: reference.clone(),
+            digest: lock
+                .build_image
+                .as_ref()
+                .filter(|l| l.reference == *reference)
+                .map(|l| l.digest.to_string()),
+        }),
         buildpacks,
         order: order(&b.order),
     })

@@ -118,6 +118,21 @@ impl Grants {
         self.app_named.insert(id.to_owned());
     }
 
+    /// The exec grants as `--allow` spells them (`exec:go, cascade/rust=exec:cargo`),
+    /// `None` when there are none: a build with one needs a build image.
+    pub fn exec_grants(&self) -> Option<String> {
+        let names: Vec<String> = self
+            .grants
+            .iter()
+            .filter_map(|g| match (&g.what, &g.to) {
+                (What::Exec(t), Some(id)) => Some(format!("--allow {id}=exec:{t}")),
+                (What::Exec(t), None) => Some(format!("--allow exec:{t}")),
+                _ => None,
+            })
+            .collect();
+        (!names.is_empty()).then(|| names.join(", "))
+    }
+
     /// Whether `id` came from the app.
     pub fn is_app_named(&self, id: &str) -> bool {
         self.app_named.contains(id)

@@ -1,20 +1,27 @@
 //! The host side of the `exec` capability: run a granted tool of the build
 //! environment under bubblewrap with only what it needs bound.
 //!
-//! Inside the sandbox the tool sees the same paths the buildpack does:
-//! `/workspace` (the app, writable), `/layers/<id>` (the buildpack's layers,
-//! writable), earlier buildpacks' build layers (read-only), the system's
-//! `/usr`, `/bin`, `/lib*` (read-only), the directory the tool is in and
-//! the platform's `--exec-path` dirs (read-only), a private `/tmp`, `/proc`
+//! The build environment ([`BuildEnv`]) is a build image's filesystem, or,
+//! only when the platform asks for it, the build host's own. On a build
+//! image, a tool sees that filesystem read-only as `/` and nothing of the
+//! host's: a bare tool name is looked up on the image's `PATH` inside the
+//! image, and the image's `Env` is the base of the tool's environment. On
+//! the host (`--build-image host`), the system's `/usr`, `/bin`, `/lib*`,
+//! the directory the tool is in and the platform's `--exec-path` dirs are
+//! bound read-only instead; a tool's directory is bound alone, never its
+//! install prefix or the user's home.
+//!
+//! Either way the tool sees the same paths the buildpack does: `/workspace`
+//! (the app, writable), `/layers/<id>` (the buildpack's layers, writable),
+//! earlier buildpacks' build layers (read-only), a private `/tmp`, `/proc`
 //! and `/dev`. The guest trees are bound by their handles (`--bind-fd`), so
-//! a link swapped in at their paths cannot redirect a bind; a tool's
-//! directory is bound alone, never its install prefix or the user's home. A tool is a name on the host's PATH, or a program the buildpack
-//! installed in its layers (a fetched node), started by its path there.
-//! Everything is unshared (no network unless granted; its own PID
-//! namespace, so nothing outlives it). The environment is exactly what the
-//! buildpack passed plus PATH, HOME=/tmp, SOURCE_DATE_EPOCH and the
-//! platform's `--exec-env`. Where bwrap is missing, exec is refused unless
-//! the platform allows unsandboxed exec.
+//! a link swapped in at their paths cannot redirect a bind. A program the
+//! buildpack installed in its layers (a fetched node) is started by its path
+//! there. Everything is unshared (no network unless granted; its own PID
+//! namespace, so nothing outlives it). On top of the base environment the
+//! tool gets PATH, HOME=/tmp, SOURCE_DATE_EPOCH, the platform's
+//! `--exec-env` and what the buildpack passed. Where bwrap is missing, exec
+//! is refused, unless the platform allows unsandboxed exec on the host.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -33,9 +40,46 @@ const TAIL: usize = 64 << 10;
 /// How much of each call's output reaches the build log.
 const LOG_BUDGET: usize = 4 << 20;
 
+/// Where exec'd tools come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BuildEnv {
+    /// None was given: exec is refused (the platform is told how to give one
+    /// before any buildpack runs; this is the last line).
+    #[default]
+    Missing,
+    /// The build host's own programs and libraries (`--build-image host`):
+    /// not hermetic, for local development.
+    Host,
+    /// A build image's unpacked filesystem, bound read-only as `/`, and its
+    /// config `Env`.
+    Image {
+        root: PathBuf,
+        env: Vec<(String, String)>,
+    },
+}
+
+/// Directories a tool is looked up in when the build image sets no `PATH`.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl BuildEnv {
+    /// The `PATH` of the build environment: the image's, else the usual one.
+    fn path(&self) -> String {
+        match self {
+            Self::Image { env, .. } => env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map_or(DEFAULT_PATH, |(_, v)| v.as_str())
+                .to_owned(),
+            Self::Host | Self::Missing => "/usr/local/bin:/usr/bin:/bin".to_owned(),
+        }
+    }
+}
+
 /// The platform's exec settings.
 #[derive(Debug, Clone, Default)]
 pub struct ExecPolicy {
+    /// Where tools come from.
+    pub build_env: BuildEnv,
     /// Extra read-only binds (`--exec-path`), e.g. a toolchain's home.
     pub paths: Vec<PathBuf>,
     /// Extra env for every tool (`--exec-env K=V`).
@@ -107,6 +151,10 @@ pub struct ExecRequest<'a> {
     pub program: &'a str,
     pub args: &'a [String],
     pub env: &'a [(String, String)],
+    /// The build env of earlier buildpacks' build layers (a CA bundle's
+    /// variables, a runtime's `PATH`): under the platform's and the
+    /// buildpack's own; its `PATH` goes in front of the build image's.
+    pub build_env: &'a [(String, String)],
     /// Guest path.
     pub working_dir: &'a str,
     pub app: &'a GuestTree,
@@ -148,18 +196,34 @@ pub fn tool_name(program: &str) -> &str {
     program.rsplit('/').next().unwrap_or(program)
 }
 
-/// Resolve `program`: a bare name on the host's PATH, or an absolute path
-/// inside the buildpack's own layers or an earlier build layer (a runtime
-/// it fetched, such as node). Anything else is refused.
-pub fn resolve_tool(req: &ExecRequest<'_>) -> Result<Tool, String> {
+/// Resolve `program`: a bare name on the build environment's PATH (the
+/// build image's, looked up inside it; the host's with `--build-image
+/// host`), or an absolute path inside the buildpack's own layers or an
+/// earlier build layer (a runtime it fetched, such as node). Anything else
+/// is refused.
+pub fn resolve_tool(env: &BuildEnv, req: &ExecRequest<'_>) -> Result<Tool, String> {
     if !req.program.contains('/') {
-        let host = find_tool(req.program)
-            .ok_or_else(|| format!("exec {}: not found on the build host's PATH", req.program))?;
-        return Ok(Tool {
-            started_as: host.clone(),
-            host,
-            in_layer: false,
-        });
+        return match env {
+            BuildEnv::Missing => Err(no_build_env(req.program)),
+            BuildEnv::Host => {
+                let host = find_tool(req.program).ok_or_else(|| {
+                    format!("exec {}: not found on the build host's PATH", req.program)
+                })?;
+                Ok(Tool {
+                    started_as: host.clone(),
+                    host,
+                    in_layer: false,
+                })
+            }
+            BuildEnv::Image { root, .. } => find_in_image(root, &env.path(), req.program)
+                .ok_or_else(|| {
+                    format!(
+                        "exec {}: not found on the build image's PATH ({})",
+                        req.program,
+                        env.path()
+                    )
+                }),
+        };
     }
     let guest = Path::new(req.program);
     let plain = guest.is_absolute()
@@ -202,6 +266,34 @@ fn inside<'t>(guest: &Path, tree: &'t GuestTree, root: &str) -> Option<(&'t Gues
         .ok()
         .filter(|rest| !rest.as_os_str().is_empty())
         .map(|rest| (tree, rest.to_path_buf()))
+}
+
+fn no_build_env(program: &str) -> String {
+    format!(
+        "exec {program}: no build image to run it in; give one with `cascade build --build-image REF` (or builder.toml [build] image), or `--build-image host` for the build host's own tools"
+    )
+}
+
+/// `program` on `path` inside the build image at `root`: links are resolved
+/// beneath the root (an absolute link means the image's `/`), never out of
+/// it, and the result must be an executable regular file. It is started by
+/// its path in the image.
+fn find_in_image(root: &Path, path: &str, program: &str) -> Option<Tool> {
+    use cap_std::fs::PermissionsExt as _;
+    let tree = GuestTree::open(root).ok()?;
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .find_map(|dir| {
+            let guest = Path::new(dir).join(program);
+            let in_image = guest.strip_prefix("/").ok()?;
+            let resolved = tree.resolve_rooted(in_image).ok()?;
+            let meta = tree.metadata(&resolved).ok()?;
+            (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then(|| Tool {
+                host: root.join(&resolved),
+                started_as: guest.clone(),
+                in_layer: false,
+            })
+        })
 }
 
 /// `program` on the host's PATH.
@@ -258,6 +350,17 @@ fn check_working_dir(req: &ExecRequest<'_>) -> Result<(), String> {
     }
 }
 
+/// The PATH a tool gets after its own dir: what earlier buildpacks' build
+/// layers put on it, then the build environment's.
+fn search_path(policy: &ExecPolicy, req: &ExecRequest<'_>) -> String {
+    match req.build_env.iter().find(|(k, _)| k == "PATH") {
+        Some((_, earlier)) if !earlier.is_empty() => {
+            format!("{earlier}:{}", policy.build_env.path())
+        }
+        _ => policy.build_env.path(),
+    }
+}
+
 /// Run the call; `Err` when it could not be started, `Ok` with its exit
 /// status otherwise.
 pub fn run(
@@ -265,16 +368,26 @@ pub fn run(
     req: &ExecRequest<'_>,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<ExecOutcome, String> {
+    if policy.build_env == BuildEnv::Missing {
+        return Err(no_build_env(req.program));
+    }
     check_working_dir(req)?;
-    let tool = resolve_tool(req)?;
+    let tool = resolve_tool(&policy.build_env, req)?;
     // The tool's own dir first, so what it starts by name (npm starts
-    // `node`) is its sibling.
+    // `node`) is its sibling; then the build environment's PATH.
+    let base_path = search_path(policy, req);
     let path_var = |t: &Path| {
         let dir = t.parent().unwrap_or(Path::new("/"));
-        format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display())
+        format!("{}:{base_path}", dir.display())
     };
 
     let bwrap = have_bwrap();
+    if !bwrap && matches!(policy.build_env, BuildEnv::Image { .. }) {
+        return Err(format!(
+            "exec {}: bubblewrap (bwrap) is not installed, and tools run in the build image only under it; install bubblewrap",
+            req.program
+        ));
+    }
     // Handles bwrap inherits to bind (it closes them once mounted); ours
     // are dropped as soon as it has started.
     let mut fds = Vec::new();
@@ -402,7 +515,80 @@ fn sandboxed(
 ) -> Result<Command, String> {
     let mut c = Command::new("bwrap");
     c.args(["--die-with-parent", "--new-session", "--unshare-all"]);
-    if req.network {
+    match &policy.build_env {
+        BuildEnv::Image { root, .. } => image_root(&mut c, root, req.network)?,
+        BuildEnv::Host => host_system(&mut c, policy, tool, req.network)?,
+        BuildEnv::Missing => return Err(no_build_env(req.program)),
+    }
+    c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    let mut bind_fd = |flag: &str, tree: &GuestTree, guest: &str| -> Result<(), String> {
+        use std::os::fd::AsRawFd;
+        let fd = tree
+            .inheritable_fd()
+            .map_err(|e| format!("exec: {}: {e}", tree.path().display()))?;
+        c.arg(flag).arg(fd.as_raw_fd().to_string()).arg(guest);
+        fds.push(fd);
+        Ok(())
+    };
+    bind_fd("--bind-fd", req.app, crate::api::APP_DIR)?;
+    bind_fd("--bind-fd", req.layers, req.layers_guest)?;
+    for m in req.build_layers {
+        bind_fd("--ro-bind-fd", &m.tree, &m.guest)?;
+    }
+    c.arg("--clearenv");
+    let mut setenv = |k: &str, v: &str| {
+        c.args(["--setenv", k, v]);
+    };
+    if let BuildEnv::Image { env, .. } = &policy.build_env {
+        for (k, v) in env {
+            setenv(k, v);
+        }
+    }
+    for (k, v) in req.build_env.iter().filter(|(k, _)| k != "PATH") {
+        setenv(k, v);
+    }
+    setenv("PATH", path_var);
+    setenv("HOME", "/tmp");
+    setenv("SOURCE_DATE_EPOCH", &policy.source_date_epoch.to_string());
+    for (k, v) in policy.env.iter().chain(req.env) {
+        setenv(k, v);
+    }
+    c.args(["--chdir", req.working_dir, "--"]);
+    c.arg(&tool.started_as).args(req.args);
+    Ok(c)
+}
+
+/// The build image's filesystem as `/`, read-only. Its mount points
+/// (`/workspace`, `/layers`, `/proc`, `/dev`, `/tmp`, and `/etc/resolv.conf`
+/// and `/etc/hosts` for the network) were made real when it was unpacked,
+/// so no link in the image leads a mount elsewhere; `/layers` is a tmpfs
+/// under which each buildpack's layers are bound.
+fn image_root(c: &mut Command, root: &Path, network: bool) -> Result<(), String> {
+    c.arg("--ro-bind").arg(root).arg("/");
+    c.args(["--tmpfs", crate::api::LAYERS_DIR]);
+    if network {
+        c.arg("--share-net");
+        // The host's resolver settings, as a container runtime gives them;
+        // only over a regular file the image holds there.
+        let tree = GuestTree::open(root).map_err(|e| format!("exec: {}: {e}", root.display()))?;
+        for f in ["/etc/resolv.conf", "/etc/hosts"] {
+            let rel = &f[1..];
+            if Path::new(f).exists() && tree.open_file_nofollow(rel).is_ok() {
+                c.args(["--ro-bind", f, f]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The build host's system dirs, read-only (`--build-image host`).
+fn host_system(
+    c: &mut Command,
+    policy: &ExecPolicy,
+    tool: &Tool,
+    network: bool,
+) -> Result<(), String> {
+    if network {
         c.arg("--share-net");
         for f in [
             "/etc/resolv.conf",
@@ -447,34 +633,7 @@ fn sandboxed(
             c.arg("--ro-bind").arg(p).arg(p);
         }
     }
-    c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-    let mut bind_fd = |flag: &str, tree: &GuestTree, guest: &str| -> Result<(), String> {
-        use std::os::fd::AsRawFd;
-        let fd = tree
-            .inheritable_fd()
-            .map_err(|e| format!("exec: {}: {e}", tree.path().display()))?;
-        c.arg(flag).arg(fd.as_raw_fd().to_string()).arg(guest);
-        fds.push(fd);
-        Ok(())
-    };
-    bind_fd("--bind-fd", req.app, crate::api::APP_DIR)?;
-    bind_fd("--bind-fd", req.layers, req.layers_guest)?;
-    for m in req.build_layers {
-        bind_fd("--ro-bind-fd", &m.tree, &m.guest)?;
-    }
-    c.arg("--clearenv");
-    let mut setenv = |k: &str, v: &str| {
-        c.args(["--setenv", k, v]);
-    };
-    setenv("PATH", path_var);
-    setenv("HOME", "/tmp");
-    setenv("SOURCE_DATE_EPOCH", &policy.source_date_epoch.to_string());
-    for (k, v) in policy.env.iter().chain(req.env) {
-        setenv(k, v);
-    }
-    c.args(["--chdir", req.working_dir, "--"]);
-    c.arg(&tool.started_as).args(req.args);
-    Ok(c)
+    Ok(())
 }
 
 /// The tool without a sandbox (`--allow-unsandboxed-exec`, no bwrap).
@@ -492,6 +651,9 @@ fn unsandboxed(policy: &ExecPolicy, req: &ExecRequest<'_>, tool: &Path, path_var
     c.args(req.args).current_dir(wd).env_clear();
     c.env("PATH", path_var).env("HOME", std::env::temp_dir());
     c.env("SOURCE_DATE_EPOCH", policy.source_date_epoch.to_string());
+    for (k, v) in req.build_env.iter().filter(|(k, _)| k != "PATH") {
+        c.env(k, v);
+    }
     for (k, v) in policy.env.iter().chain(req.env) {
         c.env(k, v);
     }
@@ -590,20 +752,24 @@ mod tests {
             GuestTree::open(&layers).unwrap(),
         );
         let resolve = |program: &str| {
-            resolve_tool(&ExecRequest {
-                id: &id,
-                program,
-                args: &[],
-                env: &[],
-                working_dir: "/workspace",
-                app: &app,
-                layers: &layers,
-                layers_guest: "/layers/x_node",
-                build_layers: &[],
-                quota: None,
-                network: false,
-                deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
-            })
+            resolve_tool(
+                &BuildEnv::Host,
+                &ExecRequest {
+                    id: &id,
+                    program,
+                    args: &[],
+                    env: &[],
+                    build_env: &[],
+                    working_dir: "/workspace",
+                    app: &app,
+                    layers: &layers,
+                    layers_guest: "/layers/x_node",
+                    build_layers: &[],
+                    quota: None,
+                    network: false,
+                    deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
+                },
+            )
         };
         let t = resolve("/layers/x_node/node/bin/node").unwrap();
         assert!(t.in_layer);
@@ -619,6 +785,68 @@ mod tests {
             assert!(resolve(bad).is_err(), "{bad} resolved");
         }
         assert!(!resolve("sh").unwrap().in_layer);
+    }
+
+    #[test]
+    fn a_build_image_tool_is_found_on_its_path_inside_the_image_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        for d in ["usr/bin", "usr/lib/go/bin", "bin"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let exe = |p: &Path| {
+            std::fs::write(p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        exe(&root.join("usr/lib/go/bin/go"));
+        // Debian's way: an absolute link, meaning the image's own root.
+        std::os::unix::fs::symlink("/usr/lib/go/bin/go", root.join("usr/bin/go")).unwrap();
+        // Links that would leave the image on the host mean the image's
+        // own root; a file that is not executable is no tool.
+        exe(&tmp.path().join("host-tool"));
+        std::os::unix::fs::symlink(tmp.path().join("host-tool"), root.join("usr/bin/out")).unwrap();
+        std::os::unix::fs::symlink("../../../host-tool", root.join("bin/up")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/loop", root.join("usr/bin/loop")).unwrap();
+        std::fs::write(root.join("usr/bin/plain"), "").unwrap();
+
+        let env = BuildEnv::Image {
+            root: root.clone(),
+            env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
+        };
+        let found = find_in_image(&root, &env.path(), "go").unwrap();
+        assert_eq!(found.started_as, Path::new("/usr/bin/go"));
+        assert_eq!(found.host, root.join("usr/lib/go/bin/go"));
+        for missing in ["out", "up", "plain", "sh", "loop"] {
+            assert!(
+                find_in_image(&root, &env.path(), missing).is_none(),
+                "{missing} was found"
+            );
+        }
+        let id = BuildpackId::new("x/go").unwrap();
+        let app = GuestTree::open(tmp.path()).unwrap();
+        let req = ExecRequest {
+            id: &id,
+            program: "go",
+            args: &[],
+            env: &[],
+            build_env: &[],
+            working_dir: "/workspace",
+            app: &app,
+            layers: &app,
+            layers_guest: "/layers/x_go",
+            build_layers: &[],
+            quota: None,
+            network: false,
+            deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
+        };
+        let err = resolve_tool(&BuildEnv::Missing, &req).unwrap_err();
+        assert!(err.contains("--build-image"), "{err}");
+        assert!(resolve_tool(&env, &req).is_ok());
+        let policy = ExecPolicy::default();
+        let reporter: Arc<dyn Reporter> = Arc::new(crate::report::Silent);
+        let err = run(&policy, &req, &reporter).unwrap_err();
+        assert!(err.contains("no build image"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::labels;
 use crate::oci::ImageRef;
 use crate::oci::store::{Oci, StoreError, Transfers};
 use crate::phase::Rebase;
-use crate::report::{Reporter, RunImageRef};
+use crate::report::{BuildImageRef, Reporter, RunImageRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -401,6 +401,113 @@ pub fn audit(
         stale: count(AuditStatus::Stale),
         refused: count(AuditStatus::Refused),
         failed: count(AuditStatus::Failed),
+        images: entries,
+    })
+}
+
+/// Where an image stands against a build image (`audit --build-image`):
+/// `current` when built on its current digest, `stale` when built on
+/// another (an older, unpatched one: rebuild it), `host` when built on the
+/// build host's own tools (`--build-image host`: what they were is not
+/// known), `none` when the image records no build image (no tool ran, or
+/// built before Cascade recorded one), `failed` when it could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildStatus {
+    Current,
+    Stale,
+    Host,
+    None,
+    Failed,
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Stale => "stale",
+            Self::Host => "host",
+            Self::None => "none",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildAuditEntry {
+    pub image: String,
+    pub digest: Option<String>,
+    /// The build image the image says it was built on.
+    pub build_image: Option<BuildImageRef>,
+    pub status: BuildStatus,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildAuditReport {
+    /// The build image audited against, at its current digest.
+    pub build_image: BuildImageRef,
+    pub images: Vec<BuildAuditEntry>,
+    pub current: usize,
+    pub stale: usize,
+    pub host: usize,
+    pub none: usize,
+    pub failed: usize,
+}
+
+/// Where each image of a fleet stands against `build_image`: the build-side
+/// half of the waterfall (which images to rebuild once the platform has
+/// patched its compilers). Reads manifests and configs only.
+pub fn audit_build(
+    oci: &Oci,
+    images: &[ImageRef],
+    build_image: &ImageRef,
+) -> Result<BuildAuditReport, StoreError> {
+    let target = oci.read(build_image, None)?;
+    let current = target.digest.to_string();
+    let mut entries = Vec::new();
+    for image in images {
+        let name = image.to_string();
+        let read = match oci.read(image, None) {
+            Ok(read) => read,
+            Err(e) => {
+                entries.push(BuildAuditEntry {
+                    image: name,
+                    digest: None,
+                    build_image: None,
+                    status: BuildStatus::Failed,
+                    reason: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
+        let i = crate::inspect::from_parts(&name, &read.digest, &read.manifest, &read.config);
+        let status = match &i.build_image {
+            None => BuildStatus::None,
+            Some(b) if !b.hermetic => BuildStatus::Host,
+            Some(b) if b.digest.as_deref() == Some(current.as_str()) => BuildStatus::Current,
+            Some(_) => BuildStatus::Stale,
+        };
+        entries.push(BuildAuditEntry {
+            image: name,
+            digest: Some(i.digest),
+            build_image: i.build_image,
+            status,
+            reason: None,
+        });
+    }
+    let count = |s: BuildStatus| entries.iter().filter(|e| e.status == s).count();
+    Ok(BuildAuditReport {
+        build_image: BuildImageRef {
+            reference: build_image.to_string(),
+            digest: Some(current.clone()),
+            hermetic: true,
+        },
+        current: count(BuildStatus::Current),
+        stale: count(BuildStatus::Stale),
+        host: count(BuildStatus::Host),
+        none: count(BuildStatus::None),
+        failed: count(BuildStatus::Failed),
         images: entries,
     })
 }

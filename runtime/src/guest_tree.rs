@@ -384,6 +384,58 @@ impl GuestTree {
             .map_err(with_path(&self.path.join(rel)))
     }
 
+    /// `rel` resolved as the kernel resolves it for a process whose root is
+    /// this tree (an image's filesystem): an absolute link target means the
+    /// tree's root, `..` stops there. Each step is a lookup beneath the
+    /// handle that follows nothing, so no link reaches outside; the result
+    /// holds no link. At most 40 links, as Linux allows.
+    pub fn resolve_rooted(&self, rel: impl AsRef<Path>) -> io::Result<PathBuf> {
+        use std::collections::VecDeque;
+        let rel = rel.as_ref();
+        let parts = |p: &Path| -> VecDeque<OsString> {
+            p.components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some(OsString::from("..")),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut todo = parts(rel);
+        let mut done = PathBuf::new();
+        let mut hops = 0;
+        while let Some(part) = todo.pop_front() {
+            if part == ".." {
+                done.pop();
+                continue;
+            }
+            let next = done.join(&part);
+            let meta = self
+                .dir
+                .symlink_metadata(&next)
+                .map_err(with_path(&self.path.join(&next)))?;
+            if !meta.file_type().is_symlink() {
+                done = next;
+                continue;
+            }
+            hops += 1;
+            if hops > 40 {
+                return Err(other(&self.path.join(rel), "too many levels of links"));
+            }
+            let target = self
+                .dir
+                .read_link_contents(&next)
+                .map_err(with_path(&self.path.join(&next)))?;
+            if target.is_absolute() {
+                done = PathBuf::new();
+            }
+            let mut ahead = parts(&target);
+            ahead.extend(todo);
+            todo = ahead;
+        }
+        Ok(done)
+    }
+
     /// A symbolic link at `rel` to `target`, stored as given (the caller
     /// decides which targets it allows; the host never follows it out).
     pub fn symlink(&self, target: impl AsRef<Path>, rel: impl AsRef<Path>) -> io::Result<()> {

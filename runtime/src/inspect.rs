@@ -34,6 +34,9 @@ pub struct Inspection {
     /// Whether the image carries CNB metadata at all.
     pub buildpacks_image: bool,
     pub run_image: Option<RunImageRef>,
+    /// The build image its tools ran in (Cascade's `dev.cascade.build-image`
+    /// label); `None` when the image records none.
+    pub build_image: Option<crate::report::BuildImageRef>,
     pub rebasable: bool,
     pub buildpacks: Vec<BuildpackInfo>,
     pub processes: Vec<ProcessInfo>,
@@ -236,6 +239,7 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
         buildpacks_image: !lifecycle.is_null(),
         rebasable: all_labels[labels::REBASABLE].as_str() != Some("false"),
         run_image,
+        build_image: serde_json::from_value(json_label(all_labels, labels::BUILD_IMAGE)).ok(),
         buildpacks: build["buildpacks"]
             .as_array()
             .into_iter()

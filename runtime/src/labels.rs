@@ -23,6 +23,10 @@ pub const APP_BUILDPACKS: &str = "dev.cascade.app-buildpacks";
 /// image, [`crate::run_image::BaseAge`]), so a rebase onto an older base is
 /// told from a patch without reading the old base again.
 pub const RUN_IMAGE: &str = "dev.cascade.run-image";
+/// Cascade's own: the build image exec'd tools ran in
+/// ([`crate::report::BuildImageRef`]: reference, digest, hermetic), so a
+/// platform can list the images built on a build image it has patched.
+pub const BUILD_IMAGE: &str = "dev.cascade.build-image";
 pub const REBASABLE: &str = "io.buildpacks.rebasable";
 /// Labels a run image sets that follow it on rebase.
 pub const BASE_PREFIX: &str = "io.buildpacks.base.";

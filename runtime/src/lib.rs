@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod build_image;
 pub mod builder;
 pub mod builder_info;
 pub mod cache;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config_file::ConfigFileError;
 use crate::oci::Digest;
 
-const HEADER: &str = "# Written by cascade: the digests this builder's registry buildpacks\n# resolved to. Commit it; delete an entry to resolve its reference again.\n";
+const HEADER: &str = "# Written by cascade: the digests this builder's registry buildpacks and\n# build image resolved to. Commit it; delete an entry to resolve its reference again.\n";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +19,22 @@ pub struct BuilderLock {
     pub version: u32,
     #[serde(default)]
     pub buildpacks: Vec<LockedBuildpack>,
+    /// The digest the builder's build image resolved to.
+    #[serde(
+        default,
+        rename = "build-image",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build_image: Option<LockedImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedImage {
+    /// The reference as builder.toml writes it.
+    pub reference: String,
+    /// The manifest it resolved to.
+    pub digest: Digest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +63,7 @@ impl BuilderLock {
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self {
                 version: 1,
-                buildpacks: Vec::new(),
+                ..Self::default()
             }),
             Err(source) => Err(ConfigFileError::Read {
                 path: path.into(),

@@ -86,6 +86,10 @@ pub struct BuildRequest {
     /// A process whose program is not in the image fails the build
     /// (otherwise it is a warning).
     pub strict_processes: bool,
+    /// The build image exec'd tools run in (its identity, recorded in the
+    /// image), and its distro labels, checked against the run image's.
+    pub build_image: Option<crate::report::BuildImageRef>,
+    pub build_distro: Option<(String, String)>,
 }
 
 /// Build `req` into its output. A failed build into a layout that did not
@@ -134,6 +138,7 @@ fn phases(
     };
 
     let mut clock = Clock::new(reporter);
+    let mut warnings = Vec::new();
     clock.start("analyze");
     // A registry that cannot take the image fails the build now, not
     // after every buildpack ran.
@@ -166,6 +171,13 @@ fn phases(
         run_image.arch(),
         run_image.layers.len()
     ));
+    if let Some(warning) = crate::build_image::distro_mismatch(
+        req.build_distro.clone(),
+        crate::build_image::distro(&run_image.config),
+    ) {
+        reporter.note(&format!("warning: {warning}"));
+        warnings.push(warning);
+    }
     let target = Target {
         arch_variant: run_image.config["variant"].as_str().map(str::to_owned),
         ..Target::new(run_image.os(), run_image.arch())
@@ -238,6 +250,7 @@ fn phases(
         os: os.as_ref(),
         capabilities: &provenance,
         app_named: &app_named(req, &built),
+        build_image: req.build_image.as_ref(),
         reporter,
     }
     .run()?;
@@ -260,6 +273,7 @@ fn phases(
         report.warnings = host.warnings();
     }
     report.warnings.extend(process_warnings);
+    report.warnings.extend(warnings);
     if let Some(host) = &req.capabilities {
         let grants = host.grants();
         for m in &mut report.group {
@@ -322,6 +336,7 @@ fn report(
             digest: run_image.manifest_digest.as_ref().map(ToString::to_string),
             top_layer: run_image.top_layer().map(ToString::to_string),
         },
+        build_image: req.build_image.clone(),
         group: detected
             .group
             .iter()

@@ -70,6 +70,9 @@ pub struct BuildReport {
     /// What making the image's blobs present cost.
     pub transfers: crate::oci::store::Transfers,
     pub run_image: RunImageRef,
+    /// The build image exec'd tools ran in; `None` when the build gave none
+    /// (no buildpack was granted exec).
+    pub build_image: Option<BuildImageRef>,
     /// The buildpacks of the chosen group, in order.
     pub group: Vec<GroupMemberReport>,
     pub layers: Vec<LayerReport>,
@@ -106,6 +109,17 @@ impl RunImageRef {
     pub fn non_empty(value: &str) -> Option<String> {
         (!value.is_empty()).then(|| value.to_owned())
     }
+}
+
+/// A build image in reports and in the image's `dev.cascade.build-image`
+/// label: the reference it was named by and its manifest digest, or the
+/// build host (`host`, no digest, not hermetic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BuildImageRef {
+    pub reference: String,
+    pub digest: Option<String>,
+    /// False for the build host: what its tools were is not recorded.
+    pub hermetic: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,4 +1,4 @@
-//! The `cascade/go` buildpack: the build host's go through the exec
+//! The `cascade/go` buildpack: the build image's go through the exec
 //! capability, in bubblewrap; static binaries, one process per main
 //! package; the web one answers over loopback when the image runs on
 //! `scratch`; a rebuild with no change reuses every layer, and one edit
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "go"];
+const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "mmdebstrap"];
 
 fn go_build(cache: &Path, app: &Path, layout: &Path, grant: bool) -> Outcome {
     let mut args = vec![
@@ -24,6 +24,7 @@ fn go_build(cache: &Path, app: &Path, layout: &Path, grant: bool) -> Outcome {
     if grant {
         args.extend(["--allow".into(), "exec:go".into()]);
     }
+    args.extend(on_build_image());
     build_in(cache, &args)
 }
 

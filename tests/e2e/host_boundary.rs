@@ -326,6 +326,8 @@ fn a_buildpack_the_app_names_gets_no_grant_unless_one_names_it() {
                 &output,
                 "--allow",
                 grant,
+                "--build-image",
+                "host",
             ],
         )
     };
@@ -407,6 +409,8 @@ fn a_buildpack_writing_without_end_is_stopped_while_it_runs() {
                 "300",
                 "--allow",
                 "exec:busybox",
+                "--build-image",
+                "host",
             ],
         );
         failed_saying(&o, &["test/hostile", "wrote more than 16 MiB"]);

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod build_apps;
+mod build_image;
 mod cache;
 mod capabilities;
 mod distribution;

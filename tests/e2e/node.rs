@@ -122,6 +122,8 @@ fn node_build(cache: &Path, app: &Path, layout: &Path, run_image: &str) -> Outco
             "exec:node".into(),
             "--format".into(),
             "json".into(),
+            "--build-image".into(),
+            build_image().into(),
         ],
     )
 }
@@ -346,4 +348,206 @@ fn a_node_runtime_with_the_wrong_sha256_is_refused() {
     // Nothing was tagged.
     let index = std::fs::read_to_string(f.tmp.path().join("out/index.json")).unwrap_or_default();
     assert!(!index.contains("\"app\""), "{index}");
+}
+
+/// A CA made here, and an HTTPS server on loopback whose certificate it
+/// signed, serving `dir` (Python's http.server with its ssl module): a
+/// TLS-intercepting proxy's registry, in miniature.
+struct HttpsServer {
+    child: std::process::Child,
+    port: u16,
+    ca: PathBuf,
+}
+
+impl HttpsServer {
+    fn start(dir: &Path, certs: &Path) -> Self {
+        std::fs::create_dir_all(certs).unwrap();
+        let at = |f: &str| certs.join(f);
+        let openssl = |args: &[&str]| {
+            ok(Command::new("openssl").current_dir(certs).args(args));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Cascade Test Proxy CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            at("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let script = "import http.server, ssl, sys, os\nos.chdir(sys.argv[1])\ns = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\nc = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\nc.load_cert_chain(sys.argv[2], sys.argv[3])\ns.socket = c.wrap_socket(s.socket, server_side=True)\nprint(s.server_address[1], flush=True)\ns.serve_forever()\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .arg(dir)
+            .arg(at("server.pem"))
+            .arg(at("server.key"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().parse().expect("the server says its port");
+        Self {
+            child,
+            port,
+            ca: at("ca.pem"),
+        }
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn npm_behind_a_tls_intercepting_registry_trusts_the_ca_the_platform_gives_and_the_image_does_not_carry_it()
+ {
+    let Some(f) = Fixture::new() else { return };
+    if !have_all(&["openssl", "python3"]) {
+        return;
+    }
+    // The dependency now comes from the HTTPS server, by the same bytes.
+    let files = f.tmp.path().join("served");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::copy(
+        f.app.join("vendor/greeting-1.0.0.tgz"),
+        files.join("greeting-1.0.0.tgz"),
+    )
+    .unwrap();
+    let server = HttpsServer::start(&files, &f.tmp.path().join("certs"));
+    let url = format!("https://127.0.0.1:{}/greeting-1.0.0.tgz", server.port);
+    for file in ["package.json", "package-lock.json"] {
+        let path = f.app.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("file:vendor/greeting-1.0.0.tgz", &url)).unwrap();
+    }
+    std::fs::remove_dir_all(f.app.join("vendor")).unwrap();
+
+    let build = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            f.app.display().to_string(),
+            "--output".into(),
+            format!("oci:{}:app", f.tmp.path().join(out).display()),
+            "--run-image".into(),
+            f.run_image.clone(),
+            "--env".into(),
+            "BP_NODE_INVENTORY=node-inventory.toml".into(),
+            "--allow".into(),
+            "fetch:127.0.0.1".into(),
+            "--allow".into(),
+            "exec:node".into(),
+            "--allow".into(),
+            "network".into(),
+            "--build-image".into(),
+            build_image().into(),
+            // npm would retry a certificate it cannot verify for a minute.
+            "--exec-env".into(),
+            "npm_config_fetch_retries=0".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        build_in(&f.tmp.path().join(format!("cache-{out}")), &args)
+    };
+    let untrusted = build("untrusted", &[]);
+    assert_eq!(untrusted.code, 51, "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("npm") && untrusted.stderr.to_lowercase().contains("cert"),
+        "npm failed for another reason than the certificate: {}",
+        untrusted.stderr
+    );
+
+    let ca = server.ca.display().to_string();
+    let trusted = build("trusted", &["--ca-certificates", &ca]);
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    assert!(
+        trusted.stderr.contains("[cascade/ca-certs]"),
+        "{}",
+        trusted.stderr
+    );
+
+    // The CA served the build; the image carries neither it nor a
+    // variable pointing at it.
+    let layout = f.tmp.path().join("trusted");
+    let config = skopeo_config(&layout, "app");
+    let env = config["config"]["Env"].to_string();
+    assert!(
+        !env.contains("NODE_EXTRA_CA_CERTS") && !env.contains("build-ca-certificates"),
+        "{env}"
+    );
+    let pem = std::fs::read_to_string(&server.ca).unwrap();
+    let body_line = pem.lines().nth(1).unwrap().to_owned();
+    let bundle = unpack(&layout, "app", f.tmp.path());
+    let mut stack = vec![bundle.join("rootfs")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(&body_line),
+                    "the build-only CA is in the image at {}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+    assert!(
+        bundle
+            .join("rootfs/layers/cascade_node/modules/node_modules/greeting/index.js")
+            .is_file()
+    );
 }

@@ -1,4 +1,4 @@
-//! The `cascade/rust` buildpack: the build host's cargo through the exec
+//! The `cascade/rust` buildpack: the build image's cargo through the exec
 //! capability, in bubblewrap; a static binary that answers over loopback
 //! when the image runs; a rebuild with no change that compiles nothing and
 //! reuses every layer.
@@ -10,20 +10,14 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "cargo"];
+const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "mmdebstrap"];
 
-/// The grants a platform gives the rust buildpack on a rustup machine.
+/// The grants a platform gives the rust buildpack: cargo, from the build
+/// image (Debian's cargo and rustc).
 fn rust_grants() -> Vec<String> {
-    let rustup_home = std::env::var("RUSTUP_HOME")
-        .unwrap_or_else(|_| format!("{}/.rustup", std::env::var("HOME").unwrap_or_default()));
-    vec![
-        "--allow".into(),
-        "exec:cargo".into(),
-        "--exec-path".into(),
-        rustup_home.clone(),
-        "--exec-env".into(),
-        format!("RUSTUP_HOME={rustup_home}"),
-    ]
+    let mut args = vec!["--allow".into(), "exec:cargo".into()];
+    args.extend(on_build_image());
+    args
 }
 
 fn copy_fixture(to: &Path) -> PathBuf {

@@ -34,6 +34,10 @@ fn hostile(c: &Case, extra: &[&str]) -> Outcome {
         &output,
         "--buildpack",
         guests::TEST_HOSTILE,
+        // Its tools are the host's busybox: these tests hold the sandbox
+        // of host tools (build images have their own tests).
+        "--build-image",
+        "host",
     ];
     args.extend(extra);
     build(&args)

@@ -55,12 +55,42 @@ pub fn cache_dir() -> &'static Path {
     DIR.get_or_init(shared_tempdir).path()
 }
 
-/// `cascade` with a private cache and a clean SOURCE_DATE_EPOCH.
+/// `cascade` with a private cache and a clean SOURCE_DATE_EPOCH; build
+/// images are unpacked once into a store shared by every test (and run).
 pub fn cascade() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env("CASCADE_CACHE_DIR", cache_dir())
+        .env(
+            "CASCADE_ROOTFS_DIR",
+            target_dir().join("build-image-rootfs"),
+        )
         .env_remove("SOURCE_DATE_EPOCH");
     cmd
+}
+
+/// The workspace's target dir, where heavy fixtures are kept between runs.
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// Cascade's Debian build image (Go, cargo, gcc, CA certificates), made by
+/// scripts/build-image.sh from Debian's packages once under target/ and
+/// reused by later runs: `oci:.../target/build-image:bookworm`.
+pub fn build_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let layout = target_dir().join("build-image");
+        ok(
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-image.sh"))
+                .arg(&layout),
+        );
+        format!("oci:{}:bookworm", layout.display())
+    })
+}
+
+/// `--build-image` of [`build_image`], as build arguments.
+pub fn on_build_image() -> [String; 2] {
+    ["--build-image".into(), build_image().into()]
 }
 
 pub fn run(cmd: &mut Command) -> Output {

@@ -1,8 +1,21 @@
 //! `cascade/ca-certs` (the talk's `corp/ca-certs`): passes when the app has
-//! PEM files in `ca-certs/` (`*.pem`, `*.crt`) or the platform passes PEM text
-//! in `BP_CA_CERTIFICATES`. Builds a launch and build layer holding one
-//! bundle and sets `SSL_CERT_FILE` to it; provides `ca-certificates` in the
-//! build plan (and requires it, so it passes on its own too).
+//! PEM files in `ca-certs/` (`*.pem`, `*.crt`), or the platform passes PEM
+//! text in `BP_CA_CERTIFICATES` (certificates for the image) or
+//! `BP_BUILD_CA_CERTIFICATES` (certificates for the build only: a
+//! TLS-intercepting proxy's CA, which `cascade build --ca-certificates FILE`
+//! passes). Provides `ca-certificates` in the build plan (and requires it,
+//! so it passes on its own too).
+//!
+//! Two layers: `ca-certificates` (launch and build) holds what the image
+//! trusts, the app's and `BP_CA_CERTIFICATES`, with `SSL_CERT_FILE` at run
+//! time; `build-ca-certificates` (build only: never in the image) holds
+//! every certificate, and points each tool's own variable at it for the
+//! tools later buildpacks exec: OpenSSL and Go (`SSL_CERT_FILE`, which they
+//! read beside the system's certificate directory), Node.js
+//! (`NODE_EXTRA_CA_CERTS`, added to its own), pip (`PIP_CERT`), requests
+//! (`REQUESTS_CA_BUNDLE`), Cargo (`CARGO_HTTP_CAINFO`) and git
+//! (`GIT_SSL_CAINFO`). The last four replace the tool's own store: behind an
+//! intercepting proxy every certificate a tool sees is the proxy's.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +24,19 @@ use cascade_sdk::{
     Result, ResultExt,
 };
 
-/// Platform variable carrying PEM text.
+/// Platform variable carrying PEM text for the image (and the build).
 pub const PLATFORM_VAR: &str = "BP_CA_CERTIFICATES";
+/// Platform variable carrying PEM text for the build only.
+pub const BUILD_VAR: &str = "BP_BUILD_CA_CERTIFICATES";
+/// The variables that make exec'd tools trust a bundle.
+pub const TOOL_VARS: [&str; 6] = [
+    "SSL_CERT_FILE",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CARGO_HTTP_CAINFO",
+    "GIT_SSL_CAINFO",
+];
 const APP_DIR: &str = "ca-certs";
 const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const END: &str = "-----END CERTIFICATE-----";
@@ -64,7 +88,8 @@ pub fn certificates(source: &str, pem: &str) -> Result<Vec<String>> {
 impl Buildpack for CaCerts {
     fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
         let found = !app_cert_files(ctx.app_dir())?.is_empty()
-            || ctx.platform_env().contains_key(PLATFORM_VAR);
+            || ctx.platform_env().contains_key(PLATFORM_VAR)
+            || ctx.platform_env().contains_key(BUILD_VAR);
         Ok(if found {
             DetectResult::pass_with(
                 BuildPlan::new()
@@ -72,7 +97,9 @@ impl Buildpack for CaCerts {
                     .requires("ca-certificates"),
             )
         } else {
-            DetectResult::fail(format!("no {APP_DIR}/*.pem and no {PLATFORM_VAR}"))
+            DetectResult::fail(format!(
+                "no {APP_DIR}/*.pem, no {PLATFORM_VAR} and no {BUILD_VAR}"
+            ))
         })
     }
 
@@ -96,14 +123,50 @@ impl Buildpack for CaCerts {
                 count += 1;
             }
         }
-        let layer = ctx.layer("ca-certificates")?.launch(true).build(true);
+        let mut result = BuildResult::new();
+        let mut build_bundle = bundle.clone();
+        let mut build_count = count;
+        if count > 0 {
+            let layer = ctx.layer("ca-certificates")?.launch(true).build(true);
+            let file = layer.path().join("ca-certificates.crt");
+            std::fs::write(&file, &bundle).context("writing the bundle")?;
+            cascade_sdk::log::info(format!("bundled {count} certificate(s) for the image"));
+            result = result.layer(
+                layer
+                    .metadata("certificates", i64::from(count))
+                    // At build the build layer's bundle, a superset, holds.
+                    .env(
+                        cascade_sdk::EnvScope::Launch,
+                        cascade_sdk::EnvOp::Override,
+                        "SSL_CERT_FILE",
+                        file.display().to_string(),
+                        None,
+                    ),
+            );
+        }
+        if let Some(text) = ctx.platform_env().get(BUILD_VAR) {
+            for cert in certificates(BUILD_VAR, text)? {
+                build_bundle.push_str(&cert);
+                build_count += 1;
+            }
+        }
+        let layer = ctx.layer("build-ca-certificates")?.build(true);
         let file = layer.path().join("ca-certificates.crt");
-        std::fs::write(&file, bundle).context("writing the bundle")?;
-        cascade_sdk::log::info(format!("bundled {count} certificate(s)"));
-        let layer = layer
-            .metadata("certificates", i64::from(count))
-            .env_override("SSL_CERT_FILE", file.display().to_string());
-        Ok(BuildResult::new().layer(layer))
+        std::fs::write(&file, &build_bundle).context("writing the build bundle")?;
+        cascade_sdk::log::info(format!(
+            "{build_count} certificate(s) trusted by the tools of this build"
+        ));
+        let mut layer = layer.metadata("certificates", i64::from(build_count));
+        for var in TOOL_VARS {
+            layer = layer.env(
+                cascade_sdk::EnvScope::Build,
+                cascade_sdk::EnvOp::Override,
+                var,
+                file.display().to_string(),
+                None,
+            );
+        }
+        Ok(result.layer(layer))
     }
 }
 

@@ -5,7 +5,7 @@ use clap::Args;
 use super::Format;
 use super::exit::InvalidInput;
 use super::progress::Stderr;
-use cascade_runtime::fleet::{AuditReport, audit, discover};
+use cascade_runtime::fleet::{AuditReport, audit, audit_build, discover};
 use cascade_runtime::oci::ImageRef;
 
 #[derive(Debug, Args)]
@@ -15,8 +15,15 @@ pub struct AuditArgs {
     pub images: Vec<String>,
 
     /// The run image whose current digest images are compared with.
-    #[arg(long, value_name = "REF")]
-    pub run_image: String,
+    #[arg(long, value_name = "REF", required_unless_present = "build_image")]
+    pub run_image: Option<String>,
+
+    /// Audit against a build image instead: an image built on an older
+    /// digest of REF is stale (rebuild it on the patched build image), one
+    /// built on the build host's own tools is `host`, one that records no
+    /// build image is `none`.
+    #[arg(long, value_name = "REF", conflicts_with_all = ["run_image", "discover"])]
+    pub build_image: Option<String>,
 
     /// A file of image references, one per line (# comments).
     #[arg(long, value_name = "FILE")]
@@ -50,9 +57,12 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
+    if let Some(build_image) = &args.build_image {
+        return run_build(args, build_image);
+    }
     let reporter = Stderr::new(args.quiet);
-    let run_image =
-        ImageRef::parse(&args.run_image).map_err(|e| InvalidInput(format!("--run-image: {e}")))?;
+    let run_image = ImageRef::parse(args.run_image.as_deref().unwrap_or_default())
+        .map_err(|e| InvalidInput(format!("--run-image: {e}")))?;
     let mut images = super::images_from(&args.images, args.images_file.as_deref())?;
     let mut refs: Vec<&ImageRef> = images.iter().collect();
     refs.push(&run_image);
@@ -81,6 +91,57 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
     if args.fail_on_stale && report.stale > 0 {
         return Err(AuditStale(format!(
             "{} image(s) are stale (--fail-on-stale)",
+            report.stale
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// `audit --build-image`: the fleet against a build image.
+fn run_build(args: &AuditArgs, build_image: &str) -> anyhow::Result<()> {
+    let build_image =
+        ImageRef::parse(build_image).map_err(|e| InvalidInput(format!("--build-image: {e}")))?;
+    let mut images = super::images_from(&args.images, args.images_file.as_deref())?;
+    images.sort_by_key(ToString::to_string);
+    images.dedup();
+    if images.is_empty() {
+        return Err(InvalidInput("no images to audit: give IMAGEs or --images-file".into()).into());
+    }
+    let mut refs: Vec<&ImageRef> = images.iter().collect();
+    refs.push(&build_image);
+    let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
+    let report = audit_build(&oci, &images, &build_image)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => {
+            println!(
+                "build image {} is at {}",
+                report.build_image.reference,
+                report.build_image.digest.as_deref().unwrap_or("-")
+            );
+            println!("{:<8} {:<50} BUILT ON", "STATUS", "IMAGE");
+            for e in &report.images {
+                let on = e.build_image.as_ref().map_or_else(
+                    || e.reason.clone().unwrap_or_else(|| "-".into()),
+                    |b| format!("{} {}", b.reference, b.digest.as_deref().unwrap_or("")),
+                );
+                println!("{:<8} {:<50} {}", e.status.as_str(), e.image, on.trim_end());
+            }
+            println!(
+                "{} current, {} stale, {} host, {} none, {} failed",
+                report.current, report.stale, report.host, report.none, report.failed
+            );
+        }
+    }
+    if report.failed > 0 {
+        return Err(
+            AuditUnreadable(format!("{} image(s) could not be read", report.failed)).into(),
+        );
+    }
+    if args.fail_on_stale && report.stale > 0 {
+        return Err(AuditStale(format!(
+            "{} image(s) were built on an older build image (--fail-on-stale)",
             report.stale
         ))
         .into());

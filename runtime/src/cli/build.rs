@@ -11,13 +11,14 @@ use super::exit::InvalidInput;
 use super::progress::Stderr;
 use super::{Format, default_cache_dir};
 use cascade_runtime::api::{BuildpackRunner, Env};
+use cascade_runtime::build_image;
 use cascade_runtime::builder::{Builder, BuildpackSource, GroupMember};
 use cascade_runtime::capabilities::Grants;
 use cascade_runtime::distribution;
 use cascade_runtime::engine::{CapabilityHost, Engine, Limits};
 use cascade_runtime::exec::ExecPolicy;
 use cascade_runtime::fetch::Fetcher;
-use cascade_runtime::lock::{BuilderLock, LockedBuildpack};
+use cascade_runtime::lock::{BuilderLock, LockedBuildpack, LockedImage};
 use cascade_runtime::oci::ImageRef;
 use cascade_runtime::oci::compress::Compression;
 use cascade_runtime::oci::registry::Registry;
@@ -42,6 +43,21 @@ pub struct BuildArgs {
     #[arg(long, value_name = "REF")]
     pub run_image: Option<String>,
 
+    /// The build image: the OCI image whose filesystem every tool a
+    /// buildpack execs runs in (read-only as `/`, its PATH and Env; nothing
+    /// of the host is visible), as oci:DIR[:TAG] or a registry reference.
+    /// `host` runs the build host's own tools instead (not hermetic, for
+    /// local development). Defaults to the builder's [build] image. A build
+    /// that grants exec needs one.
+    #[arg(long, value_name = "REF|host")]
+    pub build_image: Option<String>,
+
+    /// Where build images are unpacked: one read-only root per stack of
+    /// layers, shared by every build and cache dir that names this dir.
+    /// Default: <cache dir>/rootfs.
+    #[arg(long, value_name = "DIR", env = "CASCADE_ROOTFS_DIR")]
+    pub rootfs_dir: Option<PathBuf>,
+
     /// A builder.toml (pack's schema) naming buildpacks and their order.
     #[arg(long, value_name = "FILE")]
     pub builder: Option<PathBuf>,
@@ -50,6 +66,15 @@ pub struct BuildArgs {
     /// in the given order and replace the builder's order.
     #[arg(long = "buildpack", short = 'b', value_name = "FILE")]
     pub buildpacks: Vec<PathBuf>,
+
+    /// A PEM file of CA certificates that the tools of this build must
+    /// trust (a TLS-intercepting proxy's CA): the ca-certs buildpack points
+    /// SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, PIP_CERT, REQUESTS_CA_BUNDLE,
+    /// CARGO_HTTP_CAINFO and GIT_SSL_CAINFO of exec'd tools at it. Build
+    /// only: the image does not carry it (BP_CA_CERTIFICATES does).
+    /// Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ca_certificates: Vec<PathBuf>,
 
     /// A platform variable passed to buildpacks (K=V); repeatable.
     #[arg(long = "env", short = 'e', value_name = "K=V")]
@@ -112,8 +137,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "CAPABILITY")]
     pub allow: Vec<String>,
 
-    /// A directory tools run with exec may read (bound read-only in their
-    /// sandbox), e.g. a toolchain's home: --exec-path ~/.rustup. Repeatable.
+    /// With --build-image host: a directory of the host tools run with exec
+    /// may read (bound read-only in their sandbox), e.g. a toolchain's
+    /// home: --exec-path ~/.rustup. Repeatable.
     #[arg(long, value_name = "DIR")]
     pub exec_path: Vec<PathBuf>,
 
@@ -213,13 +239,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         Project::default()
     };
 
-    // Precedence: builder [[build.env]] < project.toml build env < --env.
-    let mut platform_env = Env::new();
-    if let Some(b) = &builder {
-        platform_env.extend(b.build_env.iter().cloned());
-    }
-    platform_env.extend(project.env.iter().cloned());
-    platform_env.extend(parse_env("--env", &args.env)?);
+    let platform_env = platform_env(args, builder.as_ref(), &project)?;
 
     let run_image_name = args
         .run_image
@@ -243,7 +263,18 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     allow.extend(args.allow.iter().cloned());
     let grants = Grants::parse(&allow, args.deny_all).map_err(|e| InvalidInput(e.to_string()))?;
     let fetch_cache = super::cache_root(cache_dir.clone());
+    let (choice, oci) = build_image_choice(args, builder.as_ref(), &output, &run_image)?;
+    let build_image = prepare_build_image(
+        args,
+        builder.as_ref(),
+        &choice,
+        &grants,
+        platform.as_ref(),
+        &oci,
+        reporter.as_ref(),
+    )?;
     let exec = ExecPolicy {
+        build_env: build_image.env,
         paths: args.exec_path.clone(),
         env: parse_env("--exec-env", &args.exec_env)?
             .into_iter()
@@ -285,14 +316,153 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         max_layers_bytes: args.max_layers_mib.saturating_mul(1 << 20),
         cache_key: args.cache_key.clone(),
         strict_processes: args.strict_processes,
+        build_image: build_image.identity,
+        build_distro: build_image.distro,
     };
-    let oci = super::oci(
-        args.cache_dir.clone(),
-        &[&request.output, &request.run_image],
-        &args.insecure_registry,
-    )?;
     let report = pipeline::build(&request, &oci, reporter.as_ref())?;
     print_report(&report, args.format)
+}
+
+/// The platform's variables for buildpacks. Precedence: builder
+/// [[build.env]] < project.toml build env < --env; `--ca-certificates`
+/// files are added to `BP_BUILD_CA_CERTIFICATES`.
+fn platform_env(
+    args: &BuildArgs,
+    builder: Option<&Builder>,
+    project: &Project,
+) -> anyhow::Result<Env> {
+    let mut platform_env = Env::new();
+    if let Some(b) = builder {
+        platform_env.extend(b.build_env.iter().cloned());
+    }
+    platform_env.extend(project.env.iter().cloned());
+    platform_env.extend(parse_env("--env", &args.env)?);
+    for file in &args.ca_certificates {
+        // The platform's own file, named on its command line.
+        let pem = std::fs::read_to_string(file)
+            .map_err(|e| InvalidInput(format!("--ca-certificates {}: {e}", file.display())))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(InvalidInput(format!(
+                "--ca-certificates {}: no PEM certificate in it",
+                file.display()
+            ))
+            .into());
+        }
+        let var = platform_env
+            .entry("BP_BUILD_CA_CERTIFICATES".to_owned())
+            .or_default();
+        var.push_str(&pem);
+        var.push('\n');
+    }
+    Ok(platform_env)
+}
+
+/// Which build image the build names (`--build-image`, else the builder's),
+/// and the image store that can reach every image the build names.
+fn build_image_choice(
+    args: &BuildArgs,
+    builder: Option<&Builder>,
+    output: &ImageRef,
+    run_image: &ImageRef,
+) -> anyhow::Result<(build_image::Choice, cascade_runtime::oci::store::Oci)> {
+    let (name, what) = match (
+        &args.build_image,
+        builder.and_then(|b| b.build_image.as_ref()),
+    ) {
+        (Some(name), _) => (Some(name.clone()), "--build-image".to_owned()),
+        (None, Some((_, name))) => (
+            Some(name.clone()),
+            format!(
+                "{}: [build] image",
+                builder.expect("named it").path.display()
+            ),
+        ),
+        (None, None) => (None, String::new()),
+    };
+    let choice = name
+        .map(|n| build_image::Choice::parse(&n).map_err(|e| InvalidInput(format!("{what}: {e}"))))
+        .transpose()?
+        .unwrap_or(build_image::Choice::Unset);
+    let mut refs = vec![output, run_image];
+    if let build_image::Choice::Image(r) = &choice {
+        refs.push(r);
+    }
+    let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
+    Ok((choice, oci))
+}
+
+/// The build environment: the build image resolved (through the builder's
+/// lock when the builder names it) and unpacked when exec is granted; a
+/// build that grants exec and names no build image stops here, before any
+/// buildpack runs.
+fn prepare_build_image(
+    args: &BuildArgs,
+    builder: Option<&Builder>,
+    choice: &build_image::Choice,
+    grants: &Grants,
+    platform: Option<&(String, String)>,
+    oci: &cascade_runtime::oci::store::Oci,
+    reporter: &dyn cascade_runtime::report::Reporter,
+) -> anyhow::Result<build_image::Prepared> {
+    if !args.exec_path.is_empty() && *choice != build_image::Choice::Host {
+        return Err(InvalidInput(
+            "--exec-path binds host directories, so it goes only with --build-image host; a build image holds its tools itself".into(),
+        )
+        .into());
+    }
+    // The builder's own build image is pinned by its lock, as its registry
+    // buildpacks are; one named on the command line is the platform's call.
+    let locked = match (builder, &args.build_image, choice) {
+        (Some(b), None, build_image::Choice::Image(_)) => b
+            .build_image
+            .as_ref()
+            .map(|(written, _)| (b, written.clone())),
+        _ => None,
+    };
+    let lock_path = locked.as_ref().map(|(b, _)| BuilderLock::path_for(&b.path));
+    let mut lock = lock_path
+        .as_deref()
+        .map(BuilderLock::load)
+        .transpose()?
+        .unwrap_or_default();
+    let pinned = locked.as_ref().and_then(|(_, reference)| {
+        lock.build_image
+            .as_ref()
+            .filter(|l| l.reference == *reference)
+            .map(|l| l.digest.clone())
+    });
+    if let (Some((_, reference)), None, true) = (&locked, &pinned, args.locked) {
+        return Err(InvalidInput(format!(
+            "build image {reference}: not in {}, and --locked forbids resolving it (build once without --locked, then commit the lock)",
+            lock_path.expect("a builder").display()
+        ))
+        .into());
+    }
+    let (os, arch) = platform.map_or(("linux", "amd64"), |(o, a)| (o.as_str(), a.as_str()));
+    let store = args
+        .rootfs_dir
+        .clone()
+        .unwrap_or_else(|| super::cache_root(args.cache_dir.clone()).join("rootfs"));
+    let prepared = build_image::prepare(
+        choice,
+        pinned.as_ref(),
+        grants.exec_grants().as_deref(),
+        (os, arch),
+        oci,
+        &store,
+        reporter,
+    )?;
+    if let (Some((_, reference)), None, Some(id)) = (locked, &pinned, &prepared.identity)
+        && let Some(digest) = &id.digest
+    {
+        lock.version = 1;
+        lock.build_image = Some(LockedImage {
+            reference,
+            digest: digest.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        });
+        lock.save(&lock_path.expect("a builder"))?;
+    }
+    Ok(prepared)
 }
 
 /// The built-in buildpacks, for `build --help`: id, version and the
@@ -521,6 +691,12 @@ fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
             match &report.run_image.digest {
                 Some(digest) => println!("  run image: {} ({digest})", report.run_image.reference),
                 None => println!("  run image: {}", report.run_image.reference),
+            }
+            if let Some(b) = &report.build_image {
+                match &b.digest {
+                    Some(digest) => println!("  build image: {} ({digest})", b.reference),
+                    None => println!("  build image: {} (not hermetic)", b.reference),
+                }
             }
             let group: Vec<String> = report
                 .group

@@ -43,6 +43,16 @@ fn print_text(info: &BuilderInfo) {
         "Run image: {}",
         info.run_image.as_deref().unwrap_or("scratch")
     );
+    match &info.build_image {
+        Some(b) => println!(
+            "Build image: {} ({})",
+            b.reference,
+            b.digest
+                .as_deref()
+                .unwrap_or("not pinned in builder.lock yet")
+        ),
+        None => println!("Build image: none (builds that exec need --build-image)"),
+    }
     println!("\nBuildpacks:");
     let rows: Vec<[String; 4]> = info
         .buildpacks

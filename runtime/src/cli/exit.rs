@@ -69,6 +69,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             || cause.is::<cascade_runtime::inspect::InspectError>()
             || cause.is::<cascade_runtime::distribution::DistributionError>()
             || cause.is::<cascade_runtime::manifest::ManifestError>()
+            || cause.is::<cascade_runtime::build_image::BuildImageError>()
         {
             return INVALID_INPUT;
         }

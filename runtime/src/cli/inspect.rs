@@ -68,6 +68,21 @@ fn print_text(i: &Inspection) {
             println!("  top layer: {top}");
         }
     }
+    match &i.build_image {
+        Some(b) if !b.hermetic => {
+            println!(
+                "Build image: {} (the build host's own tools: not hermetic)",
+                b.reference
+            );
+        }
+        Some(b) => {
+            println!("Build image: {}", b.reference);
+            if let Some(digest) = &b.digest {
+                println!("  digest: {digest}");
+            }
+        }
+        None => {}
+    }
     println!("Rebasable: {}", i.rebasable);
     println!("Buildpacks:");
     for b in &i.buildpacks {

@@ -44,7 +44,7 @@ pub enum Command {
     /// group passed, 21 a buildpack failed in detect, 40 build cache, 51 a
     /// buildpack failed in build, 61 run image (a --platform it does not
     /// offer included), 62 export.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
 
     /// Inspect builders: their buildpacks and order.
     #[command(subcommand)]

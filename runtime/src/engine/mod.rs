@@ -342,6 +342,7 @@ impl WasmBuildpack {
     fn store(
         &self,
         preopens: &Preopens<'_>,
+        build_env: &crate::api::Env,
         quota: Option<Arc<AtomicBool>>,
     ) -> Result<Store<State>, RunError> {
         let limits = &self.engine.limits;
@@ -352,6 +353,10 @@ impl WasmBuildpack {
             layers_guest: guest.to_owned(),
             app: preopens.app.0.clone(),
             build_layers: preopens.read_only.to_vec(),
+            build_env: build_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             quota: quota.clone(),
         });
         let state = State::new(
@@ -444,7 +449,7 @@ impl BuildpackRunner for WasmBuildpack {
             own_layers: None,
             read_only: &[],
         };
-        let mut store = self.store(&preopens, None)?;
+        let mut store = self.store(&preopens, &crate::api::Env::new(), None)?;
         let ctx = bindings::detect_context(input);
         let result = self
             .pre
@@ -468,7 +473,11 @@ impl BuildpackRunner for WasmBuildpack {
                 input.max_write_bytes,
             )
         });
-        let mut store = self.store(&preopens, quota.as_ref().map(quota::WriteQuota::flag))?;
+        let mut store = self.store(
+            &preopens,
+            &input.build_env,
+            quota.as_ref().map(quota::WriteQuota::flag),
+        )?;
         if quota.is_some() {
             store.data_mut().write_limit_mib = input.max_write_bytes >> 20;
         }

@@ -132,6 +132,8 @@ pub struct Caps {
     pub layers_guest: String,
     pub app: Arc<GuestTree>,
     pub build_layers: Vec<Mount>,
+    /// The build env of those layers, for exec'd tools.
+    pub build_env: Vec<(String, String)>,
     /// Raised when the buildpack has written past its bound.
     pub quota: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -264,6 +266,7 @@ impl cascade::buildpack::exec::Host for State {
                 program: &program,
                 args: &command.args,
                 env: &env,
+                build_env: &caps.build_env,
                 working_dir: &wd,
                 app: &caps.app,
                 layers: &caps.layers,

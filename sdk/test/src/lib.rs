@@ -287,6 +287,8 @@ impl BuilderTest {
             max_layers_bytes: 0,
             cache_key: None,
             strict_processes: false,
+            build_image: None,
+            build_distro: None,
         };
         let oci = cascade_runtime::oci::store::Oci::new(&dir.path().join("cache"), None)
             .map_err(|e| e.to_string())?;

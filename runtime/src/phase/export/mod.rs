@@ -61,6 +61,8 @@ pub struct Export<'a> {
     pub capabilities: &'a [crate::engine::CapabilityUse],
     /// Buildpacks of the group that the app named, not the platform.
     pub app_named: &'a [String],
+    /// The build image tools ran in, recorded in a label.
+    pub build_image: Option<&'a crate::report::BuildImageRef>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -449,6 +451,12 @@ impl Export<'_> {
             labels.insert(
                 labels::CAPABILITIES.into(),
                 json!(as_text(&json!(uses), "capabilities label")?),
+            );
+        }
+        if let Some(b) = self.build_image {
+            labels.insert(
+                labels::BUILD_IMAGE.into(),
+                json!(as_text(&json!(b), "build image label")?),
             );
         }
         if !self.app_named.is_empty() {
