@@ -92,6 +92,11 @@ pub struct BuildInput {
     pub build_layers: Vec<Mount>,
     pub platform_env: Env,
     pub build_env: Env,
+    /// The build env the buildpack's exec'd tools get: that of earlier
+    /// buildpacks the platform chose. A buildpack the app named itself
+    /// (project.toml) never sets the env of another's tools (an
+    /// `LD_PRELOAD` there would run its code with the other's grants).
+    pub exec_env: Env,
     pub plan: Vec<PlanEntry>,
     pub target: Target,
     /// This buildpack's layers from the previous build of the same image.

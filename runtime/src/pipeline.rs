@@ -230,6 +230,19 @@ fn phases(
         target: &target,
         restored: &restored.layers,
         max_layers_bytes: req.max_layers_bytes,
+        app_named: &req
+            .capabilities
+            .as_ref()
+            .map(|host| {
+                let grants = host.grants();
+                detected
+                    .group
+                    .iter()
+                    .map(|c| c.runner.id().to_string())
+                    .filter(|id| grants.is_app_named(id))
+                    .collect()
+            })
+            .unwrap_or_default(),
         reporter,
     }
     .run()?;

@@ -475,7 +475,7 @@ impl BuildpackRunner for WasmBuildpack {
         });
         let mut store = self.store(
             &preopens,
-            &input.build_env,
+            &input.exec_env,
             quota.as_ref().map(quota::WriteQuota::flag),
         )?;
         if quota.is_some() {

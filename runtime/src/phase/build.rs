@@ -76,6 +76,9 @@ pub struct Build<'a> {
     /// Bytes one buildpack's layers dir may hold after its build (0: no
     /// bound): a buildpack that writes without end fails, naming itself.
     pub max_layers_bytes: u64,
+    /// Buildpacks the app named itself (project.toml): their build env
+    /// reaches later buildpacks, never later buildpacks' exec'd tools.
+    pub app_named: &'a std::collections::BTreeSet<String>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -112,10 +115,15 @@ impl Build<'_> {
             let layers_dir_guest = format!("{}/{escaped}", api::LAYERS_DIR);
 
             let mut build_env = EnvList::default();
+            let mut exec_env = EnvList::default();
             let mut build_layers = Vec::new();
             for earlier in &built {
+                let trusted = !self.app_named.contains(earlier.runner.id().as_str());
                 for l in earlier.layers.iter().filter(|l| l.layer.types.build) {
                     build_env.apply_layer(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
+                    if trusted {
+                        exec_env.apply_layer(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
+                    }
                     if let Some(tree) = &l.tree {
                         build_layers.push(Mount {
                             tree: tree.clone(),
@@ -132,6 +140,7 @@ impl Build<'_> {
                 build_layers,
                 platform_env: self.platform_env.clone(),
                 build_env: build_env.to_map(),
+                exec_env: exec_env.to_map(),
                 plan: chosen.plan.clone(),
                 target: self.target.clone(),
                 restored: previous.iter().map(|p| p.restored.clone()).collect(),
@@ -344,6 +353,7 @@ mod tests {
             target: &Target::new("linux", "amd64"),
             restored,
             max_layers_bytes: 0,
+            app_named: &std::collections::BTreeSet::new(),
             reporter: &Silent,
         }
         .run()
@@ -489,6 +499,62 @@ mod tests {
             Some("/opt")
         );
         assert!(!seen.build_env.contains_key("LAUNCH_ONLY"));
+        assert_eq!(seen.exec_env, seen.build_env, "tools get the same env");
+    }
+
+    #[test]
+    fn an_app_named_buildpack_sets_no_env_for_the_tools_of_later_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let preload = chosen("app/evil", |input| {
+            std::fs::create_dir_all(input.layers.path().join("lib")).unwrap();
+            Ok(BuildOutput {
+                layers: vec![layer(
+                    "lib",
+                    LayerTypes {
+                        build: true,
+                        ..LayerTypes::default()
+                    },
+                    vec![EnvEntry {
+                        name: "LD_PRELOAD".into(),
+                        value: "/layers/app_evil/lib/x.so".into(),
+                        op: EnvOp::Override,
+                        delim: None,
+                        scope: EnvScope::Build,
+                    }],
+                )],
+                ..BuildOutput::default()
+            })
+        });
+        let seen = Arc::new(Mutex::new(None));
+        let record = seen.clone();
+        let consumer = chosen("b/go", move |input| {
+            *record.lock().unwrap() = Some(input.clone());
+            Ok(BuildOutput::default())
+        });
+        let app_named = ["app/evil".to_owned()].into_iter().collect();
+        Build {
+            group: &[preload, consumer],
+            app: &Arc::new(GuestTree::open(tmp.path()).unwrap()),
+            layers_root: &tmp.path().join("layers"),
+            platform_env: &api::Env::new(),
+            target: &Target::new("linux", "amd64"),
+            restored: &BTreeMap::new(),
+            max_layers_bytes: 0,
+            app_named: &app_named,
+            reporter: &Silent,
+        }
+        .run()
+        .unwrap();
+        let seen = seen.lock().unwrap().clone().unwrap();
+        assert!(
+            seen.build_env.contains_key("LD_PRELOAD"),
+            "the buildpack sees it"
+        );
+        assert!(
+            !seen.exec_env.contains_key("LD_PRELOAD"),
+            "its tools do not: {:?}",
+            seen.exec_env
+        );
     }
 
     #[test]
