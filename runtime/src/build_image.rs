@@ -406,6 +406,42 @@ mod tests {
     }
 
     #[test]
+    fn scratch_is_no_build_image_and_a_missing_one_stops_a_build_that_execs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let oci = Oci::new(tmp.path(), None).unwrap();
+        let err = BuildImage::resolve(&ImageRef::Scratch, ("linux", "amd64"), &oci)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("scratch holds no tools"), "{err}");
+        let silent = crate::report::Silent;
+        let store = tmp.path().join("rootfs");
+        let platform = ("linux", "amd64");
+        let err = prepare(
+            &Choice::Unset,
+            None,
+            Some("--allow exec:go"),
+            platform,
+            &oci,
+            &store,
+            &silent,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(err, BuildImageError::Missing { .. })
+                && err.to_string().contains("--allow exec:go"),
+            "{err}"
+        );
+        // Nothing granted: no build image needed, none recorded.
+        let none = prepare(&Choice::Unset, None, None, platform, &oci, &store, &silent).unwrap();
+        assert!(none.identity.is_none() && none.env == BuildEnv::Missing);
+        let host = prepare(&Choice::Host, None, None, platform, &oci, &store, &silent).unwrap();
+        assert_eq!(host.env, BuildEnv::Host);
+        assert!(!host.identity.unwrap().hermetic);
+        assert!(!store.exists(), "nothing unpacked");
+    }
+
+    #[test]
     fn distros_that_disagree_are_told() {
         let deb = Some(("debian".to_owned(), "12".to_owned()));
         let ubu = Some(("ubuntu".to_owned(), "22.04".to_owned()));

@@ -350,15 +350,22 @@ fn check_working_dir(req: &ExecRequest<'_>) -> Result<(), String> {
     }
 }
 
-/// The PATH a tool gets after its own dir: what earlier buildpacks' build
-/// layers put on it, then the build environment's.
+/// The PATH a tool gets after its own dir: the absolute dirs earlier
+/// buildpacks' build layers put on it, then the build environment's. An
+/// empty or relative entry would search the working dir (the app), so it
+/// is dropped.
 fn search_path(policy: &ExecPolicy, req: &ExecRequest<'_>) -> String {
-    match req.build_env.iter().find(|(k, _)| k == "PATH") {
-        Some((_, earlier)) if !earlier.is_empty() => {
-            format!("{earlier}:{}", policy.build_env.path())
-        }
-        _ => policy.build_env.path(),
-    }
+    let earlier = req
+        .build_env
+        .iter()
+        .filter(|(k, _)| k == "PATH")
+        .flat_map(|(_, v)| v.split(':'))
+        .filter(|d| d.starts_with('/'));
+    let base = policy.build_env.path();
+    earlier
+        .chain(std::iter::once(base.as_str()))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Run the call; `Err` when it could not be started, `Ok` with its exit
@@ -649,11 +656,12 @@ fn unsandboxed(policy: &ExecPolicy, req: &ExecRequest<'_>, tool: &Path, path_var
     };
     let mut c = Command::new(tool);
     c.args(req.args).current_dir(wd).env_clear();
-    c.env("PATH", path_var).env("HOME", std::env::temp_dir());
-    c.env("SOURCE_DATE_EPOCH", policy.source_date_epoch.to_string());
+    // The same order as in the sandbox: earlier build env under ours.
     for (k, v) in req.build_env.iter().filter(|(k, _)| k != "PATH") {
         c.env(k, v);
     }
+    c.env("PATH", path_var).env("HOME", std::env::temp_dir());
+    c.env("SOURCE_DATE_EPOCH", policy.source_date_epoch.to_string());
     for (k, v) in policy.env.iter().chain(req.env) {
         c.env(k, v);
     }
@@ -840,6 +848,23 @@ mod tests {
             network: false,
             deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
         };
+        let earlier = [(
+            "PATH".to_owned(),
+            ":/layers/a_node/node/bin:bin:".to_owned(),
+        )];
+        let with_earlier = ExecRequest {
+            build_env: &earlier,
+            ..req
+        };
+        let policy_on_image = ExecPolicy {
+            build_env: env.clone(),
+            ..ExecPolicy::default()
+        };
+        assert_eq!(
+            search_path(&policy_on_image, &with_earlier),
+            "/layers/a_node/node/bin:/usr/local/bin:/usr/bin:/bin",
+            "empty and relative entries would search the app"
+        );
         let err = resolve_tool(&BuildEnv::Missing, &req).unwrap_err();
         assert!(err.contains("--build-image"), "{err}");
         assert!(resolve_tool(&env, &req).is_ok());
