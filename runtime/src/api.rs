@@ -92,11 +92,12 @@ pub struct BuildInput {
     pub build_layers: Vec<Mount>,
     pub platform_env: Env,
     pub build_env: Env,
-    /// The build env the buildpack's exec'd tools get: that of earlier
-    /// buildpacks the platform chose. A buildpack the app named itself
-    /// (project.toml) never sets the env of another's tools (an
-    /// `LD_PRELOAD` there would run its code with the other's grants).
-    pub exec_env: Env,
+    /// The build env the buildpack's exec'd tools get, as operations (a
+    /// `bin/` prepends to `PATH`) applied over the build image's `Env`: as
+    /// much of earlier buildpacks' as [`crate::phase::ToolEnv`] lets
+    /// through (an `LD_PRELOAD` or a `bin/` of one that may not exec would
+    /// run its code natively with another's grants).
+    pub exec_env: Vec<EnvEntry>,
     pub plan: Vec<PlanEntry>,
     pub target: Target,
     /// This buildpack's layers from the previous build of the same image.

@@ -85,19 +85,37 @@ pub struct Prepared {
     pub env: BuildEnv,
     /// What the image and the report record; `None` when none was given.
     pub identity: Option<BuildImageRef>,
+    /// What a lock pins: the digest the reference names (an index keeps
+    /// every platform pinned); `None` for the host.
+    pub pin: Option<Digest>,
     pub distro: Option<(String, String)>,
 }
 
-/// Prepare `choice`: resolve the image (by `pinned` when a lock holds its
-/// digest) and, when some buildpack is granted exec (`granted` names the
-/// grants), unpack it into `store` unless it is there already. Without a
-/// build image, a build that execs is refused here, before any buildpack
-/// runs.
+/// The platform exec'd tools run on: this machine's, whatever platform
+/// the app is built for (a build image's binaries run here, so a build for
+/// arm64 on amd64 needs amd64 tools that cross-compile).
+pub fn host_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    };
+    (std::env::consts::OS, arch)
+}
+
+/// Prepare `choice`: resolve the image for this machine's platform (by
+/// `pinned` when a lock holds its digest) and, when some buildpack is
+/// granted exec (`granted` names the grants), unpack it into `store` unless
+/// it is there already. Without a build image, a build that execs is
+/// refused here, before any buildpack runs.
 pub fn prepare(
     choice: &Choice,
     pinned: Option<&Digest>,
     granted: Option<&str>,
-    platform: (&str, &str),
     oci: &Oci,
     store: &Path,
     reporter: &dyn crate::report::Reporter,
@@ -118,11 +136,12 @@ pub fn prepare(
             Ok(Prepared {
                 env: BuildEnv::Host,
                 identity: Some(host_identity()),
+                pin: None,
                 distro: None,
             })
         }
         Choice::Image(reference) => {
-            let image = BuildImage::resolve_pinned(reference, pinned, platform, oci)?;
+            let image = BuildImage::resolve_pinned(reference, pinned, host_platform(), oci)?;
             let env = if granted.is_some() {
                 let started = std::time::Instant::now();
                 let (env, unpacked) = image.unpack(oci, store)?;
@@ -140,6 +159,7 @@ pub fn prepare(
             Ok(Prepared {
                 env,
                 identity: Some(image.identity()),
+                pin: Some(image.image.named.clone()),
                 distro: image.distro(),
             })
         }
@@ -158,7 +178,8 @@ pub struct BuildImage {
 
 impl BuildImage {
     /// Resolve `reference` for `platform` (os, arch): only its manifest and
-    /// config are read here.
+    /// config are read here. An image whose config is for another platform
+    /// is refused: its tools would not start here.
     pub fn resolve(
         reference: &ImageRef,
         platform: (&str, &str),
@@ -180,6 +201,16 @@ impl BuildImage {
                     reference: name.clone(),
                     source,
                 })?;
+        let (os, arch) = (
+            image.config["os"].as_str().unwrap_or_default(),
+            image.config["architecture"].as_str().unwrap_or_default(),
+        );
+        if (os, arch) != platform {
+            return Err(invalid(format!(
+                "its config says os {os:?}, architecture {arch:?}, and its tools run on this machine, {}/{}; name an image (or an index with an image) for {0}/{1}",
+                platform.0, platform.1
+            )));
+        }
         let mut env = Vec::new();
         if let Some(entries) = image.config["config"]["Env"].as_array() {
             for (i, entry) in entries.iter().enumerate() {
@@ -237,22 +268,24 @@ impl BuildImage {
             return Ok(image);
         }
         let image = Self::resolve(reference, platform, oci)?;
-        if image.image.digest != *pinned {
+        // A lock from before indexes were pinned holds a platform manifest.
+        if image.image.named != *pinned && image.image.digest != *pinned {
             return Err(BuildImageError::Invalid {
                 reference: reference.to_string(),
                 message: format!(
                     "builder.lock pins {pinned}, and it is {} now: delete the lock's [build-image] entry to build on the new one",
-                    image.image.digest
+                    image.image.named
                 ),
             });
         }
         Ok(image)
     }
 
-    /// The identity recorded in the image and the report.
+    /// The identity recorded in the image and the report: the manifest
+    /// the tools ran in (this machine's platform's).
     pub fn identity(&self) -> BuildImageRef {
         BuildImageRef {
-            reference: self.reference.to_string(),
+            reference: recorded_name(&self.reference),
             digest: Some(self.image.digest.to_string()),
             hermetic: true,
         }
@@ -265,6 +298,13 @@ impl BuildImage {
 
     /// Its root under `store`, unpacked now unless a build already did:
     /// then this costs one `stat`. Returns the exec build environment.
+    ///
+    /// A root is unpacked under `.unpacking-*` (holding a lock for as long
+    /// as the unpacking runs), flushed to disk (`syncfs`), and only then
+    /// renamed to `v<N>-<chain id>`: a root under its final name is whole
+    /// even after a crash. Scratch dirs whose lock nobody holds are what a
+    /// killed build left, and go on the next unpack. The version in the
+    /// name changes when what an unpacked root holds does.
     pub fn unpack(&self, oci: &Oci, store: &Path) -> Result<(BuildEnv, bool), BuildImageError> {
         let name = self.reference.to_string();
         let io = |path: &Path| {
@@ -275,19 +315,36 @@ impl BuildImage {
                 source,
             }
         };
-        let root = store.join(self.chain.hex());
+        let root = store.join(format!("v{ROOT_VERSION}-{}", self.chain.hex()));
         let env = BuildEnv::Image {
             root: root.clone(),
             env: self.env.clone(),
         };
+        if store.exists() {
+            check_store(store).map_err(io(store))?;
+        }
         if root.is_dir() {
+            check_owned(&root).map_err(io(&root))?;
             return Ok((env, false));
         }
-        std::fs::create_dir_all(store).map_err(io(store))?;
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            // Not group-writable whatever the umask (002 is common).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(store)
+                .map_err(io(store))?;
+        }
+        check_store(store).map_err(io(store))?;
+        remove_abandoned(store);
         let scratch = tempfile::Builder::new()
-            .prefix(".unpacking-")
+            .prefix(SCRATCH_PREFIX)
             .tempdir_in(store)
             .map_err(io(store))?;
+        let lock_path = scratch.path().join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
         let tree = GuestTree::create(&scratch.path().join("root")).map_err(io(scratch.path()))?;
         launch::unpack(oci, &self.image, &name, &tree).map_err(|source| {
             BuildImageError::Unpack {
@@ -300,20 +357,99 @@ impl BuildImage {
             source,
         })?;
         drop(tree);
+        let dir = std::fs::File::open(scratch.path()).map_err(io(scratch.path()))?;
+        rustix::fs::syncfs(&dir).map_err(|e| io(scratch.path())(e.into()))?;
         match std::fs::rename(scratch.path().join("root"), &root) {
             Ok(()) => {}
             // Another build made it first: theirs is as good as ours.
             Err(_) if root.is_dir() => {}
             Err(e) => return Err(io(&root)(e)),
         }
-        // What is left of the scratch dir goes, through a handle on it
-        // (the layers may have made unreadable directories).
-        if let Ok(left) = GuestTree::open(scratch.path()) {
-            let _ = left.open_up();
+        if let Ok(store_dir) = std::fs::File::open(store) {
+            let _ = store_dir.sync_all();
         }
+        remove_scratch(scratch.path());
+        drop(lock);
         drop(scratch);
         Ok((env, true))
     }
+}
+
+/// Bump when what an unpacked root holds changes (say, another mount point
+/// made real): roots of the old version are then never used.
+const ROOT_VERSION: u32 = 1;
+const SCRATCH_PREFIX: &str = ".unpacking-";
+
+/// A rootfs store shared by several caches (`--rootfs-dir`) holds the
+/// tools every build there runs, so only its owner may write it: a store
+/// another user can write could be handed a root with their tools in it.
+fn check_store(store: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(store)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::other("not a directory"));
+    }
+    check_owned(store)?;
+    if meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "mode {:o} lets others write it: the tools of every build come from it (chmod go-w, and empty it: a root planted meanwhile would stay)",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// `path` (the store, or a root in it) belongs to this user: a root
+/// another user made holds their tools.
+fn check_owned(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::symlink_metadata(path)?.uid();
+    let me = rustix::process::geteuid().as_raw();
+    if uid == me {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "owned by uid {uid}, not by this user (uid {me}): the tools of every build come from the rootfs store, so only its owner may write it"
+        )))
+    }
+}
+
+/// Remove the scratch dirs of unpacks that were killed: those whose lock
+/// this process can take. Best effort: a leftover costs disk, not safety.
+fn remove_abandoned(store: &Path) {
+    let Ok(entries) = std::fs::read_dir(store) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_scratch = name.to_string_lossy().starts_with(SCRATCH_PREFIX);
+        if !is_scratch || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = entry.path();
+        // Held from just after the dir is made until the unpack ends (or
+        // the process dies); one without it is an hour old before it goes.
+        let abandoned = match std::fs::File::open(dir.join(".lock")) {
+            Ok(lock) => lock.try_lock().is_ok(),
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600)),
+        };
+        if abandoned {
+            remove_scratch(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// Empty a scratch dir through a handle on it (the layers may have made
+/// unreadable directories); the dir itself goes with its `TempDir`.
+fn remove_scratch(dir: &Path) {
+    if let Ok(left) = GuestTree::open(dir) {
+        let _ = left.open_up();
+    }
+    let _ = std::fs::remove_dir_all(dir.join("root"));
 }
 
 /// The distro labels of an image config, when it has both.
@@ -323,6 +459,46 @@ pub fn distro(config: &serde_json::Value) -> Option<(String, String)> {
         labels[DISTRO_NAME].as_str()?.to_owned(),
         labels[DISTRO_VERSION].as_str()?.to_owned(),
     ))
+}
+
+/// How an image records its build image's reference: a registry reference
+/// whole; a layout by its directory's name and tag only, since its path is
+/// this machine's business and would make the image differ by where it
+/// was built.
+pub fn recorded_name(reference: &ImageRef) -> String {
+    match reference {
+        ImageRef::Layout { dir, tag } => match dir.file_name() {
+            Some(name) => ImageRef::Layout {
+                dir: PathBuf::from(name),
+                tag: tag.clone(),
+            }
+            .to_string(),
+            None => reference.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Whether `recorded` (the reference an image recorded) names the image
+/// `audited` names: the same registry repository with the same tag (or no
+/// tag on either side, as when it was given by digest), or a layout of the
+/// same name and tag. Compared as text: a recorded layout path is never
+/// looked at on this machine.
+pub fn same_image(recorded: &str, audited: &ImageRef) -> bool {
+    let Ok(recorded) = ImageRef::parse(recorded) else {
+        return false;
+    };
+    match (&recorded, audited) {
+        (ImageRef::Registry(a), ImageRef::Registry(b)) => {
+            a.resolve_registry() == b.resolve_registry()
+                && a.repository() == b.repository()
+                && (a.tag().is_none() || b.tag().is_none() || a.tag() == b.tag())
+        }
+        (ImageRef::Layout { .. }, ImageRef::Layout { .. }) => {
+            recorded_name(&recorded) == recorded_name(audited)
+        }
+        _ => false,
+    }
 }
 
 /// A warning when the build and run images name different distros (a
@@ -415,12 +591,10 @@ mod tests {
         assert!(err.to_string().contains("scratch holds no tools"), "{err}");
         let silent = crate::report::Silent;
         let store = tmp.path().join("rootfs");
-        let platform = ("linux", "amd64");
         let err = prepare(
             &Choice::Unset,
             None,
             Some("--allow exec:go"),
-            platform,
             &oci,
             &store,
             &silent,
@@ -433,12 +607,90 @@ mod tests {
             "{err}"
         );
         // Nothing granted: no build image needed, none recorded.
-        let none = prepare(&Choice::Unset, None, None, platform, &oci, &store, &silent).unwrap();
+        let none = prepare(&Choice::Unset, None, None, &oci, &store, &silent).unwrap();
         assert!(none.identity.is_none() && none.env == BuildEnv::Missing);
-        let host = prepare(&Choice::Host, None, None, platform, &oci, &store, &silent).unwrap();
+        let host = prepare(&Choice::Host, None, None, &oci, &store, &silent).unwrap();
         assert_eq!(host.env, BuildEnv::Host);
         assert!(!host.identity.unwrap().hermetic);
         assert!(!store.exists(), "nothing unpacked");
+    }
+
+    #[test]
+    fn images_record_a_layout_by_name_and_audit_compares_names() {
+        let r = |s: &str| ImageRef::parse(s).unwrap();
+        assert_eq!(recorded_name(&r("oci:/home/a/b/build:v1")), "oci:build:v1");
+        assert_eq!(recorded_name(&r("oci:build")), "oci:build");
+        assert_eq!(
+            recorded_name(&r("reg.example/corp/build:jammy")),
+            "reg.example/corp/build:jammy"
+        );
+        assert!(same_image("oci:build:v1", &r("oci:/srv/build:v1")));
+        assert!(!same_image("oci:build:v1", &r("oci:/srv/build:v2")));
+        assert!(!same_image("oci:other:v1", &r("oci:/srv/build:v1")));
+        assert!(same_image(
+            "reg.example/corp/build:jammy",
+            &r("reg.example/corp/build:jammy")
+        ));
+        assert!(!same_image(
+            "reg.example/corp/build:jammy",
+            &r("reg.example/corp/build:noble")
+        ));
+        assert!(!same_image(
+            "reg.example/corp/build:jammy",
+            &r("other.example/corp/build:jammy")
+        ));
+        let pinned = format!("reg.example/corp/build@sha256:{}", "a".repeat(64));
+        assert!(same_image(&pinned, &r("reg.example/corp/build:jammy")));
+        assert!(!same_image("host", &r("oci:/srv/build:v1")));
+        assert!(!same_image("oci:build:v1", &r("reg.example/build:v1")));
+    }
+
+    #[test]
+    fn tools_run_on_this_machines_platform() {
+        let (os, arch) = host_platform();
+        assert_eq!(os, "linux");
+        assert!(!arch.is_empty() && arch != "x86_64" && arch != "aarch64");
+    }
+
+    #[test]
+    fn a_store_others_may_write_is_refused_and_killed_unpacks_are_cleared() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("store");
+        std::fs::create_dir(&store).unwrap();
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_store(&store).unwrap_err().to_string();
+        assert!(
+            err.contains("lets others write") && err.contains("777"),
+            "{err}"
+        );
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
+        check_store(&store).unwrap();
+
+        // A killed unpack (nobody holds its lock) goes, with a dir it made
+        // unreadable; a running one (its lock held) and a root stay.
+        let killed = store.join(format!("{SCRATCH_PREFIX}killed"));
+        std::fs::create_dir_all(killed.join("root/usr/locked/deep")).unwrap();
+        std::fs::write(killed.join(".lock"), "").unwrap();
+        std::fs::set_permissions(
+            killed.join("root/usr/locked"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+        let running = store.join(format!("{SCRATCH_PREFIX}running"));
+        std::fs::create_dir_all(running.join("root")).unwrap();
+        let held = std::fs::File::create(running.join(".lock")).unwrap();
+        held.lock().unwrap();
+        let root = store.join(format!("v{ROOT_VERSION}-abc"));
+        std::fs::create_dir(&root).unwrap();
+        remove_abandoned(&store);
+        assert!(!killed.exists(), "a killed unpack was left");
+        assert!(
+            running.join("root").exists(),
+            "a running unpack was removed"
+        );
+        assert!(root.exists());
+        drop(held);
     }
 
     #[test]

@@ -107,6 +107,29 @@ struct Record {
     /// Each recorded blob's file as saved (see [`blob_stamp`]).
     #[serde(default)]
     blob_stamps: BTreeMap<String, String>,
+    /// The build image the exec'd tools ran in (its digest, or `host`),
+    /// when any did: see [`ImageCache::restore`].
+    #[serde(default)]
+    build_image: Option<String>,
+}
+
+impl Record {
+    /// The buildpacks whose tools ran in another build image than
+    /// `build_image` (a record from before build images were recorded
+    /// counts as another, since nothing says which they ran in).
+    fn tools_ran_elsewhere(&self, build_image: Option<&str>) -> Vec<String> {
+        if self.build_image.is_some() && self.build_image.as_deref() == build_image {
+            return Vec::new();
+        }
+        let mut ids: Vec<String> = self
+            .capabilities
+            .iter()
+            .filter(|u| u.allowed && u.capability.starts_with("exec:"))
+            .map(|u| u.buildpack.clone())
+            .collect();
+        ids.dedup();
+        ids
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,14 +234,32 @@ impl ImageCache {
     /// Put the previous build's cache layers back under `layers_root` (by
     /// rename) and list what each buildpack may reuse. A cache layer whose
     /// files do not match their fingerprint is dropped, never offered; a
-    /// launch layer whose blob left `store` is not offered either.
+    /// launch layer whose blob left `store` is not offered either. When the
+    /// build image (`build_image`: its digest, or `host`) is not the one the
+    /// previous build's tools ran in, nothing of a buildpack that exec'd a
+    /// tool is offered: its layers hold what the old compilers made, and an
+    /// image that kept them would claim the patched build image falsely.
     pub fn restore(
         &self,
         layers_root: &Path,
         store: &Layout,
+        build_image: Option<&str>,
         reporter: &dyn Reporter,
     ) -> Result<Restored, CacheError> {
-        let record = self.read_record(reporter);
+        let mut record = self.read_record(reporter);
+        let stale = record.tools_ran_elsewhere(build_image);
+        for id in &stale {
+            if record.buildpacks.remove(id).is_some() {
+                reporter.note(&format!(
+                    "the build image changed since the last build ({} -> {}): not reusing the layers of {id}, whose tools ran in the old one",
+                    record.build_image.as_deref().unwrap_or("unrecorded"),
+                    build_image.unwrap_or("none")
+                ));
+            }
+        }
+        record
+            .capabilities
+            .retain(|u| !stale.contains(&u.buildpack));
         let saved = self.dir.join("layers");
         let present = |b: &LayerBlob| {
             let same = blob_stamp(store, &b.digest)
@@ -306,6 +347,7 @@ impl ImageCache {
         built: &[BuiltBuildpack],
         exported: &Exported,
         capabilities: &[CapabilityUse],
+        build_image: Option<&str>,
     ) -> Result<(), CacheError> {
         let staging = self.dir.join("layers.new");
         remove_if_present(&staging)?;
@@ -318,6 +360,7 @@ impl ImageCache {
             sbom: Some(exported.sbom_blob.clone()),
             capabilities: capabilities.to_vec(),
             blob_stamps: BTreeMap::new(),
+            build_image: build_image.map(str::to_owned),
         };
         for bp in built {
             let id = bp.runner.id();
@@ -485,5 +528,42 @@ mod tests {
             record.image.is_empty(),
             "a record with a wrong seal was used"
         );
+    }
+
+    #[test]
+    fn layers_made_by_tools_of_another_build_image_are_not_offered() {
+        let used = |id: &str, capability: &str| CapabilityUse {
+            buildpack: id.into(),
+            capability: capability.into(),
+            detail: String::new(),
+            allowed: true,
+        };
+        let record = |build_image: Option<&str>| Record {
+            capabilities: vec![
+                used("a/go", "exec:go"),
+                used("a/go", "exec:go"),
+                used("a/node", "fetch:nodejs.org"),
+            ],
+            build_image: build_image.map(str::to_owned),
+            ..Record::default()
+        };
+        assert!(
+            record(Some("sha256:1"))
+                .tools_ran_elsewhere(Some("sha256:1"))
+                .is_empty()
+        );
+        assert_eq!(
+            record(Some("sha256:1")).tools_ran_elsewhere(Some("sha256:2")),
+            ["a/go"],
+            "a fetch made nothing the build image decides"
+        );
+        assert_eq!(record(Some("host")).tools_ran_elsewhere(None), ["a/go"]);
+        assert_eq!(
+            record(None).tools_ran_elsewhere(Some("sha256:1")),
+            ["a/go"],
+            "an older record does not say where its tools ran"
+        );
+        let no_tools = Record::default();
+        assert!(no_tools.tools_ran_elsewhere(Some("sha256:1")).is_empty());
     }
 }

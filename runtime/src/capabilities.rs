@@ -238,6 +238,18 @@ impl Grants {
         Ok(())
     }
 
+    /// Whether buildpack `id` may run any tool at all: it declares one the
+    /// platform grants it. Only such a buildpack's build env (its `bin/` on
+    /// PATH, an `LD_PRELOAD`) may reach the tools later buildpacks run, so
+    /// native code never comes from a buildpack that was not allowed to run
+    /// native code itself.
+    pub fn may_exec(&self, id: &str, declared: &Declared) -> bool {
+        declared
+            .exec
+            .iter()
+            .any(|tool| self.check_exec(id, declared, tool).is_ok())
+    }
+
     /// Whether a buildpack's tools get the network: it must declare
     /// `network = true` and the platform grant `network` to it.
     pub fn network(&self, id: &str, declared: &Declared) -> bool {
@@ -448,6 +460,25 @@ mod tests {
         let mut g2 = g2;
         g2.mark_app_named("app/bp");
         assert!(g2.check_exec("app/bp", &exec, "sh").is_ok());
+    }
+
+    #[test]
+    fn only_a_buildpack_that_declares_a_granted_tool_may_exec() {
+        let go = Declared {
+            exec: vec!["go".into()],
+            ..Declared::default()
+        };
+        let g = Grants::parse(&["exec:go".into()], false).unwrap();
+        assert!(g.may_exec("a/go", &go));
+        assert!(!g.may_exec("a/none", &Declared::default()), "declares none");
+        let cargo = Grants::parse(&["exec:cargo".into()], false).unwrap();
+        assert!(!cargo.may_exec("a/go", &go), "granted another tool");
+        let mut named = g.clone();
+        named.mark_app_named("a/go");
+        assert!(
+            !named.may_exec("a/go", &go),
+            "app-named, grant names no one"
+        );
     }
 
     #[test]

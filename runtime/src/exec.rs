@@ -152,9 +152,9 @@ pub struct ExecRequest<'a> {
     pub args: &'a [String],
     pub env: &'a [(String, String)],
     /// The build env of earlier buildpacks' build layers (a CA bundle's
-    /// variables, a runtime's `PATH`): under the platform's and the
-    /// buildpack's own; its `PATH` goes in front of the build image's.
-    pub build_env: &'a [(String, String)],
+    /// variables, a runtime's `bin/`), as operations applied over the build
+    /// image's `Env` (see [`tool_env`]).
+    pub build_env: &'a [crate::api::EnvEntry],
     /// Guest path.
     pub working_dir: &'a str,
     pub app: &'a GuestTree,
@@ -350,22 +350,50 @@ fn check_working_dir(req: &ExecRequest<'_>) -> Result<(), String> {
     }
 }
 
-/// The PATH a tool gets after its own dir: the absolute dirs earlier
-/// buildpacks' build layers put on it, then the build environment's. An
-/// empty or relative entry would search the working dir (the app), so it
-/// is dropped.
-fn search_path(policy: &ExecPolicy, req: &ExecRequest<'_>) -> String {
-    let earlier = req
-        .build_env
-        .iter()
-        .filter(|(k, _)| k == "PATH")
-        .flat_map(|(_, v)| v.split(':'))
-        .filter(|d| d.starts_with('/'));
-    let base = policy.build_env.path();
-    earlier
-        .chain(std::iter::once(base.as_str()))
-        .collect::<Vec<_>>()
-        .join(":")
+/// The env a tool gets, from the bottom: the build image's `Env` (only a
+/// PATH for `--build-image host`: nothing of the host's env), earlier
+/// buildpacks' build env applied over it as CNB applies it (a `bin/` goes
+/// in front of the image's PATH, an append appends to the image's value),
+/// then HOME, SOURCE_DATE_EPOCH, `--exec-env` and what the buildpack
+/// passes. PATH starts with the tool's own dir, so what it starts by name
+/// (npm starts `node`) is its sibling. PATH and LD_LIBRARY_PATH keep only
+/// absolute dirs: an empty or relative entry (a `lib/` prepended to an
+/// empty value leaves one) would search the working dir, the app.
+fn tool_env(
+    policy: &ExecPolicy,
+    req: &ExecRequest<'_>,
+    tool_dir: &Path,
+    home: &str,
+) -> Vec<(String, String)> {
+    let mut env = crate::env::EnvList::default();
+    if let BuildEnv::Image { env: image, .. } = &policy.build_env {
+        for (k, v) in image {
+            env.set(k, v.clone());
+        }
+    }
+    env.set("PATH", policy.build_env.path());
+    for entry in req.build_env {
+        env.apply(entry);
+    }
+    let absolute = |value: &str| {
+        value
+            .split(':')
+            .filter(|d| d.starts_with('/'))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let path = absolute(env.get("PATH").unwrap_or_default());
+    env.set("PATH", format!("{}:{path}", tool_dir.display()));
+    if let Some(libs) = env.get("LD_LIBRARY_PATH") {
+        let libs = absolute(libs);
+        env.set("LD_LIBRARY_PATH", libs);
+    }
+    env.set("HOME", home.to_owned());
+    env.set("SOURCE_DATE_EPOCH", policy.source_date_epoch.to_string());
+    for (k, v) in policy.env.iter().chain(req.env) {
+        env.set(k, v.clone());
+    }
+    env.pairs().to_vec()
 }
 
 /// Run the call; `Err` when it could not be started, `Ok` with its exit
@@ -380,13 +408,7 @@ pub fn run(
     }
     check_working_dir(req)?;
     let tool = resolve_tool(&policy.build_env, req)?;
-    // The tool's own dir first, so what it starts by name (npm starts
-    // `node`) is its sibling; then the build environment's PATH.
-    let base_path = search_path(policy, req);
-    let path_var = |t: &Path| {
-        let dir = t.parent().unwrap_or(Path::new("/"));
-        format!("{}:{base_path}", dir.display())
-    };
+    let dir = |t: &Path| t.parent().unwrap_or(Path::new("/")).to_path_buf();
 
     let bwrap = have_bwrap();
     if !bwrap && matches!(policy.build_env, BuildEnv::Image { .. }) {
@@ -399,13 +421,16 @@ pub fn run(
     // are dropped as soon as it has started.
     let mut fds = Vec::new();
     let mut cmd = if bwrap {
-        sandboxed(policy, req, &tool, &path_var(&tool.started_as), &mut fds)?
+        let env = tool_env(policy, req, &dir(&tool.started_as), "/tmp");
+        sandboxed(policy, req, &tool, &env, &mut fds)?
     } else if policy.allow_unsandboxed {
         reporter.note(&format!(
             "warning: bwrap is missing: {} runs {} unsandboxed (--allow-unsandboxed-exec)",
             req.id, req.program
         ));
-        unsandboxed(policy, req, &tool.host, &path_var(&tool.host))
+        let home = std::env::temp_dir();
+        let env = tool_env(policy, req, &dir(&tool.host), &home.to_string_lossy());
+        unsandboxed(req, &tool.host, &env)
     } else {
         return Err(format!(
             "exec {}: bubblewrap (bwrap) is not installed, and exec runs only sandboxed; install bubblewrap, or let it run unsandboxed with `cascade build --allow-unsandboxed-exec`",
@@ -517,7 +542,7 @@ fn sandboxed(
     policy: &ExecPolicy,
     req: &ExecRequest<'_>,
     tool: &Tool,
-    path_var: &str,
+    env: &[(String, String)],
     fds: &mut Vec<std::os::fd::OwnedFd>,
 ) -> Result<Command, String> {
     let mut c = Command::new("bwrap");
@@ -543,22 +568,8 @@ fn sandboxed(
         bind_fd("--ro-bind-fd", &m.tree, &m.guest)?;
     }
     c.arg("--clearenv");
-    let mut setenv = |k: &str, v: &str| {
+    for (k, v) in env {
         c.args(["--setenv", k, v]);
-    };
-    if let BuildEnv::Image { env, .. } = &policy.build_env {
-        for (k, v) in env {
-            setenv(k, v);
-        }
-    }
-    for (k, v) in req.build_env.iter().filter(|(k, _)| k != "PATH") {
-        setenv(k, v);
-    }
-    setenv("PATH", path_var);
-    setenv("HOME", "/tmp");
-    setenv("SOURCE_DATE_EPOCH", &policy.source_date_epoch.to_string());
-    for (k, v) in policy.env.iter().chain(req.env) {
-        setenv(k, v);
     }
     c.args(["--chdir", req.working_dir, "--"]);
     c.arg(&tool.started_as).args(req.args);
@@ -644,7 +655,7 @@ fn host_system(
 }
 
 /// The tool without a sandbox (`--allow-unsandboxed-exec`, no bwrap).
-fn unsandboxed(policy: &ExecPolicy, req: &ExecRequest<'_>, tool: &Path, path_var: &str) -> Command {
+fn unsandboxed(req: &ExecRequest<'_>, tool: &Path, env: &[(String, String)]) -> Command {
     // No sandbox at all, by the platform's choice: paths as they are.
     let wd = if let Ok(rest) = Path::new(req.working_dir).strip_prefix(crate::api::APP_DIR) {
         req.app.path().join(rest)
@@ -655,16 +666,10 @@ fn unsandboxed(policy: &ExecPolicy, req: &ExecRequest<'_>, tool: &Path, path_var
         req.layers.path().join(rest)
     };
     let mut c = Command::new(tool);
-    c.args(req.args).current_dir(wd).env_clear();
-    // The same order as in the sandbox: earlier build env under ours.
-    for (k, v) in req.build_env.iter().filter(|(k, _)| k != "PATH") {
-        c.env(k, v);
-    }
-    c.env("PATH", path_var).env("HOME", std::env::temp_dir());
-    c.env("SOURCE_DATE_EPOCH", policy.source_date_epoch.to_string());
-    for (k, v) in policy.env.iter().chain(req.env) {
-        c.env(k, v);
-    }
+    c.args(req.args)
+        .current_dir(wd)
+        .env_clear()
+        .envs(env.iter().cloned());
     c
 }
 
@@ -745,6 +750,31 @@ mod tests {
         }
     }
 
+    /// A call of `program` by `id` with nothing else given.
+    fn request<'a>(
+        id: &'a BuildpackId,
+        program: &'a str,
+        app: &'a GuestTree,
+        layers: &'a GuestTree,
+        layers_guest: &'a str,
+    ) -> ExecRequest<'a> {
+        ExecRequest {
+            id,
+            program,
+            args: &[],
+            env: &[],
+            build_env: &[],
+            working_dir: "/workspace",
+            app,
+            layers,
+            layers_guest,
+            build_layers: &[],
+            quota: None,
+            network: false,
+            deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
+        }
+    }
+
     #[test]
     fn layer_tools_resolve_inside_the_layers_only() {
         let tmp = tempfile::tempdir().unwrap();
@@ -762,21 +792,7 @@ mod tests {
         let resolve = |program: &str| {
             resolve_tool(
                 &BuildEnv::Host,
-                &ExecRequest {
-                    id: &id,
-                    program,
-                    args: &[],
-                    env: &[],
-                    build_env: &[],
-                    working_dir: "/workspace",
-                    app: &app,
-                    layers: &layers,
-                    layers_guest: "/layers/x_node",
-                    build_layers: &[],
-                    quota: None,
-                    network: false,
-                    deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
-                },
+                &request(&id, program, &app, &layers, "/layers/x_node"),
             )
         };
         let t = resolve("/layers/x_node/node/bin/node").unwrap();
@@ -833,38 +849,7 @@ mod tests {
         }
         let id = BuildpackId::new("x/go").unwrap();
         let app = GuestTree::open(tmp.path()).unwrap();
-        let req = ExecRequest {
-            id: &id,
-            program: "go",
-            args: &[],
-            env: &[],
-            build_env: &[],
-            working_dir: "/workspace",
-            app: &app,
-            layers: &app,
-            layers_guest: "/layers/x_go",
-            build_layers: &[],
-            quota: None,
-            network: false,
-            deadline: crate::deadline::Deadline::after(std::time::Duration::from_mins(1)),
-        };
-        let earlier = [(
-            "PATH".to_owned(),
-            ":/layers/a_node/node/bin:bin:".to_owned(),
-        )];
-        let with_earlier = ExecRequest {
-            build_env: &earlier,
-            ..req
-        };
-        let policy_on_image = ExecPolicy {
-            build_env: env.clone(),
-            ..ExecPolicy::default()
-        };
-        assert_eq!(
-            search_path(&policy_on_image, &with_earlier),
-            "/layers/a_node/node/bin:/usr/local/bin:/usr/bin:/bin",
-            "empty and relative entries would search the app"
-        );
+        let req = request(&id, "go", &app, &app, "/layers/x_go");
         let err = resolve_tool(&BuildEnv::Missing, &req).unwrap_err();
         assert!(err.contains("--build-image"), "{err}");
         assert!(resolve_tool(&env, &req).is_ok());
@@ -872,6 +857,79 @@ mod tests {
         let reporter: Arc<dyn Reporter> = Arc::new(crate::report::Silent);
         let err = run(&policy, &req, &reporter).unwrap_err();
         assert!(err.contains("no build image"), "{err}");
+    }
+
+    #[test]
+    fn a_tools_env_is_earlier_build_env_applied_over_the_build_images() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = BuildpackId::new("x/go").unwrap();
+        let app = GuestTree::open(tmp.path()).unwrap();
+        let req = request(&id, "go", &app, &app, "/layers/x_go");
+        let entry = |name: &str, value: &str, op| crate::api::EnvEntry {
+            name: name.into(),
+            value: value.into(),
+            op,
+            delim: Some(":".into()),
+            scope: crate::api::EnvScope::Build,
+        };
+        let earlier = [
+            entry(
+                "PATH",
+                ":/layers/a_node/node/bin:bin:",
+                crate::api::EnvOp::Prepend,
+            ),
+            entry("LIBRARY_PATH", "/layers/a/lib", crate::api::EnvOp::Append),
+            entry(
+                "LD_LIBRARY_PATH",
+                "/layers/a/lib",
+                crate::api::EnvOp::Prepend,
+            ),
+        ];
+        let with_earlier = ExecRequest {
+            build_env: &earlier,
+            ..req
+        };
+        let policy_on_image = ExecPolicy {
+            build_env: BuildEnv::Image {
+                root: PathBuf::from("/nowhere"),
+                env: vec![
+                    ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+                    ("LIBRARY_PATH".into(), "/usr/lib/x".into()),
+                    ("LD_LIBRARY_PATH".into(), String::new()),
+                    ("HOME".into(), "/root".into()),
+                ],
+            },
+            env: vec![("HOME".into(), "/platform".into())],
+            ..ExecPolicy::default()
+        };
+        let got = tool_env(
+            &policy_on_image,
+            &with_earlier,
+            Path::new("/usr/bin"),
+            "/tmp",
+        );
+        let var = |k: &str| got.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            var("PATH"),
+            Some("/usr/bin:/layers/a_node/node/bin:/usr/local/bin:/usr/bin:/bin"),
+            "the tool's dir, then earlier bin/ over the image's; empty and relative entries would search the app"
+        );
+        assert_eq!(
+            var("LIBRARY_PATH"),
+            Some("/usr/lib/x:/layers/a/lib"),
+            "an append appends to the image's value"
+        );
+        assert_eq!(
+            var("LD_LIBRARY_PATH"),
+            Some("/layers/a/lib"),
+            "no empty entry (the working dir) is left"
+        );
+        assert_eq!(var("HOME"), Some("/platform"), "--exec-env is on top");
+        assert_eq!(
+            got.iter().filter(|(n, _)| n == "PATH").count(),
+            1,
+            "one PATH"
+        );
     }
 
     #[test]

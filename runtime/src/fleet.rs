@@ -406,9 +406,11 @@ pub fn audit(
 }
 
 /// Where an image stands against a build image (`audit --build-image`):
-/// `current` when built on its current digest, `stale` when built on
-/// another (an older, unpatched one: rebuild it), `host` when built on the
-/// build host's own tools (`--build-image host`: what they were is not
+/// `current` when its tools ran in what the reference names now (for an
+/// index, any platform's manifest of it), `stale` when they ran in another
+/// digest of the same image (an older, unpatched one: rebuild it), `other`
+/// when built on a different build image altogether, `host` when built on
+/// the build host's own tools (`--build-image host`: what they were is not
 /// known), `none` when the image records no build image (no tool ran, or
 /// built before Cascade recorded one), `failed` when it could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -416,6 +418,7 @@ pub fn audit(
 pub enum BuildStatus {
     Current,
     Stale,
+    Other,
     Host,
     None,
     Failed,
@@ -426,6 +429,7 @@ impl BuildStatus {
         match self {
             Self::Current => "current",
             Self::Stale => "stale",
+            Self::Other => "other",
             Self::Host => "host",
             Self::None => "none",
             Self::Failed => "failed",
@@ -450,6 +454,7 @@ pub struct BuildAuditReport {
     pub images: Vec<BuildAuditEntry>,
     pub current: usize,
     pub stale: usize,
+    pub other: usize,
     pub host: usize,
     pub none: usize,
     pub failed: usize,
@@ -464,7 +469,13 @@ pub fn audit_build(
     build_image: &ImageRef,
 ) -> Result<BuildAuditReport, StoreError> {
     let target = oci.read(build_image, None)?;
-    let current = target.digest.to_string();
+    // Every digest the reference names now: the index, and each platform's
+    // manifest in it (an image records the one its build host ran).
+    let now: Vec<String> = std::iter::once(&target.named)
+        .chain(&target.platforms)
+        .chain(std::iter::once(&target.digest))
+        .map(ToString::to_string)
+        .collect();
     let mut entries = Vec::new();
     for image in images {
         let name = image.to_string();
@@ -485,8 +496,11 @@ pub fn audit_build(
         let status = match &i.build_image {
             None => BuildStatus::None,
             Some(b) if !b.hermetic => BuildStatus::Host,
-            Some(b) if b.digest.as_deref() == Some(current.as_str()) => BuildStatus::Current,
-            Some(_) => BuildStatus::Stale,
+            Some(b) if b.digest.as_ref().is_some_and(|d| now.contains(d)) => BuildStatus::Current,
+            Some(b) if crate::build_image::same_image(&b.reference, build_image) => {
+                BuildStatus::Stale
+            }
+            Some(_) => BuildStatus::Other,
         };
         entries.push(BuildAuditEntry {
             image: name,
@@ -500,11 +514,12 @@ pub fn audit_build(
     Ok(BuildAuditReport {
         build_image: BuildImageRef {
             reference: build_image.to_string(),
-            digest: Some(current.clone()),
+            digest: Some(target.named.to_string()),
             hermetic: true,
         },
         current: count(BuildStatus::Current),
         stale: count(BuildStatus::Stale),
+        other: count(BuildStatus::Other),
         host: count(BuildStatus::Host),
         none: count(BuildStatus::None),
         failed: count(BuildStatus::Failed),

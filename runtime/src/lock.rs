@@ -33,7 +33,8 @@ pub struct BuilderLock {
 pub struct LockedImage {
     /// The reference as builder.toml writes it.
     pub reference: String,
-    /// The manifest it resolved to.
+    /// What it resolved to: its manifest, or the image index naming one per
+    /// platform (so the lock holds on any machine).
     pub digest: Digest,
 }
 

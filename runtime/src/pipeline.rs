@@ -216,7 +216,8 @@ fn phases(
     let restored = match &cache {
         Some(c) => {
             clock.start("restore");
-            restore(c, &layers_root, &store, reporter)?
+            let build_image = req.build_image.as_ref().map(build_image_key);
+            restore(c, &layers_root, &store, build_image.as_deref(), reporter)?
         }
         None => Restored::default(),
     };
@@ -230,19 +231,7 @@ fn phases(
         target: &target,
         restored: &restored.layers,
         max_layers_bytes: req.max_layers_bytes,
-        app_named: &req
-            .capabilities
-            .as_ref()
-            .map(|host| {
-                let grants = host.grants();
-                detected
-                    .group
-                    .iter()
-                    .map(|c| c.runner.id().to_string())
-                    .filter(|id| grants.is_app_named(id))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        standing: &standing(req, &detected.group),
         reporter,
     }
     .run()?;
@@ -250,6 +239,12 @@ fn phases(
     clock.start("export");
     let os = os_info(&run_image, oci, &store, reporter);
     let (uses, provenance) = capability_calls(req, &built, &restored);
+    // The build image is part of the image's story only when a tool ran in
+    // it (now, or for a layer kept from a build on the same one).
+    let build_image = req
+        .build_image
+        .as_ref()
+        .filter(|_| provenance.iter().any(|u| u.capability.starts_with("exec:")));
     let exported = Export {
         built: &built,
         app: &workspace,
@@ -263,7 +258,7 @@ fn phases(
         os: os.as_ref(),
         capabilities: &provenance,
         app_named: &app_named(req, &built),
-        build_image: req.build_image.as_ref(),
+        build_image,
         reporter,
     }
     .run()?;
@@ -273,12 +268,19 @@ fn phases(
     // The image is complete: a cache that cannot be saved (a full disk)
     // costs the next build time, not this one its result.
     if let Some(c) = &cache
-        && let Err(e) = c.save(&store, &built, &exported, &provenance)
+        && let Err(e) = c.save(
+            &store,
+            &built,
+            &exported,
+            &provenance,
+            build_image.map(build_image_key).as_deref(),
+        )
     {
         reporter.note(&format!("warning: {e}; the next build starts cold"));
     }
 
     let mut report = report(req, &run_image, &detected, exported, transfers, &digest);
+    report.build_image = build_image.cloned();
     report.phases = clock.finish();
     report.sbom_referrer = referrer;
     report.capabilities = uses;
@@ -349,7 +351,7 @@ fn report(
             digest: run_image.manifest_digest.as_ref().map(ToString::to_string),
             top_layer: run_image.top_layer().map(ToString::to_string),
         },
-        build_image: req.build_image.clone(),
+        build_image: None,
         group: detected
             .group
             .iter()
@@ -554,14 +556,46 @@ impl<'r> Clock<'r> {
     }
 }
 
+/// What each member of the group was granted (see [`crate::phase::Standing`]).
+fn standing(
+    req: &BuildRequest,
+    group: &[crate::phase::Chosen],
+) -> std::collections::BTreeMap<String, crate::phase::Standing> {
+    let Some(host) = &req.capabilities else {
+        return std::collections::BTreeMap::new();
+    };
+    let grants = host.grants();
+    group
+        .iter()
+        .map(|c| {
+            let (id, declared) = (c.runner.id().as_str(), &c.runner.manifest().capabilities);
+            let standing = crate::phase::Standing {
+                app_named: grants.is_app_named(id),
+                may_exec: grants.may_exec(id, declared),
+                network: grants.network(id, declared),
+            };
+            (id.to_owned(), standing)
+        })
+        .collect()
+}
+
+/// What the build cache knows a build image by: its digest, or `host`.
+fn build_image_key(b: &crate::report::BuildImageRef) -> String {
+    match (&b.digest, b.hermetic) {
+        (Some(digest), true) => digest.clone(),
+        _ => "host".to_owned(),
+    }
+}
+
 /// CNB's restore phase: the previous build's layers, offered back.
 fn restore(
     cache: &ImageCache,
     layers_root: &Path,
     store: &Layout,
+    build_image: Option<&str>,
     reporter: &dyn Reporter,
 ) -> Result<Restored, CacheError> {
-    let r = cache.restore(layers_root, store, reporter)?;
+    let r = cache.restore(layers_root, store, build_image, reporter)?;
     let n: usize = r.layers.values().map(Vec::len).sum();
     reporter.note(&format!(
         "{n} layer(s) of the previous build offered back{}",

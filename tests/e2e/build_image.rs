@@ -95,7 +95,8 @@ fn the_go_app_builds_in_the_build_image_whatever_the_host_has_on_its_path() {
             .expect("a build-image label"),
     )
     .unwrap();
-    assert_eq!(label["reference"], build_image());
+    // A layout by its directory's name: no path of this machine's.
+    assert_eq!(label["reference"], "oci:build-image:bookworm");
     assert_eq!(label["digest"], digest.as_str());
     let inspected = cascade_run(
         "inspect",
@@ -108,7 +109,7 @@ fn the_go_app_builds_in_the_build_image_whatever_the_host_has_on_its_path() {
     let text = cascade_run("inspect", &[&format!("oci:{}:app", layout.display())]);
     assert!(
         text.stdout
-            .contains(&format!("Build image: {}", build_image())),
+            .contains("Build image: oci:build-image:bookworm"),
         "{}",
         text.stdout
     );
@@ -162,7 +163,8 @@ fn a_build_that_execs_with_no_build_image_stops_before_any_buildpack_runs() {
     assert_eq!(o.code, 10, "{}", o.stderr);
     assert!(o.stderr.contains("--exec-path"), "{}", o.stderr);
 
-    // The host, when asked for, is a warning and recorded as not hermetic.
+    // The host, when asked for, is a warning; a build whose buildpacks ran
+    // no tool records no build image (the audit test has one that does).
     let o = build_in(
         &tmp.path().join("cache"),
         &[
@@ -184,9 +186,7 @@ fn a_build_that_execs_with_no_build_image_stops_before_any_buildpack_runs() {
         o.stderr
     );
     let report: Value = serde_json::from_str(&o.stdout).unwrap();
-    assert_eq!(report["build_image"]["reference"], "host");
-    assert_eq!(report["build_image"]["hermetic"], false);
-    assert_eq!(report["build_image"]["digest"], Value::Null);
+    assert_eq!(report["build_image"], Value::Null, "no tool ran");
 }
 
 /// `build` of the procfile app onto `out:tag` with `extra` arguments; its
@@ -208,19 +208,56 @@ fn procfile_build(tmp: &Path, tag: &str, extra: &[&str]) -> String {
     report["digest"].as_str().unwrap().to_owned()
 }
 
+/// `build` of an app whose buildpack runs `busybox true` in the build
+/// image (the test buildpack's `exec-ok`), onto `out:tag`, in `cache`; the
+/// outcome.
+fn exec_build(tmp: &Path, cache: &str, tag: &str, build_image: &str) -> Outcome {
+    let app = tmp.join("exec-app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("hostile.txt"), "build:exec-ok\n").unwrap();
+    let o = build_in(
+        &tmp.join(cache),
+        &[
+            app.to_str().unwrap(),
+            "--output",
+            &format!("oci:{}:{tag}", tmp.join("out").display()),
+            "--buildpack",
+            cascade_runtime::guests::TEST_HOSTILE,
+            "--allow",
+            "exec:busybox",
+            "--build-image",
+            build_image,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    o
+}
+
 #[test]
 fn audit_lists_images_built_on_an_older_build_image_as_stale() {
-    if !have_all(&["umoci", "busybox"]) {
+    if !have_all(&["umoci", "busybox", "bwrap"]) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    // A small build image (the procfile app execs nothing, so any image
-    // will do): tag v1, then "patched" in place.
+    // A small build image with busybox: tag v1, then "patched" in place;
+    // another image, of another name, for `other`.
     let images = tmp.path().join("images");
     make_run_image(&images, "v1", &[], &[]);
+    let elsewhere = tmp.path().join("elsewhere");
+    make_run_image(&elsewhere, "v1", &[], &["--config.label", "other=yes"]);
     let build_ref = format!("oci:{}:v1", images.display());
-    procfile_build(tmp.path(), "old", &["--build-image", &build_ref]);
+    // `new` is built twice into one cache: first on v1, then on the
+    // patched v1; `old` stays on v1.
+    exec_build(tmp.path(), "cache", "new", &build_ref);
+    let first = exec_build(tmp.path(), "cache-old", "old", &build_ref);
     let old_digest = layout_digest(&build_ref);
+    let reported: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(
+        reported["build_image"]["reference"], "oci:images:v1",
+        "a layout is recorded by its name, not this machine's path"
+    );
     ok(Command::new("umoci").args([
         "config",
         "--image",
@@ -233,43 +270,63 @@ fn audit_lists_images_built_on_an_older_build_image_as_stale() {
         old_digest,
         "the patch moved no tag"
     );
-    procfile_build(tmp.path(), "new", &["--build-image", &build_ref]);
-    procfile_build(tmp.path(), "host", &["--build-image", "host"]);
-    procfile_build(tmp.path(), "none", &[]);
+    // The same cache: what the old build image made is not kept.
+    let again = exec_build(tmp.path(), "cache", "new", &build_ref);
+    assert!(
+        again
+            .stderr
+            .contains("the build image changed since the last build"),
+        "{}",
+        again.stderr
+    );
+    exec_build(tmp.path(), "cache-host", "host", "host");
+    let other_ref = format!("oci:{}:v1", elsewhere.display());
+    exec_build(tmp.path(), "cache-other", "other", &other_ref);
+    // A build on the build image that runs no tool owes it nothing.
+    procfile_build(tmp.path(), "none", &["--build-image", &build_ref]);
 
     let out = tmp.path().join("out");
     let image = |tag: &str| format!("oci:{}:{tag}", out.display());
-    let names = [image("old"), image("new"), image("host"), image("none")];
+    let names = ["old", "new", "host", "other", "none"].map(image);
     let mut args = vec!["--build-image", &build_ref, "--format", "json"];
     args.extend(names.iter().map(String::as_str));
     let o = cascade_run("audit", &args);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let report: Value = serde_json::from_str(&o.stdout).unwrap();
     assert_schema("audit-build", &report);
-    let status = |name: &str| {
+    let entry = |tag: &str| {
+        let name = image(tag);
         report["images"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["image"] == name)
-            .map(|e| e["status"].as_str().unwrap().to_owned())
+            .find(|e| e["image"] == name.as_str())
             .unwrap()
+            .clone()
     };
-    assert_eq!(status(&image("old")), "stale");
-    assert_eq!(status(&image("new")), "current");
-    assert_eq!(status(&image("host")), "host");
-    assert_eq!(status(&image("none")), "none");
+    let status = |tag: &str| entry(tag)["status"].as_str().unwrap().to_owned();
+    assert_eq!(status("old"), "stale");
+    assert_eq!(status("new"), "current");
+    assert_eq!(status("host"), "host");
+    let host = entry("host");
     assert_eq!(
-        (report["current"].as_u64(), report["stale"].as_u64()),
-        (Some(1), Some(1))
+        (
+            &host["build_image"]["reference"],
+            &host["build_image"]["hermetic"]
+        ),
+        (&Value::from("host"), &Value::from(false))
     );
-    let old_entry = report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["image"] == image("old").as_str())
-        .unwrap();
-    assert_eq!(old_entry["build_image"]["digest"], old_digest.as_str());
+    assert_eq!(status("other"), "other");
+    assert_eq!(status("none"), "none");
+    assert_eq!(
+        (
+            report["current"].as_u64(),
+            report["stale"].as_u64(),
+            report["other"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(entry("old")["build_image"]["digest"], old_digest.as_str());
 
     args.push("--fail-on-stale");
     let o = cascade_run("audit", &args);
@@ -358,4 +415,38 @@ fn a_builders_build_image_is_pinned_by_its_lock() {
         "{}",
         o.stderr
     );
+}
+
+#[test]
+fn a_build_image_for_another_machine_is_refused_before_any_buildpack_runs() {
+    if !have_all(&["umoci", "busybox"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    make_run_image(&images, "v1", &[], &["--architecture", "s390x"]);
+    let app = tmp.path().join("exec-app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("hostile.txt"), "build:exec-ok\n").unwrap();
+    let o = build_in(
+        &tmp.path().join("cache"),
+        &[
+            app.to_str().unwrap(),
+            "--output",
+            &format!("oci:{}:a", tmp.path().join("out").display()),
+            "--buildpack",
+            cascade_runtime::guests::TEST_HOSTILE,
+            "--allow",
+            "exec:busybox",
+            "--build-image",
+            &format!("oci:{}:v1", images.display()),
+        ],
+    );
+    assert_eq!(o.code, 10, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("\"s390x\"") && o.stderr.contains("this machine"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("building with"), "{}", o.stderr);
 }

@@ -116,22 +116,38 @@ fn a_project_group_picks_the_buildpacks() {
     assert_eq!(ids, ["test/hostile", "cascade/procfile"]);
 }
 
-#[test]
-fn a_malformed_project_toml_names_file_and_field() {
+/// The stderr of a build of an app with `project`, which must be refused
+/// as bad input.
+fn refused(project: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
-    let app = app_with(
-        tmp.path(),
-        "[io.buildpacks]\ninclude = [\"a\"]\nexclude = [\"b\"]\n",
-    );
+    let app = app_with(tmp.path(), project);
     let o = build(&[
         app.to_str().unwrap(),
         "--output",
         &format!("oci:{}:p", tmp.path().join("out").display()),
     ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
+    o.stderr
+}
+
+#[test]
+fn a_malformed_project_toml_names_file_and_field() {
+    let err = refused("[io.buildpacks]\ninclude = [\"a\"]\nexclude = [\"b\"]\n");
     assert!(
-        o.stderr.contains("project.toml") && o.stderr.contains("io.buildpacks"),
-        "{}",
-        o.stderr
+        err.contains("project.toml") && err.contains("io.buildpacks"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_app_cannot_set_the_builds_trust_roots() {
+    let err = refused(
+        "[[io.buildpacks.build.env]]\nname = \"BP_BUILD_CA_CERTIFICATES\"\nvalue = \"-----BEGIN CERTIFICATE-----\"\n",
+    );
+    assert!(
+        err.contains("project.toml")
+            && err.contains("BP_BUILD_CA_CERTIFICATES")
+            && err.contains("--ca-certificates"),
+        "{err}"
     );
 }

@@ -10,12 +10,18 @@
 //! trusts, the app's and `BP_CA_CERTIFICATES`, with `SSL_CERT_FILE` at run
 //! time; `build-ca-certificates` (build only: never in the image) holds
 //! every certificate, and points each tool's own variable at it for the
-//! tools later buildpacks exec: OpenSSL and Go (`SSL_CERT_FILE`, which they
-//! read beside the system's certificate directory), Node.js
-//! (`NODE_EXTRA_CA_CERTS`, added to its own), pip (`PIP_CERT`), requests
-//! (`REQUESTS_CA_BUNDLE`), Cargo (`CARGO_HTTP_CAINFO`) and git
-//! (`GIT_SSL_CAINFO`). The last four replace the tool's own store: behind an
-//! intercepting proxy every certificate a tool sees is the proxy's.
+//! tools later buildpacks exec. Two of those add to the system's roots:
+//! Node.js adds `NODE_EXTRA_CA_CERTS` to its own, and Go and OpenSSL read
+//! `SSL_CERT_FILE` beside the system's certificate directory (on Debian and
+//! Ubuntu, whose `/etc/ssl/certs` holds every root hashed; on a build image
+//! whose directory is not hashed, OpenSSL then trusts the bundle alone, so
+//! give such an image's roots too). Four replace
+//! the tool's store: pip (`PIP_CERT`), requests (`REQUESTS_CA_BUNDLE`),
+//! Cargo (`CARGO_HTTP_CAINFO`) and git (`GIT_SSL_CAINFO`). Those are set
+//! only when the platform passes `BP_BUILD_CA_CERTIFICATES`: behind its
+//! intercepting proxy every certificate a tool sees is the proxy's, while
+//! an app's own CA for one internal host must not cost pip the public
+//! roots (a buildpack cannot read the build image's system bundle to add).
 
 use std::path::{Path, PathBuf};
 
@@ -28,10 +34,12 @@ use cascade_sdk::{
 pub const PLATFORM_VAR: &str = "BP_CA_CERTIFICATES";
 /// Platform variable carrying PEM text for the build only.
 pub const BUILD_VAR: &str = "BP_BUILD_CA_CERTIFICATES";
-/// The variables that make exec'd tools trust a bundle.
-pub const TOOL_VARS: [&str; 6] = [
-    "SSL_CERT_FILE",
-    "NODE_EXTRA_CA_CERTS",
+/// The variables that make exec'd tools trust a bundle besides the
+/// system's roots.
+pub const ADDING_VARS: [&str; 2] = ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"];
+/// The variables that make exec'd tools trust a bundle instead of the
+/// system's roots: set only for the platform's build certificates.
+pub const REPLACING_VARS: [&str; 4] = [
     "PIP_CERT",
     "REQUESTS_CA_BUNDLE",
     "CARGO_HTTP_CAINFO",
@@ -144,7 +152,8 @@ impl Buildpack for CaCerts {
                     ),
             );
         }
-        if let Some(text) = ctx.platform_env().get(BUILD_VAR) {
+        let proxy = ctx.platform_env().get(BUILD_VAR);
+        if let Some(text) = proxy {
             for cert in certificates(BUILD_VAR, text)? {
                 build_bundle.push_str(&cert);
                 build_count += 1;
@@ -157,11 +166,16 @@ impl Buildpack for CaCerts {
             "{build_count} certificate(s) trusted by the tools of this build"
         ));
         let mut layer = layer.metadata("certificates", i64::from(build_count));
-        for var in TOOL_VARS {
+        let replacing: &[&str] = if proxy.is_some() {
+            &REPLACING_VARS
+        } else {
+            &[]
+        };
+        for var in ADDING_VARS.iter().chain(replacing) {
             layer = layer.env(
                 cascade_sdk::EnvScope::Build,
                 cascade_sdk::EnvOp::Override,
-                var,
+                *var,
                 file.display().to_string(),
                 None,
             );

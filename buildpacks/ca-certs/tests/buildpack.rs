@@ -25,6 +25,20 @@ fn bundles_app_certificates_and_points_ssl_cert_file_at_them() {
         file.starts_with("/layers/cascade_ca-certs/ca-certificates/"),
         "{file}"
     );
+    // The app's CA adds to the tools' roots; it never replaces pip's,
+    // cargo's or git's store (which would drop the public roots).
+    let build = out.layer("build-ca-certificates");
+    for var in ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"] {
+        assert!(build.env(var).is_some(), "{var} unset");
+    }
+    for var in [
+        "PIP_CERT",
+        "REQUESTS_CA_BUNDLE",
+        "CARGO_HTTP_CAINFO",
+        "GIT_SSL_CAINFO",
+    ] {
+        assert!(build.env(var).is_none(), "{var} set from the app's CA");
+    }
 }
 
 #[test]

@@ -129,8 +129,8 @@ fn run_build(args: &AuditArgs, build_image: &str) -> anyhow::Result<()> {
                 println!("{:<8} {:<50} {}", e.status.as_str(), e.image, on.trim_end());
             }
             println!(
-                "{} current, {} stale, {} host, {} none, {} failed",
-                report.current, report.stale, report.host, report.none, report.failed
+                "{} current, {} stale, {} other, {} host, {} none, {} failed",
+                report.current, report.stale, report.other, report.host, report.none, report.failed
             );
         }
     }

@@ -70,9 +70,10 @@ pub struct BuildArgs {
     /// A PEM file of CA certificates that the tools of this build must
     /// trust (a TLS-intercepting proxy's CA): the ca-certs buildpack points
     /// SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, PIP_CERT, REQUESTS_CA_BUNDLE,
-    /// CARGO_HTTP_CAINFO and GIT_SSL_CAINFO of exec'd tools at it. Build
-    /// only: the image does not carry it (BP_CA_CERTIFICATES does).
-    /// Repeatable.
+    /// CARGO_HTTP_CAINFO and GIT_SSL_CAINFO of exec'd tools at it (the last
+    /// four replace a tool's own roots, so only this sets them; an app's
+    /// ca-certs/ adds to the roots through the first two). Build only: the
+    /// image does not carry it (BP_CA_CERTIFICATES does). Repeatable.
     #[arg(long, value_name = "FILE")]
     pub ca_certificates: Vec<PathBuf>,
 
@@ -269,7 +270,6 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         builder.as_ref(),
         &choice,
         &grants,
-        platform.as_ref(),
         &oci,
         reporter.as_ref(),
     )?;
@@ -323,6 +323,9 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     print_report(&report, args.format)
 }
 
+/// What the ca-certs buildpack reads the build's CA certificates from.
+const BUILD_CA_VAR: &str = "BP_BUILD_CA_CERTIFICATES";
+
 /// The platform's variables for buildpacks. Precedence: builder
 /// [[build.env]] < project.toml build env < --env; `--ca-certificates`
 /// files are added to `BP_BUILD_CA_CERTIFICATES`.
@@ -334,6 +337,14 @@ fn platform_env(
     let mut platform_env = Env::new();
     if let Some(b) = builder {
         platform_env.extend(b.build_env.iter().cloned());
+    }
+    // The build's trust roots are the platform's to give: an app that set
+    // them would choose which CAs every tool of the build trusts.
+    if project.env.iter().any(|(k, _)| k == BUILD_CA_VAR) {
+        return Err(InvalidInput(format!(
+            "project.toml: [[io.buildpacks.build.env]] {BUILD_CA_VAR}: only the platform sets the build's CA certificates (cascade build --ca-certificates FILE); an app's own go in ca-certs/"
+        ))
+        .into());
     }
     platform_env.extend(project.env.iter().cloned());
     platform_env.extend(parse_env("--env", &args.env)?);
@@ -348,9 +359,7 @@ fn platform_env(
             ))
             .into());
         }
-        let var = platform_env
-            .entry("BP_BUILD_CA_CERTIFICATES".to_owned())
-            .or_default();
+        let var = platform_env.entry(BUILD_CA_VAR.to_owned()).or_default();
         var.push_str(&pem);
         var.push('\n');
     }
@@ -400,7 +409,6 @@ fn prepare_build_image(
     builder: Option<&Builder>,
     choice: &build_image::Choice,
     grants: &Grants,
-    platform: Option<&(String, String)>,
     oci: &cascade_runtime::oci::store::Oci,
     reporter: &dyn cascade_runtime::report::Reporter,
 ) -> anyhow::Result<build_image::Prepared> {
@@ -438,7 +446,6 @@ fn prepare_build_image(
         ))
         .into());
     }
-    let (os, arch) = platform.map_or(("linux", "amd64"), |(o, a)| (o.as_str(), a.as_str()));
     let store = args
         .rootfs_dir
         .clone()
@@ -447,18 +454,15 @@ fn prepare_build_image(
         choice,
         pinned.as_ref(),
         grants.exec_grants().as_deref(),
-        (os, arch),
         oci,
         &store,
         reporter,
     )?;
-    if let (Some((_, reference)), None, Some(id)) = (locked, &pinned, &prepared.identity)
-        && let Some(digest) = &id.digest
-    {
+    if let (Some((_, reference)), None, Some(digest)) = (locked, &pinned, &prepared.pin) {
         lock.version = 1;
         lock.build_image = Some(LockedImage {
             reference,
-            digest: digest.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+            digest: digest.clone(),
         });
         lock.save(&lock_path.expect("a builder"))?;
     }

@@ -342,7 +342,7 @@ impl WasmBuildpack {
     fn store(
         &self,
         preopens: &Preopens<'_>,
-        build_env: &crate::api::Env,
+        build_env: &[crate::api::EnvEntry],
         quota: Option<Arc<AtomicBool>>,
     ) -> Result<Store<State>, RunError> {
         let limits = &self.engine.limits;
@@ -353,10 +353,7 @@ impl WasmBuildpack {
             layers_guest: guest.to_owned(),
             app: preopens.app.0.clone(),
             build_layers: preopens.read_only.to_vec(),
-            build_env: build_env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            build_env: build_env.to_vec(),
             quota: quota.clone(),
         });
         let state = State::new(
@@ -449,7 +446,7 @@ impl BuildpackRunner for WasmBuildpack {
             own_layers: None,
             read_only: &[],
         };
-        let mut store = self.store(&preopens, &crate::api::Env::new(), None)?;
+        let mut store = self.store(&preopens, &[], None)?;
         let ctx = bindings::detect_context(input);
         let result = self
             .pre

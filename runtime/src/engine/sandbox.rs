@@ -133,7 +133,7 @@ pub struct Caps {
     pub app: Arc<GuestTree>,
     pub build_layers: Vec<Mount>,
     /// The build env of those layers, for exec'd tools.
-    pub build_env: Vec<(String, String)>,
+    pub build_env: Vec<crate::api::EnvEntry>,
     /// Raised when the buildpack has written past its bound.
     pub quota: Option<Arc<std::sync::atomic::AtomicBool>>,
 }

@@ -65,6 +65,11 @@ pub struct Found {
     pub digest: Digest,
     pub media_type: String,
     pub bytes: Vec<u8>,
+    /// What the tag names: `digest` itself, or the image index it was
+    /// picked from (what a lock pins, so every platform stays pinned).
+    pub named: Digest,
+    /// The manifests of that index, one per platform (empty without one).
+    pub platforms: Vec<Digest>,
 }
 
 impl Layout {
@@ -238,7 +243,11 @@ impl Layout {
                 });
             }
         };
-        self.follow(entry, platform, 0)
+        let mut found = self.follow(entry, platform, 0)?;
+        if let Some(named) = entry["digest"].as_str().and_then(|d| d.parse().ok()) {
+            found.named = named;
+        }
+        Ok(found)
     }
 
     fn follow(
@@ -283,12 +292,21 @@ impl Layout {
                     "image index {digest} has no image for the requested platform"
                 ))
             })?;
-            return self.follow(chosen, platform, depth + 1);
+            let mut found = self.follow(chosen, platform, depth + 1)?;
+            if found.platforms.is_empty() {
+                found.platforms = children
+                    .iter()
+                    .filter_map(|m| m["digest"].as_str()?.parse().ok())
+                    .collect();
+            }
+            return Ok(found);
         }
         Ok(Found {
+            named: digest.clone(),
             digest,
             media_type,
             bytes,
+            platforms: Vec::new(),
         })
     }
 

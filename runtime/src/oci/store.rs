@@ -36,7 +36,13 @@ pub enum BlobHome {
 /// An image read from a layout or registry.
 #[derive(Debug, Clone)]
 pub struct ReadImage {
+    /// The manifest's digest (for `platform`, when the reference names an
+    /// index).
     pub digest: Digest,
+    /// What the reference names: `digest`, or the index it was picked from.
+    pub named: Digest,
+    /// The manifests of that index, one per platform (empty without one).
+    pub platforms: Vec<Digest>,
     pub manifest: Value,
     pub config: Value,
     pub home: BlobHome,
@@ -126,6 +132,8 @@ impl Oci {
                 let config = document(&config, "config").map_err(invalid)?;
                 Ok(ReadImage {
                     digest: found.digest,
+                    named: found.named,
+                    platforms: found.platforms,
                     manifest,
                     config,
                     home: BlobHome::Layout(layout),
@@ -134,6 +142,8 @@ impl Oci {
             ImageRef::Registry(r) => {
                 let client = self.client(&name)?;
                 let (mut bytes, mut digest) = client.manifest(r)?;
+                let named = digest.clone();
+                let mut platforms = Vec::new();
                 let mut manifest = document(&bytes, "manifest").map_err(invalid)?;
                 let media = manifest["mediaType"]
                     .as_str()
@@ -158,6 +168,10 @@ impl Oci {
                     })?;
                     let child_ref =
                         r.clone_with_digest(child["digest"].as_str().unwrap_or_default().into());
+                    platforms = children
+                        .iter()
+                        .filter_map(|m| m["digest"].as_str()?.parse().ok())
+                        .collect();
                     (bytes, digest) = client.manifest(&child_ref)?;
                     manifest = document(&bytes, "manifest").map_err(invalid)?;
                 }
@@ -170,6 +184,8 @@ impl Oci {
                 );
                 Ok(ReadImage {
                     digest,
+                    named,
+                    platforms,
                     manifest,
                     config,
                     home: BlobHome::Registry(repo),

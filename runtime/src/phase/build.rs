@@ -76,11 +76,66 @@ pub struct Build<'a> {
     /// Bytes one buildpack's layers dir may hold after its build (0: no
     /// bound): a buildpack that writes without end fails, naming itself.
     pub max_layers_bytes: u64,
-    /// Buildpacks the app named itself (project.toml): their build env
-    /// reaches later buildpacks, never later buildpacks' exec'd tools.
-    pub app_named: &'a std::collections::BTreeSet<String>,
+    /// What each member was granted, by id, which decides how much of its
+    /// build env reaches the tools of later members ([`ToolEnv::between`]);
+    /// an id not here is treated as app-named.
+    pub standing: &'a BTreeMap<String, Standing>,
     pub reporter: &'a dyn Reporter,
 }
+
+/// What decides how far a member's build env reaches: where it came from
+/// and what it may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Named by the app (project.toml), not chosen by the platform.
+    pub app_named: bool,
+    /// May run a tool (see [`crate::capabilities::Grants::may_exec`]).
+    pub may_exec: bool,
+    /// Its tools get the network.
+    pub network: bool,
+}
+
+/// How much of a buildpack's build env reaches the tools a later buildpack
+/// execs. Every buildpack's build env reaches later buildpacks themselves
+/// (wasm, sandboxed); tools are native code, so a `bin/` on their PATH or an
+/// `LD_PRELOAD` runs the setter's code with the other's grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolEnv {
+    /// All of it.
+    All,
+    /// Only [`TRUST_VARS`]: paths of CA bundles, read as certificates.
+    TrustRoots,
+}
+
+impl ToolEnv {
+    /// How much of `setter`'s build env reaches `consumer`'s tools: none
+    /// from an app-named buildpack; all from one that may run native code
+    /// itself with at least the grants the consumer's tools have (else its
+    /// code would gain the network through them); else only trust roots
+    /// (the ca-certs buildpack points tools at a CA bundle).
+    pub fn between(setter: Standing, consumer: Standing) -> Option<Self> {
+        if setter.app_named {
+            None
+        } else if setter.may_exec && (setter.network || !consumer.network) {
+            Some(Self::All)
+        } else {
+            Some(Self::TrustRoots)
+        }
+    }
+}
+
+/// Variables that say which certificates a tool trusts, never what code it
+/// runs: what a buildpack that may not exec may set for others' tools.
+pub const TRUST_VARS: [&str; 8] = [
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CARGO_HTTP_CAINFO",
+    "GIT_SSL_CAINFO",
+    "CURL_CA_BUNDLE",
+];
 
 impl Build<'_> {
     #[allow(clippy::too_many_lines)] // one buildpack's checks in order; split in the crate cut
@@ -115,15 +170,25 @@ impl Build<'_> {
             let layers_dir_guest = format!("{}/{escaped}", api::LAYERS_DIR);
 
             let mut build_env = EnvList::default();
-            let mut exec_env = EnvList::default();
+            let mut exec_env = Vec::new();
             let mut build_layers = Vec::new();
             for earlier in &built {
-                let trusted = !self.app_named.contains(earlier.runner.id().as_str());
+                let of = |id: &BuildpackId| {
+                    self.standing.get(id.as_str()).copied().unwrap_or(Standing {
+                        app_named: true,
+                        ..Standing::default()
+                    })
+                };
+                let to_tools = ToolEnv::between(of(earlier.runner.id()), of(&id));
                 for l in earlier.layers.iter().filter(|l| l.layer.types.build) {
                     build_env.apply_layer(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
-                    if trusted {
-                        exec_env.apply_layer(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
-                    }
+                    let entries =
+                        crate::env::layer_entries(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
+                    exec_env.extend(entries.into_iter().filter(|e| match to_tools {
+                        Some(ToolEnv::All) => true,
+                        Some(ToolEnv::TrustRoots) => TRUST_VARS.contains(&e.name.as_str()),
+                        None => false,
+                    }));
                     if let Some(tree) = &l.tree {
                         build_layers.push(Mount {
                             tree: tree.clone(),
@@ -140,7 +205,7 @@ impl Build<'_> {
                 build_layers,
                 platform_env: self.platform_env.clone(),
                 build_env: build_env.to_map(),
-                exec_env: exec_env.to_map(),
+                exec_env,
                 plan: chosen.plan.clone(),
                 target: self.target.clone(),
                 restored: previous.iter().map(|p| p.restored.clone()).collect(),
@@ -353,7 +418,17 @@ mod tests {
             target: &Target::new("linux", "amd64"),
             restored,
             max_layers_bytes: 0,
-            app_named: &std::collections::BTreeSet::new(),
+            // Every member may exec: their build env reaches tools.
+            standing: &group
+                .iter()
+                .map(|c| {
+                    let may_exec = Standing {
+                        may_exec: true,
+                        ..Standing::default()
+                    };
+                    (c.runner.id().to_string(), may_exec)
+                })
+                .collect(),
             reporter: &Silent,
         }
         .run()
@@ -499,61 +574,118 @@ mod tests {
             Some("/opt")
         );
         assert!(!seen.build_env.contains_key("LAUNCH_ONLY"));
-        assert_eq!(seen.exec_env, seen.build_env, "tools get the same env");
+        let tools: Vec<_> = seen
+            .exec_env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str(), e.op))
+            .collect();
+        assert_eq!(
+            tools,
+            [
+                ("PATH", "/layers/a_jdk/jdk/bin", EnvOp::Prepend),
+                ("JAVA_HOME", "/opt", EnvOp::Override)
+            ],
+            "tools get the same env, as operations on the build image's"
+        );
     }
 
     #[test]
-    fn an_app_named_buildpack_sets_no_env_for_the_tools_of_later_ones() {
+    fn a_buildpack_reaches_later_tools_only_as_far_as_its_own_grants() {
+        let s = |app_named, may_exec, network| Standing {
+            app_named,
+            may_exec,
+            network,
+        };
+        let tools = s(false, true, false);
+        let online = s(false, true, true);
+        assert_eq!(ToolEnv::between(s(true, true, true), tools), None);
+        assert_eq!(ToolEnv::between(tools, tools), Some(ToolEnv::All));
+        assert_eq!(ToolEnv::between(online, online), Some(ToolEnv::All));
+        assert_eq!(
+            ToolEnv::between(tools, online),
+            Some(ToolEnv::TrustRoots),
+            "its code would gain the network"
+        );
+        assert_eq!(
+            ToolEnv::between(s(false, false, false), tools),
+            Some(ToolEnv::TrustRoots)
+        );
+    }
+
+    #[test]
+    fn a_buildpack_that_may_not_exec_sets_only_trust_roots_for_the_tools_of_later_ones() {
         let tmp = tempfile::tempdir().unwrap();
-        let preload = chosen("app/evil", |input| {
-            std::fs::create_dir_all(input.layers.path().join("lib")).unwrap();
-            Ok(BuildOutput {
-                layers: vec![layer(
-                    "lib",
-                    LayerTypes {
-                        build: true,
-                        ..LayerTypes::default()
-                    },
-                    vec![EnvEntry {
-                        name: "LD_PRELOAD".into(),
-                        value: "/layers/app_evil/lib/x.so".into(),
-                        op: EnvOp::Override,
-                        delim: None,
-                        scope: EnvScope::Build,
-                    }],
-                )],
-                ..BuildOutput::default()
+        // Each sets a bin/ (PATH), an LD_PRELOAD and a CA bundle.
+        let setter = |id: &'static str| {
+            chosen(id, move |input| {
+                std::fs::create_dir_all(input.layers.path().join("l/bin")).unwrap();
+                let var = |name: &str| EnvEntry {
+                    name: name.into(),
+                    value: format!("/layers/{id}/l/x"),
+                    op: EnvOp::Override,
+                    delim: None,
+                    scope: EnvScope::Build,
+                };
+                Ok(BuildOutput {
+                    layers: vec![layer(
+                        "l",
+                        LayerTypes {
+                            build: true,
+                            ..LayerTypes::default()
+                        },
+                        vec![var("LD_PRELOAD"), var("SSL_CERT_FILE")],
+                    )],
+                    ..BuildOutput::default()
+                })
             })
-        });
+        };
         let seen = Arc::new(Mutex::new(None));
         let record = seen.clone();
         let consumer = chosen("b/go", move |input| {
             *record.lock().unwrap() = Some(input.clone());
             Ok(BuildOutput::default())
         });
-        let app_named = ["app/evil".to_owned()].into_iter().collect();
+        // app/evil is app-named (nothing), a/certs may not exec (trust
+        // roots only), b/go may exec.
+        let standing = [
+            ("a/certs".to_owned(), Standing::default()),
+            (
+                "b/go".to_owned(),
+                Standing {
+                    may_exec: true,
+                    ..Standing::default()
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
         Build {
-            group: &[preload, consumer],
+            group: &[setter("app/evil"), setter("a/certs"), consumer],
             app: &Arc::new(GuestTree::open(tmp.path()).unwrap()),
             layers_root: &tmp.path().join("layers"),
             platform_env: &api::Env::new(),
             target: &Target::new("linux", "amd64"),
             restored: &BTreeMap::new(),
             max_layers_bytes: 0,
-            app_named: &app_named,
+            standing: &standing,
             reporter: &Silent,
         }
         .run()
         .unwrap();
         let seen = seen.lock().unwrap().clone().unwrap();
         assert!(
-            seen.build_env.contains_key("LD_PRELOAD"),
-            "the buildpack sees it"
+            seen.build_env.contains_key("LD_PRELOAD") && seen.build_env.contains_key("PATH"),
+            "the buildpack sees all of it"
         );
-        assert!(
-            !seen.exec_env.contains_key("LD_PRELOAD"),
-            "its tools do not: {:?}",
-            seen.exec_env
+        let tools: Vec<_> = seen
+            .exec_env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            tools,
+            [("SSL_CERT_FILE", "/layers/a/certs/l/x")],
+            "its tools get one CA bundle: no bin/ on PATH, no LD_PRELOAD"
         );
     }
 

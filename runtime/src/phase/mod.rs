@@ -7,7 +7,7 @@ pub mod export;
 mod plan;
 pub mod rebase;
 
-pub use build::{Build, BuildError, BuiltBuildpack, BuiltLayer};
+pub use build::{Build, BuildError, BuiltBuildpack, BuiltLayer, Standing, ToolEnv};
 pub use detect::{Chosen, Detect, DetectError, Detected};
 pub use export::{Export, ExportError, Exported};
 pub use rebase::{Rebase, RebaseError, Rebased};

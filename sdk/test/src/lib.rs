@@ -188,7 +188,7 @@ impl BuildpackTest {
             target: &self.target,
             restored: &BTreeMap::new(),
             max_layers_bytes: 0,
-            app_named: &std::collections::BTreeSet::new(),
+            standing: &BTreeMap::new(),
             reporter: logs.as_ref(),
         }
         .run()

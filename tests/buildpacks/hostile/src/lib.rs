@@ -39,7 +39,8 @@
 //!   without end;
 //! - `forge-label`: sets the `dev.cascade.capabilities` label itself;
 //! - `escape-log`: logs and prints terminal escape sequences;
-//! - `ok`: behaves, and writes a launch layer.
+//! - `ok`: behaves, and writes a launch layer;
+//! - `exec-ok`: runs `busybox true`, then behaves as `ok`.
 
 use cascade_sdk::{
     BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, Process,
@@ -125,6 +126,10 @@ fn act_in_build(ctx: &BuildContext) -> Result<Option<BuildResult>> {
         "build:bad-process" => Ok(Some(
             BuildResult::new().process(Process::new("../web", ["/bin/true"])),
         )),
+        "build:exec-ok" => {
+            exec::Command::new("busybox").arg("true").run_ok()?;
+            Ok(None)
+        }
         "build:exec-undeclared" => {
             exec::Command::new("sh").args(["-c", "echo hi"]).run_ok()?;
             Ok(None)
