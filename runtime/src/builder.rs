@@ -241,8 +241,7 @@ impl Builder {
 /// `.wasm` path (`file://` optional) against the builder's directory.
 fn source(uri: &str, base: &Path) -> Result<BuildpackSource, String> {
     if let Some(reference) = uri.strip_prefix("docker://") {
-        let reference = reference
-            .parse::<oci_client::Reference>()
+        let reference = crate::oci::reference::parse_registry(reference)
             .map_err(|e| format!("{uri:?}: not a registry reference: {e}"))?;
         return Ok(BuildpackSource::Registry {
             uri: uri.to_owned(),

@@ -63,9 +63,13 @@ pub struct Registry {
     rt: tokio::runtime::Runtime,
     client: Client,
     docker_config: Option<serde_json::Value>,
-    /// Registries whose credentials were handed to the client already (it
-    /// pings `/v2/` each time otherwise).
-    authed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Registries whose auth was handed to the client already, and whether
+    /// each asks anonymous clients for nothing (see [`Self::authorize`]).
+    authed: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// Repositories of open registries given their empty token already.
+    open_tokens: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Hosts reached over plain HTTP (loopback, `--insecure-registry`).
+    plain_http: Vec<String>,
     /// One lock per repository this process writes to: see [`Self::writing`].
     writers: std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::Mutex<()>>>>,
 }
@@ -77,7 +81,7 @@ impl Registry {
         let mut http: Vec<String> = hosts.iter().filter(|h| is_loopback(h)).cloned().collect();
         http.extend(insecure.iter().cloned());
         let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(http),
+            protocol: ClientProtocol::HttpsExcept(http.clone()),
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_mins(2)),
             ..ClientConfig::default()
@@ -94,6 +98,8 @@ impl Registry {
             client: Client::new(config),
             docker_config: read_docker_config(),
             authed: std::sync::Mutex::default(),
+            open_tokens: std::sync::Mutex::default(),
+            plain_http: http,
             writers: std::sync::Mutex::default(),
         })
     }
@@ -130,6 +136,51 @@ impl Registry {
             .unwrap_or(RegistryAuth::Anonymous)
     }
 
+    /// Hand the client its auth for `reference`'s registry, once. oci-client
+    /// asks `/v2/` for a challenge before every request it has no token
+    /// for, and keeps no answer of "none" (it pinged before each of a
+    /// rebase's requests, doubling them). So for a plain-HTTP registry (on
+    /// loopback or named with `--insecure-registry`: the platform's own) an
+    /// anonymous client asks once itself; where no challenge comes, each
+    /// repository gets an empty Basic token, which a registry without auth
+    /// ignores, and no request is preceded by a ping. Any other registry
+    /// (a public one's Bearer challenge, a Basic one that allows anonymous
+    /// reads, a proxy's passing 5xx) goes the client's usual way.
+    async fn authorize(&self, reference: &Reference) {
+        let host = reference.resolve_registry();
+        let known = self.authed.lock().unwrap().get(host).copied();
+        let open = if let Some(open) = known {
+            open
+        } else {
+            let auth = self.auth(host);
+            let open = if matches!(auth, RegistryAuth::Anonymous)
+                && self.plain_http.iter().any(|h| h == host)
+            {
+                let probe = self
+                    .client
+                    .auth(reference, &auth, oci_client::RegistryOperation::Pull)
+                    .await;
+                matches!(probe, Ok(None))
+            } else {
+                self.client.store_auth_if_needed(host, &auth).await;
+                false
+            };
+            self.authed.lock().unwrap().insert(host.to_owned(), open);
+            open
+        };
+        let key = format!("{host}/{}", reference.repository());
+        if open && self.open_tokens.lock().unwrap().insert(key) {
+            for op in [
+                oci_client::RegistryOperation::Pull,
+                oci_client::RegistryOperation::Push,
+            ] {
+                let empty =
+                    oci_client::token_cache::RegistryTokenType::Basic(String::new(), String::new());
+                self.client.tokens.insert(reference, op, empty).await;
+            }
+        }
+    }
+
     /// Run a request, retrying transient failures (connection errors,
     /// 5xx, 429) with exponential backoff.
     fn call<T, F>(&self, reference: &Reference, mut op: F) -> Result<T, RegistryError>
@@ -137,13 +188,7 @@ impl Registry {
         F: AsyncFnMut() -> Result<T, OciDistributionError>,
     {
         self.rt.block_on(async {
-            let host = reference.resolve_registry();
-            let first = self.authed.lock().unwrap().insert(host.to_owned());
-            if first {
-                self.client
-                    .store_auth_if_needed(host, &self.auth(host))
-                    .await;
-            }
+            self.authorize(reference).await;
             let mut delay = Duration::from_millis(200);
             let mut attempt = 1;
             loop {
