@@ -320,13 +320,6 @@ impl BuildImage {
             root: root.clone(),
             env: self.env.clone(),
         };
-        if store.exists() {
-            check_store(store).map_err(io(store))?;
-        }
-        if root.is_dir() {
-            check_owned(&root).map_err(io(&root))?;
-            return Ok((env, false));
-        }
         {
             use std::os::unix::fs::DirBuilderExt as _;
             // Not group-writable whatever the umask (002 is common).
@@ -337,6 +330,10 @@ impl BuildImage {
                 .map_err(io(store))?;
         }
         check_store(store).map_err(io(store))?;
+        if root.is_dir() {
+            check_owned(&root).map_err(io(&root))?;
+            return Ok((env, false));
+        }
         remove_abandoned(store);
         let scratch = tempfile::Builder::new()
             .prefix(SCRATCH_PREFIX)
@@ -683,6 +680,15 @@ mod tests {
         held.lock().unwrap();
         let root = store.join(format!("v{ROOT_VERSION}-abc"));
         std::fs::create_dir(&root).unwrap();
+        // A root another user made holds their tools (chown needs root).
+        if rustix::process::geteuid().is_root() {
+            let theirs = store.join(format!("v{ROOT_VERSION}-theirs"));
+            std::fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::lchown(&theirs, Some(12345), None).unwrap();
+            let err = check_owned(&theirs).unwrap_err().to_string();
+            assert!(err.contains("uid 12345"), "{err}");
+            std::fs::remove_dir(&theirs).unwrap();
+        }
         remove_abandoned(&store);
         assert!(!killed.exists(), "a killed unpack was left");
         assert!(

@@ -121,14 +121,13 @@ impl Record {
         if self.build_image.is_some() && self.build_image.as_deref() == build_image {
             return Vec::new();
         }
-        let mut ids: Vec<String> = self
+        let ids: std::collections::BTreeSet<String> = self
             .capabilities
             .iter()
-            .filter(|u| u.allowed && u.capability.starts_with("exec:"))
+            .filter(|u| u.ran_a_tool())
             .map(|u| u.buildpack.clone())
             .collect();
-        ids.dedup();
-        ids
+        ids.into_iter().collect()
     }
 }
 

@@ -244,7 +244,7 @@ fn phases(
     let build_image = req
         .build_image
         .as_ref()
-        .filter(|_| provenance.iter().any(|u| u.capability.starts_with("exec:")));
+        .filter(|_| provenance.iter().any(CapabilityUse::ran_a_tool));
     let exported = Export {
         built: &built,
         app: &workspace,
@@ -351,6 +351,7 @@ fn report(
             digest: run_image.manifest_digest.as_ref().map(ToString::to_string),
             top_layer: run_image.top_layer().map(ToString::to_string),
         },
+        // Set by the caller, which knows whether a tool ran.
         build_image: None,
         group: detected
             .group

@@ -89,6 +89,13 @@ pub struct CapabilityUse {
     pub allowed: bool,
 }
 
+impl CapabilityUse {
+    /// An allowed exec: a tool ran in the build environment.
+    pub fn ran_a_tool(&self) -> bool {
+        self.allowed && self.capability.starts_with("exec:")
+    }
+}
+
 impl CapabilityHost {
     pub fn new(
         grants: crate::capabilities::Grants,

@@ -281,23 +281,14 @@ impl Layout {
                 return Err(invalid("image indexes nested too deep".into()));
             }
             let children = manifests(&json);
-            let chosen = match platform {
-                Some((os, arch)) => children
-                    .iter()
-                    .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch),
-                None => children.first(),
-            }
-            .ok_or_else(|| {
+            let chosen = super::platform_entry(&children, platform).ok_or_else(|| {
                 invalid(format!(
                     "image index {digest} has no image for the requested platform"
                 ))
             })?;
             let mut found = self.follow(chosen, platform, depth + 1)?;
             if found.platforms.is_empty() {
-                found.platforms = children
-                    .iter()
-                    .filter_map(|m| m["digest"].as_str()?.parse().ok())
-                    .collect();
+                found.platforms = super::entry_digests(&children);
             }
             return Ok(found);
         }

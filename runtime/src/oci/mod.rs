@@ -25,6 +25,28 @@ pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.man
 pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// The entry of an index's `manifests` for `platform` (os, arch); the first
+/// without one.
+pub(crate) fn platform_entry<'a>(
+    children: &'a [serde_json::Value],
+    platform: Option<(&str, &str)>,
+) -> Option<&'a serde_json::Value> {
+    match platform {
+        Some((os, arch)) => children
+            .iter()
+            .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch),
+        None => children.first(),
+    }
+}
+
+/// The digests an index's `manifests` name, one per platform.
+pub(crate) fn entry_digests(children: &[serde_json::Value]) -> Vec<Digest> {
+    children
+        .iter()
+        .filter_map(|m| m["digest"].as_str()?.parse().ok())
+        .collect()
+}
+
 /// The OCI media type for a layer given in an OCI or Docker manifest: the
 /// bytes are the same, only the name differs.
 pub fn oci_layer_media_type(media_type: &str) -> &str {

@@ -157,21 +157,12 @@ impl Oci {
                         .as_array()
                         .cloned()
                         .unwrap_or_default();
-                    let child = match platform {
-                        Some((os, arch)) => children.iter().find(|m| {
-                            m["platform"]["os"] == os && m["platform"]["architecture"] == arch
-                        }),
-                        None => children.first(),
-                    }
-                    .ok_or_else(|| {
+                    let child = super::platform_entry(&children, platform).ok_or_else(|| {
                         invalid("image index has no image for the requested platform".into())
                     })?;
                     let child_ref =
                         r.clone_with_digest(child["digest"].as_str().unwrap_or_default().into());
-                    platforms = children
-                        .iter()
-                        .filter_map(|m| m["digest"].as_str()?.parse().ok())
-                        .collect();
+                    platforms = super::entry_digests(&children);
                     (bytes, digest) = client.manifest(&child_ref)?;
                     manifest = document(&bytes, "manifest").map_err(invalid)?;
                 }

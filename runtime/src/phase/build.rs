@@ -105,6 +105,7 @@ pub enum ToolEnv {
     All,
     /// Only [`TRUST_VARS`]: paths of CA bundles, read as certificates.
     TrustRoots,
+    Nothing,
 }
 
 impl ToolEnv {
@@ -113,13 +114,22 @@ impl ToolEnv {
     /// itself with at least the grants the consumer's tools have (else its
     /// code would gain the network through them); else only trust roots
     /// (the ca-certs buildpack points tools at a CA bundle).
-    pub fn between(setter: Standing, consumer: Standing) -> Option<Self> {
+    pub fn between(setter: Standing, consumer: Standing) -> Self {
         if setter.app_named {
-            None
+            Self::Nothing
         } else if setter.may_exec && (setter.network || !consumer.network) {
-            Some(Self::All)
+            Self::All
         } else {
-            Some(Self::TrustRoots)
+            Self::TrustRoots
+        }
+    }
+
+    /// Whether variable `name` gets through.
+    fn passes(self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::TrustRoots => TRUST_VARS.contains(&name),
+            Self::Nothing => false,
         }
     }
 }
@@ -184,11 +194,7 @@ impl Build<'_> {
                     build_env.apply_layer(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
                     let entries =
                         crate::env::layer_entries(&l.layer, l.dirs, &l.guest_path, EnvPhase::Build);
-                    exec_env.extend(entries.into_iter().filter(|e| match to_tools {
-                        Some(ToolEnv::All) => true,
-                        Some(ToolEnv::TrustRoots) => TRUST_VARS.contains(&e.name.as_str()),
-                        None => false,
-                    }));
+                    exec_env.extend(entries.into_iter().filter(|e| to_tools.passes(&e.name)));
                     if let Some(tree) = &l.tree {
                         build_layers.push(Mount {
                             tree: tree.clone(),
@@ -598,17 +604,20 @@ mod tests {
         };
         let tools = s(false, true, false);
         let online = s(false, true, true);
-        assert_eq!(ToolEnv::between(s(true, true, true), tools), None);
-        assert_eq!(ToolEnv::between(tools, tools), Some(ToolEnv::All));
-        assert_eq!(ToolEnv::between(online, online), Some(ToolEnv::All));
+        assert_eq!(
+            ToolEnv::between(s(true, true, true), tools),
+            ToolEnv::Nothing
+        );
+        assert_eq!(ToolEnv::between(tools, tools), ToolEnv::All);
+        assert_eq!(ToolEnv::between(online, online), ToolEnv::All);
         assert_eq!(
             ToolEnv::between(tools, online),
-            Some(ToolEnv::TrustRoots),
+            ToolEnv::TrustRoots,
             "its code would gain the network"
         );
         assert_eq!(
             ToolEnv::between(s(false, false, false), tools),
-            Some(ToolEnv::TrustRoots)
+            ToolEnv::TrustRoots
         );
     }
 
