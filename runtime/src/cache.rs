@@ -15,9 +15,11 @@
 //! - `lock`: held for the whole build, so concurrent builds of one image take
 //!   turns instead of corrupting each other (builds of other images do not
 //!   wait);
-//! - `work-*/`: the build's private copy of the app and its layers dirs, on
-//!   the same file system so that restoring and saving cache layers are
-//!   renames, not copies.
+//! - `workspace/` and `workspace.json`: the build's private copy of the app,
+//!   kept so that the next build copies only what changed, and the stamps
+//!   that tell what did (see [`crate::workspace`]);
+//! - `work-*/`: the build's layers dirs, on the same file system so that
+//!   restoring and saving cache layers are renames, not copies.
 //!
 //! Blobs themselves stay where export wrote them (the output layout, or the
 //! blob cache a registry push is staged in); a launch layer is offered back
@@ -81,6 +83,9 @@ pub struct Restored {
     pub layers: BTreeMap<BuildpackId, Vec<PreviousLayer>>,
     /// The previous app layer, when its blob is still present.
     pub app: Option<LayerBlob>,
+    /// The stamp of the app tree it was made from (see
+    /// [`crate::workspace::stamp`]).
+    pub app_stamp: Option<String>,
     /// The previous SBOM layer, likewise.
     pub sbom: Option<LayerBlob>,
     /// The capability calls the previous image recorded, which a
@@ -100,6 +105,9 @@ struct Record {
     image: String,
     buildpacks: BTreeMap<String, Vec<RecordLayer>>,
     app: Option<LayerBlob>,
+    /// The app tree's stamp when the app layer was made.
+    #[serde(default)]
+    app_stamp: Option<String>,
     sbom: Option<LayerBlob>,
     /// What the image's capabilities label recorded.
     #[serde(default)]
@@ -185,7 +193,17 @@ impl ImageCache {
     /// Forget everything cached for this image (`--clear-cache`).
     pub fn clear(&self) -> Result<(), CacheError> {
         remove_if_present(&self.dir.join("record.json"))?;
+        crate::workspace::discard(&self.dir).map_err(io_err(&self.dir))?;
         remove_if_present(&self.dir.join("layers"))
+    }
+
+    /// The build's private copy of `app`, brought in line with it.
+    pub fn sync_workspace(
+        &self,
+        app: &GuestTree,
+        filter: &crate::project::Filter,
+    ) -> io::Result<(GuestTree, crate::workspace::SyncStats)> {
+        crate::workspace::sync(app, &self.dir, filter)
     }
 
     /// A private directory for one build, on the cache's file system. Work
@@ -271,8 +289,10 @@ impl ImageCache {
             }
             same
         };
+        let app = record.app.clone().filter(|b| present(b));
         let mut out = Restored {
-            app: record.app.clone().filter(|b| present(b)),
+            app_stamp: record.app_stamp.clone().filter(|_| app.is_some()),
+            app,
             sbom: record.sbom.clone().filter(|b| present(b)),
             capabilities: record.capabilities.clone(),
             ..Restored::default()
@@ -347,6 +367,7 @@ impl ImageCache {
         exported: &Exported,
         capabilities: &[CapabilityUse],
         build_image: Option<&str>,
+        app_stamp: Option<&str>,
     ) -> Result<(), CacheError> {
         let staging = self.dir.join("layers.new");
         remove_if_present(&staging)?;
@@ -356,6 +377,7 @@ impl ImageCache {
             image: self.image.clone(),
             buildpacks: BTreeMap::new(),
             app: Some(exported.app_blob.clone()),
+            app_stamp: app_stamp.map(str::to_owned),
             sbom: Some(exported.sbom_blob.clone()),
             capabilities: capabilities.to_vec(),
             blob_stamps: BTreeMap::new(),

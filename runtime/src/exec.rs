@@ -537,6 +537,21 @@ fn wait(
     }
 }
 
+/// How every bubblewrap sandbox starts (a tool here, an image's process in
+/// `cascade run`): it dies with us; a new session, so it cannot push
+/// keystrokes into the user's terminal (TIOCSTI, CVE-2017-5226); every
+/// namespace unshared, the user namespace always (not only where possible),
+/// and no capabilities in it: run by root, bwrap would otherwise keep
+/// root's.
+pub const BWRAP_ISOLATION: [&str; 6] = [
+    "--die-with-parent",
+    "--new-session",
+    "--unshare-all",
+    "--unshare-user",
+    "--cap-drop",
+    "ALL",
+];
+
 /// The tool under bwrap, with only what it needs bound.
 fn sandboxed(
     policy: &ExecPolicy,
@@ -546,7 +561,7 @@ fn sandboxed(
     fds: &mut Vec<std::os::fd::OwnedFd>,
 ) -> Result<Command, String> {
     let mut c = Command::new("bwrap");
-    c.args(["--die-with-parent", "--new-session", "--unshare-all"]);
+    c.args(BWRAP_ISOLATION);
     match &policy.build_env {
         BuildEnv::Image { root, .. } => image_root(&mut c, root, req.network)?,
         BuildEnv::Host => host_system(&mut c, policy, tool, req.network)?,

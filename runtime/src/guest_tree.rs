@@ -63,14 +63,28 @@ impl Entry<'_> {
     /// Open this regular file for reading, without following a link that
     /// may have replaced it since the walk saw it.
     pub fn open(&self) -> io::Result<std::fs::File> {
-        let file = self.parent.open_with(self.name, &read_nofollow())?;
-        Ok(file.into_std())
+        let file = self
+            .parent
+            .open_with(self.name, &read_nofollow())?
+            .into_std();
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other(format!(
+                "{}: no longer a regular file",
+                self.rel.display()
+            )));
+        }
+        Ok(file)
     }
 }
 
+/// Read-only, no link followed, and non-blocking, so that a FIFO swapped
+/// in after a walk saw a file cannot hang the open (reads of a regular file
+/// are unaffected); callers check what they opened is a regular file.
 fn read_nofollow() -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.read(true).follow(cap_fs_ext::FollowSymlinks::No);
+    o.read(true)
+        .follow(cap_fs_ext::FollowSymlinks::No)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed());
     o
 }
 

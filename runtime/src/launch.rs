@@ -215,9 +215,7 @@ pub fn prepare_mount_points(root: &GuestTree) -> Result<(), LaunchError> {
 /// to the image's, `/proc`, `/dev` and a private `/tmp`.
 pub fn command(root: &Path, launch: &Launch, network: bool) -> Command {
     let mut c = Command::new("bwrap");
-    // A new session: the process cannot push keystrokes into the user's
-    // terminal (TIOCSTI, CVE-2017-5226).
-    c.args(["--die-with-parent", "--new-session", "--unshare-all"]);
+    c.args(crate::exec::BWRAP_ISOLATION);
     if network {
         c.arg("--share-net");
     }

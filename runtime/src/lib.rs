@@ -41,6 +41,7 @@ pub mod rootfs;
 pub mod run_image;
 pub mod sbom;
 pub mod tar_guard;
+pub mod workspace;
 
 /// Seconds since the epoch of 1980-01-01T00:00:01Z, the CNB normalised time
 /// used for file mtimes and, without SOURCE_DATE_EPOCH, image `created`.

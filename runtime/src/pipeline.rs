@@ -195,7 +195,13 @@ fn phases(
             .tempdir()
             .map_err(PipelineError::Workspace)?,
     };
-    let workspace = workspace(&app, scratch.path(), &req.filter)?;
+    let (workspace, synced) = match &cache {
+        Some(c) => c.sync_workspace(&app, &req.filter),
+        None => crate::workspace::copy(&app, &scratch.path().join("workspace"), &req.filter),
+    }
+    .map_err(PipelineError::Workspace)?;
+    reporter.note(&synced.summary());
+    let workspace = Arc::new(workspace);
     let layers_root = scratch.path().join("layers");
 
     clock.start("detect");
@@ -237,6 +243,15 @@ fn phases(
     .run()?;
 
     clock.start("export");
+    // The app layer is recognised by a stat stamp of the tree (with a
+    // cache only: without one there is nothing to compare it with).
+    let app_stamp = match &cache {
+        Some(_) => {
+            crate::workspace::stamp(&workspace, scratch.path()).map_err(PipelineError::Workspace)?
+        }
+        None => None,
+    };
+    let app_unchanged = app_stamp.is_some() && app_stamp == restored.app_stamp;
     let os = os_info(&run_image, oci, &store, reporter);
     let (uses, provenance) = capability_calls(req, &built, &restored);
     // The build image is part of the image's story only when a tool ran in
@@ -254,6 +269,7 @@ fn phases(
         owner: Owner::default(),
         compression: req.compression,
         previous_app: restored.app.as_ref(),
+        app_unchanged,
         previous_sbom: restored.sbom.as_ref(),
         os: os.as_ref(),
         capabilities: &provenance,
@@ -262,6 +278,13 @@ fn phases(
         reporter,
     }
     .run()?;
+    // Recorded only if nothing changed the tree while export read it.
+    let app_stamp = match app_stamp {
+        Some(s) if !app_unchanged => crate::workspace::stamp(&workspace, scratch.path())
+            .map_err(PipelineError::Workspace)?
+            .filter(|now| *now == s),
+        other => other,
+    };
     let process_warnings = check_processes(req, oci, &store, &run_image, &exported, reporter)?;
     let (transfers, digest, referrer) =
         store_image(req, oci, &store, &run_image, &exported, reporter)?;
@@ -274,6 +297,7 @@ fn phases(
             &exported,
             &provenance,
             build_image.map(build_image_key).as_deref(),
+            app_stamp.as_deref(),
         )
     {
         reporter.note(&format!("warning: {e}; the next build starts cold"));
@@ -281,6 +305,7 @@ fn phases(
 
     let mut report = report(req, &run_image, &detected, exported, transfers, &digest);
     report.build_image = build_image.cloned();
+    report.workspace = synced;
     report.phases = clock.finish();
     report.sbom_referrer = referrer;
     report.capabilities = uses;
@@ -369,6 +394,7 @@ fn report(
         capabilities: Vec::new(),
         warnings: Vec::new(),
         phases: Vec::new(),
+        workspace: crate::workspace::SyncStats::default(),
     }
 }
 
@@ -673,44 +699,4 @@ fn store_image(
     }
     reporter.note(&t.summary());
     Ok((t, digest, referrer))
-}
-
-/// The build's private copy of the app, under `scratch`.
-fn workspace(
-    app: &GuestTree,
-    scratch: &Path,
-    filter: &Filter,
-) -> Result<Arc<GuestTree>, PipelineError> {
-    let workspace =
-        GuestTree::create(&scratch.join("workspace")).map_err(PipelineError::Workspace)?;
-    copy_tree(app, &workspace, filter).map_err(PipelineError::Workspace)?;
-    Ok(Arc::new(workspace))
-}
-
-/// Copy the app into the build workspace: files keep their bytes, exec bit
-/// and mtime, symbolic links stay links (never followed), other file types
-/// are refused. Paths the filter drops are skipped (a dropped directory is
-/// not entered); a directory is created when it is kept itself or holds
-/// something kept.
-fn copy_tree(from: &GuestTree, to: &GuestTree, filter: &Filter) -> std::io::Result<()> {
-    use crate::guest_tree::{EntryKind, MetadataExt as _};
-    from.walk_filtered(&mut |rel, is_dir| filter.keeps(rel, is_dir), &mut |e| {
-        match &e.kind {
-            EntryKind::Dir => {
-                if filter.keeps_dir_itself(e.rel) {
-                    to.create_dir_all(e.rel)?;
-                }
-            }
-            EntryKind::Symlink(target) => to.symlink(target, e.rel)?,
-            EntryKind::File => {
-                let mut src = e.open()?;
-                let mut dest = to.create_file(e.rel, e.meta.mode() & 0o111 != 0)?;
-                std::io::copy(&mut src, &mut dest)?;
-                // Keep the mtime: tools a buildpack runs (cargo, make)
-                // decide what to rebuild by it. Layers normalise mtimes.
-                dest.set_modified(e.meta.modified()?.into_std())?;
-            }
-        }
-        Ok(())
-    })
 }

@@ -86,6 +86,8 @@ pub struct BuildReport {
     pub warnings: Vec<String>,
     /// Each phase's own duration, in order.
     pub phases: Vec<PhaseTime>,
+    /// What bringing the build's copy of the app in line cost.
+    pub workspace: crate::workspace::SyncStats,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -341,3 +341,156 @@ fn zstd_and_uncompressed_layers_are_valid_images() {
     assert_eq!(diff_ids[0], diff_ids[1], "the tar inside does not change");
     assert_eq!(diff_ids[0], diff_ids[2]);
 }
+
+/// Name, inode and mtime of every blob in a layout: a blob written again
+/// (even with the same bytes) shows as another inode or mtime.
+fn blob_files(layout: &Path) -> Vec<(String, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = layout.join("blobs/sha256");
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                m.ino(),
+                m.mtime(),
+                m.mtime_nsec(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn workspace_counts(b: &Built) -> (u64, u64, u64) {
+    let w = &b.report["workspace"];
+    (
+        w["copied_files"].as_u64().unwrap(),
+        w["kept_files"].as_u64().unwrap(),
+        w["removed"].as_u64().unwrap(),
+    )
+}
+
+/// App files changed less than a second or two before a build are copied
+/// again by the next one (their timestamps could still move within the same
+/// tick); these tests want files that have settled.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+}
+
+#[test]
+fn a_no_op_rebuild_copies_no_app_file_and_writes_no_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let app = deps_app(tmp.path(), "one");
+    std::fs::create_dir_all(app.join("src/deep")).unwrap();
+    std::fs::write(app.join("src/deep/lib.txt"), "a library\n").unwrap();
+    std::os::unix::fs::symlink("deep/lib.txt", app.join("src/link")).unwrap();
+    settle();
+    let output = format!("oci:{}/out:v1", tmp.path().display());
+
+    let cold = build_with(&cache, &app, &output, &[]);
+    assert_eq!(workspace_counts(&cold), (3, 0, 0), "{}", cold.report);
+    let blobs = blob_files(&tmp.path().join("out"));
+
+    let warm = build_with(&cache, &app, &output, &[]);
+    assert_eq!(warm.digest(), cold.digest());
+    assert_eq!(workspace_counts(&warm), (0, 3, 0), "{}", warm.report);
+    assert_eq!(warm.report["workspace"]["copied_bytes"], 0);
+    assert!(warm.reused_layer("app"));
+    assert_eq!(
+        blob_files(&tmp.path().join("out")),
+        blobs,
+        "a no-op rebuild wrote a blob"
+    );
+
+    // One changed file is the one copied; a removed one is removed.
+    std::fs::write(app.join("main.txt"), "version two\n").unwrap();
+    std::fs::remove_file(app.join("src/deep/lib.txt")).unwrap();
+    let changed = build_with(&cache, &app, &output, &[]);
+    assert_eq!(workspace_counts(&changed), (1, 1, 1), "{}", changed.report);
+    assert!(!changed.reused_layer("app"));
+
+    // Whatever the kept copy went through, the image is a fresh build's.
+    let other = tempfile::tempdir().unwrap();
+    let app2 = other.path().join("app");
+    copy_dir(&app, &app2);
+    let fresh = build_with(
+        &other.path().join("cache"),
+        &app2,
+        &format!("oci:{}/o:x", other.path().display()),
+        &[],
+    );
+    assert_eq!(fresh.digest(), changed.digest());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn what_a_buildpack_did_to_the_kept_workspace_never_reaches_the_next_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("hostile.txt"), "build:edit-workspace\n").unwrap();
+    std::fs::write(app.join("main.txt"), "version one\n").unwrap();
+    std::fs::write(app.join("Procfile"), "web: /bin/true\n").unwrap();
+    settle();
+    let output = format!("oci:{}/out:v1", tmp.path().display());
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            app.to_str().unwrap(),
+            "--output",
+            &output,
+            "--buildpack",
+            guests::TEST_HOSTILE,
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        let out = build_in(&cache, &args);
+        assert_eq!(out.code, 0, "build failed:\n{}", out.stderr);
+        Built {
+            report: serde_json::from_str(&out.stdout).unwrap(),
+            stderr: out.stderr,
+        }
+    };
+    // The buildpack rewrites main.txt in the workspace (same size, mtime
+    // put back) and plants a file; both are in this image's app layer.
+    let edited = build(&[]);
+    assert_eq!(workspace_counts(&edited).0, 3, "{}", edited.stderr);
+
+    // Now the app asks it to behave: the rewritten copy is copied again
+    // (its inode's ctime moved) and the planted file removed.
+    std::fs::write(app.join("hostile.txt"), "build:ok\n").unwrap();
+    let next = build(&[]);
+    assert_eq!(workspace_counts(&next), (2, 1, 1), "{}", next.report);
+
+    let other = tempfile::tempdir().unwrap();
+    let app2 = other.path().join("app");
+    copy_dir(&app, &app2);
+    let out2 = format!("oci:{}/o:x", other.path().display());
+    let args = [
+        app2.to_str().unwrap(),
+        "--output",
+        &out2,
+        "--buildpack",
+        guests::TEST_HOSTILE,
+        "--format",
+        "json",
+    ];
+    let fresh = build_in(&other.path().join("cache"), &args);
+    assert_eq!(fresh.code, 0, "{}", fresh.stderr);
+    let fresh: Value = serde_json::from_str(&fresh.stdout).unwrap();
+    assert_eq!(fresh["digest"].as_str().unwrap(), next.digest());
+}

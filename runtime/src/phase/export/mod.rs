@@ -52,6 +52,9 @@ pub struct Export<'a> {
     /// The previous build's app layer: reused when the app's tar hashes to
     /// the same diff_id.
     pub previous_app: Option<&'a LayerBlob>,
+    /// The app tree is stat-for-stat the one `previous_app` was made from
+    /// (the stamps matched): take it without reading a byte.
+    pub app_unchanged: bool,
     /// The previous build's SBOM layer, reused when its bytes are the same.
     pub previous_sbom: Option<&'a LayerBlob>,
     /// The run image's OS facts for the SBOM (`None`: not readable here).
@@ -131,10 +134,11 @@ impl Export<'_> {
                 prefix: APP_DIR.trim_start_matches('/'),
                 bin_exec: false,
             }),
-            reuse: self
-                .previous_app
-                .cloned()
-                .map_or(Reuse::No, Reuse::IfUnchanged),
+            reuse: match self.previous_app.cloned() {
+                Some(b) if self.app_unchanged => Reuse::Kept(b),
+                Some(b) => Reuse::IfUnchanged(b),
+                None => Reuse::No,
+            },
         });
         let (mut blobs, mut reused) = self.write_layers(layout, &jobs)?;
 

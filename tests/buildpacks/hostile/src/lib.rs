@@ -11,6 +11,10 @@
 //! - `error`: returns a buildpack error;
 //! - `read-link`: reads `/workspace/leak`, a symlink the app points outside;
 //! - `write-app`: writes into the app dir (read-only during detect);
+//! - `edit-workspace`: rewrites `/workspace/main.txt` in place with other
+//!   bytes of the same length and puts its mtime back, and plants
+//!   `/workspace/planted.txt` (a kept workspace must not carry either into
+//!   the next build);
 //! - `log-flood`: logs 64 MiB through the log interface;
 //! - `bad-layer`: asks for a layer named `../escape`;
 //! - `bad-process`: declares a process type `../web`;
@@ -100,6 +104,16 @@ fn act(phase: &str, app: &std::path::Path) -> Result<()> {
             Ok(())
         }
         "write-app" => {
+            std::fs::write(app.join("planted.txt"), "planted")?;
+            Ok(())
+        }
+        "edit-workspace" => {
+            let path = app.join("main.txt");
+            let before = std::fs::metadata(&path)?;
+            let len = usize::try_from(before.len()).unwrap_or(0);
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            std::io::Write::write_all(&mut &file, "X".repeat(len).as_bytes())?;
+            file.set_modified(before.modified()?)?;
             std::fs::write(app.join("planted.txt"), "planted")?;
             Ok(())
         }
