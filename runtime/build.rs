@@ -8,6 +8,15 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::Digest as _;
+
+#[path = "src/engine/wasm_config.rs"]
+mod wasm_config;
+
+/// The guests embedded in the binary (runtime/src/embedded.rs): precompiled
+/// here, so that the first build after installing compiles nothing.
+const EMBEDDED: &[&str] = &["PROCFILE", "STATIC_SITE", "CA_CERTS", "RUST", "NODE", "GO"];
+
 /// (cargo package, constant name) of every guest.
 const GUESTS: &[(&str, &str)] = &[
     ("cascade-buildpack-procfile", "PROCFILE"),
@@ -53,6 +62,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("src/engine/wasm_config.rs").display()
+    );
 
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace.join("target"), PathBuf::from)
@@ -96,6 +109,56 @@ fn main() {
         )
         .unwrap();
     }
-    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("guests.rs");
-    std::fs::write(dest, generated).unwrap();
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let embedded: Vec<PathBuf> = GUESTS
+        .iter()
+        .filter(|(_, constant)| EMBEDDED.contains(constant))
+        .map(|(package, _)| out_dir.join(format!("{}.wasm", package.replace('-', "_"))))
+        .collect();
+    generated.push_str(&precompile(&embedded, &out));
+    std::fs::write(out.join("guests.rs"), generated).unwrap();
+}
+
+/// Compile each component for this machine with the runtime's own wasmtime
+/// configuration, and a table of (sha256 of the component, compiled form)
+/// for the generated code. Empty when cross-compiling: code for the build
+/// machine would not load on the target (nor would code for another CPU:
+/// wasmtime checks, and the runtime then compiles as before).
+fn precompile(components: &[PathBuf], out: &Path) -> String {
+    let mut table = String::from(
+        "/// sha256 (hex) of each embedded component and its precompiled form.\n\
+         pub const PRECOMPILED: &[(&str, &[u8])] = &[\n",
+    );
+    if env::var("TARGET").ok() == env::var("HOST").ok() {
+        let engine = wasmtime::Engine::new(&wasm_config::wasm_config())
+            .expect("the runtime's wasmtime configuration is valid");
+        let compiled: Vec<(String, PathBuf)> = std::thread::scope(|s| {
+            let jobs: Vec<_> = components
+                .iter()
+                .map(|wasm| {
+                    let engine = &engine;
+                    s.spawn(move || {
+                        let bytes = std::fs::read(wasm).unwrap();
+                        let code = engine
+                            .precompile_component(&bytes)
+                            .unwrap_or_else(|e| panic!("precompiling {}: {e:#}", wasm.display()));
+                        let dest = out.join(wasm.file_name().unwrap()).with_extension("cwasm");
+                        std::fs::write(&dest, code).unwrap();
+                        (hex::encode(sha2::Sha256::digest(&bytes)), dest)
+                    })
+                })
+                .collect();
+            jobs.into_iter().map(|j| j.join().unwrap()).collect()
+        });
+        for (sha, dest) in compiled {
+            writeln!(
+                table,
+                "    ({sha:?}, include_bytes!({:?})),",
+                dest.display().to_string()
+            )
+            .unwrap();
+        }
+    }
+    table.push_str("];\n");
+    table
 }

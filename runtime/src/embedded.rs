@@ -15,6 +15,21 @@ pub const BUILDPACKS: [(&str, &[u8]); 6] = [
     ("embedded:cascade/procfile", guests::PROCFILE_WASM),
 ];
 
+/// The compiled form of `component` when it is one of these buildpacks and
+/// build.rs precompiled it for this machine (it does unless
+/// cross-compiling), so the first build after installing compiles nothing.
+pub fn precompiled(component: &[u8]) -> Option<&'static [u8]> {
+    use sha2::Digest as _;
+    if guests::PRECOMPILED.is_empty() {
+        return None;
+    }
+    let sha = hex::encode(sha2::Sha256::digest(component));
+    guests::PRECOMPILED
+        .iter()
+        .find(|(s, _)| *s == sha)
+        .map(|(_, bytes)| *bytes)
+}
+
 /// The scheme of a builder.toml `uri` naming one of these buildpacks.
 pub const URI_SCHEME: &str = "builtin:";
 

@@ -377,26 +377,38 @@ fn platform_certificates_come_from_the_platform_env() {
 }
 
 #[test]
-fn a_warm_build_reuses_compiled_components() {
+fn the_first_build_compiles_no_embedded_buildpack_and_a_warm_one_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let build = |tag: &str| {
+    let build = |app: &Path, tag: &str, extra: &[&str]| {
         let o = run(cascade()
             .env("CASCADE_CACHE_DIR", &cache)
             .arg("build")
-            .arg(fixture_app("procfile"))
-            .args(["--output", &out_ref(tmp.path(), tag)]));
+            .arg(app)
+            .args(["--output", &out_ref(tmp.path(), tag)])
+            .args(extra));
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
-    let cold = build("a");
-    assert!(cold.contains("compiled cascade/procfile"), "{cold}");
-    let warm = build("b");
+    // The embedded buildpacks come compiled in the binary, even into an
+    // empty cache.
+    let first = build(&fixture_app("procfile"), "a", &[]);
+    assert!(first.contains("prebuilt cascade/procfile"), "{first}");
+    assert!(!first.contains("compiled "), "{first}");
+
+    // Another component is compiled once, then loaded from the cache.
+    let app = tmp.path().join("deps-app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("deps.lock"), "size-mib = 1\nseed = \"x\"\n").unwrap();
+    let deps = ["--buildpack", cascade_runtime::guests::TEST_DEPS];
+    let cold = build(&app, "b", &deps);
+    assert!(cold.contains("compiled test/deps"), "{cold}");
+    let warm = build(&app, "c", &deps);
     assert!(
         !warm.contains("compiled "),
         "warm build recompiled:\n{warm}"
     );
-    assert!(warm.contains("cached cascade/procfile"), "{warm}");
+    assert!(warm.contains("cached test/deps"), "{warm}");
 }
 
 /// A process whose program the image lacks is a warning naming it (in the

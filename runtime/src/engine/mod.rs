@@ -6,6 +6,7 @@ mod bindings;
 mod output;
 mod quota;
 mod sandbox;
+mod wasm_config;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -174,14 +175,7 @@ impl Engine {
         cache_dir: Option<PathBuf>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self, EngineError> {
-        // Threads are off because wasmtime is built without its `threads`
-        // feature; NaN bits and relaxed SIMD are made deterministic here.
-        let mut config = wasmtime::Config::new();
-        config
-            .cranelift_nan_canonicalization(true)
-            .relaxed_simd_deterministic(true)
-            .epoch_interruption(true)
-            .wasm_component_model(true);
+        let config = wasm_config::wasm_config();
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
@@ -248,8 +242,7 @@ impl Engine {
     ) -> Result<WasmBuildpack, EngineError> {
         let manifest = BuildpackManifest::from_component(bytes, source_name)?;
         let started = std::time::Instant::now();
-        let (component, cached) = self.compile(bytes, source_name)?;
-        let how = if cached { "cached" } else { "compiled" };
+        let (component, how) = self.compile(bytes, source_name)?;
         self.reporter.note(&format!(
             "{how} {}@{} in {:.1} ms",
             manifest.buildpack.id,
@@ -290,8 +283,25 @@ impl Engine {
         )
     }
 
-    /// The component, and whether it came from the cache.
-    fn compile(&self, bytes: &[u8], source_name: &str) -> Result<(Component, bool), EngineError> {
+    /// The component, and where its compiled form came from:
+    /// `prebuilt` (the binary carries it), `cached` or `compiled`.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        source_name: &str,
+    ) -> Result<(Component, &'static str), EngineError> {
+        if let Some(precompiled) = crate::embedded::precompiled(bytes) {
+            // SAFETY: build.rs made these bytes from these very component
+            // bytes (looked up by their sha256) with this crate's wasmtime
+            // and `wasm_config`; wasmtime still checks the version, the
+            // configuration and this CPU's features, and refuses a
+            // mismatch (then the component is compiled below).
+            #[allow(unsafe_code)]
+            let loaded = unsafe { Component::deserialize(&self.wasm, precompiled) };
+            if let Ok(component) = loaded {
+                return Ok((component, "prebuilt"));
+            }
+        }
         let cached = self.cache_path(bytes);
         if let Some(path) = &cached
             && path.is_file()
@@ -302,7 +312,7 @@ impl Engine {
             #[allow(unsafe_code)]
             let loaded = unsafe { Component::deserialize_file(&self.wasm, path) };
             match loaded {
-                Ok(component) => return Ok((component, true)),
+                Ok(component) => return Ok((component, "cached")),
                 Err(_) => {
                     let _ = std::fs::remove_file(path);
                 }
@@ -314,7 +324,7 @@ impl Engine {
         };
         let Some(path) = cached else {
             return Component::new(&self.wasm, bytes)
-                .map(|c| (c, false))
+                .map(|c| (c, "compiled"))
                 .map_err(compile_err);
         };
         let serialized = self.wasm.precompile_component(bytes).map_err(compile_err)?;
@@ -323,7 +333,7 @@ impl Engine {
         #[allow(unsafe_code)]
         // SAFETY: the bytes were produced by this engine just now.
         let component = unsafe { Component::deserialize(&self.wasm, &serialized) };
-        component.map(|c| (c, false)).map_err(compile_err)
+        component.map(|c| (c, "compiled")).map_err(compile_err)
     }
 }
 
