@@ -64,7 +64,7 @@ fn detect_vs_spawn(out: &mut String) {
     let _ = writeln!(out, "## Warm detect vs spawning a process\n");
     let _ = writeln!(
         out,
-        "Each detect instantiates the cached component in a fresh sandbox (fixed clock, preopened app dir) and calls `detect`. Baseline: `fork+exec` of `/usr/bin/test -f <app>/Procfile` (what lifecycle pays per buildpack before the check itself). Median of {rounds} calls. Goal: ≤ 0.3×.\n"
+        "Each detect instantiates the loaded component (compiled once, before timing) in a fresh sandbox (fixed clock, preopened app dir) and calls `detect`. Baseline: `fork+exec` of `/usr/bin/test -f <app>/Procfile` (what lifecycle pays per buildpack before the check itself). Median of {rounds} calls. Goal: ≤ 0.3×.\n"
     );
     let _ = writeln!(
         out,
@@ -108,14 +108,14 @@ fn detect_vs_spawn(out: &mut String) {
     out.push('\n');
 }
 
-/// Cold (empty component cache) vs warm `cascade build` of each fixture app,
+/// The first build after install (an empty cache dir) vs a warm `cascade build` of each fixture app,
 /// running the release binary as a user would.
 fn cold_vs_warm(out: &mut String) {
     let bin = workspace().join("target/release/cascade");
     if !bin.is_file() {
         let _ = writeln!(
             out,
-            "## Cold vs warm build\n\nskipped: build target/release/cascade first (`cargo build --release`).\n"
+            "## First build after install vs warm `cascade build`\n\nskipped: build target/release/cascade first (`cargo build --release`).\n"
         );
         return;
     }

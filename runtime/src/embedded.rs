@@ -15,18 +15,14 @@ pub const BUILDPACKS: [(&str, &[u8]); 6] = [
     ("embedded:cascade/procfile", guests::PROCFILE_WASM),
 ];
 
-/// The compiled form of `component` when it is one of these buildpacks and
+/// The compiled form of the component whose sha256 (hex) is `sha256`, when
+/// it is one of these buildpacks and
 /// build.rs precompiled it for this machine (it does unless
 /// cross-compiling), so the first build after installing compiles nothing.
-pub fn precompiled(component: &[u8]) -> Option<&'static [u8]> {
-    use sha2::Digest as _;
-    if guests::PRECOMPILED.is_empty() {
-        return None;
-    }
-    let sha = hex::encode(sha2::Sha256::digest(component));
+pub fn precompiled(sha256: &str) -> Option<&'static [u8]> {
     guests::PRECOMPILED
         .iter()
-        .find(|(s, _)| *s == sha)
+        .find(|(s, _)| *s == sha256)
         .map(|(_, bytes)| *bytes)
 }
 

@@ -175,6 +175,9 @@ impl Fleet<'_> {
             .collect();
         images.sort_by_key(ToString::to_string);
         images.dedup();
+        // Resolved once for the whole run (and again by the next run of
+        // `--watch`, whose tag moved).
+        let run_images = crate::run_image::RunImages::default();
         let next = AtomicUsize::new(0);
         let entries: Mutex<Vec<(usize, Entry, Transfers)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
@@ -183,7 +186,7 @@ impl Fleet<'_> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(image) = images.get(i) else { break };
-                        let (entry, t) = self.one(image);
+                        let (entry, t) = self.one(image, &run_images);
                         self.reporter
                             .note(&format!("{}: {}", entry.image, entry.status.as_str()));
                         entries.lock().unwrap().push((i, entry, t));
@@ -224,7 +227,11 @@ impl Fleet<'_> {
         }
     }
 
-    fn one(&self, image: &ImageRef) -> (Entry, Transfers) {
+    fn one(
+        &self,
+        image: &ImageRef,
+        run_images: &crate::run_image::RunImages,
+    ) -> (Entry, Transfers) {
         let result = Rebase {
             image,
             run_image: self.run_image,
@@ -232,6 +239,7 @@ impl Fleet<'_> {
             force: self.force,
             allow_downgrade: self.allow_downgrade,
             dry_run: self.dry_run,
+            run_images,
             oci: self.oci,
             reporter: self.reporter,
         }
@@ -346,6 +354,7 @@ pub fn audit(
             .and_then(|d| d.as_str())
             .map(str::to_owned),
     };
+    let run_images = crate::run_image::RunImages::default();
     let mut entries = Vec::new();
     for image in images {
         let name = image.to_string();
@@ -371,6 +380,7 @@ pub fn audit(
             force: false,
             allow_downgrade: false,
             dry_run: true,
+            run_images: &run_images,
             oci,
             reporter,
         }

@@ -27,6 +27,44 @@ pub struct RunImage {
     pub home: BlobHome,
 }
 
+/// The run image resolved once per platform for many rebases (a fleet, an
+/// audit): its manifest and config are fetched once, not once per image,
+/// and every image of the run lands on the same digest even if the tag
+/// moves meanwhile.
+#[derive(Debug, Default)]
+pub struct RunImages {
+    by_platform: std::sync::Mutex<std::collections::BTreeMap<(String, String, String), RunImage>>,
+}
+
+impl RunImages {
+    /// [`RunImage::load`], or what it gave for the same reference and
+    /// platform before. A failure is not kept: the next image tries again.
+    pub fn load(
+        &self,
+        reference: &ImageRef,
+        platform: (&str, &str),
+        oci: &Oci,
+    ) -> Result<RunImage, RunImageError> {
+        let key = (
+            reference.to_string(),
+            platform.0.to_owned(),
+            platform.1.to_owned(),
+        );
+        // Held while loading: the images that need it wait for the one
+        // fetch instead of each making their own.
+        let mut loaded = self
+            .by_platform
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(run) = loaded.get(&key) {
+            return Ok(run.clone());
+        }
+        let run = RunImage::load(reference, platform, oci)?;
+        loaded.insert(key, run.clone());
+        Ok(run)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunImageError {
     #[error("run image {reference}: {source}")]

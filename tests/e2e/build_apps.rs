@@ -393,8 +393,12 @@ fn the_first_build_compiles_no_embedded_buildpack_and_a_warm_one_nothing() {
     // The embedded buildpacks come compiled in the binary, even into an
     // empty cache.
     let first = build(&fixture_app("procfile"), "a", &[]);
-    assert!(first.contains("prebuilt cascade/procfile"), "{first}");
-    assert!(!first.contains("compiled "), "{first}");
+    if cascade_runtime::guests::PRECOMPILED.is_empty() {
+        eprintln!("this build has no prebuilt code (cross-compiled): not checked");
+    } else {
+        assert!(first.contains("prebuilt cascade/procfile"), "{first}");
+        assert!(!first.contains("compiled "), "{first}");
+    }
 
     // Another component is compiled once, then loaded from the cache.
     let app = tmp.path().join("deps-app");

@@ -362,7 +362,17 @@ fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
         "a dry run wrote"
     );
 
+    let before = registry.requests().len();
     let (code0, shard0, _) = fleet(&["--shard", "0/2"]);
+    // The run image is resolved once for the whole run, not per image.
+    let run_gets = registry.requests()[before..]
+        .iter()
+        .filter(|l| l.contains("\"GET /v2/run/manifests/v2 "))
+        .count();
+    assert_eq!(
+        run_gets, 1,
+        "the run image's manifest was fetched {run_gets} times"
+    );
     let (code1, shard1, _) = fleet(&["--shard", "1/2"]);
     check_shards(
         [(code0, &shard0), (code1, &shard1)],

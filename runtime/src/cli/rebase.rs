@@ -178,6 +178,7 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
         force: args.force,
         allow_downgrade: args.allow_downgrade,
         dry_run: args.dry_run,
+        run_images: &cascade_runtime::run_image::RunImages::default(),
         oci: &oci,
         reporter: &reporter,
     }

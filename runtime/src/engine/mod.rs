@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sha2::Digest as _;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::FsPerms;
@@ -242,7 +241,9 @@ impl Engine {
     ) -> Result<WasmBuildpack, EngineError> {
         let manifest = BuildpackManifest::from_component(bytes, source_name)?;
         let started = std::time::Instant::now();
-        let (component, how) = self.compile(bytes, source_name)?;
+        // Hashed once: the key of the prebuilt code and of the cache.
+        let digest = crate::oci::Digest::of(bytes);
+        let (component, how) = self.compile(bytes, digest.hex(), source_name)?;
         self.reporter.note(&format!(
             "{how} {}@{} in {:.1} ms",
             manifest.buildpack.id,
@@ -260,13 +261,13 @@ impl Engine {
         let pre = BuildpackPre::new(pre).map_err(compile_err)?;
         Ok(WasmBuildpack {
             manifest,
-            digest: crate::oci::Digest::of(bytes),
+            digest,
             pre,
             engine: self.clone(),
         })
     }
 
-    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         let mut hasher = std::hash::DefaultHasher::new();
         self.wasm.precompile_compatibility_hash().hash(&mut hasher);
@@ -275,7 +276,7 @@ impl Engine {
             env!("CARGO_PKG_VERSION"),
             hasher.finish()
         );
-        let sha = hex::encode(sha2::Sha256::digest(bytes));
+        let sha = sha256;
         Some(
             dir.join("components")
                 .join(engine_key)
@@ -288,21 +289,28 @@ impl Engine {
     fn compile(
         &self,
         bytes: &[u8],
+        sha256: &str,
         source_name: &str,
     ) -> Result<(Component, &'static str), EngineError> {
-        if let Some(precompiled) = crate::embedded::precompiled(bytes) {
-            // SAFETY: build.rs made these bytes from these very component
-            // bytes (looked up by their sha256) with this crate's wasmtime
-            // and `wasm_config`; wasmtime still checks the version, the
-            // configuration and this CPU's features, and refuses a
-            // mismatch (then the component is compiled below).
+        if let Some(precompiled) = crate::embedded::precompiled(sha256) {
+            // SAFETY: build.rs compiled these very component bytes (found
+            // by their sha256) with this crate's wasmtime (one version in
+            // Cargo.lock, the same cargo features: the build dependency
+            // names them, and a unit test checks the code is byte for byte
+            // what this engine compiles) and the same `wasm_config`.
+            // wasmtime itself checks the version, architecture and OS, wasm
+            // features and this CPU's ISA flags, and refuses a mismatch
+            // (a binary copied to an older CPU): then it is compiled below.
             #[allow(unsafe_code)]
             let loaded = unsafe { Component::deserialize(&self.wasm, precompiled) };
-            if let Ok(component) = loaded {
-                return Ok((component, "prebuilt"));
+            match loaded {
+                Ok(component) => return Ok((component, "prebuilt")),
+                Err(e) => self.reporter.note(&format!(
+                    "the prebuilt code of {source_name} does not load here ({e:#}): compiling it"
+                )),
             }
         }
-        let cached = self.cache_path(bytes);
+        let cached = self.cache_path(sha256);
         if let Some(path) = &cached
             && path.is_file()
         {
@@ -503,5 +511,32 @@ impl BuildpackRunner for WasmBuildpack {
         self.finish(&store, result)?
             .map_err(bindings::reported)
             .and_then(bindings::build_output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The prebuilt code of every embedded buildpack is byte for byte what
+    /// this crate's engine compiles from it: same wasmtime, features and
+    /// configuration, which is what loading it unchecked relies on.
+    #[test]
+    fn the_prebuilt_code_is_what_this_engine_compiles() {
+        use sha2::Digest as _;
+        if crate::guests::PRECOMPILED.is_empty() {
+            eprintln!("skipped: this build has no prebuilt code (cross-compiled)");
+            return;
+        }
+        assert_eq!(
+            crate::guests::PRECOMPILED.len(),
+            crate::embedded::BUILDPACKS.len()
+        );
+        let engine = wasmtime::Engine::new(&super::wasm_config::wasm_config()).unwrap();
+        for (name, bytes) in crate::embedded::BUILDPACKS {
+            let sha = hex::encode(sha2::Sha256::digest(bytes));
+            let prebuilt = crate::embedded::precompiled(&sha)
+                .unwrap_or_else(|| panic!("{name} has no prebuilt code"));
+            let compiled = engine.precompile_component(bytes).unwrap();
+            assert!(compiled == prebuilt, "{name}: the prebuilt code differs");
+        }
     }
 }

@@ -149,6 +149,8 @@ pub struct Rebase<'a> {
     pub allow_downgrade: bool,
     /// Work out everything, write nothing.
     pub dry_run: bool,
+    /// Where the run image is resolved: shared by the rebases of one fleet.
+    pub run_images: &'a crate::run_image::RunImages,
     pub oci: &'a Oci,
     pub reporter: &'a dyn Reporter,
 }
@@ -213,7 +215,9 @@ impl Rebase<'_> {
             .as_str()
             .unwrap_or("amd64")
             .to_owned();
-        let run = RunImage::load(self.run_image, (&os, &arch), self.oci)?;
+        let run = self
+            .run_images
+            .load(self.run_image, (&os, &arch), self.oci)?;
         self.validate(
             &lifecycle,
             &app.config["config"]["Labels"],
