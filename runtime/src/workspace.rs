@@ -63,7 +63,8 @@ pub struct SyncStats {
     pub copied_bytes: u64,
     /// Files the kept copy already held unchanged.
     pub kept_files: u64,
-    /// Entries removed: what the last build added, or the app dropped.
+    /// Entries removed: what the last build added, or the app dropped (a
+    /// directory counts once, with what it held).
     pub removed: u64,
 }
 

@@ -144,6 +144,14 @@ fn a_registry_rebase_moves_no_app_layer() {
         .filter(|l| l.contains("\"GET /v2/ HTTP"))
         .count();
     assert!(pings <= 1, "{pings} pings of /v2/: {during:#?}");
+    // Blobs go up as one POST + PUT each, never chunked; and the whole
+    // rebase (reads, a mount, config, SBOM layer, manifest, the SBOM
+    // referrer with its tag fallback) stays within its 26 round trips.
+    assert!(
+        !during.iter().any(|l| l.contains("\"PATCH ")),
+        "a chunked upload: {during:#?}"
+    );
+    assert!(during.len() <= 26, "{} requests: {during:#?}", during.len());
     // Reading the app's config is expected (configs move), and its small
     // SBOM layer (rewritten to name the new base); its other layers never.
     let app_layer_gets = without(&layer_digests(&before), sbom)
