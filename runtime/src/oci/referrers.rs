@@ -45,9 +45,7 @@ pub fn attach(
     bytes: &[u8],
 ) -> Result<Attached, RegistryError> {
     let blob = Digest::of(bytes);
-    if !client.has_blob(target, &blob)? {
-        client.push_blob_bytes(target, &blob, bytes)?;
-    }
+    client.push_blob_bytes(target, &blob, bytes)?;
     let empty = b"{}";
     let empty_digest = Digest::of(empty);
     if !client.has_blob(target, &empty_digest)? {

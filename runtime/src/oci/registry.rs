@@ -65,7 +65,7 @@ pub struct Registry {
     docker_config: Option<serde_json::Value>,
     /// Registries whose auth was handed to the client already, and whether
     /// each asks anonymous clients for nothing (see [`Self::authorize`]).
-    authed: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    authed: tokio::sync::Mutex<std::collections::HashMap<String, bool>>,
     /// Repositories of open registries given their empty token already.
     open_tokens: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Hosts reached over plain HTTP (loopback, `--insecure-registry`).
@@ -101,7 +101,7 @@ impl Registry {
             rt,
             client: Client::new(config),
             docker_config: read_docker_config(),
-            authed: std::sync::Mutex::default(),
+            authed: tokio::sync::Mutex::default(),
             open_tokens: std::sync::Mutex::default(),
             plain_http: http,
             writers: std::sync::Mutex::default(),
@@ -152,8 +152,10 @@ impl Registry {
     /// reads, a proxy's passing 5xx) goes the client's usual way.
     async fn authorize(&self, reference: &Reference) {
         let host = reference.resolve_registry();
-        let known = self.authed.lock().unwrap().get(host).copied();
-        let open = if let Some(open) = known {
+        // Held across the probe: threads that start at once (a rebase reads
+        // the app and the run image together) wait for the one ping.
+        let mut authed = self.authed.lock().await;
+        let open = if let Some(open) = authed.get(host).copied() {
             open
         } else {
             let auth = self.auth(host);
@@ -169,9 +171,10 @@ impl Registry {
                 self.client.store_auth_if_needed(host, &auth).await;
                 false
             };
-            self.authed.lock().unwrap().insert(host.to_owned(), open);
+            authed.insert(host.to_owned(), open);
             open
         };
+        drop(authed);
         let key = format!("{host}/{}", reference.repository());
         if open && self.open_tokens.lock().unwrap().insert(key) {
             for op in [
@@ -389,7 +392,10 @@ impl Registry {
         self.has_blob(reference, &Digest::of(b"")).map(|_| ())
     }
 
-    /// Upload a small blob from memory.
+    /// Upload a small blob from memory. Blobs that are new in the usual
+    /// case (a config, an SBOM) go up without a HEAD first: POST + PUT is
+    /// two round trips where HEAD + POST + PUT would be three, and a blob
+    /// the registry has already is simply stored again under its digest.
     pub fn push_blob_bytes(
         &self,
         reference: &Reference,

@@ -277,16 +277,19 @@ impl Oci {
         t: &mut Transfers,
     ) -> Result<(), StoreError> {
         let client = self.client(&target.whole())?;
-        if client.has_blob(target, digest)? {
-            t.present += 1;
-            return Ok(());
-        }
+        // A mount is asked for straight away: one round trip whether or
+        // not the target holds the blob already, where a HEAD first would
+        // make it two for every blob it lacks.
         if let BlobHome::Registry(from) = home
             && from.resolve_registry() == target.resolve_registry()
             && from.repository() != target.repository()
             && client.mount(target, from, digest)
         {
             t.mounted += 1;
+            return Ok(());
+        }
+        if client.has_blob(target, digest)? {
+            t.present += 1;
             return Ok(());
         }
         let file = [local, Some(&self.cache)]
@@ -366,13 +369,8 @@ impl Oci {
             }
             ImageRef::Registry(r) => {
                 let client = self.client(&r.whole())?;
-                let config_digest = Digest::of(config);
-                if client.has_blob(r, &config_digest)? {
-                    t.present += 1;
-                } else {
-                    client.push_blob_bytes(r, &config_digest, config)?;
-                    t.uploaded += 1;
-                }
+                client.push_blob_bytes(r, &Digest::of(config), config)?;
+                t.uploaded += 1;
                 client.push_manifest(r, manifest, MEDIA_MANIFEST)?;
                 Ok(digest)
             }

@@ -207,7 +207,7 @@ impl Rebase<'_> {
     /// Read the image and the run image and apply every check.
     fn check(&self) -> Result<Checked, RebaseError> {
         let name = self.image.to_string();
-        let app = self.read_app()?;
+        let app = self.read_app_and_warm_run_image()?;
         let lifecycle = self.lifecycle(&app)?;
         let base_count = self.cut(&app, &lifecycle)?;
         let os = app.config["os"].as_str().unwrap_or("linux").to_owned();
@@ -466,15 +466,23 @@ impl Rebase<'_> {
         };
         match out {
             ImageRef::Registry(target) => {
-                for l in &run.layers {
-                    self.oci
-                        .ensure_in_registry(target, &l.digest, &run.home, None, t)
-                        .map_err(wrap)?;
-                }
-                for d in &planned.kept {
-                    self.oci
-                        .ensure_in_registry(target, d, &app.home, None, t)
-                        .map_err(wrap)?;
+                // What the replaced manifest names is in its repository (a
+                // registry keeps a manifest's blobs): asking again would be
+                // a round trip per layer for nothing.
+                let held = held_by(app, target);
+                for (digest, home) in run
+                    .layers
+                    .iter()
+                    .map(|l| (&l.digest, &run.home))
+                    .chain(planned.kept.iter().map(|d| (d, &app.home)))
+                {
+                    if held.contains(digest) {
+                        t.present += 1;
+                    } else {
+                        self.oci
+                            .ensure_in_registry(target, digest, home, None, t)
+                            .map_err(wrap)?;
+                    }
                 }
                 if let Some(s) = sbom {
                     let client = self.oci.registry.as_deref().ok_or_else(|| {
@@ -482,17 +490,10 @@ impl Rebase<'_> {
                             image: target.whole(),
                         })
                     })?;
-                    if client
-                        .has_blob(target, &s.digest)
-                        .map_err(|e| wrap(e.into()))?
-                    {
-                        t.present += 1;
-                    } else {
-                        client
-                            .push_blob_bytes(target, &s.digest, &s.blob)
-                            .map_err(|e| wrap(e.into()))?;
-                        t.uploaded += 1;
-                    }
+                    client
+                        .push_blob_bytes(target, &s.digest, &s.blob)
+                        .map_err(|e| wrap(e.into()))?;
+                    t.uploaded += 1;
                 }
             }
             ImageRef::Layout { dir, .. } => {
@@ -569,6 +570,29 @@ impl Rebase<'_> {
             attached.digest, attached.via
         ));
         Ok(Some(attached))
+    }
+
+    /// [`Self::read_app`], while the run image is read for this machine's
+    /// platform at the same time: which platform to read is only known
+    /// from the app's config, but it is nearly always this one, and the
+    /// two reads (a manifest and a config each) then overlap instead of
+    /// following one another. A guess that misses costs only the wasted
+    /// read; the checked load that follows hits the memo of
+    /// [`crate::run_image::RunImages`].
+    fn read_app_and_warm_run_image(&self) -> Result<ReadImage, RebaseError> {
+        if !matches!(self.run_image, ImageRef::Registry(_)) {
+            return self.read_app();
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _ = self.run_images.load(
+                    self.run_image,
+                    crate::build_image::host_platform(),
+                    self.oci,
+                );
+            });
+            self.read_app()
+        })
     }
 
     fn read_app(&self) -> Result<ReadImage, RebaseError> {
@@ -735,6 +759,26 @@ impl Rebase<'_> {
 
 /// The repository part of a run-image reference: the layout directory for
 /// `oci:DIR[:TAG]` (made absolute when it exists), the name for others.
+/// The blobs `target`'s repository is known to hold: those of the app's
+/// manifest when that manifest lives there.
+fn held_by(app: &ReadImage, target: &oci_client::Reference) -> std::collections::HashSet<Digest> {
+    let crate::oci::store::BlobHome::Registry(home) = &app.home else {
+        return std::collections::HashSet::new();
+    };
+    if home.resolve_registry() != target.resolve_registry()
+        || home.repository() != target.repository()
+    {
+        return std::collections::HashSet::new();
+    }
+    app.manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&app.manifest["config"]))
+        .filter_map(|d| d["digest"].as_str()?.parse().ok())
+        .collect()
+}
+
 fn repository(reference: &str) -> String {
     match ImageRef::parse(reference) {
         Ok(ImageRef::Layout { dir, .. }) => std::fs::canonicalize(&dir)
