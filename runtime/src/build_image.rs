@@ -296,6 +296,11 @@ impl BuildImage {
         distro(&self.image.config)
     }
 
+    /// Where [`Self::unpack`] puts this image's root in `store`.
+    pub fn root_in(&self, store: &Path) -> PathBuf {
+        store.join(format!("v{ROOT_VERSION}-{}", self.chain.hex()))
+    }
+
     /// Its root under `store`, unpacked now unless a build already did:
     /// then this costs one `stat`. Returns the exec build environment.
     ///
@@ -306,6 +311,7 @@ impl BuildImage {
     /// killed build left, and go on the next unpack. The version in the
     /// name changes when what an unpacked root holds does.
     pub fn unpack(&self, oci: &Oci, store: &Path) -> Result<(BuildEnv, bool), BuildImageError> {
+        let root = self.root_in(store);
         let name = self.reference.to_string();
         let io = |path: &Path| {
             let (name, path) = (name.clone(), path.to_path_buf());
@@ -315,7 +321,6 @@ impl BuildImage {
                 source,
             }
         };
-        let root = store.join(format!("v{ROOT_VERSION}-{}", self.chain.hex()));
         let env = BuildEnv::Image {
             root: root.clone(),
             env: self.env.clone(),

@@ -45,12 +45,8 @@ pub fn attach(
     bytes: &[u8],
 ) -> Result<Attached, RegistryError> {
     let blob = Digest::of(bytes);
-    client.push_blob_bytes(target, &blob, bytes)?;
     let empty = b"{}";
     let empty_digest = Digest::of(empty);
-    if !client.has_blob(target, &empty_digest)? {
-        client.push_blob_bytes(target, &empty_digest, empty)?;
-    }
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
@@ -63,11 +59,32 @@ pub fn attach(
     let digest = Digest::of(&manifest);
     let listed = |entries: &[Value]| entries.iter().any(|m| m["digest"] == digest.to_string());
     let subject_ref = target.clone_with_digest(subject.to_string());
-    if listed(&client.referrers(&subject_ref)?) {
+    // The document goes up, the empty config is looked for and the
+    // subject's referrers are read at once: none waits on another, and
+    // the document is usually new (an SBOM names its image's digest).
+    let (pushed, empty_held, before) = std::thread::scope(|scope| {
+        let pushed = scope.spawn(|| client.push_blob_bytes(target, &blob, bytes));
+        let empty_held = scope.spawn(|| client.has_blob(target, &empty_digest));
+        let before = client.referrers(&subject_ref);
+        (
+            pushed
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            empty_held
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            before,
+        )
+    });
+    pushed?;
+    if listed(&before?) {
         return Ok(Attached {
             digest: digest.to_string(),
             via: "already-attached".into(),
         });
+    }
+    if !empty_held? {
+        client.push_blob_bytes(target, &empty_digest, empty)?;
     }
     client.push_manifest(
         &target.clone_with_digest(digest.to_string()),

@@ -448,8 +448,8 @@ impl Rebase<'_> {
     }
 
     /// Make the new base's layers, the app's layers and a rewritten SBOM
-    /// layer present at the output (on a registry: HEADs, mounts and one
-    /// small upload), then store config and manifest and move the tag —
+    /// layer present at the output (on a registry: mounts and two small
+    /// uploads, at once), then store config and manifest and move the tag —
     /// last, so a failure leaves the old image.
     fn write(
         &self,
@@ -466,35 +466,68 @@ impl Rebase<'_> {
         };
         match out {
             ImageRef::Registry(target) => {
+                let client = self.oci.registry.as_deref().ok_or_else(|| {
+                    wrap(StoreError::NoClient {
+                        image: target.whole(),
+                    })
+                })?;
                 // What the replaced manifest names is in its repository (a
                 // registry keeps a manifest's blobs): asking again would be
                 // a round trip per layer for nothing.
                 let held = held_by(app, target);
-                for (digest, home) in run
-                    .layers
-                    .iter()
-                    .map(|l| (&l.digest, &run.home))
-                    .chain(planned.kept.iter().map(|d| (d, &app.home)))
-                {
-                    if held.contains(digest) {
-                        t.present += 1;
-                    } else {
-                        self.oci
-                            .ensure_in_registry(target, digest, home, None, t)
-                            .map_err(wrap)?;
+                // The rest go up at once, none waiting on another: the new
+                // base's layers (mounts), the SBOM layer and the config.
+                // The manifest follows them, so the tag moves last.
+                let uploaded = |result: Result<(), crate::oci::registry::RegistryError>| {
+                    result.map(|()| Transfers {
+                        uploaded: 1,
+                        ..Transfers::default()
+                    })
+                };
+                let done = std::thread::scope(|scope| {
+                    let mut jobs = Vec::new();
+                    for (digest, home) in run
+                        .layers
+                        .iter()
+                        .map(|l| (&l.digest, &run.home))
+                        .chain(planned.kept.iter().map(|d| (d, &app.home)))
+                    {
+                        if held.contains(digest) {
+                            t.present += 1;
+                            continue;
+                        }
+                        jobs.push(scope.spawn(move || {
+                            let mut t = Transfers::default();
+                            self.oci
+                                .ensure_in_registry(target, digest, home, None, &mut t)
+                                .map(|()| t)
+                        }));
                     }
-                }
-                if let Some(s) = sbom {
-                    let client = self.oci.registry.as_deref().ok_or_else(|| {
-                        wrap(StoreError::NoClient {
-                            image: target.whole(),
+                    if let Some(s) = sbom {
+                        jobs.push(scope.spawn(move || {
+                            uploaded(client.push_blob_bytes(target, &s.digest, &s.blob))
+                                .map_err(StoreError::from)
+                        }));
+                    }
+                    let config = &planned.config;
+                    jobs.push(scope.spawn(move || {
+                        uploaded(client.push_blob_bytes(target, &Digest::of(config), config))
+                            .map_err(StoreError::from)
+                    }));
+                    jobs.into_iter()
+                        .map(|job| {
+                            job.join()
+                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
                         })
-                    })?;
-                    client
-                        .push_blob_bytes(target, &s.digest, &s.blob)
-                        .map_err(|e| wrap(e.into()))?;
-                    t.uploaded += 1;
+                        .collect::<Vec<_>>()
+                });
+                for result in done {
+                    t.add(&result.map_err(wrap)?);
                 }
+                client
+                    .push_manifest(target, &planned.manifest, MEDIA_MANIFEST)
+                    .map_err(|e| wrap(e.into()))?;
+                return Ok(Digest::of(&planned.manifest));
             }
             ImageRef::Layout { dir, .. } => {
                 let layout = Layout::open_or_create(dir).map_err(|e| wrap(e.into()))?;
