@@ -34,9 +34,32 @@ pub struct RunImage {
 #[derive(Debug, Default)]
 pub struct RunImages {
     by_platform: std::sync::Mutex<std::collections::BTreeMap<(String, String, String), RunImage>>,
+    /// References read ahead already: see [`Self::warm`].
+    warmed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RunImages {
+    /// Read `reference` ahead of need, for Linux on this machine's CPU
+    /// (the platform nearly every image is for), once per reference: a
+    /// rebase calls this while it reads the app image, whose config is what
+    /// says which platform to load, so the two reads overlap. A failure
+    /// or a platform guessed wrong is not kept and not repeated; the
+    /// checked [`Self::load`] that follows reports its own.
+    pub fn warm(&self, reference: &ImageRef, oci: &Oci) {
+        let first = self
+            .warmed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(reference.to_string());
+        if first {
+            let _ = self.load(
+                reference,
+                ("linux", crate::build_image::host_platform().1),
+                oci,
+            );
+        }
+    }
+
     /// [`RunImage::load`], or what it gave for the same reference and
     /// platform before. A failure is not kept: the next image tries again.
     pub fn load(

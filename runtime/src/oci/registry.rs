@@ -63,11 +63,19 @@ pub struct Registry {
     rt: tokio::runtime::Runtime,
     client: Client,
     docker_config: Option<serde_json::Value>,
-    /// Registries whose auth was handed to the client already, and whether
-    /// each asks anonymous clients for nothing (see [`Self::authorize`]).
-    authed: tokio::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// Per registry, once its auth was handed to the client: whether it
+    /// asks anonymous clients for nothing (see [`Self::authorize`]). A
+    /// cell per host, so threads that start at once wait for one probe of
+    /// their own registry and no other.
+    authed: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
     /// Repositories of open registries given their empty token already.
     open_tokens: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Repositories whose push token was fetched ahead of concurrent
+    /// writes (see [`Self::ready_to_push`]).
+    push_ready: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Registries that refused a cross-repository mount: there a HEAD goes
+    /// first (see [`Self::mounts_first`]).
+    mounts_refused: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Hosts reached over plain HTTP (loopback, `--insecure-registry`).
     plain_http: Vec<String>,
     /// One lock per repository this process writes to: see [`Self::writing`].
@@ -101,8 +109,10 @@ impl Registry {
             rt,
             client: Client::new(config),
             docker_config: read_docker_config(),
-            authed: tokio::sync::Mutex::default(),
+            authed: std::sync::Mutex::default(),
             open_tokens: std::sync::Mutex::default(),
+            push_ready: std::sync::Mutex::default(),
+            mounts_refused: std::sync::Mutex::default(),
             plain_http: http,
             writers: std::sync::Mutex::default(),
         })
@@ -152,31 +162,33 @@ impl Registry {
     /// reads, a proxy's passing 5xx) goes the client's usual way.
     async fn authorize(&self, reference: &Reference) {
         let host = reference.resolve_registry();
-        // Held across the probe: threads that start at once (a rebase reads
-        // the app and the run image together) wait for the one ping.
-        let mut authed = self.authed.lock().await;
-        let open = if let Some(open) = authed.get(host).copied() {
-            open
-        } else {
-            let auth = self.auth(host);
-            let open = if matches!(auth, RegistryAuth::Anonymous)
-                && self.plain_http.iter().any(|h| h == host)
-            {
-                let probe = self
-                    .client
-                    .auth(reference, &auth, oci_client::RegistryOperation::Pull)
-                    .await;
-                matches!(probe, Ok(None))
-            } else {
-                self.client.store_auth_if_needed(host, &auth).await;
-                false
-            };
-            authed.insert(host.to_owned(), open);
-            open
-        };
-        drop(authed);
+        let cell = Arc::clone(
+            self.authed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(host.to_owned())
+                .or_default(),
+        );
+        let open = *cell
+            .get_or_init(async || {
+                let auth = self.auth(host);
+                if matches!(auth, RegistryAuth::Anonymous)
+                    && self.plain_http.iter().any(|h| h == host)
+                {
+                    let probe = self
+                        .client
+                        .auth(reference, &auth, oci_client::RegistryOperation::Pull)
+                        .await;
+                    matches!(probe, Ok(None))
+                } else {
+                    self.client.store_auth_if_needed(host, &auth).await;
+                    false
+                }
+            })
+            .await;
         let key = format!("{host}/{}", reference.repository());
-        if open && self.open_tokens.lock().unwrap().insert(key) {
+        let given = |tokens: &std::collections::HashSet<String>| tokens.contains(&key);
+        if open && !given(&self.open_tokens.lock().unwrap()) {
             for op in [
                 oci_client::RegistryOperation::Pull,
                 oci_client::RegistryOperation::Push,
@@ -185,7 +197,54 @@ impl Registry {
                     oci_client::token_cache::RegistryTokenType::Basic(String::new(), String::new());
                 self.client.tokens.insert(reference, op, empty).await;
             }
+            // Marked given only once the tokens are in: a thread that looks
+            // meanwhile inserts them again, which is harmless.
+            self.open_tokens.lock().unwrap().insert(key);
         }
+    }
+
+    /// Fetch `reference`'s push token now, once per repository, before
+    /// writes that go at the same time: oci-client fetches a missing token
+    /// for each request that lacks it, so concurrent first writes would
+    /// each make their own challenge and token round trips. A failure is
+    /// left to the writes themselves to report.
+    pub fn ready_to_push(&self, reference: &Reference) {
+        let key = format!(
+            "{}/{}",
+            reference.resolve_registry(),
+            reference.repository()
+        );
+        if !self.push_ready.lock().unwrap().insert(key) {
+            return;
+        }
+        self.rt.block_on(async {
+            self.authorize(reference).await;
+            let host = reference.resolve_registry();
+            let open = self
+                .authed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(host)
+                .and_then(|cell| cell.get().copied())
+                .unwrap_or(false);
+            // An open registry's repositories have their empty token.
+            if !open {
+                let push = oci_client::RegistryOperation::Push;
+                let _ = self.client.auth(reference, &self.auth(host), push).await;
+            }
+        });
+    }
+
+    /// Whether to ask for a mount before a HEAD: yes until the registry
+    /// refuses one (a mount is then one round trip whether or not the
+    /// target holds the blob; where mounts fail, it would be a wasted one
+    /// before each HEAD).
+    pub fn mounts_first(&self, reference: &Reference) -> bool {
+        !self
+            .mounts_refused
+            .lock()
+            .unwrap()
+            .contains(reference.resolve_registry())
     }
 
     /// Run a request, retrying transient failures (connection errors,
@@ -326,10 +385,18 @@ impl Registry {
         let name = digest.to_string();
         // oci-client takes only `201 Created`, the spec's "mounted", as
         // success (a `202` opens an upload instead): no HEAD to confirm.
-        self.call(reference, async || {
-            self.client.mount_blob(reference, from, &name).await
-        })
-        .is_ok()
+        let mounted = self
+            .call(reference, async || {
+                self.client.mount_blob(reference, from, &name).await
+            })
+            .is_ok();
+        if !mounted {
+            self.mounts_refused
+                .lock()
+                .unwrap()
+                .insert(reference.resolve_registry().to_owned());
+        }
+        mounted
     }
 
     /// Upload a blob from a file, streamed.

@@ -277,12 +277,19 @@ impl Oci {
         t: &mut Transfers,
     ) -> Result<(), StoreError> {
         let client = self.client(&target.whole())?;
-        // A mount is asked for straight away: one round trip whether or
-        // not the target holds the blob already, where a HEAD first would
-        // make it two for every blob it lacks.
-        if let BlobHome::Registry(from) = home
-            && from.resolve_registry() == target.resolve_registry()
-            && from.repository() != target.repository()
+        let mount_from = match home {
+            BlobHome::Registry(from)
+                if from.resolve_registry() == target.resolve_registry()
+                    && from.repository() != target.repository() =>
+            {
+                Some(from)
+            }
+            _ => None,
+        };
+        // A mount is asked for straight away while the registry takes them
+        // ([`Registry::mounts_first`]), else after a HEAD says it is needed.
+        let first = mount_from.filter(|_| client.mounts_first(target));
+        if let Some(from) = first
             && client.mount(target, from, digest)
         {
             t.mounted += 1;
@@ -290,6 +297,12 @@ impl Oci {
         }
         if client.has_blob(target, digest)? {
             t.present += 1;
+            return Ok(());
+        }
+        if let Some(from) = mount_from.filter(|_| first.is_none())
+            && client.mount(target, from, digest)
+        {
+            t.mounted += 1;
             return Ok(());
         }
         let file = [local, Some(&self.cache)]

@@ -466,68 +466,7 @@ impl Rebase<'_> {
         };
         match out {
             ImageRef::Registry(target) => {
-                let client = self.oci.registry.as_deref().ok_or_else(|| {
-                    wrap(StoreError::NoClient {
-                        image: target.whole(),
-                    })
-                })?;
-                // What the replaced manifest names is in its repository (a
-                // registry keeps a manifest's blobs): asking again would be
-                // a round trip per layer for nothing.
-                let held = held_by(app, target);
-                // The rest go up at once, none waiting on another: the new
-                // base's layers (mounts), the SBOM layer and the config.
-                // The manifest follows them, so the tag moves last.
-                let uploaded = |result: Result<(), crate::oci::registry::RegistryError>| {
-                    result.map(|()| Transfers {
-                        uploaded: 1,
-                        ..Transfers::default()
-                    })
-                };
-                let done = std::thread::scope(|scope| {
-                    let mut jobs = Vec::new();
-                    for (digest, home) in run
-                        .layers
-                        .iter()
-                        .map(|l| (&l.digest, &run.home))
-                        .chain(planned.kept.iter().map(|d| (d, &app.home)))
-                    {
-                        if held.contains(digest) {
-                            t.present += 1;
-                            continue;
-                        }
-                        jobs.push(scope.spawn(move || {
-                            let mut t = Transfers::default();
-                            self.oci
-                                .ensure_in_registry(target, digest, home, None, &mut t)
-                                .map(|()| t)
-                        }));
-                    }
-                    if let Some(s) = sbom {
-                        jobs.push(scope.spawn(move || {
-                            uploaded(client.push_blob_bytes(target, &s.digest, &s.blob))
-                                .map_err(StoreError::from)
-                        }));
-                    }
-                    let config = &planned.config;
-                    jobs.push(scope.spawn(move || {
-                        uploaded(client.push_blob_bytes(target, &Digest::of(config), config))
-                            .map_err(StoreError::from)
-                    }));
-                    jobs.into_iter()
-                        .map(|job| {
-                            job.join()
-                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                        })
-                        .collect::<Vec<_>>()
-                });
-                for result in done {
-                    t.add(&result.map_err(wrap)?);
-                }
-                client
-                    .push_manifest(target, &planned.manifest, MEDIA_MANIFEST)
-                    .map_err(|e| wrap(e.into()))?;
-                return Ok(Digest::of(&planned.manifest));
+                return self.write_to_registry(target, app, run, planned, sbom, t);
             }
             ImageRef::Layout { dir, .. } => {
                 let layout = Layout::open_or_create(dir).map_err(|e| wrap(e.into()))?;
@@ -565,6 +504,85 @@ impl Rebase<'_> {
                 t,
             )
             .map_err(wrap)
+    }
+
+    /// [`Self::write`] to a registry: nothing the old manifest names is
+    /// asked for again, the rest goes up at once, then the manifest.
+    fn write_to_registry(
+        &self,
+        target: &oci_client::Reference,
+        app: &ReadImage,
+        run: &RunImage,
+        planned: &Planned,
+        sbom: Option<&sbom::NewSbom>,
+        t: &mut Transfers,
+    ) -> Result<Digest, RebaseError> {
+        let out = self.output.unwrap_or(self.image);
+        let wrap = |source| RebaseError::Store {
+            image: out.to_string(),
+            source,
+        };
+        let client = self.oci.registry.as_deref().ok_or_else(|| {
+            wrap(StoreError::NoClient {
+                image: target.whole(),
+            })
+        })?;
+        // What the replaced manifest names is in its repository (a
+        // registry keeps a manifest's blobs): asking again would be
+        // a round trip per layer for nothing.
+        let held = held_by(app, target);
+        // The rest go up at once, none waiting on another: the new
+        // base's layers (mounts), the SBOM layer and the config.
+        // The manifest follows them, so the tag moves last.
+        let uploaded = |result: Result<(), crate::oci::registry::RegistryError>| {
+            result.map(|()| Transfers {
+                uploaded: 1,
+                ..Transfers::default()
+            })
+        };
+        // Each blob once (a digest may repeat among the layers).
+        let mut seen = std::collections::HashSet::new();
+        let needed: Vec<(&Digest, &crate::oci::store::BlobHome)> = run
+            .layers
+            .iter()
+            .map(|l| (&l.digest, &run.home))
+            .chain(planned.kept.iter().map(|d| (d, &app.home)))
+            .filter(|(d, _)| seen.insert(*d))
+            .collect();
+        let mut jobs: Vec<Box<dyn Fn() -> Result<Transfers, StoreError> + Sync + '_>> = Vec::new();
+        for (digest, home) in needed {
+            if held.contains(digest) {
+                t.present += 1;
+                continue;
+            }
+            jobs.push(Box::new(move || {
+                let mut t = Transfers::default();
+                self.oci
+                    .ensure_in_registry(target, digest, home, None, &mut t)
+                    .map(|()| t)
+            }));
+        }
+        if let Some(s) = sbom {
+            jobs.push(Box::new(move || {
+                uploaded(client.push_blob_bytes(target, &s.digest, &s.blob))
+                    .map_err(StoreError::from)
+            }));
+        }
+        let config = &planned.config;
+        jobs.push(Box::new(move || {
+            uploaded(client.push_blob_bytes(target, &Digest::of(config), config))
+                .map_err(StoreError::from)
+        }));
+        // The push token first, so the jobs do not each fetch one.
+        client.ready_to_push(target);
+        let done = all_at_once(&jobs);
+        for result in done {
+            t.add(&result.map_err(wrap)?);
+        }
+        client
+            .push_manifest(target, &planned.manifest, MEDIA_MANIFEST)
+            .map_err(|e| wrap(e.into()))?;
+        Ok(Digest::of(&planned.manifest))
     }
 
     /// Attach the rewritten SBOM to the new digest, as build does for a
@@ -605,25 +623,14 @@ impl Rebase<'_> {
         Ok(Some(attached))
     }
 
-    /// [`Self::read_app`], while the run image is read for this machine's
-    /// platform at the same time: which platform to read is only known
-    /// from the app's config, but it is nearly always this one, and the
-    /// two reads (a manifest and a config each) then overlap instead of
-    /// following one another. A guess that misses costs only the wasted
-    /// read; the checked load that follows hits the memo of
-    /// [`crate::run_image::RunImages`].
+    /// [`Self::read_app`], while the run image is read ahead (see
+    /// [`crate::run_image::RunImages::warm`]).
     fn read_app_and_warm_run_image(&self) -> Result<ReadImage, RebaseError> {
         if !matches!(self.run_image, ImageRef::Registry(_)) {
             return self.read_app();
         }
         std::thread::scope(|scope| {
-            scope.spawn(|| {
-                let _ = self.run_images.load(
-                    self.run_image,
-                    crate::build_image::host_platform(),
-                    self.oci,
-                );
-            });
+            scope.spawn(|| self.run_images.warm(self.run_image, self.oci));
             self.read_app()
         })
     }
@@ -790,8 +797,21 @@ impl Rebase<'_> {
     }
 }
 
-/// The repository part of a run-image reference: the layout directory for
-/// `oci:DIR[:TAG]` (made absolute when it exists), the name for others.
+/// Run `jobs` on up to 8 threads at once; their results in order.
+fn all_at_once<T: Send>(jobs: &[Box<dyn Fn() -> T + Sync + '_>]) -> Vec<T> {
+    jobs.chunks(8)
+        .flat_map(|chunk| {
+            std::thread::scope(|scope| {
+                let running: Vec<_> = chunk.iter().map(|job| scope.spawn(job)).collect();
+                running
+                    .into_iter()
+                    .map(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect()
+}
+
 /// The blobs `target`'s repository is known to hold: those of the app's
 /// manifest when that manifest lives there.
 fn held_by(app: &ReadImage, target: &oci_client::Reference) -> std::collections::HashSet<Digest> {
@@ -812,6 +832,8 @@ fn held_by(app: &ReadImage, target: &oci_client::Reference) -> std::collections:
         .collect()
 }
 
+/// The repository part of a run-image reference: the layout directory for
+/// `oci:DIR[:TAG]` (made absolute when it exists), the name for others.
 fn repository(reference: &str) -> String {
     match ImageRef::parse(reference) {
         Ok(ImageRef::Layout { dir, .. }) => std::fs::canonicalize(&dir)
