@@ -1401,7 +1401,7 @@ fn registry_rebase(out: &mut String) {
     let ceiling = median((0..3).map(|_| fleet_mix.replay(16)).collect());
     let _ = writeln!(
         out,
-        "## Fleet: rebase all vs rebuild all ({fleet} images)\n\nRebuild: `cascade build --publish` of each image, one after the other (warm component cache; this is the O(N) path rebase replaces, and it created the fleet). Rebase: one `cascade rebase --fleet --discover --jobs 16` process (registry discovery included). Ceiling: the same requests, read from the registry's access log and sent again by reqwest's blocking client (keep-alive, no registry logic; see `runtime/benches/replay.rs`). Goals ≥ 50 images/s and ≥ 50 % of the ceiling.\n"
+        "## Fleet: rebase all vs rebuild all ({fleet} images)\n\nRebuild: `cascade build --publish` of each image, one after the other (warm component cache; this is the O(N) path rebase replaces, and it created the fleet). Rebase: one `cascade rebase --fleet --discover --jobs 16` process (registry discovery included). Ceiling: the same requests, read from the registry's access log and sent again by reqwest's blocking client (keep-alive, no registry logic; see `runtime/benches/support/replay.rs`; a repository's requests one at a time, as docker-registry needs). Goals: ≥ 50 % of the ceiling (issue 13), and ≥ 50 images/s where the registry's own ceiling allows it.\n"
     );
     let _ = writeln!(out, "| what | time | images/s |\n|---|---|---|");
     let _ = writeln!(
