@@ -30,15 +30,38 @@ pub struct RunImage {
 /// The run image resolved once per platform for many rebases (a fleet, an
 /// audit): its manifest and config are fetched once, not once per image,
 /// and every image of the run lands on the same digest even if the tag
-/// moves meanwhile.
+/// moves meanwhile. It also remembers which repositories were given the
+/// run image's layers in this run, so that the next image of the same
+/// repository needs no mount.
 #[derive(Debug, Default)]
 pub struct RunImages {
     by_platform: std::sync::Mutex<std::collections::BTreeMap<(String, String, String), RunImage>>,
     /// References read ahead already: see [`Self::warm`].
     warmed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// `(repository, layer)` pairs made present in this run.
+    given: std::sync::Mutex<std::collections::HashSet<(String, Digest)>>,
 }
 
 impl RunImages {
+    /// Whether `repository` (`registry/name`) was given `layer` earlier in
+    /// this run. Kept per run, not per process: a `--watch` round starts
+    /// afresh, so a registry's garbage collection between rounds cannot
+    /// leave a manifest naming a blob that is gone.
+    pub fn given(&self, repository: &str, layer: &Digest) -> bool {
+        self.given
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&(repository.to_owned(), layer.clone()))
+    }
+
+    /// Note that `repository` holds `layer` now.
+    pub fn record_given(&self, repository: &str, layer: &Digest) {
+        self.given
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((repository.to_owned(), layer.clone()));
+    }
+
     /// Read `reference` ahead of need, for Linux on this machine's CPU
     /// (the platform nearly every image is for), once per reference: a
     /// rebase calls this while it reads the app image, whose config is what

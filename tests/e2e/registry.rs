@@ -427,6 +427,19 @@ fn a_fleet_is_split_by_shards_and_rebased_with_a_summary() {
         run_gets, 1,
         "the run image's manifest was fetched {run_gets} times"
     );
+    // Each repository is given the new base layer once, not once per image
+    // (twelve tags share each repository).
+    let requests = registry.requests();
+    let mounts: Vec<&String> = requests[before..]
+        .iter()
+        .filter(|l| l.contains("?mount="))
+        .collect();
+    let repositories: std::collections::BTreeSet<&str> = mounts
+        .iter()
+        .filter_map(|l| l.split("\"POST /v2/").nth(1)?.split("/blobs/").next())
+        .collect();
+    assert!(!mounts.is_empty(), "no mount in the fleet run");
+    assert_eq!(mounts.len(), repositories.len(), "{mounts:#?}");
     let (code1, shard1, _) = fleet(&["--shard", "1/2"]);
     check_shards(
         [(code0, &shard0), (code1, &shard1)],

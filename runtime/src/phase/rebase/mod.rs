@@ -549,17 +549,21 @@ impl Rebase<'_> {
             .chain(planned.kept.iter().map(|d| (d, &app.home)))
             .filter(|(d, _)| seen.insert(*d))
             .collect();
+        let repository = format!("{}/{}", target.resolve_registry(), target.repository());
+        let repository = &repository;
         let mut jobs: Vec<Box<dyn Fn() -> Result<Transfers, StoreError> + Sync + '_>> = Vec::new();
         for (digest, home) in needed {
-            if held.contains(digest) {
+            // Or given to this repository by an earlier image of the run.
+            if held.contains(digest) || self.run_images.given(repository, digest) {
                 t.present += 1;
                 continue;
             }
             jobs.push(Box::new(move || {
                 let mut t = Transfers::default();
                 self.oci
-                    .ensure_in_registry(target, digest, home, None, &mut t)
-                    .map(|()| t)
+                    .ensure_in_registry(target, digest, home, None, &mut t)?;
+                self.run_images.record_given(repository, digest);
+                Ok(t)
             }));
         }
         if let Some(s) = sbom {
