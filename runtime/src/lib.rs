@@ -23,7 +23,6 @@ pub mod env;
 pub mod exec;
 pub mod fetch;
 pub mod fleet;
-pub mod guest_tree;
 pub mod ids;
 pub mod image_files;
 pub mod inspect;
@@ -31,7 +30,6 @@ pub mod labels;
 pub mod launch;
 pub mod lock;
 pub mod manifest;
-pub mod oci;
 pub mod phase;
 pub mod pipeline;
 pub mod process_check;
@@ -43,9 +41,9 @@ pub mod sbom;
 pub mod tar_guard;
 pub mod workspace;
 
-/// Seconds since the epoch of 1980-01-01T00:00:01Z, the CNB normalised time
-/// used for file mtimes and, without SOURCE_DATE_EPOCH, image `created`.
-pub const NORMALIZED_EPOCH: u64 = 315_532_801;
+pub use cascade_fs as guest_tree;
+pub use cascade_oci as oci;
+pub use cascade_oci::NORMALIZED_EPOCH;
 
 /// Paths of the wasm guests built by build.rs (first-party and test ones).
 pub mod guests {

@@ -115,7 +115,7 @@ pub struct BuildArgs {
 
     /// How new layers are compressed. gzip is read everywhere; zstd is
     /// smaller and faster (containerd >= 1.5, podman); none writes plain tar.
-    #[arg(long, value_enum, default_value_t = Compression::Gzip, value_name = "ALGORITHM")]
+    #[arg(long, default_value = "gzip", value_parser = compression_names(), value_name = "ALGORITHM")]
     pub layer_compression: Compression,
 
     /// Seconds one buildpack call (detect or build) may run.
@@ -732,4 +732,16 @@ fn print_report(report: &BuildReport, format: Format) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--layer-compression`'s values, with what each means in `--help` (the
+/// OCI crate's [`Compression`] knows no CLI).
+fn compression_names() -> impl clap::builder::TypedValueParser<Value = Compression> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new("gzip").help("Read by every registry and runtime"),
+        PossibleValue::new("zstd").help("Smaller and faster: containerd >= 1.5, podman"),
+        PossibleValue::new("none").help("Plain tar: no CPU spent, most bytes moved"),
+    ])
+    .try_map(|name| name.parse::<Compression>())
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::compress::{Compression, ParallelCompress};
 use super::digest::{Digest, DigestWriter};
-use crate::guest_tree::{EntryKind, GuestTree, MetadataExt};
+use cascade_fs::{EntryKind, GuestTree, MetadataExt};
 
 /// Owner of every entry (CNB's conventional build user).
 #[derive(Debug, Clone, Copy)]
@@ -158,7 +158,7 @@ fn append_tree<W: Write>(
             .map_err(io_err(root))?;
     }
     let mut hardlinks: HashMap<(u64, u64), String> = HashMap::new();
-    let mut append = |e: &crate::guest_tree::Entry<'_>| -> io::Result<()> {
+    let mut append = |e: &cascade_fs::Entry<'_>| -> io::Result<()> {
         let name = format!("{acc}{}", e.rel.to_string_lossy());
         match &e.kind {
             EntryKind::Dir => {

@@ -40,7 +40,6 @@ pub const ZSTD_LEVEL: i32 = 3;
     Eq,
     serde::Serialize,
     serde::Deserialize,
-    clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
@@ -49,6 +48,20 @@ pub enum Compression {
     Zstd,
     /// Plain tar: no CPU spent, most bytes moved.
     None,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    /// The names `--layer-compression` and the serialised form use.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "gzip" => Ok(Self::Gzip),
+            "zstd" => Ok(Self::Zstd),
+            "none" => Ok(Self::None),
+            other => Err(format!("{other:?}: expected gzip, zstd or none")),
+        }
+    }
 }
 
 impl Compression {

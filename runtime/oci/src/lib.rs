@@ -1,5 +1,9 @@
-//! OCI images: digests, canonical JSON, reproducible layer tars, and the
-//! image layout on disk.
+//! OCI images: digests, canonical JSON, reproducible layer tars, the image
+//! layout on disk and registries.
+//!
+//! A crate of its own so that Cargo holds the arrow: the OCI side knows no
+//! wasm engine (`cargo tree -p cascade-oci` has no wasmtime), and the engine
+//! no OCI. Trees a guest wrote are read through [`cascade_fs`] only.
 
 pub mod canonical;
 pub mod compress;
@@ -24,6 +28,10 @@ pub const MEDIA_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd"
 pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Seconds since the epoch of 1980-01-01T00:00:01Z, the CNB normalised time
+/// used for file mtimes and, without SOURCE_DATE_EPOCH, image `created`.
+pub const NORMALIZED_EPOCH: u64 = 315_532_801;
 
 /// The entry of an index's `manifests` for `platform` (os, arch); the first
 /// without one.

@@ -384,7 +384,7 @@ mod tests {
         let m2 = layout
             .write_blob(br#"{"schemaVersion":2,"layers":[],"x":1}"#)
             .unwrap();
-        let desc = |d: &Digest| json!({"mediaType": super::super::MEDIA_MANIFEST, "digest": d.to_string(), "size": 1});
+        let desc = |d: &Digest| json!({"mediaType": crate::MEDIA_MANIFEST, "digest": d.to_string(), "size": 1});
         layout.set_tag("a", desc(&m1)).unwrap();
         layout.set_tag("b", desc(&m1)).unwrap();
         layout.set_tag("a", desc(&m2)).unwrap();
