@@ -232,19 +232,35 @@ impl Fleet<'_> {
         image: &ImageRef,
         run_images: &crate::run_image::RunImages,
     ) -> (Entry, Transfers) {
-        let result = Rebase {
-            image,
-            run_image: self.run_image,
-            output: None,
-            force: self.force,
-            allow_downgrade: self.allow_downgrade,
-            dry_run: self.dry_run,
-            run_images,
-            oci: self.oci,
-            reporter: self.reporter,
-        }
-        .run();
         let name = image.to_string();
+        let result = unless_it_panics(|| {
+            Rebase {
+                image,
+                run_image: self.run_image,
+                output: None,
+                force: self.force,
+                allow_downgrade: self.allow_downgrade,
+                dry_run: self.dry_run,
+                run_images,
+                oci: self.oci,
+                reporter: self.reporter,
+            }
+            .run()
+        });
+        let result = match result {
+            Ok(result) => result,
+            Err(reason) => {
+                let entry = Entry {
+                    image: name,
+                    status: Status::Failed,
+                    old_digest: None,
+                    new_digest: None,
+                    run_image: None,
+                    reason: Some(reason),
+                };
+                return (entry, Transfers::default());
+            }
+        };
         match result {
             Ok(r) => {
                 let status = match (r.changed, self.dry_run) {
@@ -285,6 +301,21 @@ impl Fleet<'_> {
             }
         }
     }
+}
+
+/// `work` for one image of a fleet, a panic in it made that image's
+/// failure: a fleet run goes on past any one image, even one whose input
+/// reached a bug (the panic's message is the reason; the default hook has
+/// printed where).
+fn unless_it_panics<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        format!("internal error, a bug in cascade (please report it): {what}")
+    })
 }
 
 /// One image of an audit.
@@ -372,19 +403,36 @@ pub fn audit(
                 continue;
             }
         };
-        let i = crate::inspect::from_parts(&name, &read.digest, &read.manifest, &read.config);
-        let verdict = Rebase {
-            image,
-            run_image,
-            output: None,
-            force: false,
-            allow_downgrade: false,
-            dry_run: true,
-            run_images: &run_images,
-            oci,
-            reporter,
-        }
-        .would_change();
+        let judged = unless_it_panics(|| {
+            let i = crate::inspect::from_parts(&name, &read.digest, &read.manifest, &read.config);
+            let verdict = Rebase {
+                image,
+                run_image,
+                output: None,
+                force: false,
+                allow_downgrade: false,
+                dry_run: true,
+                run_images: &run_images,
+                oci,
+                reporter,
+            }
+            .would_change();
+            (i, verdict)
+        });
+        let (i, verdict) = match judged {
+            Ok(judged) => judged,
+            Err(reason) => {
+                entries.push(AuditEntry {
+                    image: name,
+                    digest: Some(read.digest.to_string()),
+                    run_image: None,
+                    status: AuditStatus::Failed,
+                    buildpacks: Vec::new(),
+                    reason: Some(reason),
+                });
+                continue;
+            }
+        };
         let (status, reason) = match verdict {
             Ok(false) => (AuditStatus::Current, None),
             Ok(true) => (AuditStatus::Stale, None),
@@ -540,6 +588,19 @@ pub fn audit_build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_in_one_image_is_that_images_failure_with_its_message() {
+        let reason = unless_it_panics(|| -> u32 { panic!("poisoned label at {}", 3) });
+        assert!(reason.unwrap_err().contains("poisoned label at 3"));
+        let reason = unless_it_panics(|| panic::<u32>("a &str payload"));
+        assert!(reason.unwrap_err().contains("a &str payload"));
+        assert_eq!(unless_it_panics(|| 7), Ok(7));
+    }
+
+    fn panic<T>(message: &'static str) -> T {
+        std::panic::panic_any(message)
+    }
 
     #[test]
     fn shards_partition_a_fleet_by_repository() {

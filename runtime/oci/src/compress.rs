@@ -31,16 +31,7 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// How new layers are compressed (`--layer-compression`). Gzip is the
 /// default because every registry and runtime reads it; zstd is smaller and
 /// faster where readers support it (containerd ≥ 1.5, podman).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
