@@ -146,10 +146,7 @@ impl Fixture {
             return None;
         }
         let Some(node) = host_node() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "this machine's node is not an official-style linux build"
-            );
+            lacking("this machine's node is not an official-style linux build");
             return None;
         };
         let tmp = tempfile::tempdir().unwrap();

@@ -550,6 +550,59 @@ fn a_registry_that_dies_mid_push_loses_nothing_and_a_rerun_finishes() {
     );
 }
 
+/// A child's stderr line by line as it comes, so a test waits on what a
+/// long-running process says, not on the clock.
+struct Said {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Said {
+    fn of(child: &mut std::process::Child) -> Self {
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr piped");
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            lines,
+            seen: Vec::new(),
+            reader,
+        }
+    }
+
+    /// Until a line containing `what` (two minutes at most).
+    fn wait_for(&mut self, what: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(what);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(e) => panic!("no {what:?} ({e}): {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Every line, once the child has ended.
+    fn all(mut self) -> Vec<String> {
+        self.reader.join().unwrap();
+        self.seen.extend(self.lines.try_iter());
+        self.seen
+    }
+}
+
 #[test]
 fn watch_mode_follows_the_run_image_tag() {
     if !have_all(TOOLS) {
@@ -564,26 +617,31 @@ fn watch_mode_follows_the_run_image_tag() {
         "--publish",
         &registry.image("shop:v1"),
     ]);
-    let watcher = cascade()
+    let mut watcher = cascade()
         .args([
             "rebase",
             "--fleet",
             "--discover",
             "--watch",
             "--interval",
-            "0.5",
+            "0.2",
+            // An upper bound only: the test stops it once it has seen what
+            // it waits for, so no timing decides the count.
             "--rounds",
-            "16",
+            "1000",
             "--format",
             "json",
         ])
         .args(["--run-image", &registry.image("run:stable")])
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Let it see the tag once, then patch the run image under the same tag.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut said = Said::of(&mut watcher);
+    // The first fleet run, at the start, sees shop:v1 already current.
+    said.wait_for(": rebasing the fleet");
+    said.wait_for("shop:v1: ");
+    // Patch the run image under the same tag: the next round rebases.
     let tmp = tempfile::tempdir().unwrap();
     let patched = tmp.path().join("run");
     make_run_image(
@@ -594,13 +652,19 @@ fn watch_mode_follows_the_run_image_tag() {
     );
     registry.push_layout(&format!("oci:{}:p", patched.display()), "run:stable");
     let patched_digest = registry.inspect("run:stable", "--raw");
-    let out = watcher.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    said.wait_for(": rebasing the fleet");
+    said.wait_for("shop:v1: rebased");
+    // Some rounds more, which must find nothing new to do.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+    let seen = said.all();
     assert_eq!(
-        stderr.matches(": rebasing the fleet").count(),
+        seen.iter()
+            .filter(|l| l.contains(": rebasing the fleet"))
+            .count(),
         2,
-        "one run at start, one after the patch: {stderr}"
+        "one run at start, one after the patch: {seen:#?}"
     );
     let config = registry.inspect("shop:v1", "--config");
     let label: Value = serde_json::from_str(

@@ -325,9 +325,7 @@ fn pids_cgroups_writable() -> bool {
             }
         }
     }
-    eprintln!(
-        "!!!!! SKIPPING: no writable pids cgroup on this host, so exec has no process limit !!!!!"
-    );
+    lacking("no writable pids cgroup on this host, so exec has no process limit");
     false
 }
 

@@ -59,11 +59,7 @@ pub fn have_validator() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cyclonedx-python-lib is required under CI (scripts/setup.sh installs it)"
-        );
-        eprintln!("!!!!! SKIPPING: pip install 'cyclonedx-python-lib[json-validation]' !!!!!");
+        lacking("cyclonedx-python-lib (pip install 'cyclonedx-python-lib[json-validation]')");
     }
     found
 }

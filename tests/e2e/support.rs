@@ -16,8 +16,18 @@ pub fn fixture_app(name: &str) -> PathBuf {
     fixtures().join("apps").join(name)
 }
 
-/// Whether `tool` is on PATH. Missing under CI is a failure, elsewhere a
-/// loud skip.
+/// The one rule for what a test needs from the host and this host lacks
+/// (a tool, a Python module, a pids cgroup): under CI (`CI=true`) the test
+/// fails, elsewhere it is skipped, loudly. The caller then returns.
+pub fn lacking(what: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what}: required under CI (.ci/run and scripts/setup.sh provide it)"
+    );
+    eprintln!("!!!!! SKIPPING: {what} !!!!!");
+}
+
+/// Whether `tool` is on PATH (see [`lacking`] for when it is not).
 pub fn have(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -25,13 +35,9 @@ pub fn have(tool: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is required under CI (.ci/run installs it)"
-        );
-        eprintln!(
-            "!!!!! SKIPPING: {tool} is not installed (apt-get install it to run this test) !!!!!"
-        );
+        lacking(&format!(
+            "{tool} is not installed (apt-get install it to run this test)"
+        ));
     }
     found
 }
@@ -643,8 +649,7 @@ pub fn assert_schema(name: &str, value: &serde_json::Value) {
     {
         Ok(child) => child,
         Err(e) => {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "python3: {e}");
-            eprintln!("!!!!! SKIPPING schema check: no python3 !!!!!");
+            lacking(&format!("the schema check needs python3: {e}"));
             return;
         }
     };
@@ -656,11 +661,7 @@ pub fn assert_schema(name: &str, value: &serde_json::Value) {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("No module named 'jsonschema'") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the jsonschema module is required under CI (scripts/setup.sh installs it)"
-        );
-        eprintln!("!!!!! SKIPPING schema check: pip install jsonschema !!!!!");
+        lacking("the schema check needs the jsonschema module (pip install jsonschema)");
         return;
     }
     let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
