@@ -145,6 +145,10 @@ pub struct Builder {
     pub build_env: Vec<(String, String)>,
     /// Capabilities the builder grants.
     pub allow: Vec<String>,
+    /// Fields pack's schema has that the file sets and Cascade does not
+    /// use (`lifecycle`, `run.images[0].mirrors`, ...): warned about, so a
+    /// builder written for pack does not seem to do what it does not.
+    pub ignored: Vec<String>,
 }
 
 impl Builder {
@@ -220,6 +224,7 @@ impl Builder {
                 let resolved = relative_to(base, &image);
                 (image, resolved)
             });
+        let ignored = ignored(&file);
         let build_env = file
             .build
             .map(|b| b.env.into_iter().map(|e| (e.name, e.value)).collect())
@@ -233,6 +238,7 @@ impl Builder {
             run_image,
             build_image,
             build_env,
+            ignored,
         })
     }
 }
@@ -281,12 +287,59 @@ fn relative_to(base: &Path, image: &str) -> String {
     }
 }
 
+/// What [`Builder::ignored`] lists.
+fn ignored(file: &BuilderFile) -> Vec<String> {
+    let mut ignored = Vec::new();
+    if file.description.is_some() {
+        ignored.push("description".to_owned());
+    }
+    if file.lifecycle.is_some() {
+        ignored.push("lifecycle (Cascade is its own lifecycle)".to_owned());
+    }
+    for (i, image) in file.run.iter().flat_map(|r| &r.images).enumerate() {
+        if i > 0 {
+            ignored.push(format!("run.images[{i}] (only the first is used)"));
+        } else if !image.mirrors.is_empty() {
+            ignored.push("run.images[0].mirrors".to_owned());
+        }
+    }
+    if let Some(stack) = &file.stack {
+        if stack.id.is_some() {
+            ignored.push("stack.id".to_owned());
+        }
+        if !stack.run_image_mirrors.is_empty() {
+            ignored.push("stack.run-image-mirrors".to_owned());
+        }
+    }
+    ignored
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Builder, BuilderError> {
         Builder::parse(text, Path::new("/b/builder.toml"))
+    }
+
+    #[test]
+    fn fields_set_and_not_used_are_listed_for_a_warning() {
+        let order = "[[buildpacks]]\nuri = \"builtin:cascade/procfile\"\n[[order]]\n[[order.group]]\nid = \"cascade/procfile\"\n";
+        assert_eq!(parse(order).unwrap().ignored, Vec::<String>::new());
+        let pack = format!(
+            "description = \"for pack\"\n{order}[lifecycle]\nversion = \"0.20.0\"\n[[run.images]]\nimage = \"r\"\nmirrors = [\"m\"]\n[[run.images]]\nimage = \"r2\"\n[stack]\nid = \"io.buildpacks.stacks.jammy\"\nrun-image-mirrors = [\"m\"]\n"
+        );
+        assert_eq!(
+            parse(&pack).unwrap().ignored,
+            [
+                "description",
+                "lifecycle (Cascade is its own lifecycle)",
+                "run.images[0].mirrors",
+                "run.images[1] (only the first is used)",
+                "stack.id",
+                "stack.run-image-mirrors",
+            ]
+        );
     }
 
     #[test]

@@ -38,13 +38,13 @@ struct Buildpacks {
     #[serde(default)]
     build: Option<Build>,
     /// pack's builder hint and pre/post groups: accepted, not used
-    /// (Cascade has its own default builder).
-    #[serde(default, rename = "builder")]
-    _builder: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "pre")]
-    _pre: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "post")]
-    _post: Option<serde::de::IgnoredAny>,
+    /// (Cascade has its own default builder), and warned about.
+    #[serde(default)]
+    builder: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pre: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    post: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +118,9 @@ pub struct Project {
     pub filter: Filter,
     pub group: Vec<ProjectBuildpack>,
     pub env: Vec<(String, String)>,
+    /// Fields of the CNB schema the file sets and Cascade does not use
+    /// (`io.buildpacks.builder`, `pre`, `post`): warned about.
+    pub ignored: Vec<String>,
 }
 
 impl Default for Project {
@@ -126,6 +129,7 @@ impl Default for Project {
             filter: Filter::All,
             group: Vec::new(),
             env: Vec::new(),
+            ignored: Vec::new(),
         }
     }
 }
@@ -225,7 +229,21 @@ impl Project {
             .build
             .map(|b| b.env.into_iter().map(|e| (e.name, e.value)).collect())
             .unwrap_or_default();
-        Ok(Self { filter, group, env })
+        let ignored = [
+            ("builder", bp.builder.is_some()),
+            ("pre", bp.pre.is_some()),
+            ("post", bp.post.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(key, _)| format!("io.buildpacks.{key}"))
+        .collect();
+        Ok(Self {
+            filter,
+            group,
+            env,
+            ignored,
+        })
     }
 }
 
@@ -235,6 +253,25 @@ mod tests {
 
     fn parse(text: &str) -> Result<Project, ProjectError> {
         Project::parse(text, Path::new("/app/project.toml"), Path::new("/app"))
+    }
+
+    #[test]
+    fn pack_only_fields_are_listed_for_a_warning() {
+        assert!(
+            parse("[_]\nschema-version = \"0.2\"\n")
+                .unwrap()
+                .ignored
+                .is_empty()
+        );
+        let p = parse("[io.buildpacks]\nbuilder = \"paketo\"\n[[io.buildpacks.pre.group]]\nid = \"a/b\"\n[[io.buildpacks.post.group]]\nid = \"c/d\"\n").unwrap();
+        assert_eq!(
+            p.ignored,
+            [
+                "io.buildpacks.builder",
+                "io.buildpacks.pre",
+                "io.buildpacks.post"
+            ]
+        );
     }
 
     #[test]

@@ -151,3 +151,26 @@ fn an_app_cannot_set_the_builds_trust_roots() {
         "{err}"
     );
 }
+
+#[test]
+fn fields_written_for_pack_and_unused_are_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app_with(
+        tmp.path(),
+        "[_]\nschema-version = \"0.2\"\n[io.buildpacks]\nbuilder = \"paketobuildpacks/builder-jammy-base\"\n[[io.buildpacks.pre.group]]\nid = \"paketo-buildpacks/ca-certificates\"\n",
+    );
+    let o = build(&[
+        app.to_str().unwrap(),
+        "--output",
+        &format!("oci:{}:p", tmp.path().join("out").display()),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for field in ["io.buildpacks.builder", "io.buildpacks.pre"] {
+        assert!(
+            o.stderr
+                .contains(&format!("{field} is accepted but not used by Cascade")),
+            "no warning about {field}: {}",
+            o.stderr
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! `cascade build`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -239,6 +239,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     } else {
         Project::default()
     };
+    warn_unused_fields(builder.as_ref(), &project, &args.app_dir, reporter.as_ref());
 
     let platform_env = platform_env(args, builder.as_ref(), &project)?;
 
@@ -744,4 +745,29 @@ fn compression_names() -> impl clap::builder::TypedValueParser<Value = Compressi
         PossibleValue::new("none").help("Plain tar: no CPU spent, most bytes moved"),
     ])
     .try_map(|name| name.parse::<Compression>())
+}
+
+/// Say which fields of builder.toml and project.toml were set and are not
+/// used, so a file written for pack does not seem to do what it does not.
+fn warn_unused_fields(
+    builder: Option<&Builder>,
+    project: &Project,
+    app_dir: &Path,
+    reporter: &dyn cascade_runtime::report::Reporter,
+) {
+    let unused = builder
+        .iter()
+        .flat_map(|b| b.ignored.iter().map(|f| (b.path.clone(), f)))
+        .chain(
+            project
+                .ignored
+                .iter()
+                .map(|f| (app_dir.join(cascade_runtime::project::FILE_NAME), f)),
+        );
+    for (path, field) in unused {
+        reporter.note(&format!(
+            "warning: {}: {field} is accepted but not used by Cascade",
+            path.display()
+        ));
+    }
 }
