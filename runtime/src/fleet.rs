@@ -128,14 +128,11 @@ pub fn discover(
             let Ok(read) = oci.read(&image, None) else {
                 continue;
             };
-            let label = read.config["config"]["Labels"][labels::LIFECYCLE_METADATA]
-                .as_str()
-                .unwrap_or_default();
-            let recorded = serde_json::from_str::<serde_json::Value>(label).ok();
-            let recorded = recorded
+            let lifecycle = labels::Lifecycle::of(&read.config).ok().flatten();
+            let recorded = lifecycle
                 .as_ref()
-                .and_then(|l| l["runImage"]["image"].as_str())
-                .unwrap_or_default();
+                .and_then(|l| l.run_image.as_ref())
+                .map_or("", |r| r.image.as_str());
             if let Ok(ImageRef::Registry(r)) = ImageRef::parse(recorded)
                 && format!("{}/{}", r.resolve_registry(), r.repository()) == wanted
             {

@@ -180,24 +180,30 @@ pub fn image_sbom(
 pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value) -> Inspection {
     let inner = &config["config"];
     let all_labels = &inner["Labels"];
-    let lifecycle = json_label(all_labels, labels::LIFECYCLE_METADATA);
+    // A label Cascade cannot read makes the image one it cannot tell
+    // about (rebase says why, naming the field).
+    let lifecycle = labels::Lifecycle::of(config).ok().flatten();
     let build = json_label(all_labels, labels::BUILD_METADATA);
     // The CNB label's `reference` is `NAME@DIGEST` (lifecycle) or the
     // digest alone (Cascade): the digest is what follows any `@`.
-    let run_image = lifecycle.get("runImage").map(|r| RunImageRef {
-        reference: r["image"].as_str().unwrap_or_default().into(),
-        digest: r["reference"]
-            .as_str()
-            .map(|s| s.rsplit_once('@').map_or(s, |(_, d)| d))
-            .and_then(RunImageRef::non_empty),
-        top_layer: r["topLayer"].as_str().and_then(RunImageRef::non_empty),
-    });
+    let run_image = lifecycle
+        .as_ref()
+        .and_then(|l| l.run_image.as_ref())
+        .map(|r| RunImageRef {
+            reference: r.image.clone(),
+            digest: RunImageRef::non_empty(
+                r.reference
+                    .rsplit_once('@')
+                    .map_or(r.reference.as_str(), |(_, d)| d),
+            ),
+            top_layer: RunImageRef::non_empty(&r.top_layer),
+        });
 
     let top = run_image
         .as_ref()
         .and_then(|r| r.top_layer.clone())
         .unwrap_or_default();
-    let layers = layer_infos(&lifecycle, manifest, config, &top);
+    let layers = layer_infos(lifecycle.as_ref(), manifest, config, &top);
 
     let processes: Vec<ProcessInfo> = build["processes"]
         .as_array()
@@ -236,7 +242,7 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
         os: config["os"].as_str().unwrap_or_default().into(),
         architecture: config["architecture"].as_str().unwrap_or_default().into(),
         created: config["created"].as_str().map(str::to_owned),
-        buildpacks_image: !lifecycle.is_null(),
+        buildpacks_image: lifecycle.is_some(),
         rebasable: all_labels[labels::REBASABLE].as_str() != Some("false"),
         run_image,
         build_image: serde_json::from_value(json_label(all_labels, labels::BUILD_IMAGE)).ok(),
@@ -260,24 +266,20 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
 
 /// Each layer with where it came from: the run image (up to `top`), a
 /// buildpack's layer, or the app, matched by diff_id.
-fn layer_infos(lifecycle: &Value, manifest: &Value, config: &Value, top: &str) -> Vec<LayerInfo> {
+fn layer_infos(
+    lifecycle: Option<&labels::Lifecycle>,
+    manifest: &Value,
+    config: &Value,
+    top: &str,
+) -> Vec<LayerInfo> {
     // Which layer came from where, by diff_id.
     let mut sources: Vec<(String, String)> = Vec::new();
-    for bp in lifecycle["buildpacks"].as_array().into_iter().flatten() {
-        let key = bp["key"].as_str().unwrap_or_default();
-        for (layer, meta) in bp["layers"].as_object().into_iter().flatten() {
-            if let Some(sha) = meta["sha"].as_str() {
-                sources.push((sha.into(), format!("{key}:{layer}")));
-            }
+    if let Some(l) = lifecycle {
+        for (key, layer, sha) in &l.layers {
+            sources.push((sha.clone(), format!("{key}:{layer}")));
         }
-    }
-    for app in lifecycle["app"].as_array().into_iter().flatten() {
-        if let Some(sha) = app["sha"].as_str() {
-            sources.push((sha.into(), "app".into()));
-        }
-    }
-    if let Some(sha) = lifecycle["sbom"]["sha"].as_str() {
-        sources.push((sha.into(), "sbom".into()));
+        sources.extend(l.app_shas.iter().map(|sha| (sha.clone(), "app".into())));
+        sources.extend(l.sbom_sha.iter().map(|sha| (sha.clone(), "sbom".into())));
     }
     let diff_ids = strings(&config["rootfs"]["diff_ids"]);
     let base_count = diff_ids.iter().position(|d| *d == top).map_or(0, |i| i + 1);

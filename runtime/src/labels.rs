@@ -31,6 +31,131 @@ pub const REBASABLE: &str = "io.buildpacks.rebasable";
 /// Labels a run image sets that follow it on rebase.
 pub const BASE_PREFIX: &str = "io.buildpacks.base.";
 
+/// `io.buildpacks.lifecycle.metadata`, parsed once, its shape checked: the
+/// fields Cascade reads, typed, and the whole document (with the keys other
+/// tools wrote) for rebase to rewrite. Rebase, inspect and fleet discovery
+/// all read the label through this, so they cannot disagree about it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lifecycle {
+    /// `runImage`, when the label has one.
+    pub run_image: Option<RunImageMeta>,
+    /// `sbom.sha`: the diff_id of the SBOM layer.
+    pub sbom_sha: Option<String>,
+    /// `app[].sha`: the app layers' diff_ids.
+    pub app_shas: Vec<String>,
+    /// `(buildpack key, layer name, sha)` of each buildpack layer with one.
+    pub layers: Vec<(String, String, String)>,
+    /// The label as a JSON object.
+    pub document: Value,
+}
+
+/// `runImage` of the lifecycle label; a field it lacks is "".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunImageMeta {
+    pub image: String,
+    /// `NAME@DIGEST` (lifecycle) or the digest alone (Cascade).
+    pub reference: String,
+    pub top_layer: String,
+}
+
+/// A lifecycle label Cascade cannot read, and which field says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct LabelError {
+    /// The field, from the label's root (`runImage.topLayer`), or `(root)`.
+    pub field: String,
+    pub message: String,
+}
+
+impl Lifecycle {
+    /// The label of an image `config`; `Ok(None)` when it has none.
+    pub fn of(config: &Value) -> Result<Option<Self>, LabelError> {
+        match &config["config"]["Labels"][LIFECYCLE_METADATA] {
+            Value::Null => Ok(None),
+            Value::String(text) => Self::parse(text).map(Some),
+            _ => Err(LabelError {
+                field: "(root)".into(),
+                message: "the label is not a string".into(),
+            }),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, LabelError> {
+        let bad = |field: &str, message: &str| LabelError {
+            field: field.into(),
+            message: message.into(),
+        };
+        let document: Value =
+            serde_json::from_str(text).map_err(|e| bad("(root)", &format!("not JSON: {e}")))?;
+        if !document.is_object() {
+            return Err(bad("(root)", "not a JSON object"));
+        }
+        // Rebase rewrites these in place: each must take a key.
+        for key in ["runImage", "sbom", "stack"] {
+            if !(document[key].is_null() || document[key].is_object()) {
+                return Err(bad(key, "not an object"));
+            }
+        }
+        let text_at = |v: &Value, field: &str| match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            _ => Err(bad(field, "not a string")),
+        };
+        let run = &document["runImage"];
+        let run_image = if run.is_object() {
+            let field = |key: &str| {
+                text_at(&run[key], &format!("runImage.{key}")).map(Option::unwrap_or_default)
+            };
+            Some(RunImageMeta {
+                image: field("image")?,
+                reference: field("reference")?,
+                top_layer: field("topLayer")?,
+            })
+        } else {
+            None
+        };
+        let sbom_sha = text_at(&document["sbom"]["sha"], "sbom.sha")?;
+        let list = |key: &str| match &document[key] {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(items) => Ok(items.clone()),
+            _ => Err(bad(key, "not a list")),
+        };
+        let mut app_shas = Vec::new();
+        for (i, app) in list("app")?.iter().enumerate() {
+            if let Some(sha) = text_at(&app["sha"], &format!("app[{i}].sha"))? {
+                app_shas.push(sha);
+            }
+        }
+        let mut layers = Vec::new();
+        for (i, bp) in list("buildpacks")?.iter().enumerate() {
+            let key = text_at(&bp["key"], &format!("buildpacks[{i}].key"))?.unwrap_or_default();
+            let named = match &bp["layers"] {
+                Value::Null => continue,
+                Value::Object(named) => named,
+                _ => return Err(bad(&format!("buildpacks[{i}].layers"), "not an object")),
+            };
+            for (name, layer) in named {
+                let field = format!("buildpacks[{i}].layers.{name}.sha");
+                if let Some(sha) = text_at(&layer["sha"], &field)? {
+                    layers.push((key.clone(), name.clone(), sha));
+                }
+            }
+        }
+        Ok(Self {
+            run_image,
+            sbom_sha,
+            app_shas,
+            layers,
+            document,
+        })
+    }
+
+    /// `runImage.topLayer`, "" when there is none.
+    pub fn top_layer(&self) -> &str {
+        self.run_image.as_ref().map_or("", |r| r.top_layer.as_str())
+    }
+}
+
 /// Diff ids of what export wrote, by buildpack and layer, plus the app.
 pub struct LayerShas<'a> {
     /// (buildpack index, layer name, diff_id)
@@ -129,4 +254,119 @@ pub fn build_metadata(
         })
         .collect();
     json!({"buildpacks": buildpacks, "processes": processes, "launcher": {"version": "", "source": {}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(v: &Value) -> Result<Lifecycle, LabelError> {
+        Lifecycle::parse(&v.to_string())
+    }
+
+    #[test]
+    fn the_fields_cascade_reads_are_typed_and_the_rest_is_kept() {
+        let label = json!({
+            "app": [{"sha": "sha256:a"}],
+            "buildpacks": [{"key": "x/y", "layers": {"deps": {"sha": "sha256:d"}, "tmp": {}}}],
+            "runImage": {"image": "r:1", "reference": "r@sha256:m", "topLayer": "sha256:t"},
+            "sbom": {"sha": "sha256:s"},
+            "bom": [{"written": "by lifecycle"}],
+        });
+        let l = parse(&label).unwrap();
+        assert_eq!(l.top_layer(), "sha256:t");
+        assert_eq!(l.run_image.as_ref().unwrap().reference, "r@sha256:m");
+        assert_eq!(l.sbom_sha.as_deref(), Some("sha256:s"));
+        assert_eq!(l.app_shas, ["sha256:a"]);
+        assert_eq!(l.layers, [("x/y".into(), "deps".into(), "sha256:d".into())]);
+        assert_eq!(l.document, label, "keys other tools wrote are kept");
+        let none = parse(&json!({})).unwrap();
+        assert_eq!((&none.run_image, none.top_layer()), (&None, ""));
+    }
+
+    #[test]
+    fn a_label_of_the_wrong_shape_names_the_field() {
+        for (label, field) in [
+            (json!([]), "(root)"),
+            (json!({"runImage": "x"}), "runImage"),
+            (json!({"runImage": {"topLayer": 7}}), "runImage.topLayer"),
+            (json!({"sbom": {"sha": []}}), "sbom.sha"),
+            (json!({"stack": 1}), "stack"),
+            (json!({"app": {}}), "app"),
+            (json!({"app": [{"sha": 1}]}), "app[0].sha"),
+            (
+                json!({"buildpacks": [{"key": "k", "layers": []}]}),
+                "buildpacks[0].layers",
+            ),
+            (
+                json!({"buildpacks": [{"layers": {"l": {"sha": false}}}]}),
+                "buildpacks[0].layers.l.sha",
+            ),
+        ] {
+            assert_eq!(parse(&label).unwrap_err().field, field, "{label}");
+        }
+        assert_eq!(Lifecycle::parse("{").unwrap_err().field, "(root)");
+        let config = json!({"config": {"Labels": {LIFECYCLE_METADATA: 3}}});
+        assert!(Lifecycle::of(&config).is_err());
+        assert_eq!(Lifecycle::of(&json!({})), Ok(None));
+    }
+
+    /// JSON made of the keys the label has, nested at random.
+    fn label_like() -> impl Strategy<Value = Value> {
+        let key = prop::sample::select(vec![
+            "app",
+            "buildpacks",
+            "runImage",
+            "sbom",
+            "stack",
+            "sha",
+            "key",
+            "layers",
+            "image",
+            "reference",
+            "topLayer",
+            "x",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z:0-9]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..5).prop_map(|m| {
+                    Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        // PROPTEST_CASES=100000 for the dedicated run; 256 by default.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever the label holds, parsing it never panics; what it
+        /// accepts keeps the document as it was, and each typed field is
+        /// the document's.
+        #[test]
+        fn any_label_parses_or_names_a_field(label in label_like()) {
+            match parse(&label) {
+                Ok(l) => {
+                    prop_assert_eq!(&l.document, &label);
+                    let top = label["runImage"]["topLayer"].as_str().unwrap_or_default();
+                    prop_assert_eq!(l.top_layer(), top);
+                    prop_assert_eq!(l.sbom_sha.as_deref(), label["sbom"]["sha"].as_str());
+                }
+                Err(e) => prop_assert!(!e.field.is_empty() && !e.message.is_empty()),
+            }
+        }
+    }
 }

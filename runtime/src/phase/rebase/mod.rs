@@ -121,7 +121,7 @@ pub struct Rebased {
 /// What reading and checking found, before anything is computed.
 struct Checked {
     app: ReadImage,
-    lifecycle: Value,
+    lifecycle: labels::Lifecycle,
     base_count: usize,
     run: RunImage,
     result: Rebased,
@@ -230,13 +230,8 @@ impl Rebase<'_> {
             .map(ToString::to_string)
             .unwrap_or_default();
         let new_top = run.top_layer().map(ToString::to_string).unwrap_or_default();
-        let old_reference = lifecycle["runImage"]["reference"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let old_top = lifecycle["runImage"]["topLayer"]
-            .as_str()
-            .unwrap_or_default();
+        let old = lifecycle.run_image.clone().unwrap_or_default();
+        let (old_reference, old_top) = (old.reference.clone(), old.top_layer.as_str());
         let app_layers = app.manifest["layers"].as_array().map_or(0, Vec::len) - base_count;
         let current = self.output.is_none() && new_top == old_top && new_reference == old_reference;
         if current {
@@ -248,10 +243,7 @@ impl Rebase<'_> {
             old_digest: app.digest.to_string(),
             new_digest: app.digest.to_string(),
             old_run_image: RunImageRef {
-                reference: lifecycle["runImage"]["image"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                reference: old.image.clone(),
                 digest: RunImageRef::non_empty(&old_reference),
                 top_layer: RunImageRef::non_empty(old_top),
             },
@@ -286,36 +278,24 @@ impl Rebase<'_> {
     }
 
     /// The CNB lifecycle label, which says where the run image ends.
-    fn lifecycle(&self, app: &ReadImage) -> Result<Value, RebaseError> {
-        let labels = &app.config["config"]["Labels"];
-        let Some(text) = labels[labels::LIFECYCLE_METADATA].as_str() else {
-            return Err(RebaseError::NotBuildpacks {
+    fn lifecycle(&self, app: &ReadImage) -> Result<labels::Lifecycle, RebaseError> {
+        let lifecycle = labels::Lifecycle::of(&app.config)
+            .map_err(|e| self.invalid("lifecycle label", &e))?
+            .ok_or_else(|| RebaseError::NotBuildpacks {
                 image: self.image.to_string(),
-            });
-        };
+            })?;
+        let labels = &app.config["config"]["Labels"];
         if labels[labels::REBASABLE].as_str() == Some("false") && !self.force {
             return Err(RebaseError::NotRebasable {
                 image: self.image.to_string(),
             });
-        }
-        let lifecycle: Value =
-            serde_json::from_str(text).map_err(|e| self.invalid("lifecycle label", &e))?;
-        // Rebase rewrites these keys in place: each must be an object (or
-        // absent), never `[]` or `"x"`, which would not take a key.
-        if !lifecycle.is_object() {
-            return Err(self.invalid("lifecycle label", &"not a JSON object"));
-        }
-        for key in ["runImage", "sbom", "stack"] {
-            if !(lifecycle[key].is_null() || lifecycle[key].is_object()) {
-                return Err(self.invalid("lifecycle label", &format!("{key} is not an object")));
-            }
         }
         Ok(lifecycle)
     }
 
     /// How many of the image's layers are the old run image's: those up to
     /// and including `runImage.topLayer`.
-    fn cut(&self, app: &ReadImage, lifecycle: &Value) -> Result<usize, RebaseError> {
+    fn cut(&self, app: &ReadImage, lifecycle: &labels::Lifecycle) -> Result<usize, RebaseError> {
         let diff_ids = app.config["rootfs"]["diff_ids"]
             .as_array()
             .cloned()
@@ -327,9 +307,7 @@ impl Rebase<'_> {
                 &format!("{layers} layers but {} diff_ids", diff_ids.len()),
             ));
         }
-        let top = lifecycle["runImage"]["topLayer"]
-            .as_str()
-            .unwrap_or_default();
+        let top = lifecycle.top_layer();
         if top.is_empty() {
             return Ok(0);
         }
@@ -371,7 +349,7 @@ impl Rebase<'_> {
     /// run-image repository (unless forced).
     fn validate(
         &self,
-        lifecycle: &Value,
+        lifecycle: &labels::Lifecycle,
         app_labels: &Value,
         run: &RunImage,
         (os, arch): (&str, &str),
@@ -388,7 +366,10 @@ impl Rebase<'_> {
             });
         }
         self.check_age(app_labels, run)?;
-        let recorded = lifecycle["runImage"]["image"].as_str().unwrap_or_default();
+        let recorded = lifecycle
+            .run_image
+            .as_ref()
+            .map_or("", |r| r.image.as_str());
         if !recorded.is_empty() && repository(recorded) != repository(&self.run_image.to_string()) {
             return Err(RebaseError::Repository {
                 image: self.image.to_string(),
@@ -661,7 +642,7 @@ impl Rebase<'_> {
         app: &ReadImage,
         run: &RunImage,
         base_count: usize,
-        lifecycle: &Value,
+        lifecycle: &labels::Lifecycle,
         new_base: (&str, &str),
         sbom: Option<&sbom::NewSbom>,
     ) -> Result<Value, RebaseError> {
@@ -722,11 +703,11 @@ impl Rebase<'_> {
         let inner = config["config"]
             .as_object_mut()
             .ok_or_else(|| self.invalid("config", &"no config section"))?;
-        let mut lifecycle = lifecycle.clone();
+        let mut document = lifecycle.document.clone();
         if let Some(s) = sbom {
-            lifecycle["sbom"]["sha"] = json!(s.diff_id.to_string());
+            document["sbom"]["sha"] = json!(s.diff_id.to_string());
         }
-        self.rebase_env_and_labels(inner, run, &lifecycle, new_base)?;
+        self.rebase_env_and_labels(inner, run, &document, new_base)?;
         Ok(config)
     }
 

@@ -49,10 +49,10 @@ impl Rebase<'_> {
         app: &ReadImage,
         run: &RunImage,
         base_count: usize,
-        lifecycle: &Value,
+        lifecycle: &crate::labels::Lifecycle,
         t: &mut Transfers,
     ) -> Result<Option<NewSbom>, RebaseError> {
-        let Some(sha) = lifecycle["sbom"]["sha"].as_str() else {
+        let Some(sha) = lifecycle.sbom_sha.as_deref() else {
             return Ok(None);
         };
         let diff_ids = app.config["rootfs"]["diff_ids"]
