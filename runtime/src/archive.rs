@@ -17,6 +17,56 @@ use std::path::{Component, Path, PathBuf};
 use crate::deadline::Deadline;
 use crate::guest_tree::GuestTree;
 
+/// Why an archive was not unpacked. Guest-visible: a buildpack gets it as
+/// the WIT error (host paths rewritten to the guest's).
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("entry {0:?}: absolute or climbing out of the destination")]
+    Climbs(String),
+    #[error("entry {0:?}: an empty name")]
+    EmptyName(String),
+    #[error("link {link} -> {target}: points outside the destination")]
+    LinkOutside { link: String, target: String },
+    #[error("link {0} without a target")]
+    NoLinkTarget(String),
+    #[error("hard link {link} -> {target}: not an earlier file of this archive")]
+    HardLinkForeign { link: String, target: String },
+    #[error("entry {name}: {kind} entries are not unpacked")]
+    Unsupported { name: String, kind: String },
+    #[error("more than {0} entries: refused (an archive bomb?)")]
+    TooManyEntries(u32),
+    #[error("unpacks to more than {0} bytes: refused (an archive bomb?)")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Deadline(String),
+    /// Creating `path` in the destination failed.
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The archive itself could not be read (truncated, corrupt).
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0}")]
+    Zip(#[from] zip::result::ZipError),
+    /// Any of the above, in the archive named `name`.
+    #[error("{name}: {source}")]
+    In {
+        name: String,
+        #[source]
+        source: Box<ArchiveError>,
+    },
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Tar,
@@ -45,22 +95,17 @@ impl Limits {
 
 /// An entry path: relative, no `..` at all (even ones that would stay
 /// inside: archives that need them are not ones to trust).
-pub(crate) fn entry_path(name: &Path) -> Result<PathBuf, String> {
+pub(crate) fn entry_path(name: &Path) -> Result<PathBuf, ArchiveError> {
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {
             Component::Normal(p) => out.push(p),
             Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "entry {:?}: absolute or climbing out of the destination",
-                    name.display()
-                ));
-            }
+            _ => return Err(ArchiveError::Climbs(name.display().to_string())),
         }
     }
     if out.as_os_str().is_empty() {
-        return Err(format!("entry {:?}: an empty name", name.display()));
+        return Err(ArchiveError::EmptyName(name.display().to_string()));
     }
     Ok(out)
 }
@@ -68,7 +113,7 @@ pub(crate) fn entry_path(name: &Path) -> Result<PathBuf, String> {
 /// A link at `rel` to `target` must resolve inside the destination,
 /// lexically from `rel`'s directory (which [`GuestTree::create_dir_all`]
 /// makes sure is a real directory, so lexical is what the kernel will do).
-fn link_target_ok(rel: &Path, target: &Path) -> Result<(), String> {
+fn link_target_ok(rel: &Path, target: &Path) -> Result<(), ArchiveError> {
     let mut depth: usize = rel.components().count().saturating_sub(1);
     let mut ok = !target.is_absolute() && !target.as_os_str().is_empty();
     for c in target.components() {
@@ -82,11 +127,10 @@ fn link_target_ok(rel: &Path, target: &Path) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "link {} -> {}: points outside the destination",
-            rel.display(),
-            target.display()
-        ))
+        Err(ArchiveError::LinkOutside {
+            link: rel.display().to_string(),
+            target: target.display().to_string(),
+        })
     }
 }
 
@@ -110,68 +154,62 @@ struct Unpacker<'a> {
 }
 
 impl Unpacker<'_> {
-    fn entry(&mut self) -> Result<(), String> {
-        self.deadline.check("unpack")?;
+    fn entry(&mut self) -> Result<(), ArchiveError> {
+        self.deadline
+            .check("unpack")
+            .map_err(ArchiveError::Deadline)?;
         self.entries += 1;
         if self.entries > self.limits.max_entries {
-            return Err(format!(
-                "more than {} entries: refused (an archive bomb?)",
-                self.limits.max_entries
-            ));
+            return Err(ArchiveError::TooManyEntries(self.limits.max_entries));
         }
         Ok(())
     }
 
-    fn dir(&mut self, rel: &Path) -> Result<(), String> {
+    fn dir(&mut self, rel: &Path) -> Result<(), ArchiveError> {
         self.files.remove(rel);
-        self.dest.create_dir_all(rel).map_err(|e| e.to_string())?;
+        self.dest.create_dir_all(rel).map_err(write_err(rel))?;
         Ok(())
     }
 
     /// Copy `from` into a new file at `rel`, counting against the budget.
-    fn file(&mut self, from: &mut dyn Read, rel: &Path, exec: bool) -> Result<(), String> {
-        let mut out = self
-            .dest
-            .create_file(rel, exec)
-            .map_err(|e| e.to_string())?;
+    fn file(&mut self, from: &mut dyn Read, rel: &Path, exec: bool) -> Result<(), ArchiveError> {
+        let mut out = self.dest.create_file(rel, exec).map_err(write_err(rel))?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            self.deadline.check("unpack")?;
-            let n = from.read(&mut buf).map_err(|e| e.to_string())?;
+            self.deadline
+                .check("unpack")
+                .map_err(ArchiveError::Deadline)?;
+            let n = from.read(&mut buf).map_err(ArchiveError::Read)?;
             if n == 0 {
                 break;
             }
             self.bytes += n as u64;
             if self.bytes > self.limits.max_bytes {
-                return Err(format!(
-                    "unpacks to more than {} bytes: refused (an archive bomb?)",
-                    self.limits.max_bytes
-                ));
+                return Err(ArchiveError::TooLarge(self.limits.max_bytes));
             }
-            out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+            out.write_all(&buf[..n]).map_err(write_err(rel))?;
         }
         self.files.insert(rel.to_path_buf());
         Ok(())
     }
 
-    fn symlink(&mut self, rel: &Path, target: &Path) -> Result<(), String> {
+    fn symlink(&mut self, rel: &Path, target: &Path) -> Result<(), ArchiveError> {
         link_target_ok(rel, target)?;
         self.files.remove(rel);
-        self.dest.symlink(target, rel).map_err(|e| e.to_string())
+        self.dest.symlink(target, rel).map_err(write_err(rel))
     }
 
-    fn hard_link(&mut self, rel: &Path, target: &Path) -> Result<(), String> {
+    fn hard_link(&mut self, rel: &Path, target: &Path) -> Result<(), ArchiveError> {
         let original = entry_path(target)?;
         if !self.files.contains(&original) {
-            return Err(format!(
-                "hard link {} -> {}: not an earlier file of this archive",
-                rel.display(),
-                target.display()
-            ));
+            return Err(ArchiveError::HardLinkForeign {
+                link: rel.display().to_string(),
+                target: target.display().to_string(),
+            });
         }
         self.dest
             .hard_link(&original, rel)
-            .map_err(|e| format!("hard link {} -> {}: {e}", rel.display(), target.display()))?;
+            .map_err(write_err(rel))?;
         self.files.insert(rel.to_path_buf());
         Ok(())
     }
@@ -186,7 +224,7 @@ pub fn unpack(
     format: Format,
     limits: Limits,
     deadline: Deadline,
-) -> Result<u64, String> {
+) -> Result<u64, ArchiveError> {
     let mut u = Unpacker {
         dest,
         limits,
@@ -209,32 +247,35 @@ pub fn unpack(
         ),
         Format::Zip => unpack_zip(archive, &mut u),
     };
-    result.map_err(|e| format!("{name}: {e}"))?;
+    result.map_err(|e| ArchiveError::In {
+        name: name.to_owned(),
+        source: Box::new(e),
+    })?;
     Ok(u.bytes)
 }
 
 /// A link entry's target, as stored.
-pub(crate) fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<PathBuf, String> {
+pub(crate) fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<PathBuf, ArchiveError> {
     entry
         .link_name()
-        .map_err(|e| e.to_string())?
+        .map_err(ArchiveError::Read)?
         .map(std::borrow::Cow::into_owned)
         .ok_or_else(|| {
             let name = entry
                 .path()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            format!("link {name} without a target")
+            ArchiveError::NoLinkTarget(name)
         })
 }
 
-fn unpack_tar(reader: Box<dyn Read>, u: &mut Unpacker<'_>) -> Result<(), String> {
+fn unpack_tar(reader: Box<dyn Read>, u: &mut Unpacker<'_>) -> Result<(), ArchiveError> {
     let stream = stream_bound(u.limits);
     let mut archive = tar::Archive::new(crate::tar_guard::TarGuard::new(reader, stream));
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
+    for entry in archive.entries().map_err(ArchiveError::Read)? {
+        let mut entry = entry.map_err(ArchiveError::Read)?;
         u.entry()?;
-        let name = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let name = entry.path().map_err(ArchiveError::Read)?.into_owned();
         let rel = entry_path(&name)?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
@@ -255,19 +296,19 @@ fn unpack_tar(reader: Box<dyn Read>, u: &mut Unpacker<'_>) -> Result<(), String>
         ) {
             // Metadata the tar crate already applied to the next entry.
         } else {
-            return Err(format!(
-                "entry {}: {kind:?} entries are not unpacked",
-                name.display()
-            ));
+            return Err(ArchiveError::Unsupported {
+                name: name.display().to_string(),
+                kind: format!("{kind:?}"),
+            });
         }
     }
     Ok(())
 }
 
-fn unpack_zip(file: std::fs::File, u: &mut Unpacker<'_>) -> Result<(), String> {
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+fn unpack_zip(file: std::fs::File, u: &mut Unpacker<'_>) -> Result<(), ArchiveError> {
+    let mut zip = zip::ZipArchive::new(file)?;
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        let mut entry = zip.by_index(i)?;
         u.entry()?;
         let raw = PathBuf::from(entry.name());
         let rel = entry_path(&raw)?;
@@ -280,7 +321,7 @@ fn unpack_zip(file: std::fs::File, u: &mut Unpacker<'_>) -> Result<(), String> {
                 .by_ref()
                 .take(4096)
                 .read_to_string(&mut target)
-                .map_err(|e| e.to_string())?;
+                .map_err(ArchiveError::Read)?;
             u.symlink(&rel, Path::new(&target))?;
         } else {
             u.file(&mut entry, &rel, mode & 0o111 != 0)?;
@@ -329,6 +370,7 @@ mod tests {
             LIMITS,
             Deadline::after(Duration::from_mins(1)),
         )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -346,7 +388,8 @@ mod tests {
             LIMITS,
             Deadline::after(Duration::ZERO),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("deadline"), "{e}");
         assert!(!tree.exists(Path::new("f")));
     }

@@ -153,7 +153,7 @@ fn apply(
                 let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
                 copy(&mut entry, root, &rel, exec, limits, done)
             } else if kind.is_symlink() || kind.is_hard_link() {
-                let target = link_target(&entry)?;
+                let target = link_target(&entry).map_err(|e| e.to_string())?;
                 if kind.is_symlink() {
                     root.symlink(&target, &rel)
                 } else {
@@ -226,7 +226,7 @@ pub(crate) fn layer_path(name: &Path) -> Result<Option<PathBuf>, String> {
     {
         return Ok(None);
     }
-    entry_path(relative).map(Some)
+    entry_path(relative).map(Some).map_err(|e| e.to_string())
 }
 
 /// Hide what lower layers put in `dir` (opened strictly: an opaque

@@ -218,7 +218,7 @@ impl cascade::buildpack::archive::Host for State {
             asked.min(caps.host.unpack_limits),
             self.deadline,
         )
-        .map_err(|e| caps.guest_paths(&e))
+        .map_err(|e| caps.guest_paths(&e.to_string()))
     }
 }
 
