@@ -21,6 +21,77 @@ use crate::deadline::Deadline;
 use crate::guest_tree::GuestTree;
 use crate::oci::{Digest, DigestWriter};
 
+/// Why a fetch failed. Guest-visible (as the WIT error, host paths
+/// rewritten): a digest mismatch says only that it failed, never what came.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("sha256 {0:?}: expected 64 lowercase hex digits")]
+    BadSha256(String),
+    #[error("{url}: not in the fetch cache ({}) and cascade runs --offline", cache.display())]
+    Offline { url: String, cache: PathBuf },
+    /// The fetch cache on the host: `path` could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("destination {}: {source}", rel.display())]
+    Destination {
+        rel: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "destination {0:?}: a relative path inside the buildpack's layers (no .., not absolute)"
+    )]
+    BadDestination(String),
+    #[error("{url}: the fetch cache entry was damaged and is removed; fetch again")]
+    Damaged { url: String },
+    #[error("fetch root {}: {source}", root.display())]
+    Root {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: {source} (beneath {})", root.display())]
+    Beneath {
+        url: String,
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: not a regular file")]
+    NotAFile { url: String },
+    #[error("{url}: {source}")]
+    Read {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: more than the fetch limit of {max} bytes")]
+    TooLarge { url: String, max: u64 },
+    #[error("{url}: {len} bytes is over the fetch limit of {max} bytes")]
+    DeclaredTooLarge { url: String, len: u64, max: u64 },
+    #[error("{url}: sha256 mismatch: what was downloaded is not {expected}")]
+    Mismatch { url: String, expected: String },
+    #[error("{url}: no host")]
+    NoHost { url: String },
+    #[error("HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("{url}: {source}")]
+    Request {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+}
+
 /// Downloads and caches fetched files.
 #[derive(Debug)]
 pub struct Fetcher {
@@ -81,42 +152,39 @@ impl Fetcher {
         dest: &GuestTree,
         rel: &Path,
         deadline: Deadline,
-    ) -> Result<Fetched, String> {
+    ) -> Result<Fetched, FetchError> {
         let shown = display_url(url);
         let digest: Digest = format!("sha256:{sha256}")
             .parse()
-            .map_err(|_| format!("sha256 {sha256:?}: expected 64 lowercase hex digits"))?;
+            .map_err(|_| FetchError::BadSha256(sha256.to_owned()))?;
         let key = hex::encode(sha2::Sha256::digest(format!("{url}\n{digest}").as_bytes()));
         let cached = self.cache_dir.join(key);
         let hit = cached.is_file();
         if !hit {
             if self.offline {
-                return Err(format!(
-                    "{shown}: not in the fetch cache ({}) and cascade runs --offline",
-                    self.cache_dir.display()
-                ));
+                return Err(FetchError::Offline {
+                    url: shown,
+                    cache: self.cache_dir.clone(),
+                });
             }
             self.download(url, &shown, source, &digest, &cached, deadline)?;
         }
         // A copy, not a link: the layer may be changed after, the cache
         // not. Hashed again on the way, so a damaged cache entry is noticed.
-        let mut from =
-            std::fs::File::open(&cached).map_err(|e| format!("{}: {e}", cached.display()))?;
-        let out = dest
-            .create_file(rel, false)
-            .map_err(|e| format!("destination {}: {e}", rel.display()))?;
+        let mut from = std::fs::File::open(&cached).map_err(cache_err(&cached))?;
+        let destination = |source| FetchError::Destination {
+            rel: rel.to_path_buf(),
+            source,
+        };
+        let out = dest.create_file(rel, false).map_err(destination)?;
         let mut out = DigestWriter::new(std::io::BufWriter::new(out));
-        std::io::copy(&mut from, &mut out)
-            .map_err(|e| format!("destination {}: {e}", rel.display()))?;
+        std::io::copy(&mut from, &mut out).map_err(destination)?;
         let (mut w, actual, bytes) = out.finish();
-        w.flush()
-            .map_err(|e| format!("destination {}: {e}", rel.display()))?;
+        w.flush().map_err(destination)?;
         if actual != digest {
             let _ = std::fs::remove_file(&cached);
             let _ = dest.remove_all(rel);
-            return Err(format!(
-                "{shown}: the fetch cache entry was damaged and is removed; fetch again"
-            ));
+            return Err(FetchError::Damaged { url: shown });
         }
         Ok(Fetched { bytes, cached: hit })
     }
@@ -129,17 +197,24 @@ impl Fetcher {
         digest: &Digest,
         to: &Path,
         deadline: Deadline,
-    ) -> Result<(), String> {
-        std::fs::create_dir_all(&self.cache_dir)
-            .map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
+    ) -> Result<(), FetchError> {
+        std::fs::create_dir_all(&self.cache_dir).map_err(cache_err(&self.cache_dir))?;
         let reader: Box<dyn Read> = match source {
             Source::File { root, rel } => {
                 let dir = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority())
-                    .map_err(|e| format!("fetch root {}: {e}", root.display()))?;
-                let beneath =
-                    |e: std::io::Error| format!("{shown}: {e} (beneath {})", root.display());
+                    .map_err(|source| FetchError::Root {
+                        root: root.clone(),
+                        source,
+                    })?;
+                let beneath = |source| FetchError::Beneath {
+                    url: shown.to_owned(),
+                    root: root.clone(),
+                    source,
+                };
                 if !dir.metadata(rel).map_err(beneath)?.is_file() {
-                    return Err(format!("{shown}: not a regular file"));
+                    return Err(FetchError::NotAFile {
+                        url: shown.to_owned(),
+                    });
                 }
                 let file = dir.open(rel).map_err(beneath)?;
                 Box::new(file.into_std())
@@ -147,38 +222,44 @@ impl Fetcher {
             Source::Http => Box::new(self.http(url, shown, deadline)?),
         };
         let mut reader = deadline.reader(reader);
-        let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)
-            .map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
+        let cache = cache_err(&self.cache_dir);
+        let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir).map_err(cache)?;
+        let cache = cache_err(tmp.path());
         let mut out = DigestWriter::new(std::io::BufWriter::new(
-            tmp.as_file().try_clone().map_err(|e| e.to_string())?,
+            tmp.as_file().try_clone().map_err(cache)?,
         ));
         let mut buf = vec![0u8; 1 << 16];
         let mut total: u64 = 0;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| format!("{shown}: {e}"))?;
+            let n = reader.read(&mut buf).map_err(|source| FetchError::Read {
+                url: shown.to_owned(),
+                source,
+            })?;
             if n == 0 {
                 break;
             }
             total += n as u64;
             if total > self.max_bytes {
-                return Err(format!(
-                    "{shown}: more than the fetch limit of {} bytes",
-                    self.max_bytes
-                ));
+                return Err(FetchError::TooLarge {
+                    url: shown.to_owned(),
+                    max: self.max_bytes,
+                });
             }
-            out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+            out.write_all(&buf[..n]).map_err(cache_err(tmp.path()))?;
         }
         let (mut w, actual, _) = out.finish();
-        w.flush().map_err(|e| e.to_string())?;
+        w.flush().map_err(cache_err(tmp.path()))?;
         if actual != *digest {
             // Say that it failed, never what arrived.
-            return Err(format!(
-                "{shown}: sha256 mismatch: what was downloaded is not {}",
-                digest.hex()
-            ));
+            return Err(FetchError::Mismatch {
+                url: shown.to_owned(),
+                expected: digest.hex().to_owned(),
+            });
         }
-        tmp.persist(to)
-            .map_err(|e| format!("{}: {}", to.display(), e.error))?;
+        tmp.persist(to).map_err(|e| FetchError::Cache {
+            path: to.to_path_buf(),
+            source: e.error,
+        })?;
         Ok(())
     }
 
@@ -187,11 +268,13 @@ impl Fetcher {
         url: &str,
         shown: &str,
         deadline: Deadline,
-    ) -> Result<reqwest::blocking::Response, String> {
+    ) -> Result<reqwest::blocking::Response, FetchError> {
         let host = reqwest::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
-            .ok_or_else(|| format!("{shown}: no host"))?;
+            .ok_or_else(|| FetchError::NoHost {
+                url: shown.to_owned(),
+            })?;
         // The grant names a host: a redirect elsewhere would fetch from a
         // host nobody granted.
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
@@ -211,21 +294,25 @@ impl Fetcher {
             .timeout(deadline.left().min(std::time::Duration::from_mins(10)))
             .redirect(policy)
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        let resp = client
-            .get(url)
-            .send()
-            .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+            .map_err(FetchError::Client)?;
+        let resp = client.get(url).send().map_err(|e| FetchError::Request {
+            url: shown.to_owned(),
+            source: e.without_url(),
+        })?;
         if !resp.status().is_success() {
-            return Err(format!("{shown}: HTTP {}", resp.status()));
+            return Err(FetchError::Status {
+                url: shown.to_owned(),
+                status: resp.status(),
+            });
         }
         if let Some(len) = resp.content_length()
             && len > self.max_bytes
         {
-            return Err(format!(
-                "{shown}: {len} bytes is over the fetch limit of {} bytes",
-                self.max_bytes
-            ));
+            return Err(FetchError::DeclaredTooLarge {
+                url: shown.to_owned(),
+                len,
+                max: self.max_bytes,
+            });
         }
         Ok(resp)
     }
@@ -233,15 +320,20 @@ impl Fetcher {
 
 /// A destination a buildpack names: a relative path of plain names (no
 /// `..`, not absolute), resolved beneath its layers dir by [`GuestTree`].
-pub fn confined(rel: &str) -> Result<PathBuf, String> {
+pub fn confined(rel: &str) -> Result<PathBuf, FetchError> {
     let path = Path::new(rel);
     let plain = !rel.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
     if !plain {
-        return Err(format!(
-            "destination {rel:?}: a relative path inside the buildpack's layers (no .., not absolute)"
-        ));
+        return Err(FetchError::BadDestination(rel.to_owned()));
     }
     Ok(path.to_path_buf())
+}
+
+fn cache_err(path: &Path) -> impl Fn(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Cache {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -286,7 +378,8 @@ mod tests {
                 Path::new("x"),
                 Deadline::after(std::time::Duration::ZERO),
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("deadline"), "{e}");
         assert_eq!(
             std::fs::read_dir(tmp.path().join("cache/fetch"))
@@ -336,7 +429,8 @@ mod tests {
         std::fs::write(&src, b"tampered").unwrap();
         let e = f
             .get(&url, &"0".repeat(64), &source, &layers, dest, later())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sha256 mismatch"), "{e}");
         assert!(
             !e.contains(Digest::of(b"tampered").hex()),
@@ -352,7 +446,8 @@ mod tests {
                 dest,
                 later(),
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("fetch limit"), "{e}");
         assert_eq!(
             std::fs::read_dir(tmp.path().join("cache2/fetch"))
@@ -408,7 +503,8 @@ mod tests {
                 Path::new("z"),
                 later(),
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("damaged"), "{e}");
         assert!(!layers.exists("z"));
     }

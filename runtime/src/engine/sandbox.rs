@@ -190,8 +190,8 @@ impl cascade::buildpack::archive::Host for State {
         let Some(caps) = &self.caps else {
             return Err("unpack is available during build, not detect".into());
         };
-        let from = crate::fetch::confined(&archive)?;
-        let to = crate::fetch::confined(&destination)?;
+        let from = crate::fetch::confined(&archive).map_err(|e| e.to_string())?;
+        let to = crate::fetch::confined(&destination).map_err(|e| e.to_string())?;
         let file = caps
             .layers
             .open_file(from)
@@ -322,7 +322,7 @@ impl cascade::buildpack::fetch::Host for State {
             .fetcher
             .as_ref()
             .ok_or("fetch has no cache directory on this host")?;
-        let dest = crate::fetch::confined(&request.destination)?;
+        let dest = crate::fetch::confined(&request.destination).map_err(|e| e.to_string())?;
         let done = fetcher
             .get(
                 &request.url,
@@ -332,7 +332,7 @@ impl cascade::buildpack::fetch::Host for State {
                 &dest,
                 self.deadline,
             )
-            .map_err(|e| caps.guest_paths(&e))?;
+            .map_err(|e| caps.guest_paths(&e.to_string()))?;
         self.reporter.note(&format!(
             "{} used fetch:{host}: {} ({} bytes{})",
             self.id,
