@@ -169,17 +169,18 @@ impl Grants {
         id: &str,
         declared: &Declared,
         url: &str,
-    ) -> Result<crate::fetch::Source, String> {
+    ) -> Result<crate::fetch::Source, CapabilityError> {
         let host = fetch_host(url)?;
         if !declared
             .fetch
             .iter()
             .any(|h| (h == "*" && host != "file") || h.eq_ignore_ascii_case(&host))
         {
-            return Err(format!(
-                "capability fetch:{host} denied: buildpack {id} does not declare it (its buildpack.toml [capabilities] fetch = {:?}); the buildpack must list {host:?} there",
-                declared.fetch
-            ));
+            return Err(CapabilityError::FetchNotDeclared {
+                host,
+                id: id.to_owned(),
+                declared: declared.fetch.clone(),
+            });
         }
         if host == "file" {
             let path = reqwest::Url::parse(url)
@@ -189,7 +190,7 @@ impl Grants {
                     p.components()
                         .all(|c| !matches!(c, std::path::Component::ParentDir))
                 })
-                .ok_or_else(|| format!("{url:?}: not a plain absolute file URL"))?;
+                .ok_or_else(|| CapabilityError::NotAFileUrl(url.to_owned()))?;
             for what in self.of(id) {
                 if let What::FetchFile(root) = what
                     && let Ok(rel) = path.strip_prefix(root)
@@ -200,40 +201,48 @@ impl Grants {
                     });
                 }
             }
-            return Err(format!(
-                "capability fetch:file denied: the platform granted buildpack {id} no directory holding {}; {}",
-                crate::fetch::display_url(url),
-                self.how(id, "fetch:file:/DIR")
-            ));
+            return Err(CapabilityError::NoFileRoot {
+                id: id.to_owned(),
+                url: crate::fetch::display_url(url),
+                how: self.how(id, "fetch:file:/DIR"),
+            });
         }
         if !self
             .of(id)
             .any(|w| matches!(w, What::Fetch(h) if h == "*" || *h == host))
         {
-            return Err(format!(
-                "capability fetch:{host} denied: the platform did not grant it to buildpack {id}; {}",
-                self.how(id, &format!("fetch:{host}"))
-            ));
+            return Err(CapabilityError::NotGranted {
+                capability: format!("fetch:{host}"),
+                id: id.to_owned(),
+                how: self.how(id, &format!("fetch:{host}")),
+            });
         }
         Ok(crate::fetch::Source::Http)
     }
 
     /// Whether buildpack `id` may run `program`.
-    pub fn check_exec(&self, id: &str, declared: &Declared, program: &str) -> Result<(), String> {
+    pub fn check_exec(
+        &self,
+        id: &str,
+        declared: &Declared,
+        program: &str,
+    ) -> Result<(), CapabilityError> {
         if !declared.exec.iter().any(|t| t == program) {
-            return Err(format!(
-                "capability exec:{program} denied: buildpack {id} does not declare it (its buildpack.toml [capabilities] exec = {:?})",
-                declared.exec
-            ));
+            return Err(CapabilityError::ExecNotDeclared {
+                program: program.to_owned(),
+                id: id.to_owned(),
+                declared: declared.exec.clone(),
+            });
         }
         if !self
             .of(id)
             .any(|w| matches!(w, What::Exec(t) if t == "*" || t == program))
         {
-            return Err(format!(
-                "capability exec:{program} denied: the platform did not grant it to buildpack {id}; {}",
-                self.how(id, &format!("exec:{program}"))
-            ));
+            return Err(CapabilityError::NotGranted {
+                capability: format!("exec:{program}"),
+                id: id.to_owned(),
+                how: self.how(id, &format!("exec:{program}")),
+            });
         }
         Ok(())
     }
@@ -257,18 +266,68 @@ impl Grants {
     }
 }
 
+/// A capability call refused, and what would allow it. Guest-visible: a
+/// buildpack gets it as the WIT error, so its author reads what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapabilityError {
+    #[error(
+        "capability fetch:{host} denied: buildpack {id} does not declare it (its buildpack.toml [capabilities] fetch = {declared:?}); the buildpack must list {host:?} there"
+    )]
+    FetchNotDeclared {
+        host: String,
+        id: String,
+        declared: Vec<String>,
+    },
+    #[error(
+        "capability exec:{program} denied: buildpack {id} does not declare it (its buildpack.toml [capabilities] exec = {declared:?})"
+    )]
+    ExecNotDeclared {
+        program: String,
+        id: String,
+        declared: Vec<String>,
+    },
+    #[error(
+        "capability {capability} denied: the platform did not grant it to buildpack {id}; {how}"
+    )]
+    NotGranted {
+        capability: String,
+        id: String,
+        how: String,
+    },
+    #[error(
+        "capability fetch:file denied: the platform granted buildpack {id} no directory holding {url}; {how}"
+    )]
+    NoFileRoot {
+        id: String,
+        url: String,
+        how: String,
+    },
+    #[error("{0:?}: not a plain absolute file URL")]
+    NotAFileUrl(String),
+    #[error("{url:?} is not a URL: {message}")]
+    NotAUrl { url: String, message: String },
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    #[error("{url:?}: scheme {scheme} is not fetched (http, https or file)")]
+    Scheme { url: String, scheme: String },
+}
+
 /// The host a fetch capability is named by: the URL's host, or `file`.
-pub fn fetch_host(url: &str) -> Result<String, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+pub fn fetch_host(url: &str) -> Result<String, CapabilityError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| CapabilityError::NotAUrl {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })?;
     match parsed.scheme() {
         "file" => Ok("file".into()),
         "http" | "https" => parsed
             .host_str()
             .map(str::to_lowercase)
-            .ok_or_else(|| format!("{url:?} has no host")),
-        other => Err(format!(
-            "{url:?}: scheme {other} is not fetched (http, https or file)"
-        )),
+            .ok_or_else(|| CapabilityError::NoHost(url.to_owned())),
+        other => Err(CapabilityError::Scheme {
+            url: url.to_owned(),
+            scheme: other.to_owned(),
+        }),
     }
 }
 
@@ -381,11 +440,11 @@ mod tests {
                 .is_ok()
         );
         let e = granted.check_fetch("a/b", &declared(&[]), url).unwrap_err();
-        assert!(e.contains("does not declare"), "{e}");
+        assert!(e.to_string().contains("does not declare"), "{e}");
         let e = Grants::default()
             .check_fetch("a/b", &declared(&["nodejs.org"]), url)
             .unwrap_err();
-        assert!(e.contains("--allow fetch:nodejs.org"), "{e}");
+        assert!(e.to_string().contains("--allow fetch:nodejs.org"), "{e}");
         let all = Grants::parse(&["fetch:*".into()], false).unwrap();
         assert!(
             all.check_fetch("a/b", &declared(&["nodejs.org"]), url)
@@ -403,7 +462,7 @@ mod tests {
         let e = granted
             .check_fetch("a/b", &declared(&["*"]), "http://127.0.0.1:9/n.tgz")
             .unwrap_err();
-        assert!(e.contains("--allow fetch:127.0.0.1"), "{e}");
+        assert!(e.to_string().contains("--allow fetch:127.0.0.1"), "{e}");
     }
 
     #[test]
@@ -451,7 +510,7 @@ mod tests {
         };
         assert!(g.check_exec("app/bp", &exec, "sh").is_ok());
         g.mark_app_named("app/bp");
-        let e = g.check_exec("app/bp", &exec, "sh").unwrap_err();
+        let e = g.check_exec("app/bp", &exec, "sh").unwrap_err().to_string();
         assert!(
             e.contains("project.toml") && e.contains("app/bp=exec:sh"),
             "{e}"

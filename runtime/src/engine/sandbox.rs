@@ -250,7 +250,7 @@ impl cascade::buildpack::exec::Host for State {
             .check_exec(self.id.as_str(), &caps.declared, &name)
         {
             record(false, argv);
-            return Err(e);
+            return Err(e.to_string());
         }
         let env: Vec<(String, String)> =
             command.env.into_iter().map(|v| (v.name, v.value)).collect();
@@ -304,7 +304,7 @@ impl cascade::buildpack::fetch::Host for State {
         let Some(caps) = &self.caps else {
             return Err("fetch is available during build, not detect".into());
         };
-        let host = crate::capabilities::fetch_host(&request.url)?;
+        let host = crate::capabilities::fetch_host(&request.url).map_err(|e| e.to_string())?;
         let shown = crate::fetch::display_url(&request.url);
         let allowed =
             caps.host
@@ -316,7 +316,7 @@ impl cascade::buildpack::fetch::Host for State {
             detail: shown.clone(),
             allowed: allowed.is_ok(),
         });
-        let source = allowed?;
+        let source = allowed.map_err(|e| e.to_string())?;
         let fetcher = caps
             .host
             .fetcher
