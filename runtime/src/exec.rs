@@ -196,19 +196,78 @@ pub fn tool_name(program: &str) -> &str {
     program.rsplit('/').next().unwrap_or(program)
 }
 
+/// Why a tool was not run, or was stopped. Guest-visible: a buildpack gets
+/// it as the WIT error (host paths rewritten to the guest's); a tool that
+/// ran and failed is an outcome with its status, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(
+        "exec {0}: no build image to run it in; give one with `cascade build --build-image REF` (or builder.toml [build] image), or `--build-image host` for the build host's own tools"
+    )]
+    NoBuildEnv(String),
+    #[error("exec {0}: not found on the build host's PATH")]
+    NotOnHostPath(String),
+    #[error("exec {program}: not found on the build image's PATH ({path})")]
+    NotOnImagePath { program: String, path: String },
+    #[error(
+        "exec {program}: a path must lie in this buildpack's layers ({layers}) or an earlier build layer"
+    )]
+    OutsideLayers { program: String, layers: String },
+    #[error("exec {0}: not a file inside the layers")]
+    NotAFile(String),
+    #[error("working dir {dir:?}: must be under {app} or {layers}")]
+    WorkingDir {
+        dir: String,
+        app: String,
+        layers: String,
+    },
+    #[error(
+        "exec {0}: bubblewrap (bwrap) is not installed, and tools run in the build image only under it; install bubblewrap"
+    )]
+    NoBwrapForImage(String),
+    #[error(
+        "exec {0}: bubblewrap (bwrap) is not installed, and exec runs only sandboxed; install bubblewrap, or let it run unsandboxed with `cascade build --allow-unsandboxed-exec`"
+    )]
+    NoBwrap(String),
+    #[error(
+        "exec {0}: this host lets Cascade make no pids cgroup, so --exec-max-procs cannot be enforced, and --require-limits is set"
+    )]
+    NoPidsCgroup(String),
+    /// Starting or waiting for the process failed.
+    #[error("exec {program}: {source}")]
+    Process {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("exec {0}: stopped: the buildpack wrote past its bound (--max-layers-mib)")]
+    OverQuota(String),
+    #[error("exec {0}: stopped at the buildpack's own deadline")]
+    BuildpackDeadline(String),
+    #[error("exec {program}: ran past its deadline of {seconds} s and was stopped")]
+    Timeout { program: String, seconds: u64 },
+    /// Preparing the sandbox: `path` on the host could not be opened.
+    #[error("exec: {}: {source}", path.display())]
+    Sandbox {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Resolve `program`: a bare name on the build environment's PATH (the
 /// build image's, looked up inside it; the host's with `--build-image
 /// host`), or an absolute path inside the buildpack's own layers or an
 /// earlier build layer (a runtime it fetched, such as node). Anything else
 /// is refused.
-pub fn resolve_tool(env: &BuildEnv, req: &ExecRequest<'_>) -> Result<Tool, String> {
+pub fn resolve_tool(env: &BuildEnv, req: &ExecRequest<'_>) -> Result<Tool, ExecError> {
+    let program = || req.program.to_owned();
     if !req.program.contains('/') {
         return match env {
-            BuildEnv::Missing => Err(no_build_env(req.program)),
+            BuildEnv::Missing => Err(ExecError::NoBuildEnv(program())),
             BuildEnv::Host => {
-                let host = find_tool(req.program).ok_or_else(|| {
-                    format!("exec {}: not found on the build host's PATH", req.program)
-                })?;
+                let host =
+                    find_tool(req.program).ok_or_else(|| ExecError::NotOnHostPath(program()))?;
                 Ok(Tool {
                     started_as: host.clone(),
                     host,
@@ -216,12 +275,9 @@ pub fn resolve_tool(env: &BuildEnv, req: &ExecRequest<'_>) -> Result<Tool, Strin
                 })
             }
             BuildEnv::Image { root, .. } => find_in_image(root, &env.path(), req.program)
-                .ok_or_else(|| {
-                    format!(
-                        "exec {}: not found on the build image's PATH ({})",
-                        req.program,
-                        env.path()
-                    )
+                .ok_or_else(|| ExecError::NotOnImagePath {
+                    program: program(),
+                    path: env.path(),
                 }),
         };
     }
@@ -239,11 +295,9 @@ pub fn resolve_tool(env: &BuildEnv, req: &ExecRequest<'_>) -> Result<Tool, Strin
             })
         })
         .flatten()
-        .ok_or_else(|| {
-            format!(
-                "exec {}: a path must lie in this buildpack's layers ({}) or an earlier build layer",
-                req.program, req.layers_guest
-            )
+        .ok_or_else(|| ExecError::OutsideLayers {
+            program: program(),
+            layers: req.layers_guest.to_owned(),
         })?;
     // Resolved beneath the layer's handle: a link that leads out of it is
     // an error, as is anything but a regular file.
@@ -251,7 +305,7 @@ pub fn resolve_tool(env: &BuildEnv, req: &ExecRequest<'_>) -> Result<Tool, Strin
         .canonical(&rest)
         .ok()
         .filter(|r| tree.metadata(r).is_ok_and(|m| m.is_file()))
-        .ok_or_else(|| format!("exec {}: not a file inside the layers", req.program))?;
+        .ok_or_else(|| ExecError::NotAFile(program()))?;
     Ok(Tool {
         host: tree.path().join(real),
         started_as: guest.to_path_buf(),
@@ -266,12 +320,6 @@ fn inside<'t>(guest: &Path, tree: &'t GuestTree, root: &str) -> Option<(&'t Gues
         .ok()
         .filter(|rest| !rest.as_os_str().is_empty())
         .map(|rest| (tree, rest.to_path_buf()))
-}
-
-fn no_build_env(program: &str) -> String {
-    format!(
-        "exec {program}: no build image to run it in; give one with `cascade build --build-image REF` (or builder.toml [build] image), or `--build-image host` for the build host's own tools"
-    )
 }
 
 /// `program` on `path` inside the build image at `root`: links are resolved
@@ -332,7 +380,7 @@ pub fn have_bwrap() -> bool {
 }
 
 /// A working dir must lie under the app or the buildpack's own layers.
-fn check_working_dir(req: &ExecRequest<'_>) -> Result<(), String> {
+fn check_working_dir(req: &ExecRequest<'_>) -> Result<(), ExecError> {
     let wd = Path::new(req.working_dir);
     let inside = |root: &str| wd.starts_with(root);
     let plain = wd
@@ -341,12 +389,11 @@ fn check_working_dir(req: &ExecRequest<'_>) -> Result<(), String> {
     if plain && (inside(crate::api::APP_DIR) || inside(req.layers_guest)) {
         Ok(())
     } else {
-        Err(format!(
-            "working dir {:?}: must be under {} or {}",
-            req.working_dir,
-            crate::api::APP_DIR,
-            req.layers_guest
-        ))
+        Err(ExecError::WorkingDir {
+            dir: req.working_dir.to_owned(),
+            app: crate::api::APP_DIR.to_owned(),
+            layers: req.layers_guest.to_owned(),
+        })
     }
 }
 
@@ -402,9 +449,10 @@ pub fn run(
     policy: &ExecPolicy,
     req: &ExecRequest<'_>,
     reporter: &Arc<dyn Reporter>,
-) -> Result<ExecOutcome, String> {
+) -> Result<ExecOutcome, ExecError> {
+    let program = || req.program.to_owned();
     if policy.build_env == BuildEnv::Missing {
-        return Err(no_build_env(req.program));
+        return Err(ExecError::NoBuildEnv(program()));
     }
     check_working_dir(req)?;
     let tool = resolve_tool(&policy.build_env, req)?;
@@ -412,10 +460,7 @@ pub fn run(
 
     let bwrap = have_bwrap();
     if !bwrap && matches!(policy.build_env, BuildEnv::Image { .. }) {
-        return Err(format!(
-            "exec {}: bubblewrap (bwrap) is not installed, and tools run in the build image only under it; install bubblewrap",
-            req.program
-        ));
+        return Err(ExecError::NoBwrapForImage(program()));
     }
     // Handles bwrap inherits to bind (it closes them once mounted); ours
     // are dropped as soon as it has started.
@@ -432,10 +477,7 @@ pub fn run(
         let env = tool_env(policy, req, &dir(&tool.host), &home.to_string_lossy());
         unsandboxed(req, &tool.host, &env)
     } else {
-        return Err(format!(
-            "exec {}: bubblewrap (bwrap) is not installed, and exec runs only sandboxed; install bubblewrap, or let it run unsandboxed with `cascade build --allow-unsandboxed-exec`",
-            req.program
-        ));
+        return Err(ExecError::NoBwrap(program()));
     };
     // Everything the call starts goes into a pids cgroup: the shell puts
     // itself there, then becomes the sandbox.
@@ -444,10 +486,7 @@ pub fn run(
         .flatten();
     let unlimited = policy.max_procs > 0 && cgroup.is_none();
     if unlimited && policy.require_limits {
-        return Err(format!(
-            "exec {}: this host lets Cascade make no pids cgroup, so --exec-max-procs cannot be enforced, and --require-limits is set",
-            req.program
-        ));
+        return Err(ExecError::NoPidsCgroup(program()));
     }
     if let Some(cg) = &cgroup {
         let mut wrapped = Command::new("/bin/sh");
@@ -463,7 +502,11 @@ pub fn run(
         .stderr(Stdio::piped());
     let spawned = cmd.spawn();
     drop(fds);
-    let mut child = spawned.map_err(|e| format!("exec {}: {e}", req.program))?;
+    let process = |source| ExecError::Process {
+        program: program(),
+        source,
+    };
+    let mut child = spawned.map_err(process)?;
     let logged = Arc::new(Mutex::new(0usize));
     let pump = |stream: Box<dyn Read + Send>, name: &'static str| {
         let (reporter, id, logged) = (reporter.clone(), req.id.clone(), logged.clone());
@@ -474,33 +517,24 @@ pub fn run(
     // Woken by the child's exit, not by polling: a tool that takes 20 ms
     // costs 20 ms.
     let timeout = policy.timeout.min(req.deadline.left());
-    let Some(status) =
-        wait(&mut child, timeout, req.quota).map_err(|e| format!("exec {}: {e}", req.program))?
-    else {
+    let Some(status) = wait(&mut child, timeout, req.quota).map_err(process)? else {
         if req
             .quota
             .is_some_and(|q| q.load(std::sync::atomic::Ordering::Relaxed))
         {
-            return Err(format!(
-                "exec {}: stopped: the buildpack wrote past its bound (--max-layers-mib)",
-                req.program
-            ));
+            return Err(ExecError::OverQuota(program()));
         }
         // bwrap dies with its children (--die-with-parent is for us;
         // killing bwrap ends its PID namespace and everything in it).
         let _ = child.kill();
         let _ = child.wait();
         return Err(if timeout < policy.timeout {
-            format!(
-                "exec {}: stopped at the buildpack's own deadline",
-                req.program
-            )
+            ExecError::BuildpackDeadline(program())
         } else {
-            format!(
-                "exec {}: ran past its deadline of {} s and was stopped",
-                req.program,
-                policy.timeout.as_secs()
-            )
+            ExecError::Timeout {
+                program: program(),
+                seconds: policy.timeout.as_secs(),
+            }
         });
     };
     let stdout = out.join().unwrap_or_default();
@@ -559,20 +593,18 @@ fn sandboxed(
     tool: &Tool,
     env: &[(String, String)],
     fds: &mut Vec<std::os::fd::OwnedFd>,
-) -> Result<Command, String> {
+) -> Result<Command, ExecError> {
     let mut c = Command::new("bwrap");
     c.args(BWRAP_ISOLATION);
     match &policy.build_env {
         BuildEnv::Image { root, .. } => image_root(&mut c, root, req.network)?,
         BuildEnv::Host => host_system(&mut c, policy, tool, req.network)?,
-        BuildEnv::Missing => return Err(no_build_env(req.program)),
+        BuildEnv::Missing => return Err(ExecError::NoBuildEnv(req.program.to_owned())),
     }
     c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-    let mut bind_fd = |flag: &str, tree: &GuestTree, guest: &str| -> Result<(), String> {
+    let mut bind_fd = |flag: &str, tree: &GuestTree, guest: &str| -> Result<(), ExecError> {
         use std::os::fd::AsRawFd;
-        let fd = tree
-            .inheritable_fd()
-            .map_err(|e| format!("exec: {}: {e}", tree.path().display()))?;
+        let fd = tree.inheritable_fd().map_err(sandbox_err(tree.path()))?;
         c.arg(flag).arg(fd.as_raw_fd().to_string()).arg(guest);
         fds.push(fd);
         Ok(())
@@ -596,14 +628,14 @@ fn sandboxed(
 /// and `/etc/hosts` for the network) were made real when it was unpacked,
 /// so no link in the image leads a mount elsewhere; `/layers` is a tmpfs
 /// under which each buildpack's layers are bound.
-fn image_root(c: &mut Command, root: &Path, network: bool) -> Result<(), String> {
+fn image_root(c: &mut Command, root: &Path, network: bool) -> Result<(), ExecError> {
     c.arg("--ro-bind").arg(root).arg("/");
     c.args(["--tmpfs", crate::api::LAYERS_DIR]);
     if network {
         c.arg("--share-net");
         // The host's resolver settings, as a container runtime gives them;
         // only over a regular file the image holds there.
-        let tree = GuestTree::open(root).map_err(|e| format!("exec: {}: {e}", root.display()))?;
+        let tree = GuestTree::open(root).map_err(sandbox_err(root))?;
         for f in ["/etc/resolv.conf", "/etc/hosts"] {
             let rel = &f[1..];
             if Path::new(f).exists() && tree.open_file_nofollow(rel).is_ok() {
@@ -620,7 +652,7 @@ fn host_system(
     policy: &ExecPolicy,
     tool: &Tool,
     network: bool,
-) -> Result<(), String> {
+) -> Result<(), ExecError> {
     if network {
         c.arg("--share-net");
         for f in [
@@ -647,7 +679,7 @@ fn host_system(
         let p = Path::new(d);
         match std::fs::symlink_metadata(p) {
             Ok(m) if m.file_type().is_symlink() => {
-                let target = std::fs::read_link(p).map_err(|e| e.to_string())?;
+                let target = std::fs::read_link(p).map_err(sandbox_err(p))?;
                 c.arg("--symlink").arg(target).arg(d);
             }
             Ok(m) if m.is_dir() => {
@@ -736,6 +768,13 @@ fn tail_and_log(
         tail.drain(..tail.len() - TAIL);
     }
     tail
+}
+
+fn sandbox_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
+    move |source| ExecError::Sandbox {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -866,12 +905,12 @@ mod tests {
         let app = GuestTree::open(tmp.path()).unwrap();
         let req = request(&id, "go", &app, &app, "/layers/x_go");
         let err = resolve_tool(&BuildEnv::Missing, &req).unwrap_err();
-        assert!(err.contains("--build-image"), "{err}");
+        assert!(err.to_string().contains("--build-image"), "{err}");
         assert!(resolve_tool(&env, &req).is_ok());
         let policy = ExecPolicy::default();
         let reporter: Arc<dyn Reporter> = Arc::new(crate::report::Silent);
         let err = run(&policy, &req, &reporter).unwrap_err();
-        assert!(err.contains("no build image"), "{err}");
+        assert!(err.to_string().contains("no build image"), "{err}");
     }
 
     #[test]

@@ -286,6 +286,8 @@ impl cascade::buildpack::exec::Host for State {
                 self.reporter.note(&format!("warning: {warning}"));
             }
         }
+        // What the guest and the image's label see names guest paths only.
+        let outcome = outcome.map_err(|e| caps.guest_paths(&e.to_string()));
         match &outcome {
             Ok(o) => record(true, format!("{argv} (exit {})", o.status)),
             Err(e) => record(true, format!("{argv} ({e})")),
