@@ -269,6 +269,15 @@ impl Rebase<'_> {
         })
     }
 
+    /// A store failure while writing the output, which it names.
+    fn store_err(&self) -> impl Fn(StoreError) -> RebaseError + Copy + '_ {
+        let out = self.output.unwrap_or(self.image);
+        move |source| RebaseError::Store {
+            image: out.to_string(),
+            source,
+        }
+    }
+
     fn invalid(&self, what: &'static str, message: &impl ToString) -> RebaseError {
         RebaseError::Invalid {
             image: self.image.to_string(),
@@ -441,10 +450,7 @@ impl Rebase<'_> {
         t: &mut Transfers,
     ) -> Result<Digest, RebaseError> {
         let out = self.output.unwrap_or(self.image);
-        let wrap = |source| RebaseError::Store {
-            image: out.to_string(),
-            source,
-        };
+        let wrap = self.store_err();
         match out {
             ImageRef::Registry(target) => {
                 return self.write_to_registry(target, app, run, planned, sbom, t);
@@ -498,11 +504,7 @@ impl Rebase<'_> {
         sbom: Option<&sbom::NewSbom>,
         t: &mut Transfers,
     ) -> Result<Digest, RebaseError> {
-        let out = self.output.unwrap_or(self.image);
-        let wrap = |source| RebaseError::Store {
-            image: out.to_string(),
-            source,
-        };
+        let wrap = self.store_err();
         let client = self.oci.registry.as_deref().ok_or_else(|| {
             wrap(StoreError::NoClient {
                 image: target.whole(),
@@ -583,10 +585,7 @@ impl Rebase<'_> {
         let (ImageRef::Registry(target), Some(s)) = (out, sbom) else {
             return Ok(None);
         };
-        let wrap = |source: StoreError| RebaseError::Store {
-            image: out.to_string(),
-            source,
-        };
+        let wrap = self.store_err();
         let client = self.oci.registry.as_deref().ok_or_else(|| {
             wrap(StoreError::NoClient {
                 image: target.whole(),
