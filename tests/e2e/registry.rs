@@ -322,6 +322,58 @@ fn fleet_of(n: usize) -> (RegistryServer, tempfile::TempDir) {
     (registry, tmp)
 }
 
+/// A registry that serves listings two entries at a time (and refuses a
+/// larger `n`, as docker-registry does above `catalog.maxentries`): the
+/// discovery still finds every image, not only the first page's.
+#[test]
+fn discovery_pages_through_a_registry_that_lists_two_at_a_time() {
+    if !have_all(TOOLS) {
+        return;
+    }
+    let registry = RegistryServer::start_with("catalog:\n  maxentries: 2\n");
+    registry.push_layout(busybox_run_image(), "run:v1");
+    build_ok(&[
+        fixture_app("procfile").to_str().unwrap(),
+        "--run-image",
+        &registry.image("run:v1"),
+        "--publish",
+        &registry.image("app:v1"),
+    ]);
+    for i in 0..4 {
+        ok(Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", registry.image("app:v1")))
+            .arg(format!(
+                "docker://{}",
+                registry.image(&format!("team-{i}/svc:v1"))
+            )));
+    }
+    let out = ok(cascade().args([
+        "audit",
+        "--discover",
+        "--format",
+        "json",
+        "--run-image",
+        &registry.image("run:v1"),
+    ]));
+    let audit: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(audit["current"], 5, "app and four team images: {audit}");
+    let catalog_pages = registry
+        .requests()
+        .iter()
+        .filter(|l| l.contains("GET /v2/_catalog") && l.contains("\" 200 "))
+        .count();
+    assert!(
+        catalog_pages >= 3,
+        "{catalog_pages} catalog pages for 6 repositories"
+    );
+}
+
 /// Two shards' reports: together they rebased all `expected` images, each
 /// a fair share, no repository in both, and the one missing image failed.
 fn check_shards(shards: [(i32, &Value); 2], expected: u64, missing: &str) {

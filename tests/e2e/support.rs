@@ -456,7 +456,7 @@ impl RegistryServer {
         ))
     }
 
-    fn start_with(extra_config: &str) -> Self {
+    pub fn start_with(extra_config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

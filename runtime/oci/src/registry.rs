@@ -508,11 +508,8 @@ impl Registry {
     /// Repositories of the registry (`/v2/_catalog`), all pages.
     pub fn catalog(&self, registry: &Reference) -> Result<Vec<String>, RegistryError> {
         let auth = self.auth(registry.resolve_registry());
-        self.all_pages(registry, async |last| {
-            let page = self
-                .client
-                .catalog(registry, &auth, Some(PAGE), last)
-                .await?;
+        self.all_pages(registry, async |last, n| {
+            let page = self.client.catalog(registry, &auth, Some(n), last).await?;
             Ok(page.repositories)
         })
     }
@@ -520,35 +517,72 @@ impl Registry {
     /// Tags of a repository, all pages.
     pub fn tags(&self, repository: &Reference) -> Result<Vec<String>, RegistryError> {
         let auth = self.auth(repository.resolve_registry());
-        self.all_pages(repository, async |last| {
+        self.all_pages(repository, async |last, n| {
             let page = self
                 .client
-                .list_tags(repository, &auth, Some(PAGE), last)
+                .list_tags(repository, &auth, Some(n), last)
                 .await?;
             Ok(page.tags)
         })
     }
 
-    /// Follow `?n=&last=` pagination until a short or empty page.
+    /// Follow `?n=&last=` pagination until an empty page. Not until a short
+    /// one: a registry may cap `n` below what was asked (many serve 100),
+    /// and stopping at its first page would leave most of a fleet out. (The
+    /// `Link` header would say it outright, but oci-client does not hand
+    /// response headers back.) A registry that refuses the page size
+    /// (docker-registry answers `PAGINATION_NUMBER_INVALID` above its
+    /// `catalog.maxentries`) is asked again for half as many. A page that
+    /// holds nothing new ends the listing; more than [`MAX_PAGES`] pages is
+    /// an error, not a loop.
     fn all_pages<F>(&self, reference: &Reference, mut page: F) -> Result<Vec<String>, RegistryError>
     where
-        F: AsyncFnMut(Option<&str>) -> Result<Vec<String>, OciDistributionError>,
+        F: AsyncFnMut(Option<&str>, usize) -> Result<Vec<String>, OciDistributionError>,
     {
         let mut out: Vec<String> = Vec::new();
-        loop {
+        let mut seen = std::collections::HashSet::new();
+        let mut n = PAGE;
+        for _ in 0..MAX_PAGES {
             let last = out.last().cloned();
-            let items = self.call(reference, async || page(last.as_deref()).await)?;
-            let done = items.len() < PAGE;
-            out.extend(items);
-            if done {
+            let items = self.call(reference, async || {
+                loop {
+                    match page(last.as_deref(), n).await {
+                        Err(e) if n > 1 && page_size_refused(&e) => n /= 2,
+                        other => return other,
+                    }
+                }
+            })?;
+            if items.is_empty() {
+                return Ok(out);
+            }
+            let before = out.len();
+            out.extend(items.into_iter().filter(|i| seen.insert(i.clone())));
+            // A registry that ignores `last` (docker-registry 2.8 for tag
+            // lists) answers the whole list again: that is the end.
+            if out.len() == before {
                 return Ok(out);
             }
         }
+        Err(RegistryError::Request {
+            reference: reference.whole(),
+            message: format!("a listing of more than {MAX_PAGES} pages: refused"),
+        })
     }
+}
+
+/// Whether the registry refused a listing's page size (`n`).
+fn page_size_refused(e: &OciDistributionError) -> bool {
+    matches!(e, OciDistributionError::RegistryError { envelope, .. }
+    if envelope.errors.iter().any(|e| {
+        matches!(&e.code, oci_client::errors::OciErrorCode::Other(c) if c == "PAGINATION_NUMBER_INVALID")
+    }))
 }
 
 /// Entries asked for per page of catalog and tag listings.
 const PAGE: usize = 1000;
+/// Pages followed at most in one listing (a million entries at 1000 each,
+/// far more at a registry's smaller pages than any fleet needs).
+const MAX_PAGES: usize = 100_000;
 
 fn reqwest_header(media_type: &str) -> http::HeaderValue {
     http::HeaderValue::from_str(media_type)
