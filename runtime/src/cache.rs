@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::api::{LayerTypes, RestoredLayer};
-use crate::engine::CapabilityUse;
+use crate::capabilities::CapabilityUse;
 use crate::env::LayerDirs;
 use crate::guest_tree::{EntryKind, GuestTree, MetadataExt as _};
 use crate::ids::{BuildpackId, LayerName};

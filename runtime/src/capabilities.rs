@@ -15,8 +15,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::CapabilityUse;
-
 /// `[capabilities]` of buildpack.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,6 +261,25 @@ impl Grants {
     /// `network = true` and the platform grant `network` to it.
     pub fn network(&self, id: &str, declared: &Declared) -> bool {
         declared.network && self.of(id).any(|w| *w == What::Network)
+    }
+}
+
+/// One capability call, as the image's label and the build report record
+/// it. Here, with the grants, not in the engine that makes the calls, so
+/// the phases and reports that read it need no engine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CapabilityUse {
+    pub buildpack: String,
+    /// `fetch:HOST`.
+    pub capability: String,
+    pub detail: String,
+    pub allowed: bool,
+}
+
+impl CapabilityUse {
+    /// An allowed exec: a tool ran in the build environment.
+    pub fn ran_a_tool(&self) -> bool {
+        self.allowed && self.capability.starts_with("exec:")
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::api::{BuildpackRunner, DetectInput, Env, Target};
 use crate::builder::GroupMember;
 use crate::cache::{CacheError, ImageCache, Restored};
-use crate::engine::CapabilityUse;
+use crate::capabilities::CapabilityUse;
 use crate::guest_tree::GuestTree;
 use crate::oci::compress::Compression;
 use crate::oci::layer::Owner;

@@ -81,7 +81,7 @@ pub struct BuildReport {
     /// The image SBOM as an OCI referrer, when published to a registry.
     pub sbom_referrer: Option<crate::oci::referrers::Attached>,
     /// Every capability call buildpacks made (granted or denied), in order.
-    pub capabilities: Vec<crate::engine::CapabilityUse>,
+    pub capabilities: Vec<crate::capabilities::CapabilityUse>,
     /// What the platform should know (a limit that could not be enforced).
     pub warnings: Vec<String>,
     /// Each phase's own duration, in order.

@@ -19,6 +19,7 @@ use wasmtime::{Store, Trap};
 use wasmtime_wasi::FsPerms;
 
 use crate::api::{BuildInput, BuildOutput, BuildpackRunner, DetectInput, DetectOutcome, RunError};
+use crate::capabilities::CapabilityUse;
 use crate::manifest::{BuildpackManifest, ManifestError};
 use crate::report::Reporter;
 use bindings::{Buildpack as Bindings, BuildpackPre};
@@ -78,23 +79,6 @@ pub const UNPACK_LIMITS: crate::archive::Limits = crate::archive::Limits {
     max_bytes: 8 << 30,
     max_entries: 1_000_000,
 };
-
-/// One capability call.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CapabilityUse {
-    pub buildpack: String,
-    /// `fetch:HOST`.
-    pub capability: String,
-    pub detail: String,
-    pub allowed: bool,
-}
-
-impl CapabilityUse {
-    /// An allowed exec: a tool ran in the build environment.
-    pub fn ran_a_tool(&self) -> bool {
-        self.allowed && self.capability.starts_with("exec:")
-    }
-}
 
 impl CapabilityHost {
     pub fn new(

@@ -233,7 +233,7 @@ impl cascade::buildpack::exec::Host for State {
         let program = command.program.clone();
         let name = crate::exec::tool_name(&program).to_owned();
         let record = |allowed: bool, detail: String| {
-            caps.host.record(super::CapabilityUse {
+            caps.host.record(crate::capabilities::CapabilityUse {
                 buildpack: self.id.to_string(),
                 capability: format!("exec:{name}"),
                 detail,
@@ -312,7 +312,7 @@ impl cascade::buildpack::fetch::Host for State {
             caps.host
                 .grants()
                 .check_fetch(self.id.as_str(), &caps.declared, &request.url);
-        caps.host.record(super::CapabilityUse {
+        caps.host.record(crate::capabilities::CapabilityUse {
             buildpack: self.id.to_string(),
             capability: format!("fetch:{host}"),
             detail: shown.clone(),

@@ -61,7 +61,7 @@ pub struct Export<'a> {
     pub os: Option<&'a sbom::OsInfo>,
     /// Capability calls behind the image's layers, recorded in a label
     /// (see `capabilities::provenance`).
-    pub capabilities: &'a [crate::engine::CapabilityUse],
+    pub capabilities: &'a [crate::capabilities::CapabilityUse],
     /// Buildpacks of the group that the app named, not the platform.
     pub app_named: &'a [String],
     /// The build image tools ran in, recorded in a label.
