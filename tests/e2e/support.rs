@@ -427,6 +427,8 @@ pub struct RegistryServer {
     config: PathBuf,
     log: PathBuf,
     dir: tempfile::TempDir,
+    /// Files its config names (an htpasswd), removed with it.
+    _files: Option<tempfile::TempDir>,
 }
 
 impl RegistryServer {
@@ -443,20 +445,29 @@ impl RegistryServer {
             "-c",
             &format!("import crypt; print(crypt.crypt({password:?}, crypt.mksalt(crypt.METHOD_BLOWFISH)))"),
         ]));
-        let htpasswd =
-            std::env::temp_dir().join(format!("cascade-htpasswd-{}-{user}", std::process::id()));
+        // Kept as long as the server (which may be restarted), then gone.
+        let files = tempfile::tempdir().unwrap();
+        let htpasswd = files.path().join("htpasswd");
         std::fs::write(
             &htpasswd,
             format!("{user}:{}\n", hash.trim().replacen("$2b$", "$2y$", 1)),
         )
         .unwrap();
-        Self::start_with(&format!(
-            "auth:\n  htpasswd:\n    realm: cascade-tests\n    path: {}\n",
-            htpasswd.display()
-        ))
+        Self::start_holding(
+            &format!(
+                "auth:\n  htpasswd:\n    realm: cascade-tests\n    path: {}\n",
+                htpasswd.display()
+            ),
+            Some(files),
+        )
     }
 
+    /// A registry with `extra_config` appended to its config.
     pub fn start_with(extra_config: &str) -> Self {
+        Self::start_holding(extra_config, None)
+    }
+
+    fn start_holding(extra_config: &str, files: Option<tempfile::TempDir>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -481,6 +492,7 @@ impl RegistryServer {
             config,
             log,
             dir,
+            _files: files,
         };
         server.wait_listening();
         server
