@@ -108,7 +108,7 @@ pub fn discover(
         .registry
         .as_deref()
         .ok_or_else(|| StoreError::NoClient { image: run.whole() })?;
-    let wanted = format!("{}/{}", run.resolve_registry(), run.repository());
+    let wanted = crate::oci::registry::repository_key(run);
     let mut found = Vec::new();
     for repo in registry.catalog(run)? {
         if repo == run.repository() {
@@ -134,7 +134,7 @@ pub fn discover(
                 .and_then(|l| l.run_image.as_ref())
                 .map_or("", |r| r.image.as_str());
             if let Ok(ImageRef::Registry(r)) = ImageRef::parse(recorded)
-                && format!("{}/{}", r.resolve_registry(), r.repository()) == wanted
+                && crate::oci::registry::repository_key(&r) == wanted
             {
                 found.push(image);
             }

@@ -278,13 +278,10 @@ fn phases(
         reporter,
     }
     .run()?;
-    // Recorded only if nothing changed the tree while export read it.
-    let app_stamp = match app_stamp {
-        Some(s) if !app_unchanged => crate::workspace::stamp(&workspace, scratch.path())
-            .map_err(PipelineError::Workspace)?
-            .filter(|now| *now == s),
-        other => other,
-    };
+    // No second stamp after export is needed to record this one: a stamp
+    // counts only entries whose ctime precedes its probe, so any change
+    // made after it (while export read the tree, say) moves a ctime past
+    // the probe, and the next build's stamp cannot equal this one.
     let process_warnings = check_processes(req, oci, &store, &run_image, &exported, reporter)?;
     let (transfers, digest, referrer) =
         store_image(req, oci, &store, &run_image, &exported, reporter)?;

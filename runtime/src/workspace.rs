@@ -171,7 +171,7 @@ fn sync_at(
         if !dir_is_plain(&ws) {
             return Err(io::Error::other("the workspace root has attributes set"));
         }
-        root_mode(&ws)?;
+        chmod_755(&ws)?;
         let done = sync_into(&wanted, app, &ws, &record.files)?;
         Ok((ws, done))
     });
@@ -182,7 +182,7 @@ fn sync_at(
         // a FIFO, a tree too deep to walk) is set aside whole.
         discard(cache_dir)?;
         let ws = GuestTree::create(&dir)?;
-        root_mode(&ws)?;
+        chmod_755(&ws)?;
         let done = sync_into(&wanted, app, &ws, &BTreeMap::new())?;
         (ws, done)
     };
@@ -492,20 +492,15 @@ fn dir_is_plain(dir: &GuestTree) -> bool {
 const FS_ENCRYPT_FL: u32 = 0x0000_0800;
 const FS_CASEFOLD_FL: u32 = 0x4000_0000;
 
-fn root_mode(workspace: &GuestTree) -> io::Result<()> {
+/// Mode 0755 on the directory `dir` is a handle to (through the handle).
+fn chmod_755(dir: &GuestTree) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(
-        workspace.proc_path(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .map_err(|e| with_path(workspace.path(), &e))
+    std::fs::set_permissions(dir.proc_path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| with_path(dir.path(), &e))
 }
 
 fn set_dir_mode(workspace: &GuestTree, rel: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = workspace.subtree(rel)?;
-    std::fs::set_permissions(dir.proc_path(), std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| with_path(&workspace.path().join(rel), &e))
+    chmod_755(&workspace.subtree(rel)?)
 }
 
 /// Copy one app file: its bytes, exec bit and mtime. Returns the bytes

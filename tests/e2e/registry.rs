@@ -12,7 +12,11 @@ const TOOLS: &[&str] = &["docker-registry", "skopeo", "umoci", "bwrap"];
 
 /// A registry holding `run:v1` (busybox), and `app:v1` built on it.
 fn published() -> (RegistryServer, tempfile::TempDir, Value) {
-    let registry = RegistryServer::start();
+    publish_on(RegistryServer::start())
+}
+
+/// `run:v1` (busybox) pushed to `registry`, and `app:v1` built on it.
+fn publish_on(registry: RegistryServer) -> (RegistryServer, tempfile::TempDir, Value) {
     registry.push_layout(busybox_run_image(), "run:v1");
     let tmp = tempfile::tempdir().unwrap();
     let report = build_ok(&[
@@ -298,18 +302,7 @@ fn sha256_hex(text: &str) -> String {
 fn fleet_of(n: usize) -> (RegistryServer, tempfile::TempDir) {
     let (registry, tmp, _) = published();
     for i in 0..n {
-        ok(Command::new("skopeo")
-            .args([
-                "--insecure-policy",
-                "copy",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-            ])
-            .arg(format!("docker://{}", registry.image("app:v1")))
-            .arg(format!(
-                "docker://{}",
-                registry.image(&format!("team-{}/svc:{i}", i % 5))
-            )));
+        registry.copy("app:v1", &format!("team-{}/svc:{i}", i % 5));
     }
     let patched = tmp.path().join("run2");
     make_run_image(
@@ -330,28 +323,9 @@ fn discovery_pages_through_a_registry_that_lists_two_at_a_time() {
     if !have_all(TOOLS) {
         return;
     }
-    let registry = RegistryServer::start_with("catalog:\n  maxentries: 2\n");
-    registry.push_layout(busybox_run_image(), "run:v1");
-    build_ok(&[
-        fixture_app("procfile").to_str().unwrap(),
-        "--run-image",
-        &registry.image("run:v1"),
-        "--publish",
-        &registry.image("app:v1"),
-    ]);
+    let (registry, _tmp, _) = publish_on(RegistryServer::start_with("catalog:\n  maxentries: 2\n"));
     for i in 0..4 {
-        ok(Command::new("skopeo")
-            .args([
-                "--insecure-policy",
-                "copy",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-            ])
-            .arg(format!("docker://{}", registry.image("app:v1")))
-            .arg(format!(
-                "docker://{}",
-                registry.image(&format!("team-{i}/svc:v1"))
-            )));
+        registry.copy("app:v1", &format!("team-{i}/svc:v1"));
     }
     let out = ok(cascade().args([
         "audit",

@@ -568,6 +568,19 @@ impl RegistryServer {
             .arg(format!("docker://{}", self.image(repo_tag))));
     }
 
+    /// Copy `from` to `to` within the registry with skopeo (repo:tag each).
+    pub fn copy(&self, from: &str, to: &str) {
+        ok(Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", self.image(from)))
+            .arg(format!("docker://{}", self.image(to))));
+    }
+
     /// `skopeo inspect --raw` (manifest) or `--config` of a registry image.
     pub fn inspect(&self, repo_tag: &str, what: &str) -> serde_json::Value {
         let out = ok(Command::new("skopeo")

@@ -218,13 +218,10 @@ fn send(client: &Client, base: &str, op: &Op) {
 
 /// `METHOD /v2/...` of an access-log line.
 fn request_of(line: &str) -> Option<(&str, &str)> {
-    let start = line
-        .find("\"GET /v2")
-        .or_else(|| line.find("\"HEAD /v2"))
-        .or_else(|| line.find("\"POST /v2"))
-        .or_else(|| line.find("\"PUT /v2"))
-        .or_else(|| line.find("\"PATCH /v2"))
-        .or_else(|| line.find("\"DELETE /v2"))?;
+    let start = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .filter_map(|m| line.find(&format!("\"{m} /v2")))
+        .min()?;
     let request = &line[start + 1..];
     let request = &request[..request.find(" HTTP/")?];
     request.split_once(' ')

@@ -46,6 +46,16 @@ pub enum RegistryError {
     Setup(String),
 }
 
+/// `registry/repository` of `reference` (Docker Hub's name resolved): what
+/// per-repository state (tokens, writers, blobs held) is keyed by.
+pub fn repository_key(reference: &Reference) -> String {
+    format!(
+        "{}/{}",
+        reference.resolve_registry(),
+        reference.repository()
+    )
+}
+
 /// Whether `host` (with port) is on this machine, where plain HTTP is fine.
 pub fn is_loopback(host: &str) -> bool {
     let name = host.rsplit_once(':').map_or(host, |(h, p)| {
@@ -159,8 +169,9 @@ impl Registry {
     /// repository gets an empty Basic token, which a registry without auth
     /// ignores, and no request is preceded by a ping. Any other registry
     /// (a public one's Bearer challenge, a Basic one that allows anonymous
-    /// reads, a proxy's passing 5xx) goes the client's usual way.
-    async fn authorize(&self, reference: &Reference) {
+    /// reads, a proxy's passing 5xx) goes the client's usual way. Returns
+    /// whether the registry is such an open one.
+    async fn authorize(&self, reference: &Reference) -> bool {
         let host = reference.resolve_registry();
         let cell = Arc::clone(
             self.authed
@@ -186,7 +197,7 @@ impl Registry {
                 }
             })
             .await;
-        let key = format!("{host}/{}", reference.repository());
+        let key = repository_key(reference);
         let given = |tokens: &std::collections::HashSet<String>| tokens.contains(&key);
         if open && !given(&self.open_tokens.lock().unwrap()) {
             for op in [
@@ -201,6 +212,7 @@ impl Registry {
             // meanwhile inserts them again, which is harmless.
             self.open_tokens.lock().unwrap().insert(key);
         }
+        open
     }
 
     /// Fetch `reference`'s push token now, once per repository, before
@@ -209,28 +221,20 @@ impl Registry {
     /// each make their own challenge and token round trips. A failure is
     /// left to the writes themselves to report.
     pub fn ready_to_push(&self, reference: &Reference) {
-        let key = format!(
-            "{}/{}",
-            reference.resolve_registry(),
-            reference.repository()
-        );
-        if !self.push_ready.lock().unwrap().insert(key) {
+        if !self
+            .push_ready
+            .lock()
+            .unwrap()
+            .insert(repository_key(reference))
+        {
             return;
         }
         self.rt.block_on(async {
-            self.authorize(reference).await;
-            let host = reference.resolve_registry();
-            let open = self
-                .authed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(host)
-                .and_then(|cell| cell.get().copied())
-                .unwrap_or(false);
             // An open registry's repositories have their empty token.
-            if !open {
+            if !self.authorize(reference).await {
+                let auth = self.auth(reference.resolve_registry());
                 let push = oci_client::RegistryOperation::Push;
-                let _ = self.client.auth(reference, &self.auth(host), push).await;
+                let _ = self.client.auth(reference, &auth, push).await;
             }
         });
     }
@@ -434,11 +438,7 @@ impl Registry {
     /// repositories still go at once; fleet shards split by repository
     /// (`fleet::shard_of`), so two shard processes never share one.
     pub fn writing<T>(&self, reference: &Reference, write: impl FnOnce() -> T) -> T {
-        let key = format!(
-            "{}/{}",
-            reference.resolve_registry(),
-            reference.repository()
-        );
+        let key = repository_key(reference);
         let lock = Arc::clone(
             self.writers
                 .lock()

@@ -260,11 +260,10 @@ impl Engine {
             env!("CARGO_PKG_VERSION"),
             hasher.finish()
         );
-        let sha = sha256;
         Some(
             dir.join("components")
                 .join(engine_key)
-                .join(format!("{sha}.cwasm")),
+                .join(format!("{sha256}.cwasm")),
         )
     }
 

@@ -532,7 +532,7 @@ impl Rebase<'_> {
             .chain(planned.kept.iter().map(|d| (d, &app.home)))
             .filter(|(d, _)| seen.insert(*d))
             .collect();
-        let repository = format!("{}/{}", target.resolve_registry(), target.repository());
+        let repository = crate::oci::registry::repository_key(target);
         let repository = &repository;
         let mut jobs: Vec<Box<dyn Fn() -> Result<Transfers, StoreError> + Sync + '_>> = Vec::new();
         for (digest, home) in needed {
@@ -825,7 +825,7 @@ fn repository(reference: &str) -> String {
             .display()
             .to_string(),
         Ok(ImageRef::Scratch) => "scratch".into(),
-        Ok(ImageRef::Registry(r)) => format!("{}/{}", r.resolve_registry(), r.repository()),
+        Ok(ImageRef::Registry(r)) => crate::oci::registry::repository_key(&r),
         Err(_) => reference.into(),
     }
 }
