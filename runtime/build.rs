@@ -10,7 +10,7 @@ use std::process::Command;
 
 use sha2::Digest as _;
 
-#[path = "src/engine/wasm_config.rs"]
+#[path = "engine/src/wasm/wasm_config.rs"]
 mod wasm_config;
 
 /// The guests embedded in the binary (runtime/src/embedded.rs): precompiled
@@ -64,7 +64,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     println!(
         "cargo:rerun-if-changed={}",
-        manifest_dir.join("src/engine/wasm_config.rs").display()
+        manifest_dir
+            .join("engine/src/wasm/wasm_config.rs")
+            .display()
     );
 
     let target_dir = env::var_os("CARGO_TARGET_DIR")

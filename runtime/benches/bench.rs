@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cascade_runtime::api::{BuildpackRunner, DetectInput, Target};
-use cascade_runtime::engine::{Engine, Limits};
 use cascade_runtime::oci::compress::{Compression, GZIP_LEVEL};
 use cascade_runtime::oci::layer::{LayerSource, Owner, write_layer_with};
 use cascade_runtime::report::Silent;
+use cascade_runtime::wasm::{Engine, Limits};
 use sha2::Digest as _;
 
 #[path = "support/replay.rs"]

@@ -26,6 +26,19 @@ pub fn precompiled(sha256: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// [`precompiled`], for the engine.
+pub fn prebuilt() -> crate::wasm::Prebuilt {
+    // SAFETY: build.rs compiled these very component bytes (found by their
+    // sha256) with the engine's wasmtime (one version in Cargo.lock, the
+    // same cargo features: the build dependency names them, and a unit test
+    // below checks the code is byte for byte what the engine compiles) and
+    // its `wasm_config`, which build.rs includes by path.
+    #[allow(unsafe_code)]
+    unsafe {
+        crate::wasm::Prebuilt::trusting(precompiled)
+    }
+}
+
 /// The scheme of a builder.toml `uri` naming one of these buildpacks.
 pub const URI_SCHEME: &str = "builtin:";
 
@@ -83,4 +96,34 @@ pub fn order() -> Vec<Vec<GroupMember>> {
             member("cascade/procfile", false),
         ],
     ]
+}
+
+#[cfg(test)]
+mod prebuilt_tests {
+    /// The prebuilt code of every embedded buildpack is byte for byte what
+    /// the engine compiles from it: same wasmtime, features and
+    /// configuration, which is what loading it unchecked relies on.
+    #[test]
+    fn the_prebuilt_code_is_what_the_engine_compiles() {
+        use sha2::Digest as _;
+        if crate::guests::PRECOMPILED.is_empty() {
+            eprintln!("skipped: this build has no prebuilt code (cross-compiled)");
+            return;
+        }
+        assert_eq!(crate::guests::PRECOMPILED.len(), super::BUILDPACKS.len());
+        let engine = wasmtime::Engine::new(&crate::wasm::wasm_config::wasm_config()).unwrap();
+        for (name, bytes) in super::BUILDPACKS {
+            let sha = hex::encode(sha2::Sha256::digest(bytes));
+            let prebuilt =
+                super::precompiled(&sha).unwrap_or_else(|| panic!("{name} has no prebuilt code"));
+            let compiled = engine.precompile_component(bytes).unwrap();
+            assert!(compiled == prebuilt, "{name}: the prebuilt code differs");
+        }
+    }
+
+    /// A guest's clock and a layer's mtimes read the same instant.
+    #[test]
+    fn the_guest_clock_is_the_normalised_time() {
+        assert_eq!(crate::wasm::GUEST_CLOCK_EPOCH, crate::NORMALIZED_EPOCH);
+    }
 }

@@ -4,32 +4,22 @@
 //! The flow is `detect → build → export` (CNB's phases, see
 //! ../shared/DESIGN.md). Phases live in [`phase`] and talk to buildpacks only
 //! through [`api::BuildpackRunner`], so they neither know nor care that the
-//! buildpacks are wasm; [`engine`] is the wasm implementation of that seam.
+//! buildpacks are wasm; `cascade-engine` ([`wasm`]) implements that seam.
 
-pub mod api;
-pub mod archive;
 pub mod build_image;
 pub mod builder;
 pub mod builder_info;
 pub mod cache;
-pub mod capabilities;
 pub mod cargo;
 pub mod config_file;
-pub mod deadline;
 pub mod distribution;
 pub mod embedded;
-pub mod engine;
-pub mod env;
-pub mod exec;
-pub mod fetch;
 pub mod fleet;
-pub mod ids;
 pub mod image_files;
 pub mod inspect;
 pub mod labels;
 pub mod launch;
 pub mod lock;
-pub mod manifest;
 pub mod phase;
 pub mod pipeline;
 pub mod process_check;
@@ -38,9 +28,11 @@ pub mod report;
 pub mod rootfs;
 pub mod run_image;
 pub mod sbom;
-pub mod tar_guard;
 pub mod workspace;
 
+pub use cascade_engine::{
+    api, archive, capabilities, deadline, env, exec, fetch, ids, manifest, tar_guard, wasm,
+};
 pub use cascade_fs as guest_tree;
 pub use cascade_oci as oci;
 pub use cascade_oci::NORMALIZED_EPOCH;

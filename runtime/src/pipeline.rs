@@ -77,7 +77,7 @@ pub struct BuildRequest {
     pub clear_cache: bool,
     /// Where buildpacks' capability calls are recorded (the engine's), so
     /// export can put them in the image and the report can list them.
-    pub capabilities: Option<std::sync::Arc<crate::engine::CapabilityHost>>,
+    pub capabilities: Option<std::sync::Arc<crate::wasm::CapabilityHost>>,
     /// Bytes one buildpack's layers may hold (0: no bound).
     pub max_layers_bytes: u64,
     /// Share the build cache of every build with this key instead of keying

@@ -15,7 +15,6 @@ use cascade_runtime::build_image;
 use cascade_runtime::builder::{Builder, BuildpackSource, GroupMember};
 use cascade_runtime::capabilities::Grants;
 use cascade_runtime::distribution;
-use cascade_runtime::engine::{CapabilityHost, Engine, Limits};
 use cascade_runtime::exec::ExecPolicy;
 use cascade_runtime::fetch::Fetcher;
 use cascade_runtime::lock::{BuilderLock, LockedBuildpack, LockedImage};
@@ -25,6 +24,7 @@ use cascade_runtime::oci::registry::Registry;
 use cascade_runtime::pipeline::{self, BuildRequest};
 use cascade_runtime::project::{self, Project, ProjectBuildpack};
 use cascade_runtime::report::BuildReport;
+use cascade_runtime::wasm::{CapabilityHost, Engine, Limits};
 
 #[derive(Debug, Args)]
 #[allow(clippy::struct_excessive_bools)] // clap flags: each bool is one switch
@@ -296,7 +296,9 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         exec,
     ));
     let engine = Arc::new(
-        Engine::new(limits, cache_dir, reporter.clone())?.with_capabilities(capabilities.clone()),
+        Engine::new(limits, cache_dir, reporter.clone())?
+            .with_prebuilt(cascade_runtime::embedded::prebuilt())
+            .with_capabilities(capabilities.clone()),
     );
     let (buildpacks, order) = select_buildpacks(&engine, args, builder.as_ref(), &project)?;
 

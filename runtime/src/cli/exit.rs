@@ -2,9 +2,9 @@
 //! platform can tell failures apart without parsing messages.
 
 use cascade_runtime::builder::BuilderError;
-use cascade_runtime::engine::EngineError;
 use cascade_runtime::phase::{DetectError, RebaseError};
 use cascade_runtime::pipeline::PipelineError;
+use cascade_runtime::wasm::EngineError;
 
 pub const GENERIC: u8 = 1;
 pub const INVALID_INPUT: u8 = 10;

@@ -25,11 +25,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cascade_runtime::api::{self, BuildpackRunner, DetectInput, DetectOutcome, Env, Target};
-use cascade_runtime::engine::{Engine, Limits, WasmBuildpack};
 use cascade_runtime::guest_tree::GuestTree;
 use cascade_runtime::ids::BuildpackId;
 use cascade_runtime::phase::{Build, BuiltBuildpack, BuiltLayer, Chosen};
 use cascade_runtime::report::{LogLevel, Reporter};
+use cascade_runtime::wasm::{Engine, Limits, WasmBuildpack};
 
 /// Paths of the components Cascade's own build compiles (first-party and
 /// test buildpacks); for Cascade's first-party buildpack tests.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::guest_tree::GuestTree;
+use cascade_fs::GuestTree;
 
 /// Shortest pause between two measurements; a walk that takes long is
 /// repeated less often (at most a tenth of the time goes to measuring).

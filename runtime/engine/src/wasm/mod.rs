@@ -6,7 +6,7 @@ mod bindings;
 mod output;
 mod quota;
 mod sandbox;
-mod wasm_config;
+pub mod wasm_config;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -21,9 +21,9 @@ use wasmtime_wasi::FsPerms;
 use crate::api::{BuildInput, BuildOutput, BuildpackRunner, DetectInput, DetectOutcome, RunError};
 use crate::capabilities::CapabilityUse;
 use crate::manifest::{BuildpackManifest, ManifestError};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use bindings::{Buildpack as Bindings, BuildpackPre};
-pub use sandbox::Limits;
+pub use sandbox::{GUEST_CLOCK_EPOCH, Limits};
 use sandbox::{Preopens, State};
 
 /// How often the epoch ticks; deadlines are counted in ticks.
@@ -57,6 +57,27 @@ pub struct Engine {
     reporter: Arc<dyn Reporter>,
     ticker_stop: Arc<AtomicBool>,
     capabilities: Arc<CapabilityHost>,
+    prebuilt: Option<Prebuilt>,
+}
+
+/// Where compiled code of known components comes from without compiling
+/// (the `cascade` binary carries its built-in buildpacks' code): a lookup by
+/// the component's sha256 (hex).
+#[derive(Clone, Copy)]
+pub struct Prebuilt(fn(&str) -> Option<&'static [u8]>);
+
+impl Prebuilt {
+    /// # Safety
+    ///
+    /// Every slice `lookup` returns must be what `wasmtime`'s
+    /// `Engine::precompile_component` made, from exactly the component bytes
+    /// of that sha256, with this crate's wasmtime (the same version and cargo
+    /// features) and [`wasm_config::wasm_config`]: it is loaded without
+    /// being checked (wasmtime still refuses another version, CPU or OS).
+    #[allow(unsafe_code)]
+    pub const unsafe fn trusting(lookup: fn(&str) -> Option<&'static [u8]>) -> Self {
+        Self(lookup)
+    }
 }
 
 /// What the platform granted, the fetch cache, and a record of every
@@ -191,7 +212,15 @@ impl Engine {
             reporter,
             ticker_stop,
             capabilities: Arc::new(CapabilityHost::deny_all()),
+            prebuilt: None,
         })
+    }
+
+    /// Take compiled code from `prebuilt` when it has the component's.
+    #[must_use]
+    pub fn with_prebuilt(mut self, prebuilt: Prebuilt) -> Self {
+        self.prebuilt = Some(prebuilt);
+        self
     }
 
     /// Grant capabilities (by default nothing is granted).
@@ -226,7 +255,7 @@ impl Engine {
         let manifest = BuildpackManifest::from_component(bytes, source_name)?;
         let started = std::time::Instant::now();
         // Hashed once: the key of the prebuilt code and of the cache.
-        let digest = crate::oci::Digest::of(bytes);
+        let digest = cascade_digest::Digest::of(bytes);
         let (component, how) = self.compile(bytes, digest.hex(), source_name)?;
         self.reporter.note(&format!(
             "{how} {}@{} in {:.1} ms",
@@ -275,13 +304,11 @@ impl Engine {
         sha256: &str,
         source_name: &str,
     ) -> Result<(Component, &'static str), EngineError> {
-        if let Some(precompiled) = crate::embedded::precompiled(sha256) {
-            // SAFETY: build.rs compiled these very component bytes (found
-            // by their sha256) with this crate's wasmtime (one version in
-            // Cargo.lock, the same cargo features: the build dependency
-            // names them, and a unit test checks the code is byte for byte
-            // what this engine compiles) and the same `wasm_config`.
-            // wasmtime itself checks the version, architecture and OS, wasm
+        if let Some(precompiled) = self.prebuilt.and_then(|Prebuilt(lookup)| lookup(sha256)) {
+            // SAFETY: whoever made the `Prebuilt` vouched (it is unsafe to
+            // make) that this is the code this crate's wasmtime and
+            // `wasm_config` compile from these very bytes (found by their
+            // sha256). wasmtime itself checks the version, architecture and OS, wasm
             // features and this CPU's ISA flags, and refuses a mismatch
             // (a binary copied to an older CPU): then it is compiled below.
             #[allow(unsafe_code)]
@@ -341,7 +368,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct WasmBuildpack {
     manifest: BuildpackManifest,
     /// sha256 of the component bytes: which buildpack this exactly is.
-    digest: crate::oci::Digest,
+    digest: cascade_digest::Digest,
     pre: BuildpackPre<State>,
     engine: Arc<Engine>,
 }
@@ -444,7 +471,7 @@ impl BuildpackRunner for WasmBuildpack {
         &self.manifest
     }
 
-    fn component_digest(&self) -> Option<&crate::oci::Digest> {
+    fn component_digest(&self) -> Option<&cascade_digest::Digest> {
         Some(&self.digest)
     }
 
@@ -494,32 +521,5 @@ impl BuildpackRunner for WasmBuildpack {
         self.finish(&store, result)?
             .map_err(bindings::reported)
             .and_then(bindings::build_output)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The prebuilt code of every embedded buildpack is byte for byte what
-    /// this crate's engine compiles from it: same wasmtime, features and
-    /// configuration, which is what loading it unchecked relies on.
-    #[test]
-    fn the_prebuilt_code_is_what_this_engine_compiles() {
-        use sha2::Digest as _;
-        if crate::guests::PRECOMPILED.is_empty() {
-            eprintln!("skipped: this build has no prebuilt code (cross-compiled)");
-            return;
-        }
-        assert_eq!(
-            crate::guests::PRECOMPILED.len(),
-            crate::embedded::BUILDPACKS.len()
-        );
-        let engine = wasmtime::Engine::new(&super::wasm_config::wasm_config()).unwrap();
-        for (name, bytes) in crate::embedded::BUILDPACKS {
-            let sha = hex::encode(sha2::Sha256::digest(bytes));
-            let prebuilt = crate::embedded::precompiled(&sha)
-                .unwrap_or_else(|| panic!("{name} has no prebuilt code"));
-            let compiled = engine.precompile_component(bytes).unwrap();
-            assert!(compiled == prebuilt, "{name}: the prebuilt code differs");
-        }
     }
 }

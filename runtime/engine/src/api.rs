@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::guest_tree::GuestTree;
+use cascade_fs::GuestTree;
 
 use crate::ids::{BuildpackId, LayerName, ProcessType};
 use crate::manifest::BuildpackManifest;
@@ -94,7 +94,7 @@ pub struct BuildInput {
     pub build_env: Env,
     /// The build env the buildpack's exec'd tools get, as operations (a
     /// `bin/` prepends to `PATH`) applied over the build image's `Env`: as
-    /// much of earlier buildpacks' as [`crate::phase::ToolEnv`] lets
+    /// much of earlier buildpacks' as the lifecycle's `ToolEnv` lets
     /// through (an `LD_PRELOAD` or a `bin/` of one that may not exec would
     /// run its code natively with another's grants).
     pub exec_env: Vec<EnvEntry>,
@@ -219,7 +219,7 @@ pub trait BuildpackRunner: Send + Sync {
 
     /// sha256 of the buildpack's component, when it is one (the SBOM and
     /// the build label name buildpacks by it).
-    fn component_digest(&self) -> Option<&crate::oci::Digest> {
+    fn component_digest(&self) -> Option<&cascade_digest::Digest> {
         None
     }
 

@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api::Mount;
-use crate::guest_tree::GuestTree;
 use crate::ids::BuildpackId;
-use crate::report::Reporter;
+use crate::progress::Reporter;
+use cascade_fs::GuestTree;
 use wait_timeout::ChildExt as _;
 
 /// How much of each stream is returned to the buildpack.
@@ -908,7 +908,7 @@ mod tests {
         assert!(err.to_string().contains("--build-image"), "{err}");
         assert!(resolve_tool(&env, &req).is_ok());
         let policy = ExecPolicy::default();
-        let reporter: Arc<dyn Reporter> = Arc::new(crate::report::Silent);
+        let reporter: Arc<dyn Reporter> = Arc::new(crate::progress::Silent);
         let err = run(&policy, &req, &reporter).unwrap_err();
         assert!(err.to_string().contains("no build image"), "{err}");
     }

@@ -15,9 +15,9 @@ use super::bindings::{Level, cascade};
 use super::output::BoundedOutput;
 use crate::api::{APP_DIR, Mount, RunError};
 use crate::deadline::Deadline;
-use crate::guest_tree::GuestTree;
 use crate::ids::BuildpackId;
-use crate::report::{LogLevel, Reporter};
+use crate::progress::{LogLevel, Reporter};
+use cascade_fs::GuestTree;
 
 /// Limits applied to every buildpack call.
 #[derive(Debug, Clone, Copy)]
@@ -38,10 +38,15 @@ impl Default for Limits {
             timeout: Duration::from_mins(5),
             memory_bytes: 512 << 20,
             output_bytes: 1 << 20,
-            clock_epoch: crate::NORMALIZED_EPOCH,
+            clock_epoch: GUEST_CLOCK_EPOCH,
         }
     }
 }
+
+/// What a guest's wall clock reads by default: 1980-01-01T00:00:01Z, the
+/// CNB normalised time that layer mtimes carry too (the runtime checks the
+/// two agree), so nothing a buildpack writes can record when it ran.
+pub const GUEST_CLOCK_EPOCH: u64 = 315_532_801;
 
 /// Stops growth past the limit and remembers that it did, so the trap that
 /// follows (Rust aborts on allocation failure) can be reported as what it is.

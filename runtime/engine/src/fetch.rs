@@ -18,8 +18,8 @@ use std::path::{Component, Path, PathBuf};
 use sha2::Digest as _;
 
 use crate::deadline::Deadline;
-use crate::guest_tree::GuestTree;
-use crate::oci::{Digest, DigestWriter};
+use cascade_digest::{Digest, DigestWriter};
+use cascade_fs::GuestTree;
 
 /// Why a fetch failed. Guest-visible (as the WIT error, host paths
 /// rewritten): a digest mismatch says only that it failed, never what came.

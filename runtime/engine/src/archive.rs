@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use crate::deadline::Deadline;
-use crate::guest_tree::GuestTree;
+use cascade_fs::GuestTree;
 
 /// Why an archive was not unpacked. Guest-visible: a buildpack gets it as
 /// the WIT error (host paths rewritten to the guest's).
@@ -95,7 +95,7 @@ impl Limits {
 
 /// An entry path: relative, no `..` at all (even ones that would stay
 /// inside: archives that need them are not ones to trust).
-pub(crate) fn entry_path(name: &Path) -> Result<PathBuf, ArchiveError> {
+pub fn entry_path(name: &Path) -> Result<PathBuf, ArchiveError> {
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {
@@ -255,7 +255,7 @@ pub fn unpack(
 }
 
 /// A link entry's target, as stored.
-pub(crate) fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<PathBuf, ArchiveError> {
+pub fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<PathBuf, ArchiveError> {
     entry
         .link_name()
         .map_err(ArchiveError::Read)?

@@ -106,7 +106,7 @@ pub struct LayerDirs {
 impl LayerDirs {
     /// A layer's `bin/` and `lib/` count when they are real directories
     /// (a link there is not followed to decide).
-    pub fn of(dir: &crate::guest_tree::GuestTree) -> Self {
+    pub fn of(dir: &cascade_fs::GuestTree) -> Self {
         Self {
             bin: dir.is_real_dir("bin"),
             lib: dir.is_real_dir("lib"),
