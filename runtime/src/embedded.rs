@@ -1,7 +1,7 @@
 //! The default builder: first-party buildpacks compiled into the binary, so
 //! `cascade build ./app` needs nothing else.
 
-use crate::builder::GroupMember;
+use crate::builder::{BuilderError, GroupMember};
 use crate::guests;
 use crate::ids::BuildpackId;
 
@@ -40,7 +40,20 @@ pub fn prebuilt() -> crate::wasm::Prebuilt {
 }
 
 /// The scheme of a builder.toml `uri` naming one of these buildpacks.
-pub const URI_SCHEME: &str = "builtin:";
+pub use crate::builder::BUILTIN_SCHEME as URI_SCHEME;
+
+/// The ids of these buildpacks, for a builder.toml's `builtin:ID` uris.
+pub fn ids() -> Vec<&'static str> {
+    BUILDPACKS
+        .iter()
+        .map(|(name, _)| name.trim_start_matches("embedded:"))
+        .collect()
+}
+
+/// The builder.toml at `path`, whose `builtin:ID` uris may name these.
+pub fn load_builder(path: &std::path::Path) -> Result<crate::builder::Builder, BuilderError> {
+    crate::builder::Builder::load(path, &ids())
+}
 
 /// The component of the built-in buildpack `id`.
 pub fn component(id: &str) -> Option<&'static [u8]> {

@@ -7,11 +7,8 @@
 //! buildpacks are wasm; `cascade-engine` ([`wasm`]) implements that seam.
 
 pub mod build_image;
-pub mod builder;
 pub mod builder_info;
 pub mod cache;
-pub mod cargo;
-pub mod config_file;
 pub mod distribution;
 pub mod embedded;
 pub mod fleet;
@@ -19,11 +16,9 @@ pub mod image_files;
 pub mod inspect;
 pub mod labels;
 pub mod launch;
-pub mod lock;
 pub mod phase;
 pub mod pipeline;
 pub mod process_check;
-pub mod project;
 pub mod report;
 pub mod rootfs;
 pub mod run_image;
@@ -31,13 +26,15 @@ pub mod sbom;
 pub mod workspace;
 
 pub use cascade_engine::{
-    api, archive, capabilities, deadline, env, exec, fetch, ids, manifest, tar_guard, wasm,
+    api, archive, capabilities, cargo, contract, deadline, env, exec, fetch, ids, manifest,
+    tar_guard, wasm,
 };
 pub use cascade_fs as guest_tree;
 pub use cascade_oci as oci;
 pub use cascade_oci::NORMALIZED_EPOCH;
+pub use cascade_platform::{builder, config_file, lock, project};
 
-/// Paths of the wasm guests built by build.rs (first-party and test ones).
+/// Paths and bytes of the first-party buildpacks build.rs compiled.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }

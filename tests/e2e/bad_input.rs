@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cascade_runtime::guests;
+use crate::guests;
 
 use crate::support::*;
 
@@ -62,7 +62,7 @@ fn a_builder_with_real_buildpacks_builds() {
         &builder,
         format!(
             "[[buildpacks]]\nid = \"cascade/procfile\"\nuri = \"{}\"\n[[order]]\n[[order.group]]\nid = \"cascade/procfile\"\nversion = \"0.1.0\"\n",
-            guests::PROCFILE
+            guests::procfile()
         ),
     )
     .unwrap();
@@ -227,7 +227,7 @@ fn with_api_section(wasm: &[u8], name: &[u8], value: &[u8]) -> Vec<u8> {
 #[test]
 fn a_component_for_another_api_version_is_refused_naming_both_versions() {
     let tmp = tempfile::tempdir().unwrap();
-    let wasm = std::fs::read(cascade_runtime::guests::TEST_DEPS).unwrap();
+    let wasm = std::fs::read(crate::guests::test_deps()).unwrap();
     let cases = [
         (
             "future.wasm",

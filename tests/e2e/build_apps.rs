@@ -393,7 +393,7 @@ fn the_first_build_compiles_no_embedded_buildpack_and_a_warm_one_nothing() {
     // The embedded buildpacks come compiled in the binary, even into an
     // empty cache.
     let first = build(&fixture_app("procfile"), "a", &[]);
-    if cascade_runtime::guests::PRECOMPILED.is_empty() {
+    if cascade_lifecycle::guests::PRECOMPILED.is_empty() {
         eprintln!("this build has no prebuilt code (cross-compiled): not checked");
     } else {
         assert!(first.contains("prebuilt cascade/procfile"), "{first}");
@@ -404,7 +404,7 @@ fn the_first_build_compiles_no_embedded_buildpack_and_a_warm_one_nothing() {
     let app = tmp.path().join("deps-app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("deps.lock"), "size-mib = 1\nseed = \"x\"\n").unwrap();
-    let deps = ["--buildpack", cascade_runtime::guests::TEST_DEPS];
+    let deps = ["--buildpack", crate::guests::test_deps()];
     let cold = build(&app, "b", &deps);
     assert!(cold.contains("compiled test/deps"), "{cold}");
     let warm = build(&app, "c", &deps);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cascade_runtime::guests;
+use crate::guests;
 use serde_json::Value;
 
 use crate::support::*;
@@ -59,7 +59,7 @@ impl Built {
 #[track_caller]
 fn build_with(cache: &Path, app: &Path, output: &str, extra: &[&str]) -> Built {
     let app = app.to_str().unwrap();
-    let mut args = vec![app, "--output", output, "--buildpack", guests::TEST_DEPS];
+    let mut args = vec![app, "--output", output, "--buildpack", guests::test_deps()];
     args.extend(["--format", "json"]);
     args.extend(extra);
     let out = build_in(cache, &args);
@@ -239,7 +239,7 @@ fn a_damaged_blob_of_the_previous_image_is_rewritten_never_reused() {
     assert!(!after.reused_layer("app"));
     assert!(after.reused_layer("test/deps:deps"));
     assert_eq!(after.digest(), cold.digest());
-    let whole = cascade_runtime::oci::Digest::of(&std::fs::read(&blob).unwrap());
+    let whole = cascade_lifecycle::oci::Digest::of(&std::fs::read(&blob).unwrap());
     assert_eq!(whole.to_string(), digest, "the blob was written again");
     validate(&tmp.path().join("out"), "v1");
 }
@@ -453,7 +453,7 @@ fn what_a_buildpack_did_to_the_kept_workspace_never_reaches_the_next_build() {
             "--output",
             &output,
             "--buildpack",
-            guests::TEST_HOSTILE,
+            guests::test_hostile(),
             "--format",
             "json",
         ];
@@ -485,7 +485,7 @@ fn what_a_buildpack_did_to_the_kept_workspace_never_reaches_the_next_build() {
         "--output",
         &out2,
         "--buildpack",
-        guests::TEST_HOSTILE,
+        guests::test_hostile(),
         "--format",
         "json",
     ];

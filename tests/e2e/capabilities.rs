@@ -7,8 +7,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use cascade_runtime::guests;
-use cascade_runtime::oci::Digest;
+use crate::guests;
+use cascade_lifecycle::oci::Digest;
 use serde_json::Value;
 
 use crate::support::*;
@@ -29,7 +29,7 @@ fn app(dir: &Path, entries: &[(String, String, &str)]) -> PathBuf {
 
 fn fetch_build(cache: &Path, app: &Path, out: &str, extra: &[&str]) -> Outcome {
     let app = app.to_str().unwrap();
-    let mut args = vec![app, "--output", out, "--buildpack", guests::TEST_FETCHER];
+    let mut args = vec![app, "--output", out, "--buildpack", guests::test_fetcher()];
     args.extend(["--format", "json"]);
     args.extend(extra);
     build_in(cache, &args)

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use cascade_runtime::guests;
+use crate::guests;
 use serde_json::Value;
 
 use crate::support::*;
@@ -49,7 +49,7 @@ fn package_names_the_buildpack_and_refuses_what_is_not_one() {
         "buildpack",
         &[
             "package",
-            guests::TEST_DEPS,
+            guests::test_deps(),
             "--output",
             tmp.path().to_str().unwrap(),
             "--format",
@@ -63,7 +63,7 @@ fn package_names_the_buildpack_and_refuses_what_is_not_one() {
     let file = tmp.path().join("test_deps-0.0.1.wasm");
     assert_eq!(
         std::fs::read(&file).unwrap(),
-        std::fs::read(guests::TEST_DEPS).unwrap()
+        std::fs::read(guests::test_deps()).unwrap()
     );
 
     let junk = tmp.path().join("junk.wasm");
@@ -88,7 +88,7 @@ fn a_published_buildpack_builds_from_its_reference_locked_and_cached() {
             "buildpack",
             &[
                 "publish",
-                guests::TEST_DEPS,
+                guests::test_deps(),
                 &registry.image("bp/deps:1"),
                 "--format",
                 "json",

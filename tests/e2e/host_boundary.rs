@@ -8,8 +8,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use cascade_runtime::guests;
-use cascade_runtime::oci::Digest;
+use crate::guests;
+use cascade_lifecycle::oci::Digest;
 
 use crate::support::*;
 
@@ -149,7 +149,7 @@ impl Case {
         let mut cmd = cascade();
         cmd.arg("build")
             .arg(&self.app)
-            .args(["--output", &output, "--buildpack", guests::TEST_HOSTILE])
+            .args(["--output", &output, "--buildpack", guests::test_hostile()])
             .args(["--env", &env])
             .args(extra);
         if default_cache {
@@ -309,7 +309,7 @@ fn a_project_toml_that_links_out_of_the_app_is_refused_unquoted() {
 #[test]
 fn a_buildpack_the_app_names_gets_no_grant_unless_one_names_it() {
     let c = Case::new("build:exec-undeclared");
-    std::fs::copy(guests::TEST_HOSTILE, c.app.join("hostile.wasm")).unwrap();
+    std::fs::copy(guests::test_hostile(), c.app.join("hostile.wasm")).unwrap();
     std::fs::write(
         c.app.join("project.toml"),
         "[_]\nschema-version = \"0.2\"\n\n[[io.buildpacks.group]]\nuri = \"hostile.wasm\"\n",

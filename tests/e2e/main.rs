@@ -12,6 +12,7 @@ mod cache;
 mod capabilities;
 mod distribution;
 mod go;
+mod guests;
 mod host_boundary;
 mod node;
 mod project;

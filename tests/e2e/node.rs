@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 
-use cascade_runtime::oci::Digest;
+use cascade_lifecycle::oci::Digest;
 use serde_json::Value;
 
 use crate::support::*;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use cascade_runtime::guests;
+use crate::guests;
 
 use crate::support::*;
 
@@ -98,7 +98,7 @@ fn a_project_group_picks_the_buildpacks() {
         tmp.path(),
         &format!(
             "[[io.buildpacks.group]]\nuri = \"{}\"\n[[io.buildpacks.group]]\nid = \"cascade/procfile\"\n",
-            guests::TEST_HOSTILE
+            guests::test_hostile()
         ),
     );
     std::fs::write(app.join("hostile.txt"), "build:ok\n").unwrap();

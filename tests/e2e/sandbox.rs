@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cascade_runtime::guests;
+use crate::guests;
 
 use crate::support::*;
 
@@ -33,7 +33,7 @@ fn hostile(c: &Case, extra: &[&str]) -> Outcome {
         "--output",
         &output,
         "--buildpack",
-        guests::TEST_HOSTILE,
+        guests::test_hostile(),
         // Its tools are the host's busybox: these tests hold the sandbox
         // of host tools (build images have their own tests).
         "--build-image",
@@ -297,7 +297,7 @@ fn a_component_importing_what_the_host_does_not_offer_is_refused_at_load() {
         "--output",
         &format!("oci:{}/out:app", tmp.path().display()),
         "--buildpack",
-        guests::TEST_ALIEN,
+        guests::test_alien(),
     ]);
     assert_eq!(o.code, 10, "{}", o.stderr);
     assert!(

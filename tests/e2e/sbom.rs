@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use cascade_runtime::guests;
+use crate::guests;
 use serde_json::Value;
 
 use crate::support::*;
@@ -82,7 +82,7 @@ fn the_image_sbom_is_valid_cyclonedx_identical_across_builds_and_lists_everythin
             &[
                 app.to_str().unwrap(),
                 "--buildpack",
-                guests::TEST_DEPS,
+                guests::test_deps(),
                 "--run-image",
                 &run_image,
                 "--format",
@@ -184,7 +184,7 @@ fn publishing_attaches_the_sbom_as_a_referrer_with_the_tag_fallback() {
         let out = run(cascade()
             .arg("build")
             .arg(&app)
-            .args(["--buildpack", guests::TEST_DEPS, "--format", "json"])
+            .args(["--buildpack", guests::test_deps(), "--format", "json"])
             .args(["--publish", &registry.image("app:v1")]));
         assert!(
             out.status.success(),

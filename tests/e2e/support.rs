@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 pub const BIN: &str = env!("CARGO_BIN_EXE_cascade");
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
 pub fn fixture_app(name: &str) -> PathBuf {
@@ -76,7 +76,7 @@ pub fn cascade() -> Command {
 
 /// The workspace's target dir, where heavy fixtures are kept between runs.
 pub fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
 }
 
 /// Cascade's Debian build image (Go, cargo, gcc, CA certificates), made by
@@ -86,10 +86,10 @@ pub fn build_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let layout = target_dir().join("build-image");
-        ok(
-            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-image.sh"))
-                .arg(&layout),
-        );
+        ok(Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-image.sh"),
+        )
+        .arg(&layout));
         format!("oci:{}:bookworm", layout.display())
     })
 }
@@ -660,7 +660,7 @@ pub fn serve(files: Vec<(&'static str, Vec<u8>)>) -> Files {
 /// outside CI.
 pub fn assert_schema(name: &str, value: &serde_json::Value) {
     let schema = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs/schema")
+        .join("../../docs/schema")
         .join(format!("{name}.schema.json"));
     assert!(schema.is_file(), "{} missing", schema.display());
     let script = "import json, sys\nimport jsonschema\nschema = json.load(open(sys.argv[1]))\nv = jsonschema.Draft202012Validator(schema)\nerrors = [f\"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}\" for e in v.iter_errors(json.load(sys.stdin))]\nprint('\\n'.join(errors) if errors else 'VALID')\n";

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cascade_runtime::guests;
+use crate::guests;
 use serde_json::Value;
 
 use crate::sbom::{cyclonedx_errors, have_validator};
@@ -46,7 +46,7 @@ fn build_app(dir: &Path, run_image: &str, output: &str) -> Value {
     build_ok(&[
         app.to_str().unwrap(),
         "--buildpack",
-        guests::TEST_DEPS,
+        guests::test_deps(),
         "--run-image",
         run_image,
         "--output",
@@ -244,7 +244,7 @@ fn a_published_rebase_attaches_the_new_sbom_to_the_new_digest() {
     let built = build_ok(&[
         app_dir.to_str().unwrap(),
         "--buildpack",
-        guests::TEST_DEPS,
+        guests::test_deps(),
         "--run-image",
         &registry.image("run:v1"),
         "--publish",

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cascade_test::{BuildpackTest, guests};
+use cascade_test::BuildpackTest;
 
 fn fixture() -> &'static Path {
     Path::new(concat!(
@@ -13,7 +13,7 @@ fn fixture() -> &'static Path {
 
 #[test]
 fn bundles_app_certificates_and_points_ssl_cert_file_at_them() {
-    let bp = BuildpackTest::from_file(guests::CA_CERTS);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     bp.detect(tempfile::tempdir().unwrap().path())
         .assert_fail("BP_CA_CERTIFICATES");
     bp.detect(fixture()).assert_pass();
@@ -44,7 +44,8 @@ fn bundles_app_certificates_and_points_ssl_cert_file_at_them() {
 #[test]
 fn build_only_certificates_reach_the_tools_of_later_buildpacks_never_the_image() {
     let pem = "-----BEGIN CERTIFICATE-----\nUFJPWFk=\n-----END CERTIFICATE-----\n";
-    let bp = BuildpackTest::from_file(guests::CA_CERTS).env("BP_BUILD_CA_CERTIFICATES", pem);
+    let bp =
+        BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR")).env("BP_BUILD_CA_CERTIFICATES", pem);
     let app = tempfile::tempdir().unwrap();
     bp.detect(app.path()).assert_pass();
     let out = bp.build(app.path());

@@ -2,11 +2,11 @@
 //! before it runs go. Building with the host's go is covered end to end
 //! (tests/e2e/go.rs), where exec is granted.
 
-use cascade_test::{BuildpackTest, app, guests};
+use cascade_test::{BuildpackTest, app};
 
 #[test]
 fn detects_go_mod() {
-    let bp = BuildpackTest::from_file(guests::GO);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     bp.detect(app(&[]).path()).assert_fail("go.mod");
     bp.detect(app(&[("go.mod", "module x\n")]).path())
         .assert_pass();
@@ -14,7 +14,7 @@ fn detects_go_mod() {
 
 #[test]
 fn a_go_mod_without_a_module_line_is_refused_before_running_go() {
-    let bp = BuildpackTest::from_file(guests::GO);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     let err = bp
         .try_build(app(&[("go.mod", "go 1.19\n")]).path())
         .err()
@@ -24,7 +24,7 @@ fn a_go_mod_without_a_module_line_is_refused_before_running_go() {
 
 #[test]
 fn go_is_run_only_when_granted() {
-    let bp = BuildpackTest::from_file(guests::GO);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     let err = bp
         .try_build(app(&[("go.mod", "module example.com/x\n")]).path())
         .err()

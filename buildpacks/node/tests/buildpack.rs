@@ -2,11 +2,11 @@
 //! before it fetches anything. Installing a runtime and running npm are
 //! covered end to end (tests/e2e/node.rs), where fetch and exec are granted.
 
-use cascade_test::{BuildpackTest, app, guests};
+use cascade_test::{BuildpackTest, app};
 
 #[test]
 fn detects_package_json() {
-    let bp = BuildpackTest::from_file(guests::NODE);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     bp.detect(app(&[]).path()).assert_fail("package.json");
     bp.detect(app(&[("package.json", "{}")]).path())
         .assert_pass();
@@ -14,7 +14,7 @@ fn detects_package_json() {
 
 #[test]
 fn dependencies_without_a_lockfile_are_refused_before_any_download() {
-    let bp = BuildpackTest::from_file(guests::NODE);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     let err = bp
         .try_build(app(&[("package.json", r#"{"dependencies":{"a":"1"}}"#)]).path())
         .err()
@@ -25,7 +25,7 @@ fn dependencies_without_a_lockfile_are_refused_before_any_download() {
 
 #[test]
 fn a_version_the_inventory_lacks_lists_what_it_has() {
-    let bp = BuildpackTest::from_file(guests::NODE).target("linux", "amd64");
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR")).target("linux", "amd64");
     let err = bp
         .try_build(app(&[("package.json", r#"{"engines":{"node":"16.x"}}"#)]).path())
         .err()
@@ -38,7 +38,7 @@ fn a_version_the_inventory_lacks_lists_what_it_has() {
 
 #[test]
 fn a_malformed_package_json_names_the_line() {
-    let bp = BuildpackTest::from_file(guests::NODE);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     let err = bp
         .try_build(app(&[("package.json", "{\n  \"name\": ,\n}")]).path())
         .err()
@@ -48,7 +48,8 @@ fn a_malformed_package_json_names_the_line() {
 
 #[test]
 fn an_inventory_outside_the_app_is_refused() {
-    let bp = BuildpackTest::from_file(guests::NODE).env("BP_NODE_INVENTORY", "../etc/inv.toml");
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"))
+        .env("BP_NODE_INVENTORY", "../etc/inv.toml");
     let err = bp
         .try_build(app(&[("package.json", "{}")]).path())
         .err()

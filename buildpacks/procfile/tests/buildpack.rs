@@ -1,6 +1,6 @@
 //! The procfile buildpack, run in-process by the test harness.
 
-use cascade_test::{BuildpackTest, guests};
+use cascade_test::BuildpackTest;
 
 fn app(procfile: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -12,7 +12,7 @@ fn app(procfile: Option<&str>) -> tempfile::TempDir {
 
 #[test]
 fn detects_a_procfile_and_declares_its_processes() {
-    let bp = BuildpackTest::from_file(guests::PROCFILE);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     bp.detect(app(None).path()).assert_fail("Procfile");
     let app = app(Some("web: ./server --port $PORT\nworker: bin/work -q\n"));
     bp.detect(app.path()).assert_pass();
@@ -24,7 +24,7 @@ fn detects_a_procfile_and_declares_its_processes() {
 
 #[test]
 fn a_bad_line_fails_the_build_with_its_number() {
-    let bp = BuildpackTest::from_file(guests::PROCFILE);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     let err = bp
         .try_build(app(Some("web: ok\nthis is not a process\n")).path())
         .err()

@@ -1,10 +1,10 @@
 //! The static-site buildpack, run in-process by the test harness.
 
-use cascade_test::{BuildpackTest, guests};
+use cascade_test::BuildpackTest;
 
 #[test]
 fn copies_the_site_into_a_launch_layer_served_on_port() {
-    let bp = BuildpackTest::from_file(guests::STATIC_SITE);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     bp.detect(dir.path()).assert_fail("index.html");
     std::fs::create_dir_all(dir.path().join("public/css")).unwrap();
@@ -24,7 +24,7 @@ fn copies_the_site_into_a_launch_layer_served_on_port() {
 
 #[test]
 fn serves_neither_dotfiles_nor_the_builds_files_nor_links_out() {
-    let bp = BuildpackTest::from_file(guests::STATIC_SITE);
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     let dir = cascade_test::app(&[
         ("index.html", "<h1>home</h1>"),
         (".env", "SECRET=1"),

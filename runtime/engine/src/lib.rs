@@ -14,6 +14,8 @@
 pub mod api;
 pub mod archive;
 pub mod capabilities;
+pub mod cargo;
+pub mod contract;
 pub mod deadline;
 pub mod env;
 pub mod exec;

@@ -9,14 +9,12 @@ use std::sync::Arc;
 use super::detect::Chosen;
 use crate::api::{self, BuildInput, BuildpackRunner, Mount, RunError, Target};
 use crate::cache::PreviousLayer;
+use crate::contract;
 use crate::env::{EnvList, EnvPhase, LayerDirs};
 use crate::guest_tree::GuestTree;
 use crate::ids::BuildpackId;
 use crate::oci::layer::LayerBlob;
 use crate::report::Reporter;
-
-/// Label prefixes only the platform writes.
-pub const RESERVED_LABELS: &[&str] = &["io.buildpacks.", "dev.cascade."];
 
 /// A layer a buildpack declared, with where it lives.
 #[derive(Debug, Clone)]
@@ -148,7 +146,6 @@ pub const TRUST_VARS: [&str; 8] = [
 ];
 
 impl Build<'_> {
-    #[allow(clippy::too_many_lines)] // one buildpack's checks in order; split in the crate cut
     pub fn run(&self) -> Result<Vec<BuiltBuildpack>, BuildError> {
         let mut built: Vec<BuiltBuildpack> = Vec::new();
         for (i, chosen) in self.group.iter().enumerate() {
@@ -234,39 +231,15 @@ impl Build<'_> {
                     ))));
                 }
             }
-            let mut declared: Vec<BuiltLayer> = Vec::new();
-            for layer in output.layers {
-                if declared.iter().any(|l| l.layer.name == layer.name) {
-                    return Err(fail(RunError::InvalidOutput(format!(
-                        "layer {} declared twice",
-                        layer.name
-                    ))));
-                }
-                declared
-                    .push(built_layer(layer, &layers, &layers_dir_guest, previous).map_err(fail)?);
-            }
+            contract::check_output(&output).map_err(fail)?;
+            let mut declared = output
+                .layers
+                .into_iter()
+                .map(|layer| built_layer(layer, &layers, &layers_dir_guest, previous))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fail)?;
             // CNB: layers in name order within a buildpack.
             declared.sort_by(|a, b| a.layer.name.cmp(&b.layer.name));
-            // The CNB and Cascade labels are written by export from what it
-            // knows; a buildpack setting one would forge the image's record.
-            if let Some((k, _)) = output
-                .labels
-                .iter()
-                .find(|(k, _)| RESERVED_LABELS.iter().any(|p| k.starts_with(p)))
-            {
-                return Err(fail(RunError::InvalidOutput(format!(
-                    "label {k}: labels under {} are the platform's, not a buildpack's",
-                    RESERVED_LABELS.join(", ")
-                ))));
-            }
-            for p in &output.processes {
-                if p.command.is_empty() {
-                    return Err(fail(RunError::InvalidOutput(format!(
-                        "process {} has an empty command",
-                        p.kind
-                    ))));
-                }
-            }
             built.push(BuiltBuildpack {
                 runner: runner.clone(),
                 layers_dir: layers.clone(),
@@ -291,25 +264,11 @@ fn built_layer(
     let name = &layer.name;
     let host_path = layers.path().join(name.as_str());
     let guest_path = format!("{layers_dir_guest}/{name}");
-    // A layer's files are a real directory of the buildpack's: a link in
-    // its place (to a host directory, say) is refused, never followed.
-    let tree = match layers.subtree(name.as_str()) {
-        Ok(t) => Some(Arc::new(t)),
-        Err(_) if !layers.exists(name.as_str()) => None,
-        Err(e) => {
-            return invalid(format!(
-                "layer {name}: its directory {guest_path} is not a real directory ({e})"
-            ));
-        }
+    let tree = if layer.reused {
+        contract::layer_files(&layer, layers, &guest_path)?
+    } else {
+        Some(contract::fresh_layer_files(&layer, layers, &guest_path)?)
     };
-    if let Some(sbom) = &layer.sbom {
-        let doc: Result<serde_json::Value, _> = serde_json::from_str(sbom);
-        if !doc.is_ok_and(|d| d["bomFormat"] == "CycloneDX") {
-            return invalid(format!(
-                "the SBOM of layer {name} is not a CycloneDX JSON document"
-            ));
-        }
-    }
     let (dirs, reuse) = if layer.reused {
         let Some(prev) = previous.iter().find(|p| &p.restored.name == name) else {
             return invalid(format!(
@@ -338,11 +297,7 @@ fn built_layer(
         };
         (dirs, reuse)
     } else {
-        let Some(t) = &tree else {
-            return invalid(format!(
-                "layer {name} was declared but its directory {guest_path} does not exist"
-            ));
-        };
+        let t = tree.as_ref().expect("a fresh layer has its files");
         (LayerDirs::of(t), None)
     };
     Ok(BuiltLayer {

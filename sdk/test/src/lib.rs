@@ -2,9 +2,13 @@
 //!
 //! It runs a buildpack component in-process, in the same sandbox `cascade
 //! build` uses, against a fixture app: detect in a few milliseconds, build
-//! with its layers, env, processes and logs laid out for assertions, and a
-//! whole build into an OCI image layout. No Docker, no daemon, no image to
-//! pull.
+//! with its layers, env, processes and logs laid out for assertions, its
+//! output held to the checks `cascade build` makes. No Docker, no daemon, no
+//! image to pull.
+//!
+//! It depends on the engine (`cascade-engine`) and nothing above it: a
+//! buildpack's tests compile no OCI client, registry code or CLI. A whole
+//! build into an image is `cascade build`'s, tested end to end there.
 //!
 //! ```no_run
 //! use cascade_test::BuildpackTest;
@@ -24,17 +28,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cascade_runtime::api::{self, BuildpackRunner, DetectInput, DetectOutcome, Env, Target};
-use cascade_runtime::guest_tree::GuestTree;
-use cascade_runtime::ids::BuildpackId;
-use cascade_runtime::phase::{Build, BuiltBuildpack, BuiltLayer, Chosen};
-use cascade_runtime::report::{LogLevel, Reporter};
-use cascade_runtime::wasm::{Engine, Limits, WasmBuildpack};
-
-/// Paths of the components Cascade's own build compiles (first-party and
-/// test buildpacks); for Cascade's first-party buildpack tests.
-#[doc(hidden)]
-pub use cascade_runtime::guests;
+use cascade_engine::api::{
+    self, BuildInput, BuildpackRunner, DetectInput, DetectOutcome, Env, Target,
+};
+use cascade_engine::contract;
+use cascade_engine::ids::BuildpackId;
+use cascade_engine::progress::{LogLevel, Reporter};
+use cascade_engine::wasm::{Engine, Limits, WasmBuildpack};
+use cascade_fs::GuestTree;
 
 /// A fixture app made on the spot: a temporary directory holding `files`
 /// (relative path, text), parent directories created. Removed on drop.
@@ -90,7 +91,9 @@ pub struct BuildpackTest {
 impl BuildpackTest {
     /// Build the buildpack crate at `dir` (normally
     /// `env!("CARGO_MANIFEST_DIR")`) for `wasm32-wasip2` and load it. The
-    /// cargo build runs once per crate per test process.
+    /// cargo build runs once per crate per test process, into
+    /// `cascade-test-wasm/` under the crate's target dir, which every
+    /// buildpack crate of a workspace shares.
     pub fn from_crate(dir: impl AsRef<Path>) -> Self {
         static BUILT: OnceLock<Mutex<BTreeMap<PathBuf, PathBuf>>> = OnceLock::new();
         let dir = dir.as_ref().to_path_buf();
@@ -99,10 +102,10 @@ impl BuildpackTest {
         let wasm = built
             .entry(dir.clone())
             .or_insert_with(|| {
-                // Not the crate's own target dir: the `cargo test` running
-                // this holds its lock.
-                let target = dir.join("target").join("cascade-test-wasm");
-                cascade_runtime::cargo::build_component(&dir, Some(&target))
+                // Not the target dir itself: the `cargo test` running this
+                // holds its lock.
+                let target = target_dir(&dir).join("cascade-test-wasm");
+                cascade_engine::cargo::build_component(&dir, Some(&target))
                     .unwrap_or_else(|e| panic!("building the buildpack: {e}"))
             })
             .clone();
@@ -166,142 +169,85 @@ impl BuildpackTest {
             .unwrap_or_else(|e| panic!("{} failed in build: {e}", self.id()))
     }
 
-    /// Run `build`; the error is the one `cascade build` would print.
+    /// Run `build`; the error is the one `cascade build` would print for
+    /// this buildpack alone (the same checks of its output:
+    /// [`cascade_engine::contract`]).
     pub fn try_build(&self, app: impl AsRef<Path>) -> Result<Built, String> {
         let dir = tempfile::tempdir().expect("a temp dir");
         let workspace = dir.path().join("workspace");
         copy_dir(app.as_ref(), &workspace);
-        let layers = dir.path().join("layers");
-        std::fs::create_dir_all(&layers).expect("a layers dir");
-        let logs = &self.logs;
-        logs.0.lock().unwrap().clear();
-        let group = [Chosen {
-            runner: self.runner.clone(),
+        let escaped = self.runner.id().escaped();
+        let layers_host = dir.path().join("layers").join(&escaped);
+        let layers = Arc::new(GuestTree::create(&layers_host).expect("a layers dir"));
+        let layers_dir_guest = format!("{}/{escaped}", api::LAYERS_DIR);
+        self.logs.0.lock().unwrap().clear();
+        let input = BuildInput {
+            app: Arc::new(GuestTree::open(&workspace).expect("the workspace")),
+            layers: layers.clone(),
+            layers_dir_guest: layers_dir_guest.clone(),
+            build_layers: Vec::new(),
+            platform_env: self.platform_env.clone(),
+            build_env: Env::new(),
+            exec_env: Vec::new(),
             plan: Vec::new(),
-        }];
-        let tree = Arc::new(GuestTree::open(&workspace).expect("the workspace"));
-        let built = Build {
-            group: &group,
-            app: &tree,
-            layers_root: &layers,
-            platform_env: &self.platform_env,
-            target: &self.target,
-            restored: &BTreeMap::new(),
-            max_layers_bytes: 0,
-            standing: &BTreeMap::new(),
-            reporter: logs.as_ref(),
+            target: self.target.clone(),
+            restored: Vec::new(),
+            max_write_bytes: 0,
+        };
+        let failed = |e: &dyn std::fmt::Display| format!("buildpack {} failed: {e}", self.id());
+        let output = self.runner.build(&input).map_err(|e| failed(&e))?;
+        contract::check_output(&output).map_err(|e| failed(&e))?;
+        let mut built_layers = Vec::new();
+        for layer in output.layers {
+            let guest_path = format!("{layers_dir_guest}/{}", layer.name);
+            // Nothing was restored, so nothing can be reused: every layer
+            // declared must have been made.
+            if layer.reused {
+                return Err(failed(&api::RunError::InvalidOutput(format!(
+                    "layer {0} is marked reused, but the previous build left no layer {0}",
+                    layer.name
+                ))));
+            }
+            contract::fresh_layer_files(&layer, &layers, &guest_path).map_err(|e| failed(&e))?;
+            built_layers.push(BuiltLayer {
+                path: layers_host.join(layer.name.as_str()),
+                layer,
+            });
         }
-        .run()
-        .map_err(|e| e.to_string())?;
+        // CNB: layers in name order within a buildpack.
+        built_layers.sort_by(|a, b| a.layer.name.cmp(&b.layer.name));
         Ok(Built {
-            buildpack: built.into_iter().next().expect("one buildpack"),
-            logs: logs.0.lock().unwrap().clone(),
+            layers: built_layers,
+            processes: output.processes,
+            labels: output.labels,
+            logs: self.logs.0.lock().unwrap().clone(),
             app: workspace,
             _dir: dir,
         })
     }
 }
 
-/// Several buildpacks as one builder group, built into a real OCI image
-/// layout on the empty `scratch` run image: the whole pipeline (detect with
-/// plan resolution, build, export) that `cascade build` runs.
-#[derive(Default)]
-pub struct BuilderTest {
-    buildpacks: Vec<BuildpackTest>,
-    optional: Vec<bool>,
-    env: Env,
-}
-
-/// An image the pipeline wrote.
-pub struct Image {
-    /// The `cascade build --format json` report.
-    pub report: cascade_runtime::report::BuildReport,
-    /// An OCI image layout holding the image under the tag `test`.
-    pub layout: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl BuilderTest {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Add a buildpack to the group, in order.
-    #[must_use]
-    pub fn buildpack(mut self, bp: BuildpackTest) -> Self {
-        self.buildpacks.push(bp);
-        self.optional.push(false);
-        self
-    }
-
-    /// Add an optional buildpack (it may fail detect).
-    #[must_use]
-    pub fn optional(mut self, bp: BuildpackTest) -> Self {
-        self.buildpacks.push(bp);
-        self.optional.push(true);
-        self
-    }
-
-    #[must_use]
-    pub fn env(mut self, name: &str, value: &str) -> Self {
-        self.env.insert(name.into(), value.into());
-        self
-    }
-
-    /// Build `app` into an image; the error is what `cascade build` prints.
-    pub fn build_image(&self, app: impl AsRef<Path>) -> Result<Image, String> {
-        use cascade_runtime::builder::GroupMember;
-        use cascade_runtime::oci::ImageRef;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let layout = dir.path().join("image");
-        let runners: Vec<Arc<dyn BuildpackRunner>> = self
-            .buildpacks
-            .iter()
-            .map(|b| b.runner.clone() as Arc<dyn BuildpackRunner>)
-            .collect();
-        let group = runners
-            .iter()
-            .zip(&self.optional)
-            .map(|(r, optional)| GroupMember {
-                id: r.id().clone(),
-                version: Some(r.manifest().buildpack.version.clone()),
-                optional: *optional,
-            })
-            .collect();
-        let request = cascade_runtime::pipeline::BuildRequest {
-            app_dir: app.as_ref().to_path_buf(),
-            output: ImageRef::Layout {
-                dir: layout.clone(),
-                tag: Some("test".into()),
-            },
-            run_image: ImageRef::Scratch,
-            buildpacks: runners,
-            order: vec![group],
-            platform_env: self.env.clone(),
-            created: cascade_runtime::NORMALIZED_EPOCH,
-            platform: None,
-            filter: cascade_runtime::project::Filter::All,
-            compression: cascade_runtime::oci::compress::Compression::Gzip,
-            use_cache: false,
-            clear_cache: false,
-            capabilities: None,
-            max_layers_bytes: 0,
-            cache_key: None,
-            strict_processes: false,
-            build_image: None,
-            build_distro: None,
-        };
-        let oci = cascade_runtime::oci::store::Oci::new(&dir.path().join("cache"), None)
-            .map_err(|e| e.to_string())?;
-        let report =
-            cascade_runtime::pipeline::build(&request, &oci, &cascade_runtime::report::Silent)
-                .map_err(|e| e.to_string())?;
-        Ok(Image {
-            report,
-            layout,
-            _dir: dir,
-        })
-    }
+/// The target dir cargo builds the crate at `dir` into (its workspace's,
+/// `CARGO_TARGET_DIR` and config included), as `cargo metadata` says.
+fn target_dir(dir: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(dir)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo metadata in {}: {e}", dir.display()));
+    assert!(
+        out.status.success(),
+        "cargo metadata in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .expect("cargo metadata names the target directory")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -359,7 +305,9 @@ impl Detected {
 
 /// What `build` produced.
 pub struct Built {
-    buildpack: BuiltBuildpack,
+    layers: Vec<BuiltLayer>,
+    processes: Vec<api::Process>,
+    labels: Vec<(String, String)>,
     logs: Vec<String>,
     app: PathBuf,
     _dir: tempfile::TempDir,
@@ -369,17 +317,12 @@ impl Built {
     /// A declared layer; panics listing the declared ones when absent.
     #[track_caller]
     pub fn layer(&self, name: &str) -> LayerView<'_> {
-        let found = self
-            .buildpack
-            .layers
-            .iter()
-            .find(|l| l.layer.name.as_str() == name);
+        let found = self.layers.iter().find(|l| l.layer.name.as_str() == name);
         match found {
             Some(l) => LayerView(l),
             None => panic!(
                 "no layer {name}; declared: {:?}",
-                self.buildpack
-                    .layers
+                self.layers
                     .iter()
                     .map(|l| l.layer.name.to_string())
                     .collect::<Vec<_>>()
@@ -389,8 +332,7 @@ impl Built {
 
     /// Names of the declared layers, sorted.
     pub fn layer_names(&self) -> Vec<String> {
-        self.buildpack
-            .layers
+        self.layers
             .iter()
             .map(|l| l.layer.name.to_string())
             .collect()
@@ -398,17 +340,12 @@ impl Built {
 
     #[track_caller]
     pub fn process(&self, kind: &str) -> ProcessView<'_> {
-        let found = self
-            .buildpack
-            .processes
-            .iter()
-            .find(|p| p.kind.as_str() == kind);
+        let found = self.processes.iter().find(|p| p.kind.as_str() == kind);
         match found {
             Some(p) => ProcessView(p),
             None => panic!(
                 "no process {kind}; declared: {:?}",
-                self.buildpack
-                    .processes
+                self.processes
                     .iter()
                     .map(|p| p.kind.to_string())
                     .collect::<Vec<_>>()
@@ -417,8 +354,7 @@ impl Built {
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.buildpack
-            .labels
+        self.labels
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
@@ -435,12 +371,18 @@ impl Built {
     }
 }
 
+/// A declared layer and where its files are.
+struct BuiltLayer {
+    layer: api::Layer,
+    path: PathBuf,
+}
+
 /// One layer, for assertions.
 pub struct LayerView<'a>(&'a BuiltLayer);
 
 impl LayerView<'_> {
     pub fn path(&self) -> &Path {
-        &self.0.host_path
+        &self.0.path
     }
 
     pub fn metadata(&self) -> &toml::Table {
@@ -450,7 +392,7 @@ impl LayerView<'_> {
     /// A file of the layer, as text.
     #[track_caller]
     pub fn file(&self, rel: &str) -> String {
-        let path = self.0.host_path.join(rel);
+        let path = self.0.path.join(rel);
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("layer {}: {rel}: {e}", self.0.layer.name))
     }
@@ -539,6 +481,13 @@ impl ProcessView<'_> {
 mod tests {
     use super::*;
 
+    /// A buildpack crate of this workspace.
+    fn workspace_crate(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel)
+    }
+
     fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for (path, text) in files {
@@ -549,7 +498,7 @@ mod tests {
 
     #[test]
     fn runs_a_first_party_buildpack_in_process() {
-        let bp = BuildpackTest::from_file(cascade_runtime::guests::PROCFILE);
+        let bp = BuildpackTest::from_crate(workspace_crate("buildpacks/procfile"));
         bp.detect(fixture(&[]).path()).assert_fail("Procfile");
         let app = fixture(&[("Procfile", "web: ./server --port $PORT\nworker: ./work\n")]);
         bp.detect(app.path()).assert_pass();
@@ -559,39 +508,8 @@ mod tests {
     }
 
     #[test]
-    fn a_builder_group_makes_an_image() {
-        let app = fixture(&[
-            ("Procfile", "web: ./serve\n"),
-            ("deps.lock", "size-mib = 1\n"),
-        ]);
-        let image = BuilderTest::new()
-            .buildpack(BuildpackTest::from_file(cascade_runtime::guests::TEST_DEPS))
-            .buildpack(BuildpackTest::from_file(cascade_runtime::guests::PROCFILE))
-            .build_image(app.path())
-            .unwrap();
-        assert!(image.layout.join("index.json").is_file());
-        let names: Vec<&str> = image
-            .report
-            .layers
-            .iter()
-            .map(|l| l.name.as_str())
-            .collect();
-        assert_eq!(
-            names,
-            ["test/deps:deps", "test/deps:runtime", "sbom", "app"]
-        );
-        assert_eq!(image.report.default_process.as_deref(), Some("web"));
-        let err = BuilderTest::new()
-            .buildpack(BuildpackTest::from_file(cascade_runtime::guests::PROCFILE))
-            .build_image(fixture(&[]).path())
-            .err()
-            .unwrap();
-        assert!(err.contains("Procfile"), "{err}");
-    }
-
-    #[test]
     fn shows_layers_env_and_logs() {
-        let bp = BuildpackTest::from_file(cascade_runtime::guests::TEST_DEPS);
+        let bp = BuildpackTest::from_crate(workspace_crate("tests/buildpacks/deps"));
         let app = fixture(&[("deps.lock", "size-mib = 1\nseed = \"t\"\n")]);
         let out = bp.build(app.path());
         assert_eq!(out.layer_names(), ["deps", "runtime", "toolchain"]);

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
-use cascade_runtime::ids::BuildpackId;
-use cascade_runtime::report::{LogLevel, Reporter};
+use cascade_lifecycle::ids::BuildpackId;
+use cascade_lifecycle::report::{LogLevel, Reporter};
 
 pub struct Stderr {
     quiet: bool,
@@ -60,7 +60,7 @@ impl Reporter for Stderr {
 /// Every line goes out neutralised: notes and logs carry guest-made text.
 fn line(text: &str) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{}", cascade_runtime::report::neutralise(text));
+    let _ = writeln!(err, "{}", cascade_lifecycle::report::neutralise(text));
 }
 
 /// `52 ms` under ten seconds, `12.3 s` above.

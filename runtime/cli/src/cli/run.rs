@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::exit::InvalidInput;
-use cascade_runtime::guest_tree::GuestTree;
-use cascade_runtime::inspect::from_parts;
-use cascade_runtime::launch;
-use cascade_runtime::oci::ImageRef;
+use cascade_lifecycle::guest_tree::GuestTree;
+use cascade_lifecycle::inspect::from_parts;
+use cascade_lifecycle::launch;
+use cascade_lifecycle::oci::ImageRef;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -54,7 +54,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if image == ImageRef::Scratch {
         return Err(InvalidInput("IMAGE: scratch has no process to run".into()).into());
     }
-    if !cascade_runtime::exec::have_bwrap() {
+    if !cascade_lifecycle::exec::have_bwrap() {
         return Err(InvalidInput(
             "cascade run starts the process under bubblewrap, and `bwrap` is not on PATH (Debian: apt-get install bubblewrap)".into(),
         )

@@ -1,7 +1,7 @@
 //! Cascade's benchmarks: each figure is a ratio against a baseline measured
 //! in the same run (these machines are noisy), written to BENCHMARKS.md.
 //!
-//! Run with `cargo bench -p cascade-runtime --bench cascade-bench`
+//! Run with `cargo bench -p cascade --bench cascade-bench`
 //! (release build). `CASCADE_BENCH_EXPORT_MIB` sets the export tree size
 //! (default 512), `CASCADE_BENCH_NOOP_MIB` the dependency layer of the
 //! no-op rebuild (default 352, so the image has over 300 MB of compressed
@@ -16,12 +16,17 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cascade_runtime::api::{BuildpackRunner, DetectInput, Target};
-use cascade_runtime::oci::compress::{Compression, GZIP_LEVEL};
-use cascade_runtime::oci::layer::{LayerSource, Owner, write_layer_with};
-use cascade_runtime::report::Silent;
-use cascade_runtime::wasm::{Engine, Limits};
+use cascade_lifecycle::api::{BuildpackRunner, DetectInput, Target};
+use cascade_lifecycle::oci::compress::{Compression, GZIP_LEVEL};
+use cascade_lifecycle::oci::layer::{LayerSource, Owner, write_layer_with};
+use cascade_lifecycle::report::Silent;
+use cascade_lifecycle::wasm::{Engine, Limits};
 use sha2::Digest as _;
+
+/// The test buildpacks, built as the e2e tests build them.
+#[path = "../../../tests/e2e/guests.rs"]
+#[allow(dead_code)] // the bench runs two of them
+mod guests;
 
 #[path = "support/replay.rs"]
 mod replay;
@@ -38,10 +43,7 @@ fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Warm detect (component compiled and cached, one instantiate + call per
@@ -59,7 +61,7 @@ fn detect_vs_spawn(out: &mut String) {
     );
     let app = workspace().join("tests/fixtures/apps/procfile");
     let input = DetectInput {
-        app: Arc::new(cascade_runtime::guest_tree::GuestTree::open_named(&app).unwrap()),
+        app: Arc::new(cascade_lifecycle::guest_tree::GuestTree::open_named(&app).unwrap()),
         platform_env: std::collections::BTreeMap::default(),
         target: Target::new("linux", "amd64"),
     };
@@ -73,7 +75,7 @@ fn detect_vs_spawn(out: &mut String) {
         out,
         "| buildpack | warm detect | spawn `test -f` | ratio |\n|---|---|---|---|"
     );
-    for (name, bytes) in cascade_runtime::embedded::BUILDPACKS {
+    for (name, bytes) in cascade_lifecycle::embedded::BUILDPACKS {
         // Load twice: the second load is the warm path (deserialise from disk).
         drop(engine.load(bytes, name).unwrap());
         let bp = engine.load(bytes, name).unwrap();
@@ -278,7 +280,7 @@ fn export_throughput(out: &mut String) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut size = 0;
     let mut digests = Vec::new();
-    let handle = cascade_runtime::guest_tree::GuestTree::open(&tree).unwrap();
+    let handle = cascade_lifecycle::guest_tree::GuestTree::open(&tree).unwrap();
     let mut export = |threads: usize, compression: Compression| {
         median(
             (0..rounds)
@@ -547,7 +549,7 @@ fn noop_case(bin: &Path, deps_mib: usize, big_mib: Option<usize>, rounds: usize)
                     .env("CASCADE_CACHE_DIR", cache)
                     .arg("build")
                     .arg(&app)
-                    .args(["--buildpack", cascade_runtime::guests::TEST_DEPS])
+                    .args(["--buildpack", guests::test_deps()])
                     .args(["--format", "json", "--output"])
                     .arg(format!("oci:{}:app", tmp.path().join("out").display()))
                     .output()
@@ -629,11 +631,15 @@ impl RustBench {
         // Warm both: compiled components, the unpacked build image, target
         // dirs.
         b.cascade(&[]);
-        let oci = cascade_runtime::oci::store::Oci::new(&b.tmp.path().join("cache"), None).unwrap();
-        let reference = cascade_runtime::oci::ImageRef::parse(&b.image).unwrap();
-        let resolved =
-            cascade_runtime::build_image::BuildImage::resolve(&reference, ("linux", "amd64"), &oci)
-                .unwrap();
+        let oci =
+            cascade_lifecycle::oci::store::Oci::new(&b.tmp.path().join("cache"), None).unwrap();
+        let reference = cascade_lifecycle::oci::ImageRef::parse(&b.image).unwrap();
+        let resolved = cascade_lifecycle::build_image::BuildImage::resolve(
+            &reference,
+            ("linux", "amd64"),
+            &oci,
+        )
+        .unwrap();
         b.root = resolved.root_in(&rootfs);
         assert!(b.root.is_dir(), "the build image is not unpacked");
         b.cargo();
@@ -831,9 +837,9 @@ fn rust_vs_cargo(out: &mut String) {
 /// finding it unpacked (every later build), and one call's start-up in it
 /// against a call of the host's own tool, both through `exec::run`.
 fn exec_startup(out: &mut String) {
-    use cascade_runtime::build_image::BuildImage;
-    use cascade_runtime::exec::{BuildEnv, ExecPolicy, ExecRequest};
-    use cascade_runtime::guest_tree::GuestTree;
+    use cascade_lifecycle::build_image::BuildImage;
+    use cascade_lifecycle::exec::{BuildEnv, ExecPolicy, ExecRequest};
+    use cascade_lifecycle::guest_tree::GuestTree;
     let _ = writeln!(out, "## Exec on a build image\n");
     if Command::new("bwrap").arg("--version").output().is_err() {
         let _ = writeln!(out, "skipped: needs bwrap.\n");
@@ -841,8 +847,8 @@ fn exec_startup(out: &mut String) {
     }
     let (image, _) = build_image();
     let tmp = tempfile::tempdir().unwrap();
-    let oci = cascade_runtime::oci::store::Oci::new(&tmp.path().join("cache"), None).unwrap();
-    let reference = cascade_runtime::oci::ImageRef::parse(&image).unwrap();
+    let oci = cascade_lifecycle::oci::store::Oci::new(&tmp.path().join("cache"), None).unwrap();
+    let reference = cascade_lifecycle::oci::ImageRef::parse(&image).unwrap();
     let resolved = BuildImage::resolve(&reference, ("linux", "amd64"), &oci).unwrap();
     let store = tmp.path().join("rootfs");
     let (cold, (env, unpacked)) = time(|| resolved.unpack(&oci, &store).unwrap());
@@ -853,8 +859,8 @@ fn exec_startup(out: &mut String) {
         .collect();
     let app = GuestTree::create(&tmp.path().join("app")).unwrap();
     let layers = GuestTree::create(&tmp.path().join("layers")).unwrap();
-    let id = cascade_runtime::ids::BuildpackId::new("bench/exec").unwrap();
-    let reporter: Arc<dyn cascade_runtime::report::Reporter> = Arc::new(Silent);
+    let id = cascade_lifecycle::ids::BuildpackId::new("bench/exec").unwrap();
+    let reporter: Arc<dyn cascade_lifecycle::report::Reporter> = Arc::new(Silent);
     let call = |build_env: &BuildEnv| {
         let policy = ExecPolicy {
             build_env: build_env.clone(),
@@ -874,9 +880,9 @@ fn exec_startup(out: &mut String) {
             build_layers: &[],
             quota: None,
             network: false,
-            deadline: cascade_runtime::deadline::Deadline::after(Duration::from_mins(1)),
+            deadline: cascade_lifecycle::deadline::Deadline::after(Duration::from_mins(1)),
         };
-        let (d, o) = time(|| cascade_runtime::exec::run(&policy, &req, &reporter).unwrap());
+        let (d, o) = time(|| cascade_lifecycle::exec::run(&policy, &req, &reporter).unwrap());
         assert_eq!(o.status, 0);
         d
     };
@@ -972,7 +978,7 @@ fn fetch_hit_vs_miss(out: &mut String) {
                     .arg(&app)
                     .args([
                         "--buildpack",
-                        cascade_runtime::guests::TEST_FETCHER,
+                        guests::test_fetcher(),
                         "--allow",
                         "fetch:127.0.0.1",
                         "--layer-compression",
@@ -1464,7 +1470,7 @@ fn main() {
         .collect();
     let want = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     let mut out = String::from(
-        "# Cascade benchmarks\n\nGenerated by `cargo bench -p cascade-runtime --bench cascade-bench` (release). Every figure is a ratio against a baseline measured in the same run; absolute times vary between these 2-core machines.\n\n",
+        "# Cascade benchmarks\n\nGenerated by `cargo bench -p cascade --bench cascade-bench` (release). Every figure is a ratio against a baseline measured in the same run; absolute times vary between these 2-core machines.\n\n",
     );
     let _ = writeln!(
         out,

@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::Format;
 use super::exit::InvalidInput;
-use cascade_runtime::inspect::{Inspection, inspect};
-use cascade_runtime::oci::ImageRef;
+use cascade_lifecycle::inspect::{Inspection, inspect};
+use cascade_lifecycle::oci::ImageRef;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -35,7 +35,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let i = inspect(&image, &oci)?;
     if args.sbom {
         let read = oci.read(&image, None)?;
-        let doc = cascade_runtime::inspect::image_sbom(&oci, &read, &i)?
+        let doc = cascade_lifecycle::inspect::image_sbom(&oci, &read, &i)?
             .ok_or_else(|| InvalidInput(format!("{}: the image has no SBOM layer", i.image)))?;
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());

@@ -5,9 +5,9 @@ use clap::Args;
 use super::Format;
 use super::exit::InvalidInput;
 use super::progress::Stderr;
-use cascade_runtime::fleet::{Fleet, FleetReport};
-use cascade_runtime::oci::ImageRef;
-use cascade_runtime::phase::{Rebase, Rebased};
+use cascade_lifecycle::fleet::{Fleet, FleetReport};
+use cascade_lifecycle::oci::ImageRef;
+use cascade_lifecycle::phase::{Rebase, Rebased};
 
 #[derive(Debug, Args)]
 #[allow(clippy::struct_excessive_bools)] // each bool is a CLI flag
@@ -124,7 +124,7 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
         let once = || -> anyhow::Result<FleetReport> {
             let mut images = images.clone();
             if args.discover {
-                images.extend(cascade_runtime::fleet::discover(
+                images.extend(cascade_lifecycle::fleet::discover(
                     &oci, &run_image, &reporter,
                 )?);
             }
@@ -178,7 +178,7 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
         force: args.force,
         allow_downgrade: args.allow_downgrade,
         dry_run: args.dry_run,
-        run_images: &cascade_runtime::run_image::RunImages::default(),
+        run_images: &cascade_lifecycle::run_image::RunImages::default(),
         oci: &oci,
         reporter: &reporter,
     }
@@ -190,12 +190,12 @@ pub fn run(args: &RebaseArgs) -> anyhow::Result<()> {
 /// start), rebase the fleet. Failures are reported and watching goes on.
 fn watch(
     args: &RebaseArgs,
-    oci: &cascade_runtime::oci::store::Oci,
+    oci: &cascade_lifecycle::oci::store::Oci,
     run_image: &ImageRef,
     reporter: &Stderr,
     once: impl Fn() -> anyhow::Result<FleetReport>,
 ) -> anyhow::Result<()> {
-    use cascade_runtime::report::Reporter as _;
+    use cascade_lifecycle::report::Reporter as _;
     let mut last: Option<String> = None;
     let mut round = 0u64;
     loop {
@@ -301,7 +301,7 @@ fn print(r: &Rebased, format: Format) -> anyhow::Result<()> {
                 println!("Rebased {}", r.image);
             }
             println!("  image:     {} -> {}", r.old_digest, r.new_digest);
-            let show = |r: &cascade_runtime::report::RunImageRef| {
+            let show = |r: &cascade_lifecycle::report::RunImageRef| {
                 format!("{} ({})", r.reference, r.digest.as_deref().unwrap_or("-"))
             };
             println!(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::ids::BuildpackId;
+use cascade_engine::ids::BuildpackId;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,17 +113,21 @@ pub struct StackSection {
 
 pub use crate::config_file::ConfigFileError as BuilderError;
 
+/// The scheme of a `uri` naming a buildpack compiled into the binary.
+pub const BUILTIN_SCHEME: &str = "builtin:";
+
 /// Where a `[[buildpacks]]` entry's component comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildpackSource {
     /// A `.wasm` file, resolved against the builder's directory.
     File(PathBuf),
-    /// `builtin:ID`: a first-party buildpack compiled into this binary
-    /// ([`crate::embedded`]), so a builder can reorder or combine them
-    /// with its own.
+    /// `builtin:ID`: a first-party buildpack compiled into the binary
+    /// reading the file, so a builder can reorder or combine them with its
+    /// own.
     Builtin(BuildpackId),
     /// `docker://HOST/REPO[:TAG][@DIGEST]`: a Wasm OCI artifact in a
-    /// registry (see [`crate::distribution`]), as written in the builder.
+    /// registry (pulled by the lifecycle's `distribution`), as written in
+    /// the builder.
     Registry {
         uri: String,
         reference: oci_client::Reference,
@@ -152,15 +156,17 @@ pub struct Builder {
 }
 
 impl Builder {
-    pub fn load(path: &Path) -> Result<Self, BuilderError> {
+    /// Read and check the builder at `path`; `builtins` are the ids a
+    /// `builtin:ID` uri may name (what the reading binary holds).
+    pub fn load(path: &Path, builtins: &[&str]) -> Result<Self, BuilderError> {
         let text = std::fs::read_to_string(path).map_err(|source| BuilderError::Read {
             path: path.into(),
             source,
         })?;
-        Self::parse(&text, path)
+        Self::parse(&text, path, builtins)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Self, BuilderError> {
+    pub fn parse(text: &str, path: &Path, builtins: &[&str]) -> Result<Self, BuilderError> {
         let file: BuilderFile = toml::from_str(text).map_err(|e| BuilderError::Parse {
             path: path.into(),
             message: e.to_string(),
@@ -173,8 +179,8 @@ impl Builder {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut buildpacks = Vec::new();
         for (i, bp) in file.buildpacks.iter().enumerate() {
-            let source =
-                source(&bp.uri, base).map_err(|m| field(format!("buildpacks[{i}].uri"), m))?;
+            let source = source(&bp.uri, base, builtins)
+                .map_err(|m| field(format!("buildpacks[{i}].uri"), m))?;
             buildpacks.push((bp.id.clone(), source));
         }
         if file.order.is_empty() {
@@ -245,24 +251,29 @@ impl Builder {
 
 /// Where a `[[buildpacks]]` `uri` points: `builtin:ID`, `docker://…`, or a
 /// `.wasm` path (`file://` optional) against the builder's directory.
-fn source(uri: &str, base: &Path) -> Result<BuildpackSource, String> {
+fn source(uri: &str, base: &Path, builtins: &[&str]) -> Result<BuildpackSource, String> {
     if let Some(reference) = uri.strip_prefix("docker://") {
-        let reference = crate::oci::reference::parse_registry(reference)
+        let reference = cascade_oci::reference::parse_registry(reference)
             .map_err(|e| format!("{uri:?}: not a registry reference: {e}"))?;
         return Ok(BuildpackSource::Registry {
             uri: uri.to_owned(),
             reference,
         });
     }
-    if let Some(id) = uri.strip_prefix(crate::embedded::URI_SCHEME) {
-        return crate::embedded::component(id)
-            .map(|_| {
-                BuildpackSource::Builtin(BuildpackId::new(id).expect("first-party ids are valid"))
-            })
+    if let Some(id) = uri.strip_prefix(BUILTIN_SCHEME) {
+        return builtins
+            .iter()
+            .find(|b| **b == id)
+            .and_then(|b| BuildpackId::new(*b).ok())
+            .map(BuildpackSource::Builtin)
             .ok_or_else(|| {
+                let have: Vec<String> = builtins
+                    .iter()
+                    .map(|b| format!("{BUILTIN_SCHEME}{b}"))
+                    .collect();
                 format!(
                     "{uri:?}: no such built-in buildpack (this binary has: {})",
-                    crate::embedded::uris().join(", ")
+                    have.join(", ")
                 )
             });
     }
@@ -319,7 +330,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Builder, BuilderError> {
-        Builder::parse(text, Path::new("/b/builder.toml"))
+        Builder::parse(
+            text,
+            Path::new("/b/builder.toml"),
+            &["cascade/procfile", "cascade/node", "cascade/go"],
+        )
     }
 
     #[test]

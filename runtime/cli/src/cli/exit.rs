@@ -1,10 +1,10 @@
 //! Exit codes grouped by phase, like lifecycle's `platform/exit.go`, so a
 //! platform can tell failures apart without parsing messages.
 
-use cascade_runtime::builder::BuilderError;
-use cascade_runtime::phase::{DetectError, RebaseError};
-use cascade_runtime::pipeline::PipelineError;
-use cascade_runtime::wasm::EngineError;
+use cascade_lifecycle::builder::BuilderError;
+use cascade_lifecycle::phase::{DetectError, RebaseError};
+use cascade_lifecycle::pipeline::PipelineError;
+use cascade_lifecycle::wasm::EngineError;
 
 pub const GENERIC: u8 = 1;
 pub const INVALID_INPUT: u8 = 10;
@@ -66,10 +66,10 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if cause.is::<BuilderError>()
             || cause.is::<EngineError>()
             || cause.is::<InvalidInput>()
-            || cause.is::<cascade_runtime::inspect::InspectError>()
-            || cause.is::<cascade_runtime::distribution::DistributionError>()
-            || cause.is::<cascade_runtime::manifest::ManifestError>()
-            || cause.is::<cascade_runtime::build_image::BuildImageError>()
+            || cause.is::<cascade_lifecycle::inspect::InspectError>()
+            || cause.is::<cascade_lifecycle::distribution::DistributionError>()
+            || cause.is::<cascade_lifecycle::manifest::ManifestError>()
+            || cause.is::<cascade_lifecycle::build_image::BuildImageError>()
         {
             return INVALID_INPUT;
         }

@@ -8,7 +8,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde::Deserialize;
 
 use crate::builder::GroupMember;
-use crate::ids::BuildpackId;
+use cascade_engine::ids::BuildpackId;
 
 pub const FILE_NAME: &str = "project.toml";
 
@@ -150,7 +150,7 @@ impl Project {
             path: path.clone(),
             source,
         };
-        let app = crate::guest_tree::GuestTree::open_named(app_dir).map_err(read_err)?;
+        let app = cascade_fs::GuestTree::open_named(app_dir).map_err(read_err)?;
         if !app.exists(FILE_NAME) {
             return Ok(Self::default());
         }

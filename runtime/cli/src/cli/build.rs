@@ -10,21 +10,21 @@ use clap::Args;
 use super::exit::InvalidInput;
 use super::progress::Stderr;
 use super::{Format, default_cache_dir};
-use cascade_runtime::api::{BuildpackRunner, Env};
-use cascade_runtime::build_image;
-use cascade_runtime::builder::{Builder, BuildpackSource, GroupMember};
-use cascade_runtime::capabilities::Grants;
-use cascade_runtime::distribution;
-use cascade_runtime::exec::ExecPolicy;
-use cascade_runtime::fetch::Fetcher;
-use cascade_runtime::lock::{BuilderLock, LockedBuildpack, LockedImage};
-use cascade_runtime::oci::ImageRef;
-use cascade_runtime::oci::compress::Compression;
-use cascade_runtime::oci::registry::Registry;
-use cascade_runtime::pipeline::{self, BuildRequest};
-use cascade_runtime::project::{self, Project, ProjectBuildpack};
-use cascade_runtime::report::BuildReport;
-use cascade_runtime::wasm::{CapabilityHost, Engine, Limits};
+use cascade_lifecycle::api::{BuildpackRunner, Env};
+use cascade_lifecycle::build_image;
+use cascade_lifecycle::builder::{Builder, BuildpackSource, GroupMember};
+use cascade_lifecycle::capabilities::Grants;
+use cascade_lifecycle::distribution;
+use cascade_lifecycle::exec::ExecPolicy;
+use cascade_lifecycle::fetch::Fetcher;
+use cascade_lifecycle::lock::{BuilderLock, LockedBuildpack, LockedImage};
+use cascade_lifecycle::oci::ImageRef;
+use cascade_lifecycle::oci::compress::Compression;
+use cascade_lifecycle::oci::registry::Registry;
+use cascade_lifecycle::pipeline::{self, BuildRequest};
+use cascade_lifecycle::project::{self, Project, ProjectBuildpack};
+use cascade_lifecycle::report::BuildReport;
+use cascade_lifecycle::wasm::{CapabilityHost, Engine, Limits};
 
 #[derive(Debug, Args)]
 #[allow(clippy::struct_excessive_bools)] // clap flags: each bool is one switch
@@ -213,25 +213,28 @@ fn created() -> anyhow::Result<u64> {
             ))
             .into()
         }),
-        _ => Ok(cascade_runtime::NORMALIZED_EPOCH),
+        _ => Ok(cascade_lifecycle::NORMALIZED_EPOCH),
     }
+}
+
+/// `--platform os/arch`.
+fn os_arch(p: &str) -> Result<(String, String), InvalidInput> {
+    p.split_once('/')
+        .filter(|(os, arch)| !os.is_empty() && !arch.is_empty())
+        .map(|(os, arch)| (os.to_owned(), arch.to_owned()))
+        .ok_or_else(|| InvalidInput(format!("--platform {p:?}: expected os/arch")))
 }
 
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let reporter = Arc::new(Stderr::new(args.quiet));
     let output =
         ImageRef::parse(&args.output).map_err(|e| InvalidInput(format!("--output: {e}")))?;
-    let platform = args
-        .platform
+    let platform = args.platform.as_deref().map(os_arch).transpose()?;
+    let builder = args
+        .builder
         .as_deref()
-        .map(|p| {
-            p.split_once('/')
-                .filter(|(os, arch)| !os.is_empty() && !arch.is_empty())
-                .map(|(os, arch)| (os.to_owned(), arch.to_owned()))
-                .ok_or_else(|| InvalidInput(format!("--platform {p:?}: expected os/arch")))
-        })
+        .map(cascade_lifecycle::embedded::load_builder)
         .transpose()?;
-    let builder = args.builder.as_deref().map(Builder::load).transpose()?;
     // A missing app dir is reported by the pipeline; only read project.toml
     // when there is a directory to read it from.
     let project = if args.app_dir.is_dir() {
@@ -297,7 +300,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     ));
     let engine = Arc::new(
         Engine::new(limits, cache_dir, reporter.clone())?
-            .with_prebuilt(cascade_runtime::embedded::prebuilt())
+            .with_prebuilt(cascade_lifecycle::embedded::prebuilt())
             .with_capabilities(capabilities.clone()),
     );
     let (buildpacks, order) = select_buildpacks(&engine, args, builder.as_ref(), &project)?;
@@ -376,7 +379,7 @@ fn build_image_choice(
     builder: Option<&Builder>,
     output: &ImageRef,
     run_image: &ImageRef,
-) -> anyhow::Result<(build_image::Choice, cascade_runtime::oci::store::Oci)> {
+) -> anyhow::Result<(build_image::Choice, cascade_lifecycle::oci::store::Oci)> {
     let (name, what) = match (
         &args.build_image,
         builder.and_then(|b| b.build_image.as_ref()),
@@ -412,8 +415,8 @@ fn prepare_build_image(
     builder: Option<&Builder>,
     choice: &build_image::Choice,
     grants: &Grants,
-    oci: &cascade_runtime::oci::store::Oci,
-    reporter: &dyn cascade_runtime::report::Reporter,
+    oci: &cascade_lifecycle::oci::store::Oci,
+    reporter: &dyn cascade_lifecycle::report::Reporter,
 ) -> anyhow::Result<build_image::Prepared> {
     if !args.exec_path.is_empty() && *choice != build_image::Choice::Host {
         return Err(InvalidInput(
@@ -477,9 +480,9 @@ fn prepare_build_image(
 pub fn builtins_help() -> String {
     use std::fmt::Write as _;
     let mut out = String::from("Built-in buildpacks (builder.toml: uri = \"builtin:ID\"):\n");
-    for (name, bytes) in &cascade_runtime::embedded::BUILDPACKS {
+    for (name, bytes) in &cascade_lifecycle::embedded::BUILDPACKS {
         let id = name.trim_start_matches("embedded:");
-        let version = cascade_runtime::manifest::BuildpackManifest::from_component(bytes, name)
+        let version = cascade_lifecycle::manifest::BuildpackManifest::from_component(bytes, name)
             .map(|m| m.buildpack.version)
             .unwrap_or_default();
         let _ = writeln!(out, "  {id} {version}");
@@ -521,13 +524,13 @@ fn select_buildpacks(
     let (mut available, order) = match builder {
         Some(b) => (builder_buildpacks(engine, b, args)?, b.order.clone()),
         None => (
-            cascade_runtime::embedded::BUILDPACKS
+            cascade_lifecycle::embedded::BUILDPACKS
                 .iter()
                 .map(|(name, bytes)| {
                     Ok(Arc::new(engine.load(bytes, name)?) as Arc<dyn BuildpackRunner>)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
-            cascade_runtime::embedded::order(),
+            cascade_lifecycle::embedded::order(),
         ),
     };
     if project.group.is_empty() {
@@ -573,8 +576,8 @@ fn builder_buildpacks(
                 path.display().to_string(),
             ),
             BuildpackSource::Builtin(id) => {
-                let name = format!("{}{id}", cascade_runtime::embedded::URI_SCHEME);
-                let bytes = cascade_runtime::embedded::component(id.as_str())
+                let name = format!("{}{id}", cascade_lifecycle::embedded::URI_SCHEME);
+                let bytes = cascade_lifecycle::embedded::component(id.as_str())
                     .expect("checked when the builder was parsed");
                 (engine.load(bytes, &name)?, name)
             }
@@ -755,7 +758,7 @@ fn warn_unused_fields(
     builder: Option<&Builder>,
     project: &Project,
     app_dir: &Path,
-    reporter: &dyn cascade_runtime::report::Reporter,
+    reporter: &dyn cascade_lifecycle::report::Reporter,
 ) {
     let unused = builder
         .iter()
@@ -764,7 +767,7 @@ fn warn_unused_fields(
             project
                 .ignored
                 .iter()
-                .map(|f| (app_dir.join(cascade_runtime::project::FILE_NAME), f)),
+                .map(|f| (app_dir.join(cascade_lifecycle::project::FILE_NAME), f)),
         );
     for (path, field) in unused {
         reporter.note(&format!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config_file::ConfigFileError;
-use crate::oci::Digest;
+use cascade_digest::Digest;
 
 const HEADER: &str = "# Written by cascade: the digests this builder's registry buildpacks and\n# build image resolved to. Commit it; delete an entry to resolve its reference again.\n";
 
@@ -89,9 +89,11 @@ impl BuilderLock {
             "{HEADER}{}",
             toml::to_string(self).expect("the lock serialises")
         );
-        crate::oci::layout::write_atomic(path, text.as_bytes()).map_err(|e| ConfigFileError::Read {
-            path: path.into(),
-            source: std::io::Error::other(e.to_string()),
+        cascade_oci::layout::write_atomic(path, text.as_bytes()).map_err(|e| {
+            ConfigFileError::Read {
+                path: path.into(),
+                source: std::io::Error::other(e.to_string()),
+            }
         })
     }
 }

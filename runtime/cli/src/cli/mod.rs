@@ -118,16 +118,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// registry reference, and the blob cache under the cache dir.
 pub fn oci(
     cache_dir: Option<PathBuf>,
-    refs: &[&cascade_runtime::oci::ImageRef],
+    refs: &[&cascade_lifecycle::oci::ImageRef],
     insecure: &[String],
-) -> anyhow::Result<cascade_runtime::oci::store::Oci> {
-    use cascade_runtime::oci::store::{Oci, registry_hosts};
+) -> anyhow::Result<cascade_lifecycle::oci::store::Oci> {
+    use cascade_lifecycle::oci::store::{Oci, registry_hosts};
     let hosts = registry_hosts(refs.iter().copied());
     let registry = if hosts.is_empty() {
         None
     } else {
         Some(std::sync::Arc::new(
-            cascade_runtime::oci::registry::Registry::new(&hosts, insecure)?,
+            cascade_lifecycle::oci::registry::Registry::new(&hosts, insecure)?,
         ))
     };
     Ok(Oci::new(&cache_root(cache_dir), registry)?)
@@ -138,8 +138,8 @@ pub fn oci(
 pub fn images_from(
     args: &[String],
     file: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<cascade_runtime::oci::ImageRef>> {
-    use cascade_runtime::oci::ImageRef;
+) -> anyhow::Result<Vec<cascade_lifecycle::oci::ImageRef>> {
+    use cascade_lifecycle::oci::ImageRef;
     let parse = |what: &str, r: &str| {
         ImageRef::parse(r).map_err(|e| exit::InvalidInput(format!("{what}: {e}")))
     };

@@ -7,10 +7,10 @@ use clap::{Args, Subcommand};
 
 use super::Format;
 use super::exit::InvalidInput;
-use cascade_runtime::distribution;
-use cascade_runtime::manifest::{API_VERSION, BuildpackManifest};
-use cascade_runtime::oci::registry::Registry;
-use cascade_runtime::oci::{Digest, ImageRef};
+use cascade_lifecycle::distribution;
+use cascade_lifecycle::manifest::{API_VERSION, BuildpackManifest};
+use cascade_lifecycle::oci::registry::Registry;
+use cascade_lifecycle::oci::{Digest, ImageRef};
 
 #[derive(Debug, Subcommand)]
 pub enum BuildpackCommand {
@@ -79,7 +79,7 @@ struct Packaged {
 fn package(args: &PackageArgs) -> anyhow::Result<()> {
     let (wasm_path, default_out) = if args.path.is_dir() {
         eprintln!("===> building {} for wasm32-wasip2", args.path.display());
-        let built = cascade_runtime::cargo::build_component(&args.path, None)
+        let built = cascade_lifecycle::cargo::build_component(&args.path, None)
             .map_err(|e| InvalidInput(e.to_string()))?;
         (built, args.path.join("target/buildpack"))
     } else {

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Format;
-use cascade_runtime::builder::Builder;
-use cascade_runtime::builder_info::{BuilderInfo, describe};
+use cascade_lifecycle::builder_info::{BuilderInfo, describe};
 
 #[derive(Debug, Subcommand)]
 pub enum BuilderCommand {
@@ -28,7 +27,11 @@ pub struct InspectArgs {
 
 pub fn run(cmd: &BuilderCommand) -> anyhow::Result<()> {
     let BuilderCommand::Inspect(args) = cmd;
-    let builder = args.builder.as_deref().map(Builder::load).transpose()?;
+    let builder = args
+        .builder
+        .as_deref()
+        .map(cascade_lifecycle::embedded::load_builder)
+        .transpose()?;
     let info = describe(builder.as_ref())?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&info)?),

@@ -5,8 +5,8 @@ use clap::Args;
 use super::Format;
 use super::exit::InvalidInput;
 use super::progress::Stderr;
-use cascade_runtime::fleet::{AuditReport, audit, audit_build, discover};
-use cascade_runtime::oci::ImageRef;
+use cascade_lifecycle::fleet::{AuditReport, audit, audit_build, discover};
+use cascade_lifecycle::oci::ImageRef;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
