@@ -34,8 +34,13 @@ pub fn build<B: Buildpack>(
     context: BuildContextRecord,
 ) -> Result<BuildOutput, BuildpackErrorRecord> {
     let ctx = crate::BuildContext::from_record(context);
-    B::default()
+    let result = B::default()
         .build(&ctx)
-        .map(crate::BuildResult::into_record)
-        .map_err(crate::BuildpackError::into_record)
+        .map_err(crate::BuildpackError::into_record)?;
+    for name in ctx.undeclared(&result.layer_names()) {
+        crate::log::warn(format!(
+            "layer {name} was made but is not in the build result: its files are dropped, not in the image and not cached (add it with BuildResult::layer)"
+        ));
+    }
+    Ok(result.into_record())
 }

@@ -3,7 +3,7 @@
 #![allow(clippy::all, clippy::pedantic)]
 
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "wit",
     world: "cascade:buildpack/buildpack",
     pub_export_macro: true,
     export_macro_name: "__cascade_export_world",

@@ -16,7 +16,8 @@ impl BuildResult {
         Self::default()
     }
 
-    /// Declare a layer. A layer written but not declared is discarded.
+    /// Declare a layer. A layer made but not declared is dropped, with a
+    /// warning naming it.
     #[must_use]
     pub fn layer(mut self, layer: Layer) -> Self {
         self.layers.push(layer);
@@ -34,6 +35,10 @@ impl BuildResult {
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.push((key.into(), value.into()));
         self
+    }
+
+    pub(crate) fn layer_names(&self) -> Vec<&str> {
+        self.layers.iter().map(Layer::name).collect()
     }
 
     pub(crate) fn into_record(self) -> wit::BuildOutput {

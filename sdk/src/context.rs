@@ -86,6 +86,32 @@ pub struct BuildContext {
     plan: Vec<PlanEntry>,
     target: Target,
     restored: Vec<RestoredLayer>,
+    /// Names of the layers made through this context, so that one left
+    /// out of the result is warned about (see [`BuildContext::undeclared`]).
+    made: std::cell::RefCell<std::collections::BTreeSet<String>>,
+}
+
+/// How [`BuildContext::unpack_with`] unpacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unpack {
+    /// Bytes it may write (default 4 GiB).
+    pub max_bytes: u64,
+    /// Entries it may hold (default a million).
+    pub max_entries: u32,
+    /// Leading directories to drop from every path, as
+    /// `tar --strip-components` (default 0): a release tarball's
+    /// `node-v22.1.0-linux-x64/` or `python/`.
+    pub strip_components: usize,
+}
+
+impl Default for Unpack {
+    fn default() -> Self {
+        Self {
+            max_bytes: 4 << 30,
+            max_entries: 1_000_000,
+            strip_components: 0,
+        }
+    }
 }
 
 impl BuildContext {
@@ -111,7 +137,19 @@ impl BuildContext {
                 .into_iter()
                 .map(RestoredLayer::from_record)
                 .collect(),
+            made: std::cell::RefCell::default(),
         }
+    }
+
+    /// Layers made through this context that `declared` (the result's
+    /// layer names) leaves out: their files would be dropped silently.
+    pub(crate) fn undeclared(&self, declared: &[&str]) -> Vec<String> {
+        self.made
+            .borrow()
+            .iter()
+            .filter(|m| !declared.contains(&m.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// The app source tree; writable during build, and what ends up in the
@@ -149,7 +187,9 @@ impl BuildContext {
     /// [`Layer::build`] or [`Layer::cache`] to say where it is needed, and add
     /// it to the [`crate::BuildResult`].
     pub fn layer(&self, name: &str) -> Result<Layer, BuildpackError> {
-        Layer::create(&self.layers_dir, name)
+        let layer = Layer::create(&self.layers_dir, name)?;
+        self.made.borrow_mut().insert(name.to_owned());
+        Ok(layer)
     }
 
     /// Unpack an archive (`.tar`, `.tar.gz`/`.tgz`, `.tar.xz`/`.txz`,
@@ -163,19 +203,48 @@ impl BuildContext {
         archive: impl AsRef<Path>,
         dest: impl AsRef<Path>,
     ) -> Result<u64, BuildpackError> {
-        self.unpack_with(archive, dest, 4 << 30, 1_000_000)
+        self.unpack_with(archive, dest, Unpack::default())
     }
 
-    /// [`BuildContext::unpack`] with explicit bounds.
+    /// [`BuildContext::unpack`] with explicit bounds, and leading
+    /// directories stripped ([`Unpack::strip_components`]):
+    ///
+    /// ```no_run
+    /// # fn f(ctx: &cascade_sdk::BuildContext, layer: &cascade_sdk::Layer) -> cascade_sdk::Result<()> {
+    /// use cascade_sdk::Unpack;
+    /// let strip = Unpack { strip_components: 1, ..Unpack::default() };
+    /// ctx.unpack_with(layer.path().join("node.tar.xz"), layer.path(), strip)?;
+    /// # Ok(()) }
+    /// ```
     pub fn unpack_with(
         &self,
         archive: impl AsRef<Path>,
         dest: impl AsRef<Path>,
-        max_bytes: u64,
-        max_entries: u32,
+        how: Unpack,
+    ) -> Result<u64, BuildpackError> {
+        let (archive, dest) = (archive.as_ref(), dest.as_ref());
+        if how.strip_components == 0 {
+            return self.unpack_exactly(archive, dest, how);
+        }
+        // Unpacked beside, then moved up: the host checks every entry as
+        // always, and the move stays inside this buildpack's own layers.
+        let staging = dest.join(".cascade-unpack");
+        if crate::fs::symlink_metadata(&staging).is_ok() {
+            crate::fs::remove_dir_all(&staging)?;
+        }
+        let bytes = self.unpack_exactly(archive, &staging, how)?;
+        crate::fs::strip_components(&staging, dest, how.strip_components)
+            .map_err(|e| BuildpackError::new(format!("unpacking {}: {e}", archive.display())))?;
+        Ok(bytes)
+    }
+
+    fn unpack_exactly(
+        &self,
+        archive: &Path,
+        dest: &Path,
+        how: Unpack,
     ) -> Result<u64, BuildpackError> {
         use crate::bindings::cascade::buildpack::archive as wit_archive;
-        let (archive, dest) = (archive.as_ref(), dest.as_ref());
         let rel = |p: &Path| {
             p.strip_prefix(&self.layers_dir)
                 .map(|r| r.display().to_string())
@@ -208,8 +277,8 @@ impl BuildContext {
             &rel(dest)?,
             format,
             wit_archive::Limits {
-                max_bytes,
-                max_entries,
+                max_bytes: how.max_bytes,
+                max_entries: how.max_entries,
             },
         )
         .map_err(|e| BuildpackError::new(format!("unpacking {name}: {e}")))
@@ -228,14 +297,23 @@ impl BuildContext {
     /// Otherwise the layer is created empty with `types` and `metadata`, to
     /// be filled.
     ///
-    /// Put in `metadata` everything the layer's content depends on: a
-    /// version, a lockfile's digest, a URL.
-    pub fn cached_layer(
+    /// `metadata` is any type that serializes to a TOML table (a struct
+    /// deriving `serde::Serialize`, a `toml::Table`); read it back with
+    /// [`RestoredLayer::metadata_as`]. Put in it everything the layer's
+    /// content depends on: a version, a lockfile's digest
+    /// ([`crate::fs::sha256_file`]), a URL.
+    pub fn cached_layer<M: serde::Serialize + ?Sized>(
         &self,
         name: &str,
         types: LayerTypes,
-        metadata: toml::Table,
+        metadata: &M,
     ) -> Result<Layer, BuildpackError> {
+        let metadata = toml::Table::try_from(metadata).map_err(|e| {
+            BuildpackError::new(format!(
+                "the metadata of layer {name} is not a TOML table: {e}"
+            ))
+        })?;
+        self.made.borrow_mut().insert(name.to_owned());
         if let Some(restored) = self
             .restored
             .iter()
@@ -243,10 +321,8 @@ impl BuildContext {
         {
             return Layer::reuse(&self.layers_dir, restored);
         }
-        let mut layer = Layer::create(&self.layers_dir, name)?.types(types);
-        for (k, v) in metadata {
-            layer = layer.metadata(k, v);
-        }
-        Ok(layer)
+        Ok(Layer::create(&self.layers_dir, name)?
+            .types(types)
+            .with_metadata(metadata))
     }
 }

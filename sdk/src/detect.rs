@@ -95,6 +95,16 @@ impl DetectResult {
         DetectResult::Fail(reason.into())
     }
 
+    /// Pass with an empty plan when `applies`, else fail with `reason`: the
+    /// usual detect ("the app has a `go.mod`").
+    pub fn pass_if(applies: bool, reason: impl Into<String>) -> Self {
+        if applies {
+            Self::pass()
+        } else {
+            Self::fail(reason)
+        }
+    }
+
     /// Add an `or` alternative plan (CNB `[[or]]`). No effect on a fail.
     #[must_use]
     pub fn or(mut self, plan: BuildPlan) -> Self {

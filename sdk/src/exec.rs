@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::BuildpackError;
@@ -53,15 +54,21 @@ impl Output {
     }
 }
 
+/// A program, argument or value as the host gets it: text (WASI paths are
+/// UTF-8; anything else is shown lossily rather than refused here).
+fn text(s: impl AsRef<OsStr>) -> String {
+    s.as_ref().to_string_lossy().into_owned()
+}
+
 impl Command {
     /// A declared tool: a name the host finds on its PATH (`"cargo"`), or
     /// the absolute path of a program this buildpack installed in one of
     /// its layers (or an earlier buildpack's build layer), such as a fetched
     /// `node`. Either way the capability is named by the file name
     /// (`exec = ["node"]`, `--allow exec:node`).
-    pub fn new(program: impl Into<String>) -> Self {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
         Self {
-            program: program.into(),
+            program: text(program),
             args: Vec::new(),
             env: Vec::new(),
             working_dir: None,
@@ -69,8 +76,8 @@ impl Command {
     }
 
     #[must_use]
-    pub fn arg(mut self, arg: impl Into<String>) -> Self {
-        self.args.push(arg.into());
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(text(arg));
         self
     }
 
@@ -78,17 +85,17 @@ impl Command {
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(Into::into));
+        self.args.extend(args.into_iter().map(text));
         self
     }
 
     /// A variable the tool sees (it sees no others but PATH, HOME=/tmp and
     /// SOURCE_DATE_EPOCH).
     #[must_use]
-    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((name.into(), value.into()));
+    pub fn env(mut self, name: impl Into<String>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((name.into(), text(value)));
         self
     }
 

@@ -21,7 +21,7 @@ pub fn launch_executables(
     };
     let mut metadata = Table::new();
     metadata.insert("binaries".into(), crate::fs::fingerprint(built).into());
-    let bin = ctx.cached_layer("bin", LayerTypes::LAUNCH, metadata)?;
+    let bin = ctx.cached_layer("bin", LayerTypes::LAUNCH, &metadata)?;
     let dir = bin.path().join("bin");
     let names: Vec<&str> = built.iter().map(|(n, _)| n.as_str()).collect();
     if bin.is_reused() {

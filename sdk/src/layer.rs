@@ -105,6 +105,12 @@ impl RestoredLayer {
         }
     }
 
+    /// The metadata as the type it was written from (see
+    /// [`crate::BuildContext::cached_layer`]); an error names the layer.
+    pub fn metadata_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, BuildpackError> {
+        metadata_as(&self.name, &self.metadata)
+    }
+
     /// Whether this restored layer can stand for a layer of `types` with
     /// `metadata`: same metadata, same types, and its files are here when
     /// a build or cache layer needs them.
@@ -128,6 +134,16 @@ pub struct Layer {
     env: Vec<EnvEntry>,
     reused: bool,
     sbom: Option<String>,
+}
+
+fn metadata_as<T: serde::de::DeserializeOwned>(
+    layer: &str,
+    metadata: &toml::Table,
+) -> Result<T, BuildpackError> {
+    metadata
+        .clone()
+        .try_into()
+        .map_err(|e| BuildpackError::new(format!("the metadata of layer {layer}: {e}")))
 }
 
 /// Names the CNB spec reserves inside a layers directory.
@@ -201,11 +217,16 @@ impl Layer {
     /// for file:// URLs) and granted by the platform
     /// (`cascade build --allow fetch:HOST`); otherwise the error says which
     /// is missing. Returns the number of bytes written.
-    pub fn fetch(&self, url: &str, sha256: &str, rel: &str) -> Result<u64, BuildpackError> {
+    pub fn fetch(
+        &self,
+        url: &str,
+        sha256: &str,
+        rel: impl AsRef<Path>,
+    ) -> Result<u64, BuildpackError> {
         let request = crate::bindings::cascade::buildpack::fetch::Request {
             url: url.to_owned(),
             sha256: sha256.to_owned(),
-            destination: format!("{}/{rel}", self.name),
+            destination: format!("{}/{}", self.name, rel.as_ref().display()),
         };
         crate::bindings::cascade::buildpack::fetch::fetch(&request)
             .map_err(|e| BuildpackError::new(format!("fetching {url}: {e}")))
@@ -255,6 +276,16 @@ impl Layer {
     #[must_use]
     pub fn cache(mut self, yes: bool) -> Self {
         self.types.cache = yes;
+        self
+    }
+
+    /// The layer's metadata as a type of yours.
+    pub fn metadata_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, BuildpackError> {
+        metadata_as(&self.name, &self.metadata)
+    }
+
+    pub(crate) fn with_metadata(mut self, metadata: toml::Table) -> Self {
+        self.metadata = metadata;
         self
     }
 

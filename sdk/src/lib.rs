@@ -19,12 +19,13 @@ mod process;
 pub mod __private;
 
 pub use build::BuildResult;
-pub use context::{BuildContext, DetectContext, Env, PlanEntry, Target};
+pub use context::{BuildContext, DetectContext, Env, PlanEntry, Target, Unpack};
 pub use detect::{BuildPlan, DetectResult, Require};
 pub use error::{BuildpackError, Result, ResultExt};
 pub use executables::launch_executables;
 pub use layer::{EnvOp, EnvScope, Layer, LayerTypes, RestoredLayer};
 pub use process::Process;
+pub use serde;
 pub use toml;
 
 /// The Cascade buildpack API this SDK builds against: the version of the
@@ -102,7 +103,7 @@ macro_rules! export_buildpack {
 mod tests {
     #[test]
     fn api_version_is_the_wit_package_version() {
-        let wit = include_str!("../../wit/buildpack.wit");
+        let wit = include_str!("../wit/buildpack.wit");
         assert!(wit.contains(&format!(
             "package cascade:buildpack@{};",
             super::API_VERSION

@@ -278,3 +278,55 @@ fn fetched_archives_unpack_inside_the_layer_and_hostile_ones_are_refused() {
     assert!(!Path::new("/tmp/cascade-absolute-escape").exists());
     assert!(!tmp.path().join("escaped").exists());
 }
+
+#[test]
+fn an_archive_unpacks_with_its_top_directory_stripped() {
+    use tar::EntryType as T;
+    let release = tar_gz(&[
+        ("node-v22.1.0-linux-x64/", T::Directory, "", b""),
+        ("node-v22.1.0-linux-x64/bin/", T::Directory, "", b""),
+        (
+            "node-v22.1.0-linux-x64/bin/node",
+            T::Regular,
+            "",
+            b"#!/bin/sh\n",
+        ),
+        ("node-v22.1.0-linux-x64/LICENSE", T::Regular, "", b"MIT"),
+        ("README-outside-the-top-dir", T::Regular, "", b"dropped"),
+    ]);
+    let server = serve(vec![("/node.tar.gz", release.clone())]);
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("fetch.toml"),
+        format!(
+            "[[fetch]]\nurl = \"http://127.0.0.1:{}/node.tar.gz\"\nsha256 = \"{}\"\ndest = \"node.tar.gz\"\nunpack = \"runtime\"\nstrip-components = 1\n",
+            server.port,
+            Digest::of(&release).hex()
+        ),
+    )
+    .unwrap();
+    let out = format!("oci:{}/out:v1", tmp.path().display());
+    let o = fetch_build(
+        &tmp.path().join("cache"),
+        &app,
+        &out,
+        &["--allow", "fetch:127.0.0.1"],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    if !have("umoci") {
+        return;
+    }
+    let bundle = unpack(&tmp.path().join("out"), "v1", tmp.path());
+    let rt = bundle.join("rootfs/layers/test_fetcher/downloads/runtime");
+    assert_eq!(std::fs::read(rt.join("bin/node")).unwrap(), b"#!/bin/sh\n");
+    assert_eq!(std::fs::read(rt.join("LICENSE")).unwrap(), b"MIT");
+    let mut names: Vec<String> = std::fs::read_dir(&rt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // No staging dir left behind, nothing from above the stripped level.
+    assert_eq!(names, ["LICENSE", "bin"]);
+}

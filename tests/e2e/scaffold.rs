@@ -11,6 +11,8 @@ use crate::support::*;
 #[test]
 fn a_scaffolded_buildpack_builds_passes_its_tests_and_packages() {
     let tmp = tempfile::tempdir().unwrap();
+    // cascade-sdk and cascade-test from this tree, as a [patch.crates-io].
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let o = cascade_run(
         "new",
         &[
@@ -18,6 +20,8 @@ fn a_scaffolded_buildpack_builds_passes_its_tests_and_packages() {
             "hello-bp",
             "--dir",
             tmp.path().to_str().unwrap(),
+            "--cascade-path",
+            workspace.to_str().unwrap(),
         ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -47,13 +51,9 @@ fn a_scaffolded_buildpack_builds_passes_its_tests_and_packages() {
     // workspace's), kept under target/ so later runs are incremental.
     let target =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/scaffold-test");
-    // The workspace's lock: the scaffold resolves to the crates already
-    // tested here, not to whatever crates.io offers today.
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock"),
-        krate.join("Cargo.lock"),
-    )
-    .unwrap();
+    // `new` copied the workspace's lock: the scaffold resolves to the
+    // crates already tested here, not to whatever crates.io offers today.
+    assert!(krate.join("Cargo.lock").is_file());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut test = Command::new(&cargo);
     test.current_dir(&krate)

@@ -65,8 +65,8 @@ impl Buildpack for Go {
         })?;
 
         // Caches: kept between builds, never in the image.
-        let cache = ctx.cached_layer("go-build", LayerTypes::CACHE, Table::new())?;
-        let gopath = ctx.cached_layer("go-path", LayerTypes::CACHE, Table::new())?;
+        let cache = ctx.cached_layer("go-build", LayerTypes::CACHE, &Table::new())?;
+        let gopath = ctx.cached_layer("go-path", LayerTypes::CACHE, &Table::new())?;
         let out = cache.path().join("out");
         if out.exists() {
             std::fs::remove_dir_all(&out)?;

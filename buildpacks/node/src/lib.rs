@@ -16,15 +16,13 @@
 pub mod inventory;
 pub mod package;
 
-use std::fmt::Write as _;
 use std::path::{Component, Path};
 
 use cascade_sdk::toml::Table;
 use cascade_sdk::{
     BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, Layer,
-    LayerTypes, Process, Result, ResultExt, exec, log,
+    LayerTypes, Process, Result, ResultExt, Unpack, exec, log,
 };
-use sha2::{Digest, Sha256};
 
 use crate::inventory::Artifact;
 use crate::package::Package;
@@ -123,16 +121,25 @@ fn choose(ctx: &BuildContext, pkg: &Package) -> Result<Artifact> {
     Ok(artifact.clone())
 }
 
+/// What the `node` layer's content depends on.
+#[derive(serde::Serialize)]
+struct RuntimeMetadata<'a> {
+    version: String,
+    url: &'a str,
+    sha256: &'a str,
+}
+
 /// The `node` layer: the release unpacked, its top directory stripped.
 fn runtime_layer(ctx: &BuildContext, artifact: &Artifact) -> Result<Layer> {
-    let mut metadata = Table::new();
-    metadata.insert("version".into(), artifact.version.to_string().into());
-    metadata.insert("url".into(), artifact.url.clone().into());
-    metadata.insert("sha256".into(), artifact.sha256.clone().into());
+    let metadata = RuntimeMetadata {
+        version: artifact.version.to_string(),
+        url: &artifact.url,
+        sha256: &artifact.sha256,
+    };
     let layer = ctx.cached_layer(
         "node",
         LayerTypes::LAUNCH | LayerTypes::BUILD | LayerTypes::CACHE,
-        metadata,
+        &metadata,
     )?;
     if layer.is_reused() {
         log::info(format!(
@@ -143,30 +150,26 @@ fn runtime_layer(ctx: &BuildContext, artifact: &Artifact) -> Result<Layer> {
         let file = artifact.url.rsplit('/').next().unwrap_or("node.tar.gz");
         let archive = layer.path().join(file);
         layer.fetch(&artifact.url, &artifact.sha256, file)?;
-        let unpacked = layer.path().join(".unpacked");
-        ctx.unpack(&archive, &unpacked)?;
-        std::fs::remove_file(&archive)?;
         // nodejs.org tarballs hold one directory, node-vX-os-arch/.
-        let top = cascade_sdk::fs::read_dir_sorted(&unpacked)?;
-        let [root] = top.as_slice() else {
-            return Err(BuildpackError::new(format!(
-                "{file}: expected one top directory, found {}",
-                top.len()
-            )));
+        let strip = Unpack {
+            strip_components: 1,
+            ..Unpack::default()
         };
-        for entry in cascade_sdk::fs::read_dir_sorted(root)? {
-            std::fs::rename(
-                &entry,
-                layer.path().join(entry.file_name().unwrap_or_default()),
-            )?;
-        }
-        std::fs::remove_dir_all(&unpacked)?;
+        ctx.unpack_with(&archive, layer.path(), strip)?;
+        cascade_sdk::fs::remove_file(&archive)?;
         if !layer.path().join("bin/node").is_file() {
             return Err(BuildpackError::new(format!("{file}: no bin/node inside")));
         }
         log::info(format!("installed Node.js {}", artifact.version));
     }
     Ok(layer.sbom(sbom(artifact)))
+}
+
+/// What the `modules` layer's content depends on.
+#[derive(serde::Serialize)]
+struct ModulesMetadata {
+    lockfile_sha256: String,
+    node: String,
 }
 
 /// npm's cache and the `modules` layer, installed by `npm ci` unless the
@@ -178,25 +181,16 @@ fn modules_layers(
     node: &Layer,
 ) -> Result<(Layer, Layer)> {
     let app = ctx.app_dir();
-    let lock = std::fs::read(app.join(lockfile)).context(format!("reading {lockfile}"))?;
-    let mut metadata = Table::new();
-    metadata.insert(
-        "lockfile_sha256".into(),
-        Sha256::digest(&lock)
-            .iter()
-            .fold(String::new(), |mut hex, b| {
-                let _ = write!(hex, "{b:02x}");
-                hex
-            })
-            .into(),
-    );
     // Native addons are built against one node ABI.
-    metadata.insert("node".into(), artifact.version.to_string().into());
-    let cache = ctx.cached_layer("npm-cache", LayerTypes::CACHE, Table::new())?;
+    let metadata = ModulesMetadata {
+        lockfile_sha256: cascade_sdk::fs::sha256_file(app.join(lockfile))?,
+        node: artifact.version.to_string(),
+    };
+    let cache = ctx.cached_layer("npm-cache", LayerTypes::CACHE, &Table::new())?;
     let modules = ctx.cached_layer(
         "modules",
         LayerTypes::LAUNCH | LayerTypes::BUILD | LayerTypes::CACHE,
-        metadata,
+        &metadata,
     )?;
     let in_app = app.join("node_modules");
     remove_any(&in_app)?;

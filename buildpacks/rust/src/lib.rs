@@ -63,8 +63,8 @@ impl Buildpack for Rust {
                 .hint("add src/main.rs or a [[bin]] section"));
         }
         // Caches: kept between builds, never in the image.
-        let cargo_home = ctx.cached_layer("cargo-home", LayerTypes::CACHE, Table::new())?;
-        let target = ctx.cached_layer("target", LayerTypes::CACHE, Table::new())?;
+        let cargo_home = ctx.cached_layer("cargo-home", LayerTypes::CACHE, &Table::new())?;
+        let target = ctx.cached_layer("target", LayerTypes::CACHE, &Table::new())?;
         let static_link =
             ctx.platform_env().get("BP_RUST_STATIC").map(String::as_str) != Some("false");
         let mut cargo = exec::Command::new("cargo")

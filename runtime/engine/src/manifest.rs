@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn the_api_version_is_the_wit_package_version() {
-        let wit = include_str!("../../../wit/buildpack.wit");
+        let wit = include_str!("../wit/buildpack.wit");
         assert!(
             wit.contains(&format!("package cascade:buildpack@{API_VERSION};")),
             "bump API_VERSION with the WIT package"

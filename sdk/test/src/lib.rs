@@ -525,6 +525,17 @@ mod tests {
             "{:?}",
             out.logs()
         );
+        let forgot = bp.build(fixture(&[("deps.lock", "forget = \"scratch\"\n")]).path());
+        assert!(
+            forgot
+                .logs()
+                .iter()
+                .any(|l| l
+                    .starts_with("warn: layer scratch was made but is not in the build result")),
+            "{:?}",
+            forgot.logs()
+        );
+        assert_eq!(forgot.layer_names(), ["deps", "runtime", "toolchain"]);
         let err = bp
             .try_build(fixture(&[("deps.lock", "not toml")]).path())
             .err()

@@ -31,9 +31,10 @@ pub struct NewBuildpackArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
 
-    /// A Cascade source tree to take cascade-sdk and cascade-test from (they
-    /// are not on crates.io yet). Default: the tree this cascade was built
-    /// from.
+    /// Take cascade-sdk and cascade-test from this Cascade source tree (a
+    /// `[patch.crates-io]` section) instead of crates.io, and its
+    /// Cargo.lock as the crate's. Without it the crate depends on them by
+    /// version only.
     #[arg(long, value_name = "DIR")]
     pub cascade_path: Option<PathBuf>,
 }
@@ -61,23 +62,24 @@ fn buildpack(args: &NewBuildpackArgs) -> anyhow::Result<()> {
     BuildpackId::new(id.clone()).map_err(|e| InvalidInput(format!("--id: {e}")))?;
     let cascade = args
         .cascade_path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")));
-    if !cascade.join("sdk/Cargo.toml").is_file() {
-        return Err(InvalidInput(format!(
-            "{}: not a Cascade source tree (no sdk/Cargo.toml); pass --cascade-path",
-            cascade.display()
-        ))
-        .into());
-    }
-    let cascade = cascade
-        .canonicalize()
-        .with_context(|| format!("resolving {}", cascade.display()))?;
+        .as_deref()
+        .map(|dir| {
+            if !dir.join("sdk/Cargo.toml").is_file() {
+                return Err(InvalidInput(format!(
+                    "--cascade-path {}: not a Cascade source tree (no sdk/Cargo.toml)",
+                    dir.display()
+                ))
+                .into());
+            }
+            dir.canonicalize()
+                .with_context(|| format!("resolving {}", dir.display()))
+        })
+        .transpose()?;
     let root = args.dir.join(name);
     if root.exists() {
         return Err(InvalidInput(format!("{}: already exists", root.display())).into());
     }
-    let files = files(name, &id, &cascade);
+    let files = files(name, &id, cascade.as_deref());
     for (path, text) in &files {
         let path = root.join(path);
         std::fs::create_dir_all(path.parent().expect("under the crate"))
@@ -85,8 +87,10 @@ fn buildpack(args: &NewBuildpackArgs) -> anyhow::Result<()> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     // The versions Cascade itself is tested with.
-    let lock = cascade.join("Cargo.lock");
-    if lock.is_file() {
+    if let Some(lock) = cascade
+        .map(|c| c.join("Cargo.lock"))
+        .filter(|l| l.is_file())
+    {
         std::fs::copy(&lock, root.join("Cargo.lock"))
             .with_context(|| format!("copying {}", lock.display()))?;
     }
@@ -102,9 +106,20 @@ fn buildpack(args: &NewBuildpackArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn files(name: &str, id: &str, cascade: &Path) -> Vec<(&'static str, String)> {
-    let sdk = cascade.join("sdk");
-    let test = cascade.join("sdk/test");
+/// The crate's files. `cascade`: a source tree to take Cascade's crates
+/// from instead of crates.io.
+fn files(name: &str, id: &str, cascade: Option<&Path>) -> Vec<(&'static str, String)> {
+    let version = env!("CARGO_PKG_VERSION");
+    let patch = cascade
+        .map(|c| {
+            format!(
+                "\n# Cascade's crates from a source tree (cascade new --cascade-path).\n\
+                 [patch.crates-io]\ncascade-sdk = {{ path = \"{}\" }}\ncascade-test = {{ path = \"{}\" }}\n",
+                c.join("sdk").display(),
+                c.join("sdk/test").display()
+            )
+        })
+        .unwrap_or_default();
     vec![
         (
             "Cargo.toml",
@@ -120,10 +135,11 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-cascade-sdk = {{ path = "{sdk}" }}
+cascade-sdk = "{version}"
+serde = {{ version = "1", features = ["derive"] }}
 
 [dev-dependencies]
-cascade-test = {{ path = "{test}" }}
+cascade-test = "{version}"
 
 # Its own workspace, even when created inside another one.
 [workspace]
@@ -146,9 +162,7 @@ opt-level = 2
 opt-level = 2
 [profile.dev.package.wasmtime-internal-cranelift]
 opt-level = 2
-"#,
-                sdk = sdk.display(),
-                test = test.display()
+{patch}"#
             ),
         ),
         (
@@ -157,53 +171,43 @@ opt-level = 2
                 "api = \"0.12\"\n\n[buildpack]\nid = \"{id}\"\nversion = \"0.1.0\"\nname = \"{name}\"\n"
             ),
         ),
-        (
-            "src/lib.rs",
-            LIB_RS.replace("GREETING_DIR", &id.replace('/', "_")),
-        ),
+        ("src/lib.rs", LIB_RS.to_owned()),
         ("tests/buildpack.rs", TEST_RS.to_owned()),
         ("tests/fixtures/app/hello.txt", "hello, world\n".to_owned()),
         (".gitignore", "/target\n".to_owned()),
     ]
 }
 
-/// The scaffold's `src/lib.rs` (`GREETING_DIR`: the escaped buildpack id).
-const LIB_RS: &str = r#"//! A Cascade buildpack. `detect` decides whether it applies to an app;
-//! `build` contributes layers and processes. Both run in Cascade's sandbox:
-//! the app is at `ctx.app_dir()`, this buildpack's layers under
-//! `ctx.layers_dir()`, and nothing else of the host is visible.
+/// The scaffold's `src/lib.rs`: the whole of a buildpack in under 35 lines
+/// (a test below holds it there).
+const LIB_RS: &str = r#"//! A Cascade buildpack: `detect` says whether it applies, `build` adds layers and processes.
 
-use cascade_sdk::{
-    BuildContext, BuildResult, Buildpack, DetectContext, DetectResult, LayerTypes, Process, Result,
-    log, toml,
-};
+use cascade_sdk::{BuildContext, BuildResult, Buildpack, DetectContext, DetectResult};
+use cascade_sdk::{LayerTypes, Process, Result, fs, log};
 
 #[derive(Default)]
 pub struct Hello;
 
+#[derive(serde::Serialize)] // what the layer depends on: rebuilt when it changes
+struct Greeting {
+    sha256: String,
+}
+
 impl Buildpack for Hello {
     fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
-        Ok(if ctx.app_dir().join("hello.txt").is_file() {
-            DetectResult::pass()
-        } else {
-            DetectResult::fail("no hello.txt")
-        })
+        let found = ctx.app_dir().join("hello.txt").is_file();
+        Ok(DetectResult::pass_if(found, "no hello.txt"))
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
-        let greeting = std::fs::read_to_string(ctx.app_dir().join("hello.txt"))?;
-        // Rebuilt only when hello.txt changes; reused as it was otherwise.
-        let mut metadata = toml::Table::new();
-        metadata.insert("greeting".into(), greeting.clone().into());
-        let layer = ctx.cached_layer("greeting", LayerTypes::LAUNCH | LayerTypes::CACHE, metadata)?;
-        if layer.is_reused() {
-            log::info("greeting unchanged");
-        } else {
-            std::fs::create_dir_all(layer.path().join("bin"))?;
-            std::fs::write(layer.path().join("motd"), &greeting)?;
+        let hello = ctx.app_dir().join("hello.txt");
+        let sha256 = fs::sha256_file(&hello)?;
+        let meta = Greeting { sha256 };
+        let layer = ctx.cached_layer("greeting", LayerTypes::LAUNCH | LayerTypes::CACHE, &meta)?;
+        if !layer.is_reused() {
+            fs::copy(&hello, layer.path().join("motd"))?;
             log::info("wrote the greeting");
         }
-        let layer = layer.env_default("GREETING_FILE", "/layers/GREETING_DIR/greeting/motd");
         let web = Process::new("web", ["/bin/cat", "/workspace/hello.txt"]).default(true);
         Ok(BuildResult::new().layer(layer).process(web))
     }
@@ -241,3 +245,45 @@ fn builds_a_greeting_layer_and_a_web_process() {
     assert!(out.logs().iter().any(|l| l.contains("wrote the greeting")));
 }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hello_buildpack_stays_under_35_lines() {
+        assert!(LIB_RS.lines().count() < 35, "{}", LIB_RS.lines().count());
+    }
+
+    #[test]
+    fn cascade_crates_come_by_version_and_from_a_tree_only_when_asked() {
+        let manifest = |cascade: Option<&Path>| {
+            files("hello", "example/hello", cascade)
+                .into_iter()
+                .find(|(name, _)| *name == "Cargo.toml")
+                .unwrap()
+                .1
+        };
+        let plain = manifest(None);
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            plain.contains(&format!("cascade-sdk = \"{version}\"")),
+            "{plain}"
+        );
+        assert!(
+            plain.contains(&format!("cascade-test = \"{version}\"")),
+            "{plain}"
+        );
+        assert!(!plain.contains("path ="), "{plain}");
+        let patched = manifest(Some(Path::new("/src/cascade")));
+        assert!(patched.contains("[patch.crates-io]"), "{patched}");
+        assert!(
+            patched.contains("cascade-sdk = { path = \"/src/cascade/sdk\" }"),
+            "{patched}"
+        );
+        assert!(
+            patched.contains("cascade-test = { path = \"/src/cascade/sdk/test\" }"),
+            "{patched}"
+        );
+    }
+}

@@ -5,7 +5,7 @@ use crate::api;
 use crate::ids::{LayerName, ProcessType};
 
 wasmtime::component::bindgen!({
-    path: "../../wit",
+    path: "wit",
     world: "cascade:buildpack/buildpack",
 });
 

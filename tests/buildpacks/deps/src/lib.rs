@@ -4,6 +4,7 @@
 //! ```toml
 //! size-mib = 4      # how much the "installed dependencies" weigh
 //! seed = "abc"      # changes their bytes
+//! forget = "scratch"  # also makes a layer of this name and leaves it out
 //! ```
 //!
 //! and builds three layers, each with the reuse rule a real buildpack has:
@@ -74,11 +75,16 @@ impl Buildpack for Deps {
             .and_then(Value::as_integer)
             .unwrap_or(1);
         let seed = lock.get("seed").and_then(Value::as_str).unwrap_or("");
+        if let Some(name) = lock.get("forget").and_then(Value::as_str) {
+            // Made, written, and then not declared: the SDK warns.
+            let forgotten = ctx.layer(name)?;
+            std::fs::write(forgotten.path().join("lost"), "never in the image")?;
+        }
 
         let deps = ctx.cached_layer(
             "deps",
             LayerTypes::LAUNCH | LayerTypes::CACHE,
-            table(&[("lock", &lock_text)]),
+            &table(&[("lock", &lock_text)]),
         )?;
         if deps.is_reused() {
             log::info("reused deps");
@@ -103,7 +109,7 @@ impl Buildpack for Deps {
         let toolchain = ctx.cached_layer(
             "toolchain",
             LayerTypes::BUILD | LayerTypes::CACHE,
-            table(&[("version", "1.0")]),
+            &table(&[("version", "1.0")]),
         )?;
         if toolchain.is_reused() {
             log::info("reused toolchain");
@@ -114,7 +120,7 @@ impl Buildpack for Deps {
         }
 
         let runtime =
-            ctx.cached_layer("runtime", LayerTypes::LAUNCH, table(&[("version", "2.1")]))?;
+            ctx.cached_layer("runtime", LayerTypes::LAUNCH, &table(&[("version", "2.1")]))?;
         if runtime.is_reused() {
             log::info("reused runtime");
         } else {

@@ -8,6 +8,7 @@
 //! dest = "runtime.tar.gz"   # inside the layer; may try to escape it
 //! unpack = "runtime"        # optional: unpack it there (checked by the host)
 //! max-bytes = 1048576       # optional bound for the unpack
+//! strip-components = 1      # optional: leading directories dropped
 //! ```
 //!
 //! It declares `fetch` from `127.0.0.1` and `file` URLs only.
@@ -48,18 +49,26 @@ impl Buildpack for Fetcher {
                     .unwrap_or_default()
                     .to_owned()
             };
-            let bytes = layer.fetch(&field("url"), &field("sha256"), &field("dest"))?;
+            let bytes = layer.fetch(&field("url"), &field("sha256"), field("dest"))?;
             log::info(format!("fetched {} ({bytes} bytes)", field("dest")));
             if let Some(into) = entry.get("unpack").and_then(Value::as_str) {
                 let max = entry
                     .get("max-bytes")
                     .and_then(Value::as_integer)
                     .map_or(1 << 30, |m| u64::try_from(m).unwrap_or(0));
+                let strip = entry
+                    .get("strip-components")
+                    .and_then(Value::as_integer)
+                    .map_or(0, |n| usize::try_from(n).unwrap_or(0));
+                let how = cascade_sdk::Unpack {
+                    max_bytes: max,
+                    max_entries: 10_000,
+                    strip_components: strip,
+                };
                 let n = ctx.unpack_with(
                     layer.path().join(field("dest")),
                     layer.path().join(into),
-                    max,
-                    10_000,
+                    how,
                 )?;
                 log::info(format!("unpacked {n} bytes into {into}"));
             }
