@@ -201,10 +201,7 @@ impl BuildImage {
                     reference: name.clone(),
                     source,
                 })?;
-        let (os, arch) = (
-            image.config["os"].as_str().unwrap_or_default(),
-            image.config["architecture"].as_str().unwrap_or_default(),
-        );
+        let (os, arch) = (image.config.os.as_str(), image.config.architecture.as_str());
         if (os, arch) != platform {
             return Err(invalid(format!(
                 "its config says os {os:?}, architecture {arch:?}, and its tools run on this machine, {}/{}; name an image (or an index with an image) for {0}/{1}",
@@ -212,31 +209,17 @@ impl BuildImage {
             )));
         }
         let mut env = Vec::new();
-        if let Some(entries) = image.config["config"]["Env"].as_array() {
-            for (i, entry) in entries.iter().enumerate() {
-                let pair = entry
-                    .as_str()
-                    .and_then(|e| e.split_once('='))
-                    .filter(|(k, _)| !k.is_empty())
-                    .ok_or_else(|| {
-                        invalid(format!("config.Env[{i}]: {entry} is not \"NAME=VALUE\""))
-                    })?;
-                env.push((pair.0.to_owned(), pair.1.to_owned()));
-            }
+        for (i, entry) in image.config.env().iter().enumerate() {
+            let pair = entry
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| {
+                    invalid(format!("config.Env[{i}]: {entry:?} is not \"NAME=VALUE\""))
+                })?;
+            env.push((pair.0.to_owned(), pair.1.to_owned()));
         }
-        let diff_ids = image.config["rootfs"]["diff_ids"]
-            .as_array()
-            .ok_or_else(|| invalid("config has no rootfs.diff_ids".into()))?
-            .iter()
-            .map(|d| {
-                d.as_str()
-                    .unwrap_or_default()
-                    .parse::<Digest>()
-                    .map_err(|e| invalid(format!("rootfs.diff_ids: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let chain =
-            chain_id(&diff_ids).ok_or_else(|| invalid("it has no layers, so no tools".into()))?;
+        let chain = chain_id(&image.config.rootfs.diff_ids)
+            .ok_or_else(|| invalid("it has no layers, so no tools".into()))?;
         Ok(Self {
             reference: reference.clone(),
             chain,
@@ -455,11 +438,10 @@ fn remove_scratch(dir: &Path) {
 }
 
 /// The distro labels of an image config, when it has both.
-pub fn distro(config: &serde_json::Value) -> Option<(String, String)> {
-    let labels = &config["config"]["Labels"];
+pub fn distro(config: &crate::oci::document::ImageConfig) -> Option<(String, String)> {
     Some((
-        labels[DISTRO_NAME].as_str()?.to_owned(),
-        labels[DISTRO_VERSION].as_str()?.to_owned(),
+        config.label(DISTRO_NAME)?.to_owned(),
+        config.label(DISTRO_VERSION)?.to_owned(),
     ))
 }
 

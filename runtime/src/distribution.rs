@@ -8,11 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
-
 use crate::manifest::{API_VERSION, BuildpackManifest, ManifestError};
+use crate::oci::document::{self, ImageManifest};
 use crate::oci::registry::{Registry, RegistryError};
-use crate::oci::{Digest, MEDIA_MANIFEST, canonical};
+use crate::oci::{Digest, MEDIA_MANIFEST};
 
 pub const MEDIA_WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 pub const MEDIA_WASM_LAYER: &str = "application/wasm";
@@ -58,39 +57,62 @@ pub struct Artifact {
 /// it). Layer annotations name the buildpack for registry UIs.
 pub fn artifact(wasm: &[u8], bp: &BuildpackManifest) -> Artifact {
     let component = Digest::of(wasm);
-    let config = json!({
-        "architecture": "wasm",
-        "os": "wasip2",
-        "layerDigests": [component.to_string()],
-        "component": {"target": format!("cascade:buildpack/buildpack@{API_VERSION}")},
-    });
-    let config = canonical::to_vec(&config).expect("JSON serialises");
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_MANIFEST,
-        "config": {
-            "mediaType": MEDIA_WASM_CONFIG,
-            "digest": Digest::of(&config).to_string(),
-            "size": config.len(),
+    let config = WasmConfig {
+        architecture: "wasm",
+        os: "wasip2",
+        layer_digests: vec![component.clone()],
+        component: WasmTarget {
+            target: format!("cascade:buildpack/buildpack@{API_VERSION}"),
         },
-        "layers": [{
-            "mediaType": MEDIA_WASM_LAYER,
-            "digest": component.to_string(),
-            "size": wasm.len(),
-            "annotations": {"org.opencontainers.image.title": format!("{}.wasm", bp.buildpack.id.escaped())},
-        }],
-        "annotations": {
-            "org.opencontainers.image.title": bp.buildpack.id.as_str(),
-            "org.opencontainers.image.version": bp.buildpack.version,
-            "io.buildpacks.buildpack.id": bp.buildpack.id.as_str(),
-            "dev.cascade.buildpack-api": API_VERSION,
-        },
-    });
+    };
+    let config = document::to_bytes(&config);
+    let mut layer = document::descriptor(MEDIA_WASM_LAYER, &component, wasm.len() as u64);
+    layer.set_annotations(Some(
+        [(
+            "org.opencontainers.image.title".to_owned(),
+            format!("{}.wasm", bp.buildpack.id.escaped()),
+        )]
+        .into(),
+    ));
+    let mut manifest = document::manifest(
+        document::descriptor(MEDIA_WASM_CONFIG, &Digest::of(&config), config.len() as u64),
+        vec![layer],
+    );
+    manifest.set_annotations(Some(
+        [
+            ("org.opencontainers.image.title", bp.buildpack.id.as_str()),
+            (
+                "org.opencontainers.image.version",
+                bp.buildpack.version.as_str(),
+            ),
+            ("io.buildpacks.buildpack.id", bp.buildpack.id.as_str()),
+            ("dev.cascade.buildpack-api", API_VERSION),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    ));
     Artifact {
         config,
-        manifest: canonical::to_vec(&manifest).expect("JSON serialises"),
+        manifest: document::to_bytes(&manifest),
         component,
     }
+}
+
+/// The config of a Wasm OCI artifact (the CNCF TAG-Runtime Wasm artifact
+/// layout: `layerDigests` and the component's WIT target).
+#[derive(serde::Serialize)]
+struct WasmConfig {
+    architecture: &'static str,
+    os: &'static str,
+    #[serde(rename = "layerDigests")]
+    layer_digests: Vec<Digest>,
+    component: WasmTarget,
+}
+
+#[derive(serde::Serialize)]
+struct WasmTarget {
+    target: String,
 }
 
 /// What publishing or pulling resolved.
@@ -171,29 +193,28 @@ pub fn pull(
     let (bytes, manifest_digest) = client
         .manifest(reference)
         .map_err(registry_err(reference))?;
-    let manifest: Value =
-        serde_json::from_slice(&bytes).map_err(|e| not_wasm(format!("manifest: {e}")))?;
-    let config_type = manifest["config"]["mediaType"].as_str().unwrap_or_default();
+    let manifest: ImageManifest =
+        document::parse(&bytes, "manifest").map_err(|e| not_wasm(e.to_string()))?;
+    let config_type = document::media_type_of(manifest.config());
     if config_type != MEDIA_WASM_CONFIG {
         return Err(not_wasm(format!(
             "config media type is {config_type:?}, not {MEDIA_WASM_CONFIG}"
         )));
     }
-    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-    let [layer] = layers.as_slice() else {
-        return Err(not_wasm(format!("{} layers, not one", layers.len())));
-    };
-    if layer["mediaType"] != MEDIA_WASM_LAYER {
+    let [layer] = manifest.layers().as_slice() else {
         return Err(not_wasm(format!(
-            "layer media type is {}, not {MEDIA_WASM_LAYER}",
-            layer["mediaType"]
+            "{} layers, not one",
+            manifest.layers().len()
+        )));
+    };
+    let layer_type = document::media_type_of(layer);
+    if layer_type != MEDIA_WASM_LAYER {
+        return Err(not_wasm(format!(
+            "layer media type is {layer_type:?}, not {MEDIA_WASM_LAYER}"
         )));
     }
-    let component: Digest = layer["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e: crate::oci::digest::DigestError| not_wasm(e.to_string()))?;
+    let component =
+        document::digest_of(layer, "manifest layers[0]").map_err(|e| not_wasm(e.to_string()))?;
     if let Some((expected, why)) = expect
         && *expected != component
     {
@@ -250,12 +271,12 @@ mod tests {
         let one = artifact(b"\0asm-component", &bp);
         let two = artifact(b"\0asm-component", &bp);
         assert_eq!(one.manifest, two.manifest);
-        let m: Value = serde_json::from_slice(&one.manifest).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&one.manifest).unwrap();
         assert_eq!(m["config"]["mediaType"], MEDIA_WASM_CONFIG);
         assert_eq!(m["layers"][0]["mediaType"], MEDIA_WASM_LAYER);
         assert_eq!(m["layers"][0]["digest"], one.component.to_string());
         assert_eq!(m["annotations"]["org.opencontainers.image.version"], "1.2");
-        let c: Value = serde_json::from_slice(&one.config).unwrap();
+        let c: serde_json::Value = serde_json::from_slice(&one.config).unwrap();
         assert_eq!(c["layerDigests"][0], one.component.to_string());
     }
 }

@@ -376,11 +376,12 @@ pub fn audit(
     let current = RunImageRef {
         reference: run_image.to_string(),
         digest: Some(target.digest.to_string()),
-        top_layer: target.config["rootfs"]["diff_ids"]
-            .as_array()
-            .and_then(|d| d.last())
-            .and_then(|d| d.as_str())
-            .map(str::to_owned),
+        top_layer: target
+            .config
+            .rootfs
+            .diff_ids
+            .last()
+            .map(ToString::to_string),
     };
     let run_images = crate::run_image::RunImages::default();
     let mut entries = Vec::new();

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::labels;
+use crate::oci::document::{self, ImageConfig, ImageManifest};
 use crate::oci::store::{BlobHome, Oci, StoreError};
 use crate::oci::{Digest, ImageRef};
 use crate::report::RunImageRef;
@@ -74,9 +75,9 @@ pub struct LayerInfo {
 }
 
 /// A label holding JSON, parsed; `Null` when absent or malformed.
-fn json_label(labels: &Value, key: &str) -> Value {
-    labels[key]
-        .as_str()
+fn json_label(labels: &std::collections::BTreeMap<String, String>, key: &str) -> Value {
+    labels
+        .get(key)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(Value::Null)
 }
@@ -147,14 +148,13 @@ pub fn image_sbom(
         },
         BlobHome::None => return Ok(None),
     };
-    let media = read.manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|l| l["digest"] == layer.digest)
-        .and_then(|l| l["mediaType"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let media = read
+        .manifest
+        .layers()
+        .iter()
+        .find(|l| l.digest().to_string() == layer.digest)
+        .map(document::media_type_of)
+        .unwrap_or_default();
     let Ok(reader) = crate::oci::compress::decoder(&media, &bytes[..]) else {
         return Ok(None);
     };
@@ -177,9 +177,13 @@ pub fn image_sbom(
 }
 
 /// Everything `inspect` reports, from an image's manifest and config.
-pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value) -> Inspection {
-    let inner = &config["config"];
-    let all_labels = &inner["Labels"];
+pub fn from_parts(
+    name: &str,
+    digest: &Digest,
+    manifest: &ImageManifest,
+    config: &ImageConfig,
+) -> Inspection {
+    let all_labels = config.labels();
     // A label Cascade cannot read makes the image one it cannot tell
     // about (rebase says why, naming the field).
     let lifecycle = labels::Lifecycle::of(config).ok().flatten();
@@ -219,8 +223,9 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
         .collect();
     // Cascade puts the default process in Entrypoint; lifecycle images name
     // it in the launcher's process-type entrypoint or CNB_PROCESS_TYPE.
-    let entrypoint = strings(&inner["Entrypoint"]);
-    let env = strings(&inner["Env"]);
+    let run = config.config.as_ref();
+    let entrypoint = run.and_then(|r| r.entrypoint.clone()).unwrap_or_default();
+    let env = config.env().to_vec();
     let default_process = processes
         .iter()
         .find(|p| !p.command.is_empty() && p.command == entrypoint)
@@ -239,11 +244,11 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
     Inspection {
         image: name.into(),
         digest: digest.to_string(),
-        os: config["os"].as_str().unwrap_or_default().into(),
-        architecture: config["architecture"].as_str().unwrap_or_default().into(),
-        created: config["created"].as_str().map(str::to_owned),
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        created: config.created.clone(),
         buildpacks_image: lifecycle.is_some(),
-        rebasable: all_labels[labels::REBASABLE].as_str() != Some("false"),
+        rebasable: config.label(labels::REBASABLE) != Some("false"),
         run_image,
         build_image: serde_json::from_value(json_label(all_labels, labels::BUILD_IMAGE)).ok(),
         buildpacks: build["buildpacks"]
@@ -268,8 +273,8 @@ pub fn from_parts(name: &str, digest: &Digest, manifest: &Value, config: &Value)
 /// buildpack's layer, or the app, matched by diff_id.
 fn layer_infos(
     lifecycle: Option<&labels::Lifecycle>,
-    manifest: &Value,
-    config: &Value,
+    manifest: &ImageManifest,
+    config: &ImageConfig,
     top: &str,
 ) -> Vec<LayerInfo> {
     // Which layer came from where, by diff_id.
@@ -281,12 +286,16 @@ fn layer_infos(
         sources.extend(l.app_shas.iter().map(|sha| (sha.clone(), "app".into())));
         sources.extend(l.sbom_sha.iter().map(|sha| (sha.clone(), "sbom".into())));
     }
-    let diff_ids = strings(&config["rootfs"]["diff_ids"]);
+    let diff_ids: Vec<String> = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let base_count = diff_ids.iter().position(|d| *d == top).map_or(0, |i| i + 1);
-    manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    manifest
+        .layers()
+        .iter()
         .enumerate()
         .map(|(i, l)| {
             let diff_id = diff_ids.get(i).cloned().unwrap_or_default();
@@ -299,9 +308,9 @@ fn layer_infos(
                     .map_or_else(|| "unknown".into(), |(_, s)| s.clone())
             };
             LayerInfo {
-                digest: l["digest"].as_str().unwrap_or_default().into(),
+                digest: l.digest().to_string(),
                 diff_id,
-                size: l["size"].as_u64().unwrap_or_default(),
+                size: l.size(),
                 source,
             }
         })
@@ -314,15 +323,31 @@ mod tests {
 
     use super::*;
 
+    /// A manifest of `n` layers, the i-th of size i.
+    fn manifest_of(n: u64) -> ImageManifest {
+        let layer = |i: u64| {
+            document::descriptor(
+                crate::oci::MEDIA_LAYER_GZIP,
+                &Digest::of(i.to_string().as_bytes()),
+                i,
+            )
+        };
+        document::manifest(
+            document::descriptor(crate::oci::MEDIA_CONFIG, &Digest::of(b"c"), 1),
+            (0..n).map(layer).collect(),
+        )
+    }
+
     /// Labels as the CNB lifecycle writes them (platform API 0.9 and older:
     /// `command` a string; newer: an array), with a launcher entrypoint.
     #[test]
     fn reads_a_lifecycle_made_image_with_both_command_shapes() {
+        let d = |s: &str| Digest::of(s.as_bytes()).to_string();
         let lifecycle = json!({
-            "app": [{"sha": "sha256:app"}],
+            "app": [{"sha": d("app")}],
             "buildpacks": [{"key": "paketo-buildpacks/node-engine", "version": "1.2.3",
-                "layers": {"node": {"sha": "sha256:node", "launch": true, "data": {}}}}],
-            "runImage": {"topLayer": "sha256:base2", "reference": "index.docker.io/paketobuildpacks/run@sha256:abc", "image": "paketobuildpacks/run:base"},
+                "layers": {"node": {"sha": d("node"), "launch": true, "data": {}}}}],
+            "runImage": {"topLayer": d("base2"), "reference": "index.docker.io/paketobuildpacks/run@sha256:abc", "image": "paketobuildpacks/run:base"},
         });
         let build = json!({
             "buildpacks": [{"id": "paketo-buildpacks/node-engine", "version": "1.2.3", "homepage": "https://paketo.io"}],
@@ -342,9 +367,10 @@ mod tests {
                     "io.buildpacks.build.metadata": build.to_string(),
                 },
             },
-            "rootfs": {"diff_ids": ["sha256:base1", "sha256:base2", "sha256:node", "sha256:launcher", "sha256:app"]},
+            "rootfs": {"type": "layers", "diff_ids": [d("base1"), d("base2"), d("node"), d("launcher"), d("app")]},
         });
-        let manifest = json!({"layers": (0..5).map(|i| json!({"digest": format!("sha256:{i}"), "size": i})).collect::<Vec<_>>()});
+        let manifest = manifest_of(5);
+        let config = document::parse(config.to_string().as_bytes(), "config").unwrap();
         let i = from_parts("x", &Digest::of(b"m"), &manifest, &config);
         assert!(i.buildpacks_image && i.rebasable);
         assert_eq!(i.run_image.unwrap().reference, "paketobuildpacks/run:base");
@@ -367,8 +393,9 @@ mod tests {
 
     #[test]
     fn an_image_without_cnb_labels_is_reported_as_such() {
-        let config = json!({"os": "linux", "architecture": "arm64", "config": {}, "rootfs": {"diff_ids": []}});
-        let i = from_parts("x", &Digest::of(b"m"), &json!({"layers": []}), &config);
+        let config = br#"{"os": "linux", "architecture": "arm64", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}}"#;
+        let config = document::parse(config, "config").unwrap();
+        let i = from_parts("x", &Digest::of(b"m"), &manifest_of(0), &config);
         assert!(!i.buildpacks_image);
         assert!(i.run_image.is_none() && i.processes.is_empty());
     }

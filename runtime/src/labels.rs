@@ -1,8 +1,14 @@
-//! The CNB labels that make a Cascade image readable and rebasable by CNB
-//! tooling (../shared/REFERENCE.md: keys as lifecycle writes them).
+//! The labels of a Cascade image, in one module: the CNB labels that make it
+//! readable and rebasable by CNB tooling (keys as lifecycle writes them) and
+//! Cascade's own. Each is a typed struct written through [`text`]; the
+//! lifecycle label is read back through [`Lifecycle`] only.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::oci::document::ImageConfig;
 use crate::phase::BuiltBuildpack;
 
 pub const LIFECYCLE_METADATA: &str = "io.buildpacks.lifecycle.metadata";
@@ -69,15 +75,11 @@ pub struct LabelError {
 
 impl Lifecycle {
     /// The label of an image `config`; `Ok(None)` when it has none.
-    pub fn of(config: &Value) -> Result<Option<Self>, LabelError> {
-        match &config["config"]["Labels"][LIFECYCLE_METADATA] {
-            Value::Null => Ok(None),
-            Value::String(text) => Self::parse(text).map(Some),
-            _ => Err(LabelError {
-                field: "(root)".into(),
-                message: "the label is not a string".into(),
-            }),
-        }
+    pub fn of(config: &ImageConfig) -> Result<Option<Self>, LabelError> {
+        config
+            .label(LIFECYCLE_METADATA)
+            .map(Self::parse)
+            .transpose()
     }
 
     pub fn parse(text: &str) -> Result<Self, LabelError> {
@@ -171,89 +173,193 @@ pub struct RunImageLabel<'a> {
     pub image: &'a str,
 }
 
-fn toml_to_json(table: &toml::Table) -> Value {
-    serde_json::to_value(table).unwrap_or(Value::Object(Map::new()))
+/// A label's value: its document as canonical JSON text.
+pub fn text<T: Serialize>(value: &T) -> String {
+    String::from_utf8(crate::oci::document::to_bytes(value)).expect("JSON is UTF-8")
+}
+
+/// `io.buildpacks.lifecycle.metadata` as Cascade writes it.
+#[derive(Debug, Serialize)]
+pub struct LifecycleLabel {
+    pub app: Vec<Sha>,
+    pub buildpacks: Vec<BuildpackLayers>,
+    #[serde(rename = "runImage")]
+    pub run_image: RunImageOut,
+    pub stack: Stack,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<Sha>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Sha {
+    pub sha: String,
+}
+
+/// One buildpack's layers in the lifecycle label.
+#[derive(Debug, Serialize)]
+pub struct BuildpackLayers {
+    pub key: String,
+    pub version: String,
+    pub layers: BTreeMap<String, LayerMeta>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LayerMeta {
+    pub data: toml::Table,
+    pub build: bool,
+    pub launch: bool,
+    pub cache: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunImageOut {
+    #[serde(rename = "topLayer")]
+    pub top_layer: String,
+    pub reference: String,
+    pub image: String,
+}
+
+/// `stack` (platform API < 0.12 readers look here for the run image).
+#[derive(Debug, Serialize)]
+pub struct Stack {
+    #[serde(rename = "runImage")]
+    pub run_image: StackRunImage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StackRunImage {
+    pub image: String,
 }
 
 pub fn lifecycle_metadata(
     built: &[BuiltBuildpack],
     shas: &LayerShas<'_>,
     run: &RunImageLabel<'_>,
-) -> Value {
-    let buildpacks: Vec<Value> = built
+) -> LifecycleLabel {
+    let buildpacks = built
         .iter()
         .enumerate()
-        .map(|(i, bp)| {
-            let mut layers = Map::new();
-            for l in &bp.layers {
-                let sha = shas
-                    .layers
-                    .iter()
-                    .find(|(b, name, _)| *b == i && name == l.layer.name.as_str())
-                    .map(|(_, _, sha)| sha.clone());
-                let mut entry = json!({
-                    "data": toml_to_json(&l.layer.metadata),
-                    "build": l.layer.types.build,
-                    "launch": l.layer.types.launch,
-                    "cache": l.layer.types.cache,
-                });
-                if let Some(sha) = sha {
-                    entry["sha"] = json!(sha);
-                }
-                layers.insert(l.layer.name.to_string(), entry);
-            }
-            json!({
-                "key": bp.runner.id().as_str(),
-                "version": bp.runner.manifest().buildpack.version,
-                "layers": layers,
-            })
+        .map(|(i, bp)| BuildpackLayers {
+            key: bp.runner.id().to_string(),
+            version: bp.runner.manifest().buildpack.version.clone(),
+            layers: bp
+                .layers
+                .iter()
+                .map(|l| {
+                    let sha = shas
+                        .layers
+                        .iter()
+                        .find(|(b, name, _)| *b == i && name == l.layer.name.as_str())
+                        .map(|(_, _, sha)| sha.clone());
+                    let meta = LayerMeta {
+                        data: l.layer.metadata.clone(),
+                        build: l.layer.types.build,
+                        launch: l.layer.types.launch,
+                        cache: l.layer.types.cache,
+                        sha,
+                    };
+                    (l.layer.name.to_string(), meta)
+                })
+                .collect(),
         })
         .collect();
-    let mut label = json!({
-        "app": [{"sha": shas.app}],
-        "buildpacks": buildpacks,
-        "runImage": {"topLayer": run.top_layer, "reference": run.reference, "image": run.image},
-        "stack": {"runImage": {"image": run.image}},
-    });
-    if let Some(sha) = shas.sbom {
-        label["sbom"] = json!({"sha": sha});
+    LifecycleLabel {
+        app: vec![Sha {
+            sha: shas.app.to_owned(),
+        }],
+        buildpacks,
+        run_image: RunImageOut {
+            top_layer: run.top_layer.to_owned(),
+            reference: run.reference.to_owned(),
+            image: run.image.to_owned(),
+        },
+        stack: Stack {
+            run_image: StackRunImage {
+                image: run.image.to_owned(),
+            },
+        },
+        sbom: shas.sbom.map(|sha| Sha {
+            sha: sha.to_owned(),
+        }),
     }
-    label
+}
+
+/// `io.buildpacks.build.metadata` as Cascade writes it (no launcher: the
+/// image needs none).
+#[derive(Debug, Serialize)]
+pub struct BuildLabel {
+    pub buildpacks: Vec<BuildpackInfo>,
+    pub processes: Vec<ProcessMeta>,
+    pub launcher: Launcher,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BuildpackInfo {
+    pub id: String,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcessMeta {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub direct: bool,
+    #[serde(rename = "buildpackID")]
+    pub buildpack_id: String,
+    #[serde(rename = "working-dir", skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Launcher {
+    pub version: String,
+    pub source: BTreeMap<String, String>,
 }
 
 /// `processes` are (process, buildpack id), already merged and sorted.
 pub fn build_metadata(
     built: &[BuiltBuildpack],
     processes: &[(crate::api::Process, String)],
-) -> Value {
-    let buildpacks: Vec<Value> = built
-        .iter()
-        .map(|bp| {
-            let info = &bp.runner.manifest().buildpack;
-            let mut v = json!({"id": info.id.as_str(), "version": info.version});
-            if let Some(home) = &info.homepage {
-                v["homepage"] = json!(home);
-            }
-            v
-        })
-        .collect();
-    let processes: Vec<Value> = processes
-        .iter()
-        .map(|(p, id)| {
-            let mut v = json!({
-                "type": p.kind.as_str(),
-                "command": p.command,
-                "args": p.args,
-                "direct": true,
-                "buildpackID": id,
-            });
-            if let Some(dir) = &p.working_dir {
-                v["working-dir"] = json!(dir);
-            }
-            v
-        })
-        .collect();
-    json!({"buildpacks": buildpacks, "processes": processes, "launcher": {"version": "", "source": {}}})
+) -> BuildLabel {
+    BuildLabel {
+        buildpacks: built
+            .iter()
+            .map(|bp| {
+                let info = &bp.runner.manifest().buildpack;
+                BuildpackInfo {
+                    id: info.id.to_string(),
+                    version: info.version.clone(),
+                    homepage: info.homepage.clone(),
+                }
+            })
+            .collect(),
+        processes: processes
+            .iter()
+            .map(|(p, id)| ProcessMeta {
+                kind: p.kind.to_string(),
+                command: p.command.clone(),
+                args: p.args.clone(),
+                direct: true,
+                buildpack_id: id.clone(),
+                working_dir: p.working_dir.clone(),
+            })
+            .collect(),
+        launcher: Launcher::default(),
+    }
+}
+
+/// `dev.cascade.capabilities`: one entry per capability call allowed.
+#[derive(Debug, Serialize)]
+pub struct CapabilityEntry<'a> {
+    pub buildpack: &'a str,
+    pub capability: &'a str,
+    pub detail: &'a str,
 }
 
 #[cfg(test)]
@@ -309,9 +415,10 @@ mod tests {
             assert_eq!(parse(&label).unwrap_err().field, field, "{label}");
         }
         assert_eq!(Lifecycle::parse("{").unwrap_err().field, "(root)");
-        let config = json!({"config": {"Labels": {LIFECYCLE_METADATA: 3}}});
-        assert!(Lifecycle::of(&config).is_err());
-        assert_eq!(Lifecycle::of(&json!({})), Ok(None));
+        let mut config = ImageConfig::default();
+        assert_eq!(Lifecycle::of(&config), Ok(None));
+        config.run_config_mut().labels = Some([(LIFECYCLE_METADATA.into(), "3".into())].into());
+        assert_eq!(Lifecycle::of(&config).unwrap_err().field, "(root)");
     }
 
     /// JSON made of the keys the label has, nested at random.

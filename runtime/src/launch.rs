@@ -10,9 +10,9 @@ use std::process::Command;
 
 use crate::env::EnvList;
 use crate::guest_tree::GuestTree;
-use crate::inspect::{Inspection, strings};
+use crate::inspect::Inspection;
+use crate::oci::document::ImageConfig;
 use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
-use crate::oci::{Digest, MEDIA_LAYER_TAR};
 use crate::rootfs::{self, Layer, RootfsError, Unpacked};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ pub struct Launch {
 /// arguments appended and `env` (`NAME=VALUE`) over the image's own.
 pub fn plan(
     image: &Inspection,
-    config: &serde_json::Value,
+    config: &ImageConfig,
     asked: Option<&str>,
     extra: &[String],
     env: &[String],
@@ -73,12 +73,11 @@ pub fn plan(
             kinds.join(", ")
         }
     };
-    let inner = &config["config"];
-    let default_dir = inner["WorkingDir"]
-        .as_str()
+    let run = config.config.clone().unwrap_or_default();
+    let default_dir = run
+        .working_dir
         .filter(|d| !d.is_empty())
-        .unwrap_or("/")
-        .to_owned();
+        .unwrap_or_else(|| "/".to_owned());
     let (process, mut argv, working_dir) = if let Some(kind) = asked {
         let p = image
             .processes
@@ -93,9 +92,11 @@ pub fn plan(
         let dir = p.working_dir.clone().unwrap_or(default_dir);
         (Some(p.kind.clone()), argv, dir)
     } else {
-        let argv: Vec<String> = strings(&inner["Entrypoint"])
+        let argv: Vec<String> = run
+            .entrypoint
             .into_iter()
-            .chain(strings(&inner["Cmd"]))
+            .flatten()
+            .chain(run.cmd.into_iter().flatten())
             .collect();
         (image.default_process.clone(), argv, default_dir)
     };
@@ -140,14 +141,10 @@ pub fn unpack(
         what,
         message,
     };
-    let descriptors = image.manifest["layers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let diff_ids = image.config["rootfs"]["diff_ids"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let descriptors = image
+        .layers()
+        .map_err(|e| invalid("manifest", e.to_string()))?;
+    let diff_ids = &image.config.rootfs.diff_ids;
     if descriptors.len() != diff_ids.len() {
         return Err(invalid(
             "config",
@@ -160,22 +157,12 @@ pub fn unpack(
     }
     let mut found = Vec::new();
     let mut t = Transfers::default();
-    for (d, diff_id) in descriptors.iter().zip(&diff_ids) {
-        let parse = |v: &serde_json::Value, what| -> Result<Digest, LaunchError> {
-            v.as_str()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|e: crate::oci::digest::DigestError| invalid(what, e.to_string()))
-        };
-        let digest = parse(&d["digest"], "layer digest")?;
-        let diff_id = parse(diff_id, "diff_id")?;
+    for ((digest, d), diff_id) in descriptors.into_iter().zip(diff_ids) {
+        let diff_id = diff_id.clone();
         let path = oci
             .local_blob(&digest, &image.home, true, &mut t)?
             .ok_or_else(|| invalid("layer", format!("{digest} is not on this machine")))?;
-        let media_type = d["mediaType"]
-            .as_str()
-            .unwrap_or(MEDIA_LAYER_TAR)
-            .to_owned();
+        let media_type = crate::oci::document::media_type_of(d);
         found.push((path, media_type, digest, diff_id));
     }
     let layers: Vec<Layer<'_>> = found
@@ -239,17 +226,28 @@ pub fn command(root: &Path, launch: &Launch, network: bool) -> Command {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
     use crate::inspect::ProcessInfo;
+    use crate::oci::Digest;
+    use crate::oci::document::{self, ImageManifest};
 
-    fn image() -> (Inspection, serde_json::Value) {
-        let config = json!({"config": {
-            "Entrypoint": ["/bin/web"], "Cmd": ["--fast"], "WorkingDir": "/workspace",
-            "Env": ["PATH=/bin", "PORT=8080"],
-        }});
-        let mut i = crate::inspect::from_parts("app", &Digest::of(b""), &json!({}), &config);
+    fn config(text: &str) -> ImageConfig {
+        document::parse(text.as_bytes(), "config").unwrap()
+    }
+
+    fn no_layers() -> ImageManifest {
+        document::manifest(
+            document::descriptor(crate::oci::MEDIA_CONFIG, &Digest::of(b"{}"), 2),
+            Vec::new(),
+        )
+    }
+
+    fn image() -> (Inspection, ImageConfig) {
+        let config = config(
+            r#"{"config": {"Entrypoint": ["/bin/web"], "Cmd": ["--fast"], "WorkingDir": "/workspace",
+                "Env": ["PATH=/bin", "PORT=8080"]}}"#,
+        );
+        let mut i = crate::inspect::from_parts("app", &Digest::of(b""), &no_layers(), &config);
         i.processes = vec![ProcessInfo {
             kind: "worker".into(),
             command: vec!["/bin/sh".into(), "-c".into()],
@@ -281,8 +279,8 @@ mod tests {
 
     #[test]
     fn an_image_without_a_command_has_no_default_to_start() {
-        let config = json!({"config": {}});
-        let i = crate::inspect::from_parts("app", &Digest::of(b""), &json!({}), &config);
+        let config = config(r#"{"config": {}}"#);
+        let i = crate::inspect::from_parts("app", &Digest::of(b""), &no_layers(), &config);
         let err = plan(&i, &config, None, &[], &[]).unwrap_err();
         assert!(matches!(err, LaunchError::NoDefault { .. }), "{err}");
         assert!(err.to_string().contains("--process"), "{err}");

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod distribution;
 pub mod embedded;
 pub mod fleet;
+pub mod image_config;
 pub mod image_files;
 pub mod inspect;
 pub mod labels;

@@ -10,6 +10,7 @@ use crate::cache::{CacheError, ImageCache, Restored};
 use crate::capabilities::CapabilityUse;
 use crate::guest_tree::GuestTree;
 use crate::oci::compress::Compression;
+use crate::oci::document::{self, ImageConfig, ImageManifest};
 use crate::oci::layer::Owner;
 use crate::oci::referrers::Attached;
 use crate::oci::store::{BlobHome, Oci, StoreError, Transfers};
@@ -179,7 +180,7 @@ fn phases(
         warnings.push(warning);
     }
     let target = Target {
-        arch_variant: run_image.config["variant"].as_str().map(str::to_owned),
+        arch_variant: run_image.config.variant.clone(),
         ..Target::new(run_image.os(), run_image.arch())
     };
 
@@ -496,9 +497,10 @@ fn check_processes(
     exported: &Exported,
     reporter: &dyn Reporter,
 ) -> Result<Vec<String>, PipelineError> {
-    let parse =
-        |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_default();
-    let (manifest, config) = (parse(&exported.manifest), parse(&exported.config));
+    let manifest: ImageManifest = document::parse(&exported.manifest, "manifest")
+        .expect("export writes a manifest it reads back");
+    let config: ImageConfig =
+        document::parse(&exported.config, "config").expect("export writes a config it reads back");
     let blob = |d: &Digest| {
         let here = store.blob_path(d);
         if here.is_file() {

@@ -8,10 +8,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::image_files::{self, DEFAULT_PATH, Files, Lookup};
 use crate::oci::Digest;
+use crate::oci::document::{self, ImageConfig, ImageManifest};
 
 /// A process that cannot start, and what it lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,47 +30,39 @@ pub enum Checked {
 /// Check the processes of the image `manifest`/`config`; `blob` finds a
 /// layer blob on this machine, listings are cached under `cache_dir`.
 pub fn check(
-    manifest: &Value,
-    config: &Value,
+    manifest: &ImageManifest,
+    config: &ImageConfig,
     blob: &dyn Fn(&Digest) -> Option<PathBuf>,
     cache_dir: &Path,
 ) -> io::Result<Checked> {
-    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-    let diff_ids = config["rootfs"]["diff_ids"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let mut files = Files::default();
-    for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-        let parse = |v: &Value| v.as_str().and_then(|s| s.parse::<Digest>().ok());
-        let (Some(digest), Some(diff_id)) = (parse(&layer["digest"]), parse(diff_id)) else {
-            return Ok(Checked::Skipped("a layer without a valid digest".into()));
+    for (layer, diff_id) in manifest.layers().iter().zip(&config.rootfs.diff_ids) {
+        let Ok(digest) = document::digest_of(layer, "manifest") else {
+            return Ok(Checked::Skipped("a layer without a sha256 digest".into()));
         };
         let Some(path) = blob(&digest) else {
             return Ok(Checked::Skipped(format!(
                 "layer {digest} of the run image is not on this machine"
             )));
         };
-        let media_type = layer["mediaType"].as_str().unwrap_or_default();
+        let media_type = document::media_type_of(layer);
         files.apply(&image_files::list_cached(
             &path,
-            media_type,
-            (&digest, &diff_id),
+            &media_type,
+            (&digest, diff_id),
             cache_dir,
         )?);
     }
-    let inner = &config["config"];
-    let env: Vec<&str> = inner["Env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let path = env
+    let path = config
+        .env()
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    let default_dir = inner["WorkingDir"].as_str().unwrap_or("/");
+    let default_dir = config
+        .config
+        .as_ref()
+        .and_then(|c| c.working_dir.as_deref())
+        .unwrap_or("/");
     let inspection = crate::inspect::from_parts("", &Digest::of(b""), manifest, config);
     let mut problems = Vec::new();
     for p in &inspection.processes {
@@ -93,15 +84,17 @@ pub fn check(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
     fn a_layer_not_on_this_machine_skips_the_check_saying_which() {
         let digest = Digest::of(b"layer");
-        let manifest = json!({"layers": [{"digest": digest.to_string(), "mediaType": "x"}]});
-        let config = json!({"rootfs": {"diff_ids": [digest.to_string()]}});
+        let manifest = document::manifest(
+            document::descriptor(crate::oci::MEDIA_CONFIG, &Digest::of(b"{}"), 2),
+            vec![document::descriptor("x", &digest, 1)],
+        );
+        let mut config = ImageConfig::default();
+        config.rootfs.diff_ids = vec![digest.clone()];
         let tmp = tempfile::tempdir().unwrap();
         let checked = check(&manifest, &config, &|_| None, tmp.path()).unwrap();
         match checked {

@@ -1,8 +1,7 @@
 //! Run images: the base an app image is built on — `scratch` (built in,
 //! empty), an image in an OCI layout, or one in a registry.
 
-use serde_json::{Value, json};
-
+use crate::oci::document::{self, ImageConfig, RunConfig};
 use crate::oci::store::{BlobHome, Oci, StoreError};
 use crate::oci::{Digest, ImageRef, oci_layer_media_type};
 
@@ -20,8 +19,8 @@ pub struct RunImage {
     pub reference: ImageRef,
     /// Manifest digest; `None` for scratch.
     pub manifest_digest: Option<Digest>,
-    /// The image config, kept as JSON so unknown fields survive.
-    pub config: Value,
+    /// The image config (unknown fields kept).
+    pub config: ImageConfig,
     pub layers: Vec<BaseLayer>,
     /// Where the layers' blobs are.
     pub home: BlobHome,
@@ -140,12 +139,12 @@ impl RunImage {
             return Ok(Self {
                 reference: reference.clone(),
                 manifest_digest: None,
-                config: json!({
-                    "architecture": platform.1,
-                    "os": platform.0,
-                    "config": {},
-                    "rootfs": {"type": "layers", "diff_ids": []},
-                }),
+                config: ImageConfig {
+                    architecture: platform.1.to_owned(),
+                    os: platform.0.to_owned(),
+                    config: Some(RunConfig::default()),
+                    ..ImageConfig::default()
+                },
                 layers: Vec::new(),
                 home: BlobHome::None,
             });
@@ -156,14 +155,8 @@ impl RunImage {
                 reference: name.clone(),
                 source,
             })?;
-        let diff_ids = image.config["rootfs"]["diff_ids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let descs = image.manifest["layers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let diff_ids = &image.config.rootfs.diff_ids;
+        let descs = image.layers().map_err(|e| invalid(e.to_string()))?;
         if diff_ids.len() != descs.len() {
             return Err(invalid(format!(
                 "manifest has {} layers but config lists {} diff_ids",
@@ -171,27 +164,16 @@ impl RunImage {
                 diff_ids.len()
             )));
         }
-        let parse = |v: &Value, what: &str| -> Result<Digest, RunImageError> {
-            v.as_str()
-                .ok_or_else(|| invalid(format!("layer without {what}")))?
-                .parse()
-                .map_err(|e: crate::oci::digest::DigestError| invalid(e.to_string()))
-        };
         let layers = descs
             .iter()
-            .zip(&diff_ids)
-            .map(|(d, diff_id)| {
-                Ok(BaseLayer {
-                    media_type: oci_layer_media_type(d["mediaType"].as_str().unwrap_or_default())
-                        .to_owned(),
-                    digest: parse(&d["digest"], "digest")?,
-                    size: d["size"]
-                        .as_u64()
-                        .ok_or_else(|| invalid("layer without size".into()))?,
-                    diff_id: parse(diff_id, "diff_id")?,
-                })
+            .zip(diff_ids)
+            .map(|((digest, d), diff_id)| BaseLayer {
+                media_type: oci_layer_media_type(&document::media_type_of(d)).to_owned(),
+                digest: digest.clone(),
+                size: d.size(),
+                diff_id: diff_id.clone(),
             })
-            .collect::<Result<_, RunImageError>>()?;
+            .collect();
         Ok(Self {
             reference: reference.clone(),
             manifest_digest: Some(image.digest),
@@ -202,11 +184,15 @@ impl RunImage {
     }
 
     pub fn os(&self) -> &str {
-        self.config["os"].as_str().unwrap_or("linux")
+        Some(self.config.os.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("linux")
     }
 
     pub fn arch(&self) -> &str {
-        self.config["architecture"].as_str().unwrap_or("amd64")
+        Some(self.config.architecture.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("amd64")
     }
 
     /// diff_id of the last base layer (CNB `runImage.topLayer`).
@@ -216,10 +202,10 @@ impl RunImage {
 
     /// When this base was made, as the app image records it.
     pub fn age(&self) -> BaseAge {
-        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        let text = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
         BaseAge {
-            created: text(&self.config["created"]),
-            version: text(&self.config["config"]["Labels"][VERSION_LABEL]),
+            created: text(self.config.created.as_deref()),
+            version: text(self.config.label(VERSION_LABEL)),
         }
     }
 }

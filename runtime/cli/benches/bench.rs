@@ -897,9 +897,12 @@ fn exec_startup(out: &mut String) {
     let _ = writeln!(
         out,
         "`{image}` (one {:.0} MB layer). Unpacking it is paid once per stack of layers; every later build finds it by its chain id. One call: `true` through `exec::run` (bwrap, no pids cgroup), alternating host and image, median of {rounds}. Goal: a call on the build image within 20 ms of a call of the host's tool.\n",
-        resolved.image.manifest["layers"][0]["size"]
-            .as_f64()
-            .unwrap_or(0.0)
+        resolved
+            .image
+            .manifest
+            .layers()
+            .first()
+            .map_or(0.0, |l| l.size() as f64)
             / 1e6
     );
     let _ = writeln!(out, "| what | time |\n|---|---|");

@@ -9,11 +9,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
-
-use super::canonical;
+use super::ANNOTATION_REF_NAME;
 use super::digest::Digest;
-use super::{ANNOTATION_REF_NAME, MEDIA_DOCKER_LIST, MEDIA_INDEX};
+use super::document::{self, Descriptor, ImageIndex, MediaType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
@@ -195,10 +193,10 @@ impl Layout {
         Ok(())
     }
 
-    fn read_index(&self) -> Result<Value, LayoutError> {
+    fn read_index(&self) -> Result<ImageIndex, LayoutError> {
         let path = self.dir.join("index.json");
         let bytes = fs::read(&path).map_err(io_err(&path))?;
-        serde_json::from_slice(&bytes).map_err(|e| LayoutError::Json {
+        document::parse(&bytes, "index.json").map_err(|e| LayoutError::Json {
             path,
             message: e.to_string(),
         })
@@ -207,13 +205,10 @@ impl Layout {
     /// The tags (`ref.name` annotations) of the layout's index.
     pub fn tags(&self) -> Result<Vec<String>, LayoutError> {
         let index = self.read_index()?;
-        Ok(manifests(&index)
+        Ok(index
+            .manifests()
             .iter()
-            .filter_map(|m| {
-                m["annotations"][ANNOTATION_REF_NAME]
-                    .as_str()
-                    .map(str::to_owned)
-            })
+            .filter_map(|m| ref_name(m).map(str::to_owned))
             .collect())
     }
 
@@ -225,11 +220,11 @@ impl Layout {
         platform: Option<(&str, &str)>,
     ) -> Result<Found, LayoutError> {
         let index = self.read_index()?;
-        let entries = manifests(&index);
+        let entries = index.manifests();
         let entry = match tag {
             Some(tag) => entries
                 .iter()
-                .find(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() == Some(tag))
+                .find(|m| ref_name(m) == Some(tag))
                 .ok_or_else(|| LayoutError::NoSuchTag {
                     dir: self.dir.clone(),
                     tag: tag.into(),
@@ -244,7 +239,7 @@ impl Layout {
             }
         };
         let mut found = self.follow(entry, platform, 0)?;
-        if let Some(named) = entry["digest"].as_str().and_then(|d| d.parse().ok()) {
+        if let Ok(named) = document::digest_of(entry, "index entry") {
             found.named = named;
         }
         Ok(found)
@@ -252,7 +247,7 @@ impl Layout {
 
     fn follow(
         &self,
-        entry: &Value,
+        entry: &Descriptor,
         platform: Option<(&str, &str)>,
         depth: usize,
     ) -> Result<Found, LayoutError> {
@@ -260,42 +255,31 @@ impl Layout {
             dir: self.dir.clone(),
             message,
         };
-        let digest: Digest = entry["digest"]
-            .as_str()
-            .ok_or_else(|| invalid("index entry without digest".into()))?
-            .parse()
-            .map_err(|e: super::digest::DigestError| invalid(e.to_string()))?;
+        let digest =
+            document::digest_of(entry, "index entry").map_err(|e| invalid(e.to_string()))?;
         let bytes = self.read_blob(&digest)?;
-        let json: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| invalid(format!("manifest {digest}: {e}")))?;
-        let media_type = json["mediaType"]
-            .as_str()
-            .or(entry["mediaType"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        if media_type == MEDIA_INDEX
-            || media_type == MEDIA_DOCKER_LIST
-            || json.get("manifests").is_some()
-        {
+        if crate::store::is_index(&bytes) {
             if depth > 4 {
                 return Err(invalid("image indexes nested too deep".into()));
             }
-            let children = manifests(&json);
-            let chosen = super::platform_entry(&children, platform).ok_or_else(|| {
+            let index: ImageIndex = document::parse(&bytes, &format!("image index {digest}"))
+                .map_err(|e| invalid(e.to_string()))?;
+            let children = index.manifests();
+            let chosen = super::platform_entry(children, platform).ok_or_else(|| {
                 invalid(format!(
                     "image index {digest} has no image for the requested platform"
                 ))
             })?;
             let mut found = self.follow(chosen, platform, depth + 1)?;
             if found.platforms.is_empty() {
-                found.platforms = super::entry_digests(&children);
+                found.platforms = super::entry_digests(children);
             }
             return Ok(found);
         }
         Ok(Found {
             named: digest.clone(),
             digest,
-            media_type,
+            media_type: document::media_type_of(entry),
             bytes,
             platforms: Vec::new(),
         })
@@ -303,33 +287,38 @@ impl Layout {
 
     /// Point `tag` at a manifest, replacing any image with that tag. The
     /// manifest and every blob it names must already be stored.
-    pub fn set_tag(&self, tag: &str, descriptor: Value) -> Result<(), LayoutError> {
+    pub fn set_tag(&self, tag: &str, descriptor: Descriptor) -> Result<(), LayoutError> {
         let lock_path = self.dir.join(".index.lock");
         let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
         lock.lock().map_err(io_err(&lock_path))?;
         let mut index = self.read_index()?;
-        let mut entries: Vec<Value> = manifests(&index)
-            .into_iter()
-            .filter(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() != Some(tag))
+        let mut entries: Vec<Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|m| ref_name(m) != Some(tag))
+            .cloned()
             .collect();
         let mut descriptor = descriptor;
-        descriptor["annotations"] = json!({ ANNOTATION_REF_NAME: tag });
+        descriptor.set_annotations(Some(
+            [(ANNOTATION_REF_NAME.to_owned(), tag.to_owned())].into(),
+        ));
         entries.push(descriptor);
-        index["manifests"] = Value::Array(entries);
-        index["schemaVersion"] = json!(2);
-        index["mediaType"] = json!(MEDIA_INDEX);
-        let bytes = canonical::to_vec(&index).map_err(|e| LayoutError::Json {
-            path: self.dir.join("index.json"),
-            message: e.to_string(),
-        })?;
-        write_atomic(&self.dir.join("index.json"), &bytes)?;
+        index.set_manifests(entries);
+        index.set_schema_version(2);
+        index.set_media_type(Some(MediaType::ImageIndex));
+        write_atomic(&self.dir.join("index.json"), &document::to_bytes(&index))?;
         drop(lock);
         Ok(())
     }
 }
 
-fn manifests(index: &Value) -> Vec<Value> {
-    index["manifests"].as_array().cloned().unwrap_or_default()
+/// The tag an index entry carries.
+fn ref_name(entry: &Descriptor) -> Option<&str> {
+    entry
+        .annotations()
+        .as_ref()?
+        .get(ANNOTATION_REF_NAME)
+        .map(String::as_str)
 }
 
 /// Create `path` with `bytes` unless it exists (then leave it be).
@@ -384,7 +373,7 @@ mod tests {
         let m2 = layout
             .write_blob(br#"{"schemaVersion":2,"layers":[],"x":1}"#)
             .unwrap();
-        let desc = |d: &Digest| json!({"mediaType": crate::MEDIA_MANIFEST, "digest": d.to_string(), "size": 1});
+        let desc = |d: &Digest| document::descriptor(crate::MEDIA_MANIFEST, d, 1);
         layout.set_tag("a", desc(&m1)).unwrap();
         layout.set_tag("b", desc(&m1)).unwrap();
         layout.set_tag("a", desc(&m2)).unwrap();

@@ -8,8 +8,10 @@
 pub mod canonical;
 pub mod compress;
 pub mod digest;
+pub mod document;
 pub mod layer;
 pub mod layout;
+pub mod paginate;
 pub mod reference;
 pub mod referrers;
 pub mod registry;
@@ -36,22 +38,24 @@ pub const NORMALIZED_EPOCH: u64 = 315_532_801;
 /// The entry of an index's `manifests` for `platform` (os, arch); the first
 /// without one.
 pub(crate) fn platform_entry<'a>(
-    children: &'a [serde_json::Value],
+    children: &'a [document::Descriptor],
     platform: Option<(&str, &str)>,
-) -> Option<&'a serde_json::Value> {
+) -> Option<&'a document::Descriptor> {
     match platform {
-        Some((os, arch)) => children
-            .iter()
-            .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch),
+        Some((os, arch)) => children.iter().find(|m| {
+            m.platform()
+                .as_ref()
+                .is_some_and(|p| p.os().to_string() == os && p.architecture().to_string() == arch)
+        }),
         None => children.first(),
     }
 }
 
 /// The digests an index's `manifests` name, one per platform.
-pub(crate) fn entry_digests(children: &[serde_json::Value]) -> Vec<Digest> {
+pub(crate) fn entry_digests(children: &[document::Descriptor]) -> Vec<Digest> {
     children
         .iter()
-        .filter_map(|m| m["digest"].as_str()?.parse().ok())
+        .filter_map(|m| document::digest_of(m, "index entry").ok())
         .collect()
 }
 

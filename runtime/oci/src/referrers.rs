@@ -4,10 +4,10 @@
 //! the tag `sha256-<hex of the subject>` that lists the referrers.
 
 use oci_client::Reference;
-use serde_json::{Value, json};
 
+use super::document::{self, Descriptor, MediaType};
 use super::registry::{Registry, RegistryError};
-use super::{Digest, MEDIA_INDEX, MEDIA_MANIFEST, canonical};
+use super::{Digest, MEDIA_INDEX, MEDIA_MANIFEST};
 
 /// The empty config of an artifact manifest (image-spec 1.1).
 const MEDIA_EMPTY: &str = "application/vnd.oci.empty.v1+json";
@@ -47,17 +47,27 @@ pub fn attach(
     let blob = Digest::of(bytes);
     let empty = b"{}";
     let empty_digest = Digest::of(empty);
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_MANIFEST,
-        "artifactType": artifact_type,
-        "config": {"mediaType": MEDIA_EMPTY, "digest": empty_digest.to_string(), "size": 2},
-        "layers": [{"mediaType": artifact_type, "digest": blob.to_string(), "size": bytes.len()}],
-        "subject": {"mediaType": MEDIA_MANIFEST, "digest": subject.to_string(), "size": subject_size},
-    });
-    let manifest = canonical::to_vec(&manifest).expect("JSON serialises");
+    let mut manifest = document::manifest(
+        document::descriptor(MEDIA_EMPTY, &empty_digest, 2),
+        vec![document::descriptor(
+            artifact_type,
+            &blob,
+            bytes.len() as u64,
+        )],
+    );
+    manifest.set_artifact_type(Some(MediaType::from(artifact_type)));
+    manifest.set_subject(Some(document::descriptor(
+        MEDIA_MANIFEST,
+        subject,
+        subject_size as u64,
+    )));
+    let manifest = document::to_bytes(&manifest);
     let digest = Digest::of(&manifest);
-    let listed = |entries: &[Value]| entries.iter().any(|m| m["digest"] == digest.to_string());
+    let listed = |entries: &[Descriptor]| {
+        entries
+            .iter()
+            .any(|m| document::digest_of(m, "referrer").is_ok_and(|d| d == digest))
+    };
     let subject_ref = target.clone_with_digest(subject.to_string());
     // The document goes up, the empty config is looked for and the
     // subject's referrers are read at once: none waits on another, and
@@ -101,14 +111,10 @@ pub fn attach(
     }
     // The registry did not index the subject: keep the fallback tag's index
     // (which `referrers` just read) and add this artifact to it.
-    entries.push(json!({
-        "mediaType": MEDIA_MANIFEST,
-        "digest": digest.to_string(),
-        "size": manifest.len(),
-        "artifactType": artifact_type,
-    }));
-    let index = json!({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries});
-    let index = canonical::to_vec(&index).expect("JSON serialises");
+    let mut entry = document::descriptor(MEDIA_MANIFEST, &digest, manifest.len() as u64);
+    entry.set_artifact_type(Some(MediaType::from(artifact_type)));
+    entries.push(entry);
+    let index = document::to_bytes(&document::index(entries));
     let tag = format!("sha256-{}", subject.hex());
     let tag_ref = Reference::with_tag(
         target.registry().to_owned(),

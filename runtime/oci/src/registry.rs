@@ -20,7 +20,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::digest::{Digest, DigestWriter};
+use super::document::Descriptor;
 use super::layout::blob_tempfile;
+use super::paginate::{self, Page};
 use super::{MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_INDEX, MEDIA_MANIFEST};
 
 /// Attempts per request before giving up on a transient failure.
@@ -496,13 +498,18 @@ impl Registry {
 
     /// The referrers of `subject` (a reference by digest): the registry's
     /// referrers API, or the `sha256-<hex>` tag index where the registry has
-    /// none (oci-client falls back by itself). Descriptors as JSON.
-    pub fn referrers(&self, subject: &Reference) -> Result<Vec<serde_json::Value>, RegistryError> {
+    /// none (oci-client falls back by itself). Entries the registry sent
+    /// that are not descriptors are skipped.
+    pub fn referrers(&self, subject: &Reference) -> Result<Vec<Descriptor>, RegistryError> {
         let index = self.call(subject, async || {
             self.client.pull_referrers(subject, None).await
         })?;
-        let index = serde_json::to_value(index).unwrap_or_default();
-        Ok(index["manifests"].as_array().cloned().unwrap_or_default())
+        Ok(index
+            .manifests
+            .iter()
+            .filter_map(|m| serde_json::to_value(m).ok())
+            .filter_map(|m| serde_json::from_value(m).ok())
+            .collect())
     }
 
     /// Repositories of the registry (`/v2/_catalog`), all pages.
@@ -526,47 +533,24 @@ impl Registry {
         })
     }
 
-    /// Follow `?n=&last=` pagination until an empty page. Not until a short
-    /// one: a registry may cap `n` below what was asked (many serve 100),
-    /// and stopping at its first page would leave most of a fleet out. (The
-    /// `Link` header would say it outright, but oci-client does not hand
-    /// response headers back.) A registry that refuses the page size
-    /// (docker-registry answers `PAGINATION_NUMBER_INVALID` above its
-    /// `catalog.maxentries`) is asked again for half as many. A page that
-    /// holds nothing new ends the listing; more than [`MAX_PAGES`] pages is
-    /// an error, not a loop.
+    /// Every entry of a listing, page by page ([`crate::paginate`]).
     fn all_pages<F>(&self, reference: &Reference, mut page: F) -> Result<Vec<String>, RegistryError>
     where
         F: AsyncFnMut(Option<&str>, usize) -> Result<Vec<String>, OciDistributionError>,
     {
-        let mut out: Vec<String> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut n = PAGE;
-        for _ in 0..MAX_PAGES {
-            let last = out.last().cloned();
-            let items = self.call(reference, async || {
-                loop {
-                    match page(last.as_deref(), n).await {
-                        Err(e) if n > 1 && page_size_refused(&e) => n /= 2,
-                        other => return other,
-                    }
-                }
-            })?;
-            if items.is_empty() {
-                return Ok(out);
-            }
-            let before = out.len();
-            out.extend(items.into_iter().filter(|i| seen.insert(i.clone())));
-            // A registry that ignores `last` (docker-registry 2.8 for tag
-            // lists) answers the whole list again: that is the end.
-            if out.len() == before {
-                return Ok(out);
-            }
-        }
-        Err(RegistryError::Request {
-            reference: reference.whole(),
-            message: format!("a listing of more than {MAX_PAGES} pages: refused"),
-        })
+        paginate::all_pages(
+            |last, n| {
+                self.call(reference, async || match page(last, n).await {
+                    Ok(items) => Ok(Page::Items(items)),
+                    Err(e) if page_size_refused(&e) => Ok(Page::SizeRefused),
+                    Err(e) => Err(e),
+                })
+            },
+            |message| RegistryError::Request {
+                reference: reference.whole(),
+                message,
+            },
+        )
     }
 }
 
@@ -577,12 +561,6 @@ fn page_size_refused(e: &OciDistributionError) -> bool {
         matches!(&e.code, oci_client::errors::OciErrorCode::Other(c) if c == "PAGINATION_NUMBER_INVALID")
     }))
 }
-
-/// Entries asked for per page of catalog and tag listings.
-const PAGE: usize = 1000;
-/// Pages followed at most in one listing (a million entries at 1000 each,
-/// far more at a registry's smaller pages than any fleet needs).
-const MAX_PAGES: usize = 100_000;
 
 fn reqwest_header(media_type: &str) -> http::HeaderValue {
     http::HeaderValue::from_str(media_type)

@@ -7,8 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-
+use super::document::{self, ImageConfig, ImageIndex, ImageManifest};
 use super::layout::{Layout, LayoutError};
 use super::registry::{Registry, RegistryError};
 use super::{Digest, ImageRef, MEDIA_DOCKER_LIST, MEDIA_INDEX, MEDIA_MANIFEST};
@@ -43,9 +42,21 @@ pub struct ReadImage {
     pub named: Digest,
     /// The manifests of that index, one per platform (empty without one).
     pub platforms: Vec<Digest>,
-    pub manifest: Value,
-    pub config: Value,
+    pub manifest: ImageManifest,
+    pub config: ImageConfig,
     pub home: BlobHome,
+}
+
+impl ReadImage {
+    /// The layers' descriptors with their digests, base first.
+    pub fn layers(&self) -> Result<Vec<(Digest, &document::Descriptor)>, document::DocumentError> {
+        self.manifest
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Ok((document::digest_of(d, &format!("manifest layers[{i}]"))?, d)))
+            .collect()
+    }
 }
 
 /// Counts of what making blobs present cost, for reports and tests.
@@ -127,9 +138,11 @@ impl Oci {
             ImageRef::Layout { dir, tag } => {
                 let layout = Layout::open(dir)?;
                 let found = layout.resolve(tag.as_deref(), platform)?;
-                let manifest = document(&found.bytes, "manifest").map_err(invalid)?;
+                let manifest: ImageManifest = document::parse(&found.bytes, "manifest")
+                    .map_err(|e| invalid(e.to_string()))?;
                 let config = layout.read_blob(&config_digest(&manifest).map_err(invalid)?)?;
-                let config = document(&config, "config").map_err(invalid)?;
+                let config =
+                    document::parse(&config, "config").map_err(|e| invalid(e.to_string()))?;
                 Ok(ReadImage {
                     digest: found.digest,
                     named: found.named,
@@ -144,30 +157,24 @@ impl Oci {
                 let (mut bytes, mut digest) = client.manifest(r)?;
                 let named = digest.clone();
                 let mut platforms = Vec::new();
-                let mut manifest = document(&bytes, "manifest").map_err(invalid)?;
-                let media = manifest["mediaType"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                if media == MEDIA_INDEX
-                    || media == MEDIA_DOCKER_LIST
-                    || manifest.get("manifests").is_some()
-                {
-                    let children = manifest["manifests"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    let child = super::platform_entry(&children, platform).ok_or_else(|| {
-                        invalid("image index has no image for the requested platform".into())
-                    })?;
-                    let child_ref =
-                        r.clone_with_digest(child["digest"].as_str().unwrap_or_default().into());
-                    platforms = super::entry_digests(&children);
+                if is_index(&bytes) {
+                    let index: ImageIndex = document::parse(&bytes, "image index")
+                        .map_err(|e| invalid(e.to_string()))?;
+                    let child =
+                        super::platform_entry(index.manifests(), platform).ok_or_else(|| {
+                            invalid("image index has no image for the requested platform".into())
+                        })?;
+                    let child_digest = document::digest_of(child, "image index entry")
+                        .map_err(|e| invalid(e.to_string()))?;
+                    let child_ref = r.clone_with_digest(child_digest.to_string());
+                    platforms = super::entry_digests(index.manifests());
                     (bytes, digest) = client.manifest(&child_ref)?;
-                    manifest = document(&bytes, "manifest").map_err(invalid)?;
                 }
+                let manifest: ImageManifest =
+                    document::parse(&bytes, "manifest").map_err(|e| invalid(e.to_string()))?;
                 let config = client.blob_bytes(r, &config_digest(&manifest).map_err(invalid)?)?;
-                let config = document(&config, "config").map_err(invalid)?;
+                let config =
+                    document::parse(&config, "config").map_err(|e| invalid(e.to_string()))?;
                 let repo = oci_client::Reference::with_tag(
                     r.registry().into(),
                     r.repository().into(),
@@ -371,12 +378,9 @@ impl Oci {
                         t.written += 1;
                     }
                 }
-                let descriptor = json!({
-                    "mediaType": MEDIA_MANIFEST,
-                    "digest": digest.to_string(),
-                    "size": manifest.len(),
-                    "platform": {"os": platform.0, "architecture": platform.1},
-                });
+                let mut descriptor =
+                    document::descriptor(MEDIA_MANIFEST, &digest, manifest.len() as u64);
+                descriptor.set_platform(Some(document::platform(platform.0, platform.1)));
                 layout.set_tag(tag.as_deref().unwrap_or("latest"), descriptor)?;
                 Ok(digest)
             }
@@ -391,23 +395,25 @@ impl Oci {
     }
 }
 
-/// A manifest or config: JSON, and an object (code that builds on it
-/// indexes and assigns keys, which a list or a string would not take).
-fn document(bytes: &[u8], what: &str) -> Result<Value, String> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("{what}: {e}"))?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(format!("{what}: not a JSON object"))
+/// Whether a manifest document is an image index (OCI or Docker's list),
+/// by its media type or, lacking one, by its `manifests`.
+pub(crate) fn is_index(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
     }
+    serde_json::from_slice::<Probe>(bytes).is_ok_and(|p| {
+        matches!(
+            p.media_type.as_deref(),
+            Some(MEDIA_INDEX | MEDIA_DOCKER_LIST)
+        ) || p.manifests.is_some()
+    })
 }
 
-fn config_digest(manifest: &Value) -> Result<Digest, String> {
-    manifest["config"]["digest"]
-        .as_str()
-        .ok_or_else(|| "manifest has no config".to_string())?
-        .parse()
-        .map_err(|e: super::digest::DigestError| e.to_string())
+fn config_digest(manifest: &ImageManifest) -> Result<Digest, String> {
+    document::digest_of(manifest.config(), "manifest config").map_err(|e| e.to_string())
 }
 
 /// The registry hosts among `refs`, for [`Registry::new`].
@@ -423,16 +429,12 @@ pub fn registry_hosts<'a>(refs: impl IntoIterator<Item = &'a ImageRef>) -> Vec<S
 #[cfg(test)]
 mod tests {
     #[test]
-    fn manifests_and_configs_must_be_objects() {
-        assert!(super::document(br#"{"a":1}"#, "config").is_ok());
-        for bad in [&b"[]"[..], b"\"x\"", b"1", b"null"] {
-            let e = super::document(bad, "config").unwrap_err();
-            assert!(e.contains("config: not a JSON object"), "{e}");
-        }
-        assert!(
-            super::document(b"{", "manifest")
-                .unwrap_err()
-                .starts_with("manifest: ")
-        );
+    fn indexes_are_told_from_manifests() {
+        assert!(super::is_index(
+            br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+        ));
+        assert!(super::is_index(br#"{"schemaVersion":2,"manifests":[]}"#));
+        assert!(!super::is_index(br#"{"schemaVersion":2,"layers":[]}"#));
+        assert!(!super::is_index(b"[]"));
     }
 }

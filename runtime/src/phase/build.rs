@@ -315,41 +315,11 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::api::{
-        BuildOutput, DetectInput, DetectOutcome, EnvEntry, EnvOp, EnvScope, Layer, LayerTypes,
-    };
+    use crate::api::{BuildOutput, EnvEntry, EnvOp, EnvScope, Layer, LayerTypes};
     use crate::ids::LayerName;
-    use crate::manifest::BuildpackManifest;
     use crate::report::Silent;
 
-    type BuildFn = Box<dyn Fn(&BuildInput) -> Result<BuildOutput, RunError> + Send + Sync>;
-
-    /// A buildpack whose build is a closure: phase logic without wasm.
-    struct Fake(BuildpackManifest, BuildFn);
-
-    impl BuildpackRunner for Fake {
-        fn manifest(&self) -> &BuildpackManifest {
-            &self.0
-        }
-        fn detect(&self, _: &DetectInput) -> Result<DetectOutcome, RunError> {
-            unreachable!()
-        }
-        fn build(&self, input: &BuildInput) -> Result<BuildOutput, RunError> {
-            (self.1)(input)
-        }
-    }
-
-    fn chosen(
-        id: &str,
-        build: impl Fn(&BuildInput) -> Result<BuildOutput, RunError> + Send + Sync + 'static,
-    ) -> Chosen {
-        let text = format!("api = \"0.12\"\n[buildpack]\nid = \"{id}\"\nversion = \"1\"\n");
-        let manifest = BuildpackManifest::parse(&text, id).unwrap();
-        Chosen {
-            runner: Arc::new(Fake(manifest, Box::new(build))),
-            plan: Vec::new(),
-        }
-    }
+    use crate::phase::fake::chosen;
 
     fn layer(name: &str, types: LayerTypes, env: Vec<EnvEntry>) -> Layer {
         Layer {

@@ -4,6 +4,8 @@
 pub mod build;
 pub mod detect;
 pub mod export;
+#[cfg(test)]
+pub(crate) mod fake;
 mod plan;
 pub mod rebase;
 

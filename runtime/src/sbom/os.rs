@@ -209,7 +209,7 @@ mod tests {
         RunImage {
             reference: ImageRef::Scratch,
             manifest_digest: None,
-            config: serde_json::json!({}),
+            config: crate::oci::document::ImageConfig::default(),
             layers,
             home: BlobHome::None,
         }

@@ -5,20 +5,20 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-
 mod sbom_layer;
 
 use super::build::BuiltBuildpack;
 use crate::api::EnvEntry;
 use crate::api::{APP_DIR, Process};
-use crate::env::{self, EnvPhase, layer_entries};
+use crate::env::{EnvPhase, layer_entries};
 use crate::guest_tree::GuestTree;
 use crate::ids::{BuildpackId, LayerName};
+use crate::image_config::{self, AppPart};
 use crate::labels::{self, LayerShas, RunImageLabel};
 use crate::oci::compress::Compression;
+use crate::oci::document::{self, Descriptor, History, ImageConfig};
 use crate::oci::layer::{self, LayerBlob, LayerError, LayerSource, Owner, write_layer};
-use crate::oci::{Digest, Layout, LayoutError, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
+use crate::oci::{Digest, Layout, LayoutError, MEDIA_CONFIG};
 use crate::report::{LayerReport, ProcessReport, Reporter};
 use crate::run_image::RunImage;
 use crate::sbom;
@@ -162,8 +162,8 @@ impl Export<'_> {
             app: &app_blob.diff_id.to_string(),
             sbom: Some(&sbom_blob.diff_id.to_string()),
         };
-        let config = self.config(&blobs, &jobs, &processes, default.as_ref(), &shas)?;
-        let (config, manifest) = self.image_bytes(&config, &blobs)?;
+        let config = self.config(&blobs, &jobs, &processes, default.as_ref(), &shas);
+        let (config, manifest) = self.image_bytes(&config, &blobs);
 
         let layer_blobs = owners
             .iter()
@@ -215,35 +215,26 @@ impl Export<'_> {
     }
 
     /// Canonical config and manifest bytes for the image.
-    fn image_bytes(
-        &self,
-        config: &Value,
-        blobs: &[LayerBlob],
-    ) -> Result<(Vec<u8>, Vec<u8>), ExportError> {
-        let config_bytes = canonical::to_vec(config).map_err(|source| ExportError::Json {
-            what: "config",
-            source,
-        })?;
-        let mut layer_descs: Vec<Value> = self
+    fn image_bytes(&self, config: &ImageConfig, blobs: &[LayerBlob]) -> (Vec<u8>, Vec<u8>) {
+        let config_bytes = document::to_bytes(config);
+        let mut layers: Vec<Descriptor> = self
             .run_image
             .layers
             .iter()
-            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+            .map(|l| document::descriptor(&l.media_type, &l.digest, l.size))
             .collect();
-        layer_descs.extend(
-            blobs.iter().map(|b| json!({"mediaType": b.compression.media_type(), "digest": b.digest.to_string(), "size": b.size})),
+        layers.extend(
+            blobs
+                .iter()
+                .map(|b| document::descriptor(b.compression.media_type(), &b.digest, b.size)),
         );
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": MEDIA_MANIFEST,
-            "config": {"mediaType": MEDIA_CONFIG, "digest": Digest::of(&config_bytes).to_string(), "size": config_bytes.len()},
-            "layers": layer_descs,
-        });
-        let manifest_bytes = canonical::to_vec(&manifest).map_err(|source| ExportError::Json {
-            what: "manifest",
-            source,
-        })?;
-        Ok((config_bytes, manifest_bytes))
+        let config_desc = document::descriptor(
+            MEDIA_CONFIG,
+            &Digest::of(&config_bytes),
+            config_bytes.len() as u64,
+        );
+        let manifest = document::to_bytes(&document::manifest(config_desc, layers));
+        (config_bytes, manifest)
     }
 
     /// Write the layers one after the other, or take the previous build's
@@ -300,6 +291,9 @@ impl Export<'_> {
         Ok((blobs, reused))
     }
 
+    /// The image config: the run image's, with the app on it
+    /// ([`image_config::set_on_base`], as a rebase does), the default
+    /// process, and the labels.
     fn config(
         &self,
         blobs: &[LayerBlob],
@@ -307,100 +301,59 @@ impl Export<'_> {
         processes: &[(Process, String)],
         default: Option<&Process>,
         shas: &LayerShas<'_>,
-    ) -> Result<Value, ExportError> {
+    ) -> ImageConfig {
         let created = rfc3339(self.created);
         let mut config = self.run_image.config.clone();
-        config["created"] = json!(created);
-
-        let mut diff_ids = config["rootfs"]["diff_ids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        diff_ids.extend(blobs.iter().map(|b| json!(b.diff_id.to_string())));
-        config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
-
-        let mut history = config["history"].as_array().cloned().unwrap_or_default();
-        // History must match the layer count when the base had none.
-        if history.is_empty() && !self.run_image.layers.is_empty() {
-            history = self
-                .run_image
-                .layers
-                .iter()
-                .map(|_| json!({"created": created}))
-                .collect();
-        }
-        history
-            .extend(jobs.iter().map(
-                |j| json!({"created": created, "created_by": format!("cascade: {}", j.name)}),
-            ));
-        config["history"] = Value::Array(history);
-
-        let mut inner = config["config"].as_object().cloned().unwrap_or_default();
-        let base_env: Vec<String> = inner
-            .get("Env")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        config.created = Some(created.clone());
+        // Of the run image's labels, the app image carries those a base
+        // passes on (`set_on_base` adds them, as a rebase does): the others
+        // (`org.opencontainers.image.version` of the OS, say) describe the
+        // base, and a rebase could not tell them from the app's.
+        config.run_config_mut().labels = None;
         let launch_env: Vec<EnvEntry> = self
             .built
             .iter()
             .flat_map(|bp| bp.layers.iter().filter(|l| l.layer.types.launch))
             .flat_map(|l| layer_entries(&l.layer, l.dirs, &l.guest_path, EnvPhase::Launch))
             .collect();
-        inner.insert("Env".into(), json!(env::launch_env(&base_env, &launch_env)));
-        if let Some(p) = default {
-            inner.insert("Entrypoint".into(), json!(p.command));
-            inner.insert(
-                "Cmd".into(),
-                if p.args.is_empty() {
-                    Value::Null
-                } else {
-                    json!(p.args)
-                },
-            );
-            inner.insert(
-                "WorkingDir".into(),
-                json!(p.working_dir.as_deref().unwrap_or(APP_DIR)),
-            );
-        } else {
-            inner.insert("WorkingDir".into(), json!(APP_DIR));
-        }
-        inner.retain(|_, v| !v.is_null());
+        let app = AppPart {
+            diff_ids: blobs.iter().map(|b| b.diff_id.clone()).collect(),
+            history: jobs
+                .iter()
+                .map(|j| History {
+                    created: Some(created.clone()),
+                    created_by: Some(format!("cascade: {}", j.name)),
+                    ..History::default()
+                })
+                .collect(),
+            launch_env: Some(launch_env),
+        };
+        image_config::set_on_base(&mut config, self.run_image, app, Some(&created));
 
-        let mut labels = self.labels(inner.get("Labels"), processes, shas)?;
-        // What the layers did to the env, so a rebase can recompute `Env`
-        // on the new run image's variables.
-        let ops = canonical::to_vec(&launch_env).map_err(|source| ExportError::Json {
-            what: "launch env",
-            source,
-        })?;
-        labels.insert(
-            labels::LAUNCH_ENV.into(),
-            json!(String::from_utf8(ops).expect("JSON is UTF-8")),
-        );
-        inner.insert("Labels".into(), json!(labels));
-        config["config"] = Value::Object(inner);
-        Ok(config)
+        let run = config.run_config_mut();
+        run.working_dir = Some(APP_DIR.to_owned());
+        if let Some(p) = default {
+            run.entrypoint = Some(p.command.clone());
+            run.cmd = (!p.args.is_empty()).then(|| p.args.clone());
+            if let Some(dir) = &p.working_dir {
+                run.working_dir = Some(dir.clone());
+            }
+        }
+        let labels = run.labels.get_or_insert_with(BTreeMap::new);
+        self.labels(labels, processes, shas);
+        config
     }
-    /// The run image's labels, the buildpacks' labels, and the CNB labels.
+
+    /// The buildpacks' labels and the CNB and Cascade labels, over the run
+    /// image's.
     fn labels(
         &self,
-        base: Option<&Value>,
+        labels: &mut BTreeMap<String, String>,
         processes: &[(Process, String)],
         shas: &LayerShas<'_>,
-    ) -> Result<BTreeMap<String, Value>, ExportError> {
-        let mut labels: BTreeMap<String, Value> = base
-            .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+    ) {
         for bp in self.built {
-            for (k, v) in &bp.labels {
-                labels.insert(k.clone(), json!(v));
-            }
+            labels.extend(bp.labels.iter().cloned());
         }
         let top = self
             .run_image
@@ -423,53 +376,29 @@ impl Export<'_> {
                 image: &image,
             },
         );
+        labels.insert(labels::LIFECYCLE_METADATA.into(), labels::text(&lifecycle));
         let build = labels::build_metadata(self.built, processes);
-        let as_text = |v: &Value, what| {
-            canonical::to_vec(v)
-                .map(|b| String::from_utf8(b).expect("JSON is UTF-8"))
-                .map_err(|source| ExportError::Json { what, source })
-        };
-        labels.insert(
-            labels::LIFECYCLE_METADATA.into(),
-            json!(as_text(&lifecycle, "lifecycle label")?),
-        );
-        labels.insert(
-            labels::BUILD_METADATA.into(),
-            json!(as_text(&build, "build label")?),
-        );
-        labels.insert(labels::PROJECT_METADATA.into(), json!("{}"));
-        let age = self.run_image.age();
-        if age != crate::run_image::BaseAge::default() {
-            labels.insert(
-                labels::RUN_IMAGE.into(),
-                json!(as_text(&json!(age), "run image label")?),
-            );
-        }
+        labels.insert(labels::BUILD_METADATA.into(), labels::text(&build));
+        labels.insert(labels::PROJECT_METADATA.into(), "{}".into());
         if !self.capabilities.is_empty() {
-            let uses: Vec<Value> = self
+            let uses: Vec<labels::CapabilityEntry<'_>> = self
                 .capabilities
                 .iter()
                 .filter(|u| u.allowed)
-                .map(|u| json!({"buildpack": u.buildpack, "capability": u.capability, "detail": u.detail}))
+                .map(|u| labels::CapabilityEntry {
+                    buildpack: &u.buildpack,
+                    capability: &u.capability,
+                    detail: &u.detail,
+                })
                 .collect();
-            labels.insert(
-                labels::CAPABILITIES.into(),
-                json!(as_text(&json!(uses), "capabilities label")?),
-            );
+            labels.insert(labels::CAPABILITIES.into(), labels::text(&uses));
         }
         if let Some(b) = self.build_image {
-            labels.insert(
-                labels::BUILD_IMAGE.into(),
-                json!(as_text(&json!(b), "build image label")?),
-            );
+            labels.insert(labels::BUILD_IMAGE.into(), labels::text(b));
         }
         if !self.app_named.is_empty() {
-            labels.insert(
-                labels::APP_BUILDPACKS.into(),
-                json!(as_text(&json!(self.app_named), "app buildpacks label")?),
-            );
+            labels.insert(labels::APP_BUILDPACKS.into(), labels::text(&self.app_named));
         }
-        Ok(labels)
     }
 }
 

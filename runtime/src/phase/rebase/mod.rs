@@ -16,12 +16,11 @@ mod sbom;
 
 use std::path::PathBuf;
 
-use serde_json::{Map, Value, json};
-
-use crate::api::EnvEntry;
+use crate::image_config::{self, AppPart};
 use crate::labels;
+use crate::oci::document::{self, ImageConfig};
 use crate::oci::store::{Oci, ReadImage, StoreError, Transfers};
-use crate::oci::{Digest, ImageRef, Layout, MEDIA_CONFIG, MEDIA_MANIFEST, canonical};
+use crate::oci::{Digest, ImageRef, Layout, MEDIA_CONFIG, MEDIA_MANIFEST};
 use crate::report::{Reporter, RunImageRef};
 use crate::run_image::{BaseAge, RunImage, RunImageError};
 
@@ -210,20 +209,19 @@ impl Rebase<'_> {
         let app = self.read_app_and_warm_run_image()?;
         let lifecycle = self.lifecycle(&app)?;
         let base_count = self.cut(&app, &lifecycle)?;
-        let os = app.config["os"].as_str().unwrap_or("linux").to_owned();
-        let arch = app.config["architecture"]
-            .as_str()
-            .unwrap_or("amd64")
-            .to_owned();
+        let or = |s: &str, default: &str| {
+            if s.is_empty() {
+                default.to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        let os = or(&app.config.os, "linux");
+        let arch = or(&app.config.architecture, "amd64");
         let run = self
             .run_images
             .load(self.run_image, (&os, &arch), self.oci)?;
-        self.validate(
-            &lifecycle,
-            &app.config["config"]["Labels"],
-            &run,
-            (&os, &arch),
-        )?;
+        self.validate(&lifecycle, &app.config, &run, (&os, &arch))?;
         let new_reference = run
             .manifest_digest
             .as_ref()
@@ -232,7 +230,7 @@ impl Rebase<'_> {
         let new_top = run.top_layer().map(ToString::to_string).unwrap_or_default();
         let old = lifecycle.run_image.clone().unwrap_or_default();
         let (old_reference, old_top) = (old.reference.clone(), old.top_layer.as_str());
-        let app_layers = app.manifest["layers"].as_array().map_or(0, Vec::len) - base_count;
+        let app_layers = app.manifest.layers().len() - base_count;
         let current = self.output.is_none() && new_top == old_top && new_reference == old_reference;
         if current {
             self.reporter
@@ -293,8 +291,7 @@ impl Rebase<'_> {
             .ok_or_else(|| RebaseError::NotBuildpacks {
                 image: self.image.to_string(),
             })?;
-        let labels = &app.config["config"]["Labels"];
-        if labels[labels::REBASABLE].as_str() == Some("false") && !self.force {
+        if app.config.label(labels::REBASABLE) == Some("false") && !self.force {
             return Err(RebaseError::NotRebasable {
                 image: self.image.to_string(),
             });
@@ -305,11 +302,8 @@ impl Rebase<'_> {
     /// How many of the image's layers are the old run image's: those up to
     /// and including `runImage.topLayer`.
     fn cut(&self, app: &ReadImage, lifecycle: &labels::Lifecycle) -> Result<usize, RebaseError> {
-        let diff_ids = app.config["rootfs"]["diff_ids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let layers = app.manifest["layers"].as_array().map_or(0, Vec::len);
+        let diff_ids = &app.config.rootfs.diff_ids;
+        let layers = app.manifest.layers().len();
         if diff_ids.len() != layers {
             return Err(self.invalid(
                 "image",
@@ -322,7 +316,7 @@ impl Rebase<'_> {
         }
         diff_ids
             .iter()
-            .position(|d| d.as_str() == Some(top))
+            .position(|d| d.to_string() == top)
             .map(|i| i + 1)
             .ok_or_else(|| {
                 self.invalid(
@@ -335,11 +329,11 @@ impl Rebase<'_> {
     /// No base older than the image's own, unless allowed: a patch moves
     /// forward, and a fleet job pointed at a stale tag must not roll a fleet
     /// back. Images built before the age was recorded cannot be told.
-    fn check_age(&self, app_labels: &Value, run: &RunImage) -> Result<(), RebaseError> {
+    fn check_age(&self, app: &ImageConfig, run: &RunImage) -> Result<(), RebaseError> {
         if self.allow_downgrade {
             return Ok(());
         }
-        let Some(text) = app_labels[labels::RUN_IMAGE].as_str() else {
+        let Some(text) = app.label(labels::RUN_IMAGE) else {
             return Ok(());
         };
         let old: BaseAge =
@@ -359,12 +353,12 @@ impl Rebase<'_> {
     fn validate(
         &self,
         lifecycle: &labels::Lifecycle,
-        app_labels: &Value,
+        app: &ImageConfig,
         run: &RunImage,
         (os, arch): (&str, &str),
     ) -> Result<(), RebaseError> {
         if self.force {
-            return self.check_age(app_labels, run);
+            return self.check_age(app, run);
         }
         if (run.os(), run.arch()) != (os, arch) {
             return Err(RebaseError::Platform {
@@ -374,7 +368,7 @@ impl Rebase<'_> {
                 new: format!("{}/{}", run.os(), run.arch()),
             });
         }
-        self.check_age(app_labels, run)?;
+        self.check_age(app, run)?;
         let recorded = lifecycle
             .run_image
             .as_ref()
@@ -395,44 +389,41 @@ impl Rebase<'_> {
         &self,
         app: &ReadImage,
         run: &RunImage,
-        config: &Value,
+        config: &ImageConfig,
         base_count: usize,
         sbom: Option<&sbom::NewSbom>,
     ) -> Result<Planned, RebaseError> {
-        let mut app_layers = app.manifest["layers"]
-            .as_array()
-            .map(|l| l[base_count..].to_vec())
-            .unwrap_or_default();
+        let mut app_layers = app.manifest.layers()[base_count..].to_vec();
         if let Some(s) = sbom {
-            app_layers[s.index - base_count] = json!({"mediaType": s.media_type, "digest": s.digest.to_string(), "size": s.blob.len()});
+            app_layers[s.index - base_count] =
+                document::descriptor(&s.media_type, &s.digest, s.blob.len() as u64);
         }
         let kept = app_layers
             .iter()
             .enumerate()
             .filter(|(i, _)| sbom.is_none_or(|s| s.index - base_count != *i))
             .map(|(_, l)| {
-                l["digest"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .parse::<Digest>()
-                    .map_err(|e| self.invalid("manifest", &e))
+                document::digest_of(l, "manifest").map_err(|e| self.invalid("manifest", &e))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let config_bytes = canonical::to_vec(config).map_err(|e| self.invalid("config", &e))?;
-        let mut layers: Vec<Value> = run
+        let config_bytes = document::to_bytes(config);
+        let mut layers: Vec<document::Descriptor> = run
             .layers
             .iter()
-            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+            .map(|l| document::descriptor(&l.media_type, &l.digest, l.size))
             .collect();
         layers.extend(app_layers);
         let mut manifest = app.manifest.clone();
-        manifest["mediaType"] = json!(MEDIA_MANIFEST);
-        manifest["config"] = json!({"mediaType": MEDIA_CONFIG, "digest": Digest::of(&config_bytes).to_string(), "size": config_bytes.len()});
-        manifest["layers"] = Value::Array(layers);
-        let bytes = canonical::to_vec(&manifest).map_err(|e| self.invalid("manifest", &e))?;
+        manifest.set_media_type(Some(document::MediaType::ImageManifest));
+        manifest.set_config(document::descriptor(
+            MEDIA_CONFIG,
+            &Digest::of(&config_bytes),
+            config_bytes.len() as u64,
+        ));
+        manifest.set_layers(layers);
         Ok(Planned {
             config: config_bytes,
-            manifest: bytes,
+            manifest: document::to_bytes(&manifest),
             kept,
         })
     }
@@ -633,151 +624,51 @@ impl Rebase<'_> {
             })
     }
 
-    /// The app's config on the new base: base diff_ids and history replaced,
-    /// os/arch and base labels from the new run image, the launch env
-    /// replayed on the new base's `Env`, everything else kept.
+    /// The app's config on the new base ([`image_config::set_on_base`], as
+    /// export does): the SBOM layer's diff_id replaced when it was
+    /// rewritten, the lifecycle label pointed at the new base, everything
+    /// else of the app's kept.
     fn new_config(
         &self,
         app: &ReadImage,
         run: &RunImage,
         base_count: usize,
         lifecycle: &labels::Lifecycle,
-        new_base: (&str, &str),
-        sbom: Option<&sbom::NewSbom>,
-    ) -> Result<Value, RebaseError> {
-        let mut config = app.config.clone();
-        let diff_ids = app.config["rootfs"]["diff_ids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let mut new_ids: Vec<Value> = run
-            .layers
-            .iter()
-            .map(|l| json!(l.diff_id.to_string()))
-            .collect();
-        new_ids.extend(diff_ids[base_count..].iter().cloned());
-        if let Some(s) = sbom {
-            new_ids[run.layers.len() + s.index - base_count] = json!(s.diff_id.to_string());
-        }
-        config["rootfs"] = json!({"type": "layers", "diff_ids": new_ids});
-
-        // History: keep the app's entries, from the one of its first layer
-        // on; the entries before it (layers and empty_layer config steps)
-        // belonged to the old base.
-        let old_history = app.config["history"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let cut = old_history
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| !h["empty_layer"].as_bool().unwrap_or(false))
-            .nth(base_count)
-            .map_or(old_history.len(), |(i, _)| i);
-        let mut history = run.config["history"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if history.is_empty() && !run.layers.is_empty() {
-            history = run
-                .layers
-                .iter()
-                .map(|_| json!({"created": app.config["created"]}))
-                .collect();
-        }
-        history.extend(old_history[cut..].iter().cloned());
-        config["history"] = Value::Array(history);
-
-        config["os"] = json!(run.os());
-        config["architecture"] = json!(run.arch());
-        match run.config.get("variant") {
-            Some(v) => config["variant"] = v.clone(),
-            None => {
-                if let Some(obj) = config.as_object_mut() {
-                    obj.remove("variant");
-                }
-            }
-        }
-
-        let inner = config["config"]
-            .as_object_mut()
-            .ok_or_else(|| self.invalid("config", &"no config section"))?;
-        let mut document = lifecycle.document.clone();
-        if let Some(s) = sbom {
-            document["sbom"]["sha"] = json!(s.diff_id.to_string());
-        }
-        self.rebase_env_and_labels(inner, run, &document, new_base)?;
-        Ok(config)
-    }
-
-    /// `Env` replayed on the new base (from the launch-env label), base
-    /// labels taken from the new run image, the lifecycle label updated.
-    fn rebase_env_and_labels(
-        &self,
-        inner: &mut Map<String, Value>,
-        run: &RunImage,
-        lifecycle: &Value,
         (new_top, new_reference): (&str, &str),
-    ) -> Result<(), RebaseError> {
-        let name = self.image.to_string();
-        let mut labels: Map<String, Value> = inner
-            .get("Labels")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(ops) = labels.get(labels::LAUNCH_ENV).and_then(Value::as_str) {
-            let entries: Vec<EnvEntry> =
-                serde_json::from_str(ops).map_err(|e| self.invalid("launch env label", &e))?;
-            let base_env: Vec<String> = run.config["config"]["Env"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            inner.insert(
-                "Env".into(),
-                json!(crate::env::launch_env(&base_env, &entries)),
-            );
-        } else {
+        sbom: Option<&sbom::NewSbom>,
+    ) -> Result<ImageConfig, RebaseError> {
+        let launch_env = image_config::recorded_launch_env(&app.config)
+            .map_err(|e| self.invalid("launch env label", &e))?;
+        if launch_env.is_none() {
             self.reporter.note(&format!(
-                "{name}: no {} label; keeping its Env as it is",
+                "{}: no {} label; keeping its Env as it is",
+                self.image,
                 labels::LAUNCH_ENV
             ));
         }
-        labels.retain(|k, _| !k.starts_with(labels::BASE_PREFIX) && k != labels::REBASABLE);
-        if let Some(base_labels) = run.config["config"]["Labels"].as_object() {
-            for (k, v) in base_labels {
-                if k.starts_with(labels::BASE_PREFIX) || k == labels::REBASABLE {
-                    labels.insert(k.clone(), v.clone());
-                }
-            }
+        let mut part = AppPart::of(&app.config, base_count, launch_env);
+        if let Some(s) = sbom {
+            part.diff_ids[s.index - base_count] = s.diff_id.clone();
         }
-        let age = run.age();
-        if age == BaseAge::default() {
-            labels.remove(labels::RUN_IMAGE);
-        } else {
-            let text = canonical::to_vec(&age).map_err(|e| self.invalid("run image label", &e))?;
-            labels.insert(
-                labels::RUN_IMAGE.into(),
-                json!(String::from_utf8(text).expect("JSON is UTF-8")),
-            );
+        let mut config = app.config.clone();
+        let created = app.config.created.clone();
+        image_config::set_on_base(&mut config, run, part, created.as_deref());
+
+        let mut document = lifecycle.document.clone();
+        if let Some(s) = sbom {
+            document["sbom"]["sha"] = s.diff_id.to_string().into();
         }
-        let mut lifecycle = lifecycle.clone();
         let image = self.run_image.to_string();
-        lifecycle["runImage"]["topLayer"] = json!(new_top);
-        lifecycle["runImage"]["reference"] = json!(new_reference);
-        lifecycle["runImage"]["image"] = json!(image);
-        lifecycle["stack"] = json!({"runImage": {"image": image}});
-        let text =
-            canonical::to_vec(&lifecycle).map_err(|e| self.invalid("lifecycle label", &e))?;
-        labels.insert(
-            labels::LIFECYCLE_METADATA.into(),
-            json!(String::from_utf8(text).expect("JSON is UTF-8")),
-        );
-        inner.insert("Labels".into(), Value::Object(labels));
-        Ok(())
+        document["runImage"]["topLayer"] = new_top.into();
+        document["runImage"]["reference"] = new_reference.into();
+        document["runImage"]["image"] = image.clone().into();
+        document["stack"] = serde_json::json!({"runImage": {"image": image}});
+        config
+            .run_config_mut()
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(labels::LIFECYCLE_METADATA.into(), labels::text(&document));
+        Ok(config)
     }
 }
 
@@ -807,12 +698,11 @@ fn held_by(app: &ReadImage, target: &oci_client::Reference) -> std::collections:
     {
         return std::collections::HashSet::new();
     }
-    app.manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(std::iter::once(&app.manifest["config"]))
-        .filter_map(|d| d["digest"].as_str()?.parse().ok())
+    app.manifest
+        .layers()
+        .iter()
+        .chain(std::iter::once(app.manifest.config()))
+        .filter_map(|d| document::digest_of(d, "manifest").ok())
         .collect()
 }
 
@@ -829,3 +719,6 @@ fn repository(reference: &str) -> String {
         Err(_) => reference.into(),
     }
 }
+
+#[cfg(test)]
+mod tests;

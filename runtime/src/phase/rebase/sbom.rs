@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::{Rebase, RebaseError};
 use crate::oci::compress::{Compression, decoder};
+use crate::oci::document;
 use crate::oci::store::{ReadImage, Transfers};
 use crate::oci::{Digest, MEDIA_LAYER_TAR, MEDIA_LAYER_ZSTD, canonical, oci_layer_media_type};
 use crate::run_image::RunImage;
@@ -55,13 +56,12 @@ impl Rebase<'_> {
         let Some(sha) = lifecycle.sbom_sha.as_deref() else {
             return Ok(None);
         };
-        let diff_ids = app.config["rootfs"]["diff_ids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let index = diff_ids
+        let index = app
+            .config
+            .rootfs
+            .diff_ids
             .iter()
-            .position(|d| d.as_str() == Some(sha))
+            .position(|d| d.to_string() == sha)
             .filter(|i| *i >= base_count)
             .ok_or_else(|| {
                 self.invalid(
@@ -69,19 +69,19 @@ impl Rebase<'_> {
                     &format!("sbom.sha {sha} is not an app layer of the image"),
                 )
             })?;
-        let desc = &app.manifest["layers"][index];
-        let digest: Digest = desc["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|e| self.invalid("manifest", &e))?;
-        if desc["size"].as_u64().is_none_or(|s| s > MAX_SBOM_LAYER) {
+        let desc = app.manifest.layers().get(index).ok_or_else(|| {
+            self.invalid("manifest", &format!("no layer {index} for sbom.sha {sha}"))
+        })?;
+        let digest =
+            document::digest_of(desc, "manifest").map_err(|e| self.invalid("manifest", &e))?;
+        if desc.size() > MAX_SBOM_LAYER {
             return Err(self.invalid(
                 "manifest",
-                &format!("SBOM layer {digest}: no size, or over {MAX_SBOM_LAYER} bytes"),
+                &format!("SBOM layer {digest}: over {MAX_SBOM_LAYER} bytes"),
             ));
         }
-        let media_type = oci_layer_media_type(desc["mediaType"].as_str().unwrap_or_default());
+        let media = document::media_type_of(desc);
+        let media_type = oci_layer_media_type(&media);
         let blob =
             self.oci
                 .blob_bytes(&digest, &app.home)
