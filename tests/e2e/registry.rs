@@ -757,4 +757,48 @@ fn credentials_come_from_the_docker_config() {
         &registry.image("app:v1"),
     ]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A credential helper named for the registry (credHelpers), found on
+    // PATH and asked by the docker-credential-helpers protocol, wins over
+    // `auths`; one that fails is reported by name, not taken as anonymous.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = |name: &str, script: &str| {
+        let path = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    };
+    helper(
+        "vault",
+        &format!(
+            r#"read host; [ "$host" = "{}" ] && echo '{{"Username":"ci","Secret":"s3cret"}}'"#,
+            registry.host
+        ),
+    );
+    helper("locked", "echo 'the keychain is locked' >&2; exit 1");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    for (helper, ok) in [("vault", true), ("locked", false)] {
+        std::fs::write(
+            tmp.path().join("config.json"),
+            format!(
+                r#"{{"auths":{{"{0}":{{"auth":"d3Jvbmc6d3Jvbmc="}}}},"credHelpers":{{"{0}":"{helper}"}}}}"#,
+                registry.host
+            ),
+        )
+        .unwrap();
+        let o = run(cascade()
+            .env("DOCKER_CONFIG", tmp.path())
+            .env("PATH", &path)
+            .args(["inspect", "--format", "json", &registry.image("app:v1")]));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.success(), ok, "{helper}: {stderr}");
+        if !ok {
+            assert!(
+                stderr.contains("docker-credential-locked")
+                    && stderr.contains("keychain is locked"),
+                "{stderr}"
+            );
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod canonical;
 pub mod compress;
+pub mod credentials;
 pub mod digest;
 pub mod document;
 pub mod layer;

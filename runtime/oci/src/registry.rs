@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
+use super::credentials::{Credential, DockerConfig};
 use super::digest::{Digest, DigestWriter};
 use super::document::Descriptor;
 use super::layout::blob_tempfile;
@@ -74,7 +74,10 @@ pub fn is_loopback(host: &str) -> bool {
 pub struct Registry {
     rt: tokio::runtime::Runtime,
     client: Client,
-    docker_config: Option<serde_json::Value>,
+    /// The Docker config's credentials (or why it could not be read).
+    docker_config: Result<Option<DockerConfig>, String>,
+    /// Per registry, what the Docker config gave (a helper runs once).
+    credentials: std::sync::Mutex<std::collections::HashMap<String, Result<RegistryAuth, String>>>,
     /// Per registry, once its auth was handed to the client: whether it
     /// asks anonymous clients for nothing (see [`Self::authorize`]). A
     /// cell per host, so threads that start at once wait for one probe of
@@ -120,7 +123,10 @@ impl Registry {
         Ok(Self {
             rt,
             client: Client::new(config),
-            docker_config: read_docker_config(),
+            docker_config: DockerConfig::load()
+                .map(|c| c.map(|(_, c)| c))
+                .map_err(|e| e.to_string()),
+            credentials: std::sync::Mutex::default(),
             authed: std::sync::Mutex::default(),
             open_tokens: std::sync::Mutex::default(),
             push_ready: std::sync::Mutex::default(),
@@ -132,34 +138,36 @@ impl Registry {
 
     /// Credentials for `registry` from the Docker config (`auths.<host>.auth`
     /// or `username`/`password`), else anonymous.
-    fn auth(&self, registry: &str) -> RegistryAuth {
-        let entry = self.docker_config.as_ref().and_then(|c| {
-            let auths = c.get("auths")?.as_object()?;
-            auths
-                .iter()
-                .find(|(k, _)| {
-                    k.trim_start_matches("https://")
-                        .trim_start_matches("http://")
-                        .trim_end_matches('/')
-                        == registry
-                })
-                .map(|(_, v)| v.clone())
+    /// The credential for `registry` from the Docker config ([`crate::credentials`]),
+    /// worked out once per registry: a helper runs once per process.
+    fn credential(&self, registry: &str) -> Result<RegistryAuth, RegistryError> {
+        let mut known = self
+            .credentials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let found = known.entry(registry.to_owned()).or_insert_with(|| {
+            let config = self.docker_config.clone()?;
+            let Some(config) = config else {
+                return Ok(RegistryAuth::Anonymous);
+            };
+            match config.credential(registry, std::env::var_os("PATH").as_deref()) {
+                Ok(Credential::Basic { username, password }) => {
+                    Ok(RegistryAuth::Basic(username, password))
+                }
+                Ok(Credential::None) => Ok(RegistryAuth::Anonymous),
+                Err(e) => Err(e.to_string()),
+            }
         });
-        let Some(entry) = entry else {
-            return RegistryAuth::Anonymous;
-        };
-        if let (Some(u), Some(p)) = (entry["username"].as_str(), entry["password"].as_str()) {
-            return RegistryAuth::Basic(u.into(), p.into());
-        }
-        entry["auth"]
-            .as_str()
-            .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|s| {
-                s.split_once(':')
-                    .map(|(u, p)| RegistryAuth::Basic(u.into(), p.into()))
-            })
-            .unwrap_or(RegistryAuth::Anonymous)
+        found.clone().map_err(|message| RegistryError::Request {
+            reference: registry.to_owned(),
+            message: format!("credentials: {message}"),
+        })
+    }
+
+    /// [`Self::credential`], anonymous where there is none to be had (the
+    /// failure itself is reported by [`Self::call`], before any request).
+    fn auth(&self, registry: &str) -> RegistryAuth {
+        self.credential(registry).unwrap_or(RegistryAuth::Anonymous)
     }
 
     /// Hand the client its auth for `reference`'s registry, once. oci-client
@@ -259,6 +267,7 @@ impl Registry {
     where
         F: AsyncFnMut() -> Result<T, OciDistributionError>,
     {
+        self.credential(reference.resolve_registry())?;
         self.rt.block_on(async {
             self.authorize(reference).await;
             let mut delay = Duration::from_millis(200);
@@ -590,14 +599,6 @@ fn transient(e: &OciDistributionError) -> bool {
         OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
         _ => false,
     }
-}
-
-fn read_docker_config() -> Option<serde_json::Value> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
-    let text = std::fs::read(dir.join("config.json")).ok()?;
-    serde_json::from_slice(&text).ok()
 }
 
 #[cfg(test)]
