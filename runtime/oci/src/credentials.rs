@@ -177,9 +177,9 @@ fn ask_helper(
         .spawn()
         .map_err(|e| fail(format!("running {}: {e}", path.display())))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(registry.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
+        // A helper that answers without reading (or fails at once) closes
+        // its stdin: what it prints and its status tell, not the pipe.
+        let _ = stdin.write_all(registry.as_bytes());
     }
     let status = child
         .wait_timeout(HELPER_TIMEOUT)

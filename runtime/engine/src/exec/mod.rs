@@ -35,6 +35,14 @@ use crate::progress::Reporter;
 use cascade_fs::GuestTree;
 use wait_timeout::ChildExt as _;
 
+mod bwrap;
+mod tool;
+
+pub use bwrap::BWRAP_ISOLATION;
+use bwrap::{PidsCgroup, sandboxed, unsandboxed};
+use tool::tool_bind;
+pub use tool::{find_tool, resolve_tool};
+
 /// How much of each stream is returned to the buildpack.
 const TAIL: usize = 64 << 10;
 /// How much of each call's output reaches the build log.
@@ -96,53 +104,6 @@ pub struct ExecPolicy {
     /// Refuse to run a tool when that limit cannot be enforced
     /// (`--require-limits`), instead of warning.
     pub require_limits: bool,
-}
-
-/// A pids cgroup for one call, so a fork bomb stops at the limit instead of
-/// taking the build host down. cgroup v1 (`/sys/fs/cgroup/pids`) or v2 with
-/// the pids controller; `None` where neither can be written.
-struct PidsCgroup {
-    dir: PathBuf,
-}
-
-impl PidsCgroup {
-    fn create(max: u32) -> Option<Self> {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("cascade-exec-{}-{n}", std::process::id());
-        for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
-            let dir = Path::new(root).join(&name);
-            if std::fs::create_dir(&dir).is_err() {
-                continue;
-            }
-            if std::fs::write(dir.join("pids.max"), max.to_string()).is_ok() {
-                return Some(Self { dir });
-            }
-            let _ = std::fs::remove_dir(&dir);
-        }
-        None
-    }
-
-    fn procs(&self) -> PathBuf {
-        self.dir.join("cgroup.procs")
-    }
-}
-
-impl Drop for PidsCgroup {
-    /// Kill what is left in it, then remove it.
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            let pids = std::fs::read_to_string(self.procs()).unwrap_or_default();
-            let pids: Vec<&str> = pids.split_whitespace().collect();
-            if pids.is_empty() && std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            if !pids.is_empty() {
-                let _ = Command::new("kill").arg("-KILL").args(&pids).status();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 /// One call, in host terms.
@@ -253,126 +214,6 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Resolve `program`: a bare name on the build environment's PATH (the
-/// build image's, looked up inside it; the host's with `--build-image
-/// host`), or an absolute path inside the buildpack's own layers or an
-/// earlier build layer (a runtime it fetched, such as node). Anything else
-/// is refused.
-pub fn resolve_tool(env: &BuildEnv, req: &ExecRequest<'_>) -> Result<Tool, ExecError> {
-    let program = || req.program.to_owned();
-    if !req.program.contains('/') {
-        return match env {
-            BuildEnv::Missing => Err(ExecError::NoBuildEnv(program())),
-            BuildEnv::Host => {
-                let host =
-                    find_tool(req.program).ok_or_else(|| ExecError::NotOnHostPath(program()))?;
-                Ok(Tool {
-                    started_as: host.clone(),
-                    host,
-                    in_layer: false,
-                })
-            }
-            BuildEnv::Image { root, .. } => find_in_image(root, &env.path(), req.program)
-                .ok_or_else(|| ExecError::NotOnImagePath {
-                    program: program(),
-                    path: env.path(),
-                }),
-        };
-    }
-    let guest = Path::new(req.program);
-    let plain = guest.is_absolute()
-        && guest
-            .components()
-            .all(|c| !matches!(c, std::path::Component::ParentDir));
-    let (tree, rest) = plain
-        .then(|| {
-            inside(guest, req.layers, req.layers_guest).or_else(|| {
-                req.build_layers
-                    .iter()
-                    .find_map(|m| inside(guest, &m.tree, &m.guest))
-            })
-        })
-        .flatten()
-        .ok_or_else(|| ExecError::OutsideLayers {
-            program: program(),
-            layers: req.layers_guest.to_owned(),
-        })?;
-    // Resolved beneath the layer's handle: a link that leads out of it is
-    // an error, as is anything but a regular file.
-    let real = tree
-        .canonical(&rest)
-        .ok()
-        .filter(|r| tree.metadata(r).is_ok_and(|m| m.is_file()))
-        .ok_or_else(|| ExecError::NotAFile(program()))?;
-    Ok(Tool {
-        host: tree.path().join(real),
-        started_as: guest.to_path_buf(),
-        in_layer: true,
-    })
-}
-
-/// `guest` as a path under `root` (the guest path of `tree`), if it is one.
-fn inside<'t>(guest: &Path, tree: &'t GuestTree, root: &str) -> Option<(&'t GuestTree, PathBuf)> {
-    guest
-        .strip_prefix(root)
-        .ok()
-        .filter(|rest| !rest.as_os_str().is_empty())
-        .map(|rest| (tree, rest.to_path_buf()))
-}
-
-/// `program` on `path` inside the build image at `root`: links are resolved
-/// beneath the root (an absolute link means the image's `/`), never out of
-/// it, and the result must be an executable regular file. It is started by
-/// its path in the image.
-fn find_in_image(root: &Path, path: &str, program: &str) -> Option<Tool> {
-    use cap_std::fs::PermissionsExt as _;
-    let tree = GuestTree::open(root).ok()?;
-    path.split(':')
-        .filter(|d| d.starts_with('/'))
-        .find_map(|dir| {
-            let guest = Path::new(dir).join(program);
-            let in_image = guest.strip_prefix("/").ok()?;
-            let resolved = tree.resolve_rooted(in_image).ok()?;
-            let meta = tree.metadata(&resolved).ok()?;
-            (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then(|| Tool {
-                host: root.join(&resolved),
-                started_as: guest.clone(),
-                in_layer: false,
-            })
-        })
-}
-
-/// `program` on the host's PATH.
-pub fn find_tool(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        return None;
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
-/// What of the host a tool found on PATH needs bound: the directory it is
-/// in (its siblings are what it starts by name: rustup's proxies, gcc's
-/// drivers), never its install prefix (`~/.cargo` holds credentials) and
-/// never a home directory itself. `None` for the system's dirs, which are
-/// bound anyway.
-fn tool_bind(tool: &Path) -> Option<PathBuf> {
-    let dir = tool.parent()?;
-    let system = ["/usr", "/bin", "/sbin", "/lib"]
-        .iter()
-        .any(|d| dir.starts_with(d));
-    if system {
-        return None;
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    if dir == Path::new("/") || home.as_deref() == Some(dir) {
-        return Some(tool.to_path_buf());
-    }
-    Some(dir.to_path_buf())
 }
 
 pub fn have_bwrap() -> bool {
@@ -571,155 +412,6 @@ fn wait(
     }
 }
 
-/// How every bubblewrap sandbox starts (a tool here, an image's process in
-/// `cascade run`): it dies with us; a new session, so it cannot push
-/// keystrokes into the user's terminal (TIOCSTI, CVE-2017-5226); every
-/// namespace unshared, the user namespace always (not only where possible),
-/// and no capabilities in it: run by root, bwrap would otherwise keep
-/// root's.
-pub const BWRAP_ISOLATION: [&str; 6] = [
-    "--die-with-parent",
-    "--new-session",
-    "--unshare-all",
-    "--unshare-user",
-    "--cap-drop",
-    "ALL",
-];
-
-/// The tool under bwrap, with only what it needs bound.
-fn sandboxed(
-    policy: &ExecPolicy,
-    req: &ExecRequest<'_>,
-    tool: &Tool,
-    env: &[(String, String)],
-    fds: &mut Vec<std::os::fd::OwnedFd>,
-) -> Result<Command, ExecError> {
-    let mut c = Command::new("bwrap");
-    c.args(BWRAP_ISOLATION);
-    match &policy.build_env {
-        BuildEnv::Image { root, .. } => image_root(&mut c, root, req.network)?,
-        BuildEnv::Host => host_system(&mut c, policy, tool, req.network)?,
-        BuildEnv::Missing => return Err(ExecError::NoBuildEnv(req.program.to_owned())),
-    }
-    c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-    let mut bind_fd = |flag: &str, tree: &GuestTree, guest: &str| -> Result<(), ExecError> {
-        use std::os::fd::AsRawFd;
-        let fd = tree.inheritable_fd().map_err(sandbox_err(tree.path()))?;
-        c.arg(flag).arg(fd.as_raw_fd().to_string()).arg(guest);
-        fds.push(fd);
-        Ok(())
-    };
-    bind_fd("--bind-fd", req.app, crate::api::APP_DIR)?;
-    bind_fd("--bind-fd", req.layers, req.layers_guest)?;
-    for m in req.build_layers {
-        bind_fd("--ro-bind-fd", &m.tree, &m.guest)?;
-    }
-    c.arg("--clearenv");
-    for (k, v) in env {
-        c.args(["--setenv", k, v]);
-    }
-    c.args(["--chdir", req.working_dir, "--"]);
-    c.arg(&tool.started_as).args(req.args);
-    Ok(c)
-}
-
-/// The build image's filesystem as `/`, read-only. Its mount points
-/// (`/workspace`, `/layers`, `/proc`, `/dev`, `/tmp`, and `/etc/resolv.conf`
-/// and `/etc/hosts` for the network) were made real when it was unpacked,
-/// so no link in the image leads a mount elsewhere; `/layers` is a tmpfs
-/// under which each buildpack's layers are bound.
-fn image_root(c: &mut Command, root: &Path, network: bool) -> Result<(), ExecError> {
-    c.arg("--ro-bind").arg(root).arg("/");
-    c.args(["--tmpfs", crate::api::LAYERS_DIR]);
-    if network {
-        c.arg("--share-net");
-        // The host's resolver settings, as a container runtime gives them;
-        // only over a regular file the image holds there.
-        let tree = GuestTree::open(root).map_err(sandbox_err(root))?;
-        for f in ["/etc/resolv.conf", "/etc/hosts"] {
-            let rel = &f[1..];
-            if Path::new(f).exists() && tree.open_file_nofollow(rel).is_ok() {
-                c.args(["--ro-bind", f, f]);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The build host's system dirs, read-only (`--build-image host`).
-fn host_system(
-    c: &mut Command,
-    policy: &ExecPolicy,
-    tool: &Tool,
-    network: bool,
-) -> Result<(), ExecError> {
-    if network {
-        c.arg("--share-net");
-        for f in [
-            "/etc/resolv.conf",
-            "/etc/hosts",
-            "/etc/ssl",
-            "/etc/ca-certificates",
-        ] {
-            if Path::new(f).exists() {
-                c.args(["--ro-bind", f, f]);
-            }
-        }
-    }
-    // The system's programs and libraries, and the two files of /etc
-    // they need to be found (Debian's `cc` is /etc/alternatives/cc).
-    for f in ["/etc/alternatives", "/etc/ld.so.cache"] {
-        if Path::new(f).exists() {
-            c.args(["--ro-bind", f, f]);
-        }
-    }
-    for d in [
-        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-    ] {
-        let p = Path::new(d);
-        match std::fs::symlink_metadata(p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let target = std::fs::read_link(p).map_err(sandbox_err(p))?;
-                c.arg("--symlink").arg(target).arg(d);
-            }
-            Ok(m) if m.is_dir() => {
-                c.args(["--ro-bind", d, d]);
-            }
-            _ => {}
-        }
-    }
-    let mut ro: Vec<PathBuf> = Vec::new();
-    if !tool.in_layer {
-        ro.extend(tool_bind(&tool.host));
-    }
-    ro.extend(policy.paths.iter().cloned());
-    for p in &ro {
-        if p.exists() && !p.starts_with("/usr") {
-            c.arg("--ro-bind").arg(p).arg(p);
-        }
-    }
-    Ok(())
-}
-
-/// The tool without a sandbox (`--allow-unsandboxed-exec`, no bwrap).
-fn unsandboxed(req: &ExecRequest<'_>, tool: &Path, env: &[(String, String)]) -> Command {
-    // No sandbox at all, by the platform's choice: paths as they are.
-    let wd = if let Ok(rest) = Path::new(req.working_dir).strip_prefix(crate::api::APP_DIR) {
-        req.app.path().join(rest)
-    } else {
-        let rest = Path::new(req.working_dir)
-            .strip_prefix(req.layers_guest)
-            .unwrap_or(Path::new(""));
-        req.layers.path().join(rest)
-    };
-    let mut c = Command::new(tool);
-    c.args(req.args)
-        .current_dir(wd)
-        .env_clear()
-        .envs(env.iter().cloned());
-    c
-}
-
 /// Send a stream's lines to the build log (within a budget) and keep its
 /// last [`TAIL`] bytes.
 fn tail_and_log(
@@ -779,6 +471,7 @@ fn sandbox_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
 
 #[cfg(test)]
 mod tests {
+    use super::tool::find_in_image;
     use super::*;
 
     #[test]
