@@ -7,7 +7,7 @@ set -euo pipefail
 
 rustup target add wasm32-wasip2
 
-packages=(skopeo umoci oci-image-tool bubblewrap busybox-static jq docker-registry golang-go mmdebstrap)
+packages=(skopeo umoci oci-image-tool bubblewrap busybox-static jq docker-registry golang-go mmdebstrap strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,10 +21,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # CycloneDX's own schema validator (the official Python library), which the
-# SBOM tests check Cascade's SBOMs with.
-if ! python3 -c "import cyclonedx.validation.json, jsonschema" 2>/dev/null; then
+# SBOM tests check Cascade's SBOMs with, and lib4vex, an OpenVEX reader the
+# bloat tests read Cascade's VEX documents with.
+if ! python3 -c "import cyclonedx.validation.json, jsonschema, lib4vex.parser" 2>/dev/null; then
   user=""
   [ "$(id -u)" = 0 ] || user="--user"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $user \
-    'cyclonedx-python-lib[json-validation]==11.12.0'
+    'cyclonedx-python-lib[json-validation]==11.12.0' 'lib4vex==0.2.3'
 fi

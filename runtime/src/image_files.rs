@@ -5,15 +5,19 @@
 //! on the host: links are resolved inside this map, the way the kernel
 //! will once the image's root is `/`.
 //!
-//! A layer's listing is cached by diff_id, so a rebuild that reuses its
-//! layers reads none of them again.
+//! Each file also carries what [`crate::bloat`] and the stack contract need
+//! to know of it without the image being unpacked: an ELF file's loader
+//! facts, a script's `#!` interpreter, the text of the package database and
+//! the loader's configuration. A layer's listing is cached by diff_id, so a
+//! rebuild that reuses its layers reads none of them again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::elf::ElfFacts;
 use crate::oci::compress::decoder;
 use crate::oci::{Digest, DigestReader};
 use crate::tar_guard::TarGuard;
@@ -23,9 +27,78 @@ use crate::tar_guard::TarGuard;
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Dir,
-    File { exec: bool },
-    Link { target: String },
+    File {
+        exec: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        facts: Option<Box<Facts>>,
+    },
+    Link {
+        target: String,
+    },
     Other,
+}
+
+/// What a file is, beyond its bytes, for the loader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Facts {
+    Elf(ElfFacts),
+    /// A `#!` script: the program that runs it, and its one argument.
+    Script {
+        interpreter: String,
+        arg: Option<String>,
+    },
+    /// The text of a package-database or loader-configuration file.
+    Text(String),
+}
+
+/// Files read whole at most this large (a dpkg status of 10,000 packages
+/// is about 10 MiB; an ELF file larger than this is listed without facts).
+const MAX_READ: u64 = 256 << 20;
+
+/// Whether the text of the file at `path` is kept: the dpkg database
+/// (`status`, distroless `status.d/`, the `info/*.list` file lists) and the
+/// loader's search-path configuration.
+fn keeps_text(path: &str) -> bool {
+    path == "var/lib/dpkg/status"
+        || path.starts_with("var/lib/dpkg/status.d/")
+        || (path.starts_with("var/lib/dpkg/info/")
+            && Path::new(path).extension().is_some_and(|e| e == "list"))
+        || path == "etc/ld.so.conf"
+        || path.starts_with("etc/ld.so.conf.d/")
+}
+
+/// The facts of a regular file of `size` bytes being read from `entry`.
+fn file_facts(name: &str, size: u64, entry: &mut impl io::Read) -> io::Result<Option<Box<Facts>>> {
+    let text = keeps_text(name);
+    let mut head = [0u8; 512];
+    let mut got = 0;
+    while got < head.len() {
+        let n = entry.read(&mut head[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let head = &head[..got];
+    let whole = |entry: &mut dyn io::Read| -> io::Result<Option<Vec<u8>>> {
+        if size > MAX_READ {
+            return Ok(None);
+        }
+        let mut bytes = head.to_vec();
+        entry.take(MAX_READ).read_to_end(&mut bytes)?;
+        Ok(Some(bytes))
+    };
+    let facts = if crate::elf::is_elf(head) {
+        whole(entry)?
+            .and_then(|b| crate::elf::facts(&b))
+            .map(Facts::Elf)
+    } else if text {
+        whole(entry)?.map(|b| Facts::Text(String::from_utf8_lossy(&b).into_owned()))
+    } else {
+        crate::elf::shebang(head).map(|(interpreter, arg)| Facts::Script { interpreter, arg })
+    };
+    Ok(facts.map(Box::new))
 }
 
 /// One layer's entries, in order, as its tar has them (whiteouts as
@@ -48,7 +121,7 @@ pub fn list(
     let mut out = Vec::new();
     let mut archive = tar::Archive::new(&mut diff);
     for entry in archive.entries()? {
-        let entry = entry?;
+        let mut entry = entry?;
         if out.len() >= limits.max_entries as usize {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -66,8 +139,11 @@ pub fn list(
         let kind = if kind.is_dir() {
             Kind::Dir
         } else if kind.is_file() {
+            let exec = header.mode().unwrap_or(0) & 0o111 != 0;
+            let size = header.size().unwrap_or(0);
             Kind::File {
-                exec: header.mode().unwrap_or(0) & 0o111 != 0,
+                exec,
+                facts: file_facts(&name, size, &mut entry)?,
             }
         } else if kind.is_symlink() {
             let target = entry.link_name()?.unwrap_or_default();
@@ -115,8 +191,10 @@ pub fn list_cached(
     (digest, diff_id): (&Digest, &Digest),
     cache_dir: &Path,
 ) -> io::Result<Listing> {
+    // `files-v2`: listings with facts (v1 had none, and a listing read
+    // from it would say no file is an ELF file).
     let cached = cache_dir
-        .join("files")
+        .join("files-v2")
         .join(format!("{}.json", diff_id.hex()));
     if let Ok(bytes) = std::fs::read(&cached)
         && let Ok(listing) = serde_json::from_slice(&bytes)
@@ -272,9 +350,50 @@ impl Files {
             .is_some_and(|(p, _)| p.starts_with(&prefix))
     }
 
+    /// The facts of the file `path` resolves to, with its resolved path.
+    pub fn facts(&self, path: &str) -> Option<(String, &Facts)> {
+        match self.resolve(path)? {
+            (at, Kind::File { facts: Some(f), .. }) => Some((at, f)),
+            _ => None,
+        }
+    }
+
+    /// Every entry, by path (no leading `/`), in path order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Kind)> {
+        self.entries.iter().map(|(p, k)| (p.as_str(), k))
+    }
+
+    /// The names directly in the directory `dir` (resolved), sorted.
+    pub fn names_in(&self, dir: &str) -> Vec<String> {
+        let Some((dir, Kind::Dir)) = self.resolve(dir) else {
+            return Vec::new();
+        };
+        let prefix = format!("{}/", dir.trim_start_matches('/'));
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter_map(|(p, _)| p[prefix.len()..].split('/').next())
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// `path` with the directories above it resolved and its last part
+    /// kept as it is: where a link itself lives (a package's file list names
+    /// `/lib/x`, which a merged-/usr image holds at `/usr/lib/x`).
+    pub fn parent_resolved(&self, path: &str) -> String {
+        let path = path.trim_end_matches('/');
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        match self.resolve(dir) {
+            Some((dir, _)) => format!("{dir}/{name}"),
+            None => format!("/{}", path.trim_start_matches('/')),
+        }
+    }
+
     /// Whether `path` resolves to a regular file with an exec bit.
     pub fn is_program(&self, path: &str) -> bool {
-        matches!(self.resolve(path), Some((_, Kind::File { exec: true })))
+        matches!(self.resolve(path), Some((_, Kind::File { exec: true, .. })))
     }
 }
 
@@ -347,7 +466,7 @@ impl Files {
 /// The first command word of a shell script: past variable assignments
 /// and `exec`; `None` when it starts with something only the shell can
 /// judge (an expansion, a quote).
-fn first_command(script: &str) -> Option<String> {
+pub(crate) fn first_command(script: &str) -> Option<String> {
     let words = shlex::split(script.lines().find(|l| !l.trim().is_empty())?)?;
     let word = words
         .into_iter()
@@ -379,7 +498,10 @@ mod tests {
         Kind::Link { target: t.into() }
     }
 
-    const EXEC: Kind = Kind::File { exec: true };
+    const EXEC: Kind = Kind::File {
+        exec: true,
+        facts: None,
+    };
 
     #[test]
     fn programs_are_found_through_links_and_path() {
@@ -389,7 +511,13 @@ mod tests {
             ("bin/sh", link("busybox")),
             ("usr", Kind::Dir),
             ("usr/bin", link("../bin")),
-            ("etc/passwd", Kind::File { exec: false }),
+            (
+                "etc/passwd",
+                Kind::File {
+                    exec: false,
+                    facts: None,
+                },
+            ),
             ("loop", link("/loop")),
         ]]);
         let l = Lookup {

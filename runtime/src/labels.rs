@@ -33,6 +33,10 @@ pub const RUN_IMAGE: &str = "dev.cascade.run-image";
 /// ([`crate::report::BuildImageRef`]: reference, digest, hermetic), so a
 /// platform can list the images built on a build image it has patched.
 pub const BUILD_IMAGE: &str = "dev.cascade.build-image";
+/// Cascade's own: what the app needs of its run image, the sonames it
+/// loads from it and its programs the app runs
+/// ([`crate::bloat::contract::Contract`]), checked before a rebase.
+pub const STACK_CONTRACT: &str = "dev.cascade.stack-contract";
 pub const REBASABLE: &str = "io.buildpacks.rebasable";
 /// Labels a run image sets that follow it on rebase.
 pub const BASE_PREFIX: &str = "io.buildpacks.base.";

@@ -73,11 +73,7 @@ pub fn plan(
             kinds.join(", ")
         }
     };
-    let run = config.config.clone().unwrap_or_default();
-    let default_dir = run
-        .working_dir
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "/".to_owned());
+    let default_dir = config.working_dir().to_owned();
     let (process, mut argv, working_dir) = if let Some(kind) = asked {
         let p = image
             .processes
@@ -92,13 +88,7 @@ pub fn plan(
         let dir = p.working_dir.clone().unwrap_or(default_dir);
         (Some(p.kind.clone()), argv, dir)
     } else {
-        let argv: Vec<String> = run
-            .entrypoint
-            .into_iter()
-            .flatten()
-            .chain(run.cmd.into_iter().flatten())
-            .collect();
-        (image.default_process.clone(), argv, default_dir)
+        (image.default_process.clone(), config.command(), default_dir)
     };
     if argv.is_empty() {
         return Err(LaunchError::NoDefault {

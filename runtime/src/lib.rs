@@ -6,10 +6,12 @@
 //! through [`api::BuildpackRunner`], so they neither know nor care that the
 //! buildpacks are wasm; `cascade-engine` ([`wasm`]) implements that seam.
 
+pub mod bloat;
 pub mod build_image;
 pub mod builder_info;
 pub mod cache;
 pub mod distribution;
+pub mod elf;
 pub mod embedded;
 pub mod fleet;
 pub mod image_config;

@@ -8,6 +8,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::bloat::contract::{self, Needs};
 use crate::image_files::{self, DEFAULT_PATH, Files, Lookup};
 use crate::oci::Digest;
 use crate::oci::document::{self, ImageConfig, ImageManifest};
@@ -24,19 +25,32 @@ pub enum Checked {
     /// Some layer's blob is not on this machine (a registry run image that
     /// was never pulled): Cascade does not download a base to check it.
     Skipped(String),
-    Done(Vec<Problem>),
+    Done {
+        problems: Vec<Problem>,
+        /// What the app needs of its run image (the stack contract), and
+        /// the libraries its ELF files need that nothing provides.
+        needs: Needs,
+    },
 }
 
-/// Check the processes of the image `manifest`/`config`; `blob` finds a
-/// layer blob on this machine, listings are cached under `cache_dir`.
+/// Check the processes of the image `manifest`/`config`, whose first
+/// `base_layers` layers are its run image's; `blob` finds a layer blob on
+/// this machine, listings are cached under `cache_dir`.
 pub fn check(
     manifest: &ImageManifest,
     config: &ImageConfig,
+    base_layers: usize,
     blob: &dyn Fn(&Digest) -> Option<PathBuf>,
     cache_dir: &Path,
 ) -> io::Result<Checked> {
     let mut files = Files::default();
-    for (layer, diff_id) in manifest.layers().iter().zip(&config.rootfs.diff_ids) {
+    let mut base = Files::default();
+    for (i, (layer, diff_id)) in manifest
+        .layers()
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .enumerate()
+    {
         let Ok(digest) = document::digest_of(layer, "manifest") else {
             return Ok(Checked::Skipped("a layer without a sha256 digest".into()));
         };
@@ -46,24 +60,21 @@ pub fn check(
             )));
         };
         let media_type = document::media_type_of(layer);
-        files.apply(&image_files::list_cached(
-            &path,
-            &media_type,
-            (&digest, diff_id),
-            cache_dir,
-        )?);
+        let listing = image_files::list_cached(&path, &media_type, (&digest, diff_id), cache_dir)?;
+        if i < base_layers {
+            base.apply(&listing);
+        }
+        files.apply(&listing);
     }
     let path = config
         .env()
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    let default_dir = config
-        .config
-        .as_ref()
-        .and_then(|c| c.working_dir.as_deref())
-        .unwrap_or("/");
+    let default_dir = config.working_dir();
     let inspection = crate::inspect::from_parts("", &Digest::of(b""), manifest, config);
+    let starts = crate::bloat::starts(&inspection, config, default_dir);
+    let needs = contract::needs(&files, &base, config.env(), &starts);
     let mut problems = Vec::new();
     for p in &inspection.processes {
         let argv: Vec<String> = p.command.iter().chain(&p.args).cloned().collect();
@@ -79,7 +90,7 @@ pub fn check(
             });
         }
     }
-    Ok(Checked::Done(problems))
+    Ok(Checked::Done { problems, needs })
 }
 
 #[cfg(test)]
@@ -96,10 +107,10 @@ mod tests {
         let mut config = ImageConfig::default();
         config.rootfs.diff_ids = vec![digest.clone()];
         let tmp = tempfile::tempdir().unwrap();
-        let checked = check(&manifest, &config, &|_| None, tmp.path()).unwrap();
+        let checked = check(&manifest, &config, 1, &|_| None, tmp.path()).unwrap();
         match checked {
             Checked::Skipped(why) => assert!(why.contains(&digest.to_string()), "{why}"),
-            Checked::Done(p) => panic!("checked without the layer: {p:?}"),
+            Checked::Done { problems, .. } => panic!("checked without the layer: {problems:?}"),
         }
     }
 }

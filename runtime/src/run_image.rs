@@ -39,6 +39,11 @@ pub struct RunImages {
     warmed: std::sync::Mutex<std::collections::HashSet<String>>,
     /// `(repository, layer)` pairs made present in this run.
     given: std::sync::Mutex<std::collections::HashSet<(String, Digest)>>,
+    /// The filesystem of each run image read for a stack-contract check,
+    /// by the diff_ids of its layers.
+    files: std::sync::Mutex<
+        std::collections::HashMap<Vec<Digest>, std::sync::Arc<crate::image_files::Files>>,
+    >,
 }
 
 impl RunImages {
@@ -80,6 +85,52 @@ impl RunImages {
                 oci,
             );
         }
+    }
+
+    /// The files of `run` (its layers' listings, from the blob cache;
+    /// registry layers are pulled once), once per run.
+    pub fn files(
+        &self,
+        run: &RunImage,
+        oci: &Oci,
+    ) -> Result<std::sync::Arc<crate::image_files::Files>, RunImageError> {
+        let key: Vec<Digest> = run.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let mut known = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(f) = known.get(&key) {
+            return Ok(f.clone());
+        }
+        let name = run.reference.to_string();
+        let mut files = crate::image_files::Files::default();
+        let mut t = crate::oci::store::Transfers::default();
+        for l in &run.layers {
+            let path = oci
+                .local_blob(&l.digest, &run.home, true, &mut t)
+                .map_err(|source| RunImageError::Store {
+                    reference: name.clone(),
+                    source,
+                })?
+                .ok_or_else(|| RunImageError::Invalid {
+                    reference: name.clone(),
+                    message: format!("layer {} is not on this machine", l.digest),
+                })?;
+            let listing = crate::image_files::list_cached(
+                &path,
+                &l.media_type,
+                (&l.digest, &l.diff_id),
+                &oci.cache_root,
+            )
+            .map_err(|e| RunImageError::Invalid {
+                reference: name.clone(),
+                message: format!("reading layer {}: {e}", l.digest),
+            })?;
+            files.apply(&listing);
+        }
+        let files = std::sync::Arc::new(files);
+        known.insert(key, files.clone());
+        Ok(files)
     }
 
     /// [`RunImage::load`], or what it gave for the same reference and

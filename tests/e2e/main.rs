@@ -6,6 +6,7 @@
 //! (`CI=true`) it fails the test.
 
 mod bad_input;
+mod bloat;
 mod build_apps;
 mod build_image;
 mod cache;

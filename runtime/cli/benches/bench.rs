@@ -32,9 +32,12 @@ mod fetch;
 #[path = "sections/rust.rs"]
 mod rust;
 
+#[path = "sections/bloat.rs"]
+mod bloat;
 #[path = "sections/build.rs"]
 mod build;
 
+use bloat::bloat_vs_dpkg;
 use build::{cold_vs_warm, detect_vs_spawn, export_throughput, noop_rebuild};
 use fetch::fetch_hit_vs_miss;
 use rebase::registry_rebase;
@@ -130,6 +133,9 @@ fn main() {
     }
     if want("rebase") {
         registry_rebase(&mut out);
+    }
+    if want("bloat") {
+        bloat_vs_dpkg(&mut out);
     }
     print!("{out}");
     let path = workspace().join("BENCHMARKS.md");

@@ -217,6 +217,26 @@ impl ImageConfig {
             .unwrap_or_default()
     }
 
+    /// What a container of the image runs by default: `Entrypoint`, then
+    /// `Cmd`.
+    pub fn command(&self) -> Vec<String> {
+        let run = self.config.as_ref();
+        run.and_then(|r| r.entrypoint.clone())
+            .into_iter()
+            .flatten()
+            .chain(run.and_then(|r| r.cmd.clone()).into_iter().flatten())
+            .collect()
+    }
+
+    /// `config.WorkingDir`, `/` when it has none.
+    pub fn working_dir(&self) -> &str {
+        self.config
+            .as_ref()
+            .and_then(|c| c.working_dir.as_deref())
+            .filter(|d| !d.is_empty())
+            .unwrap_or("/")
+    }
+
     /// `history`, empty when there is none.
     pub fn history(&self) -> &[History] {
         self.history.as_deref().unwrap_or_default()

@@ -311,7 +311,7 @@ impl Fleet<'_> {
 /// failure: a fleet run goes on past any one image, even one whose input
 /// reached a bug (the panic's message is the reason; the default hook has
 /// printed where).
-fn unless_it_panics<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn unless_it_panics<T>(work: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
         let what = panic
             .downcast_ref::<&str>()

@@ -285,11 +285,12 @@ fn phases(
         reporter,
     }
     .run()?;
+    let mut exported = exported;
     // No second stamp after export is needed to record this one: a stamp
     // counts only entries whose ctime precedes its probe, so any change
     // made after it (while export read the tree, say) moves a ctime past
     // the probe, and the next build's stamp cannot equal this one.
-    let process_warnings = check_processes(req, oci, &store, &run_image, &exported, reporter)?;
+    let process_warnings = check_processes(req, oci, &store, &run_image, &mut exported, reporter)?;
     let (transfers, digest, referrer) =
         store_image(req, oci, &store, &run_image, &exported, reporter)?;
     // The image is complete: a cache that cannot be saved (a full disk)

@@ -87,12 +87,16 @@ pub(super) fn os_info(
 
 /// Warn (or with `--strict-processes` fail, before anything is stored)
 /// when a process's program is not in the image; see [`process_check`].
+/// Warn when an ELF file of the app's layers needs a library nothing
+/// provides, and record what the app needs of its run image (the stack
+/// contract, [`crate::bloat::contract`]) in the image's config for a rebase
+/// to check.
 pub(super) fn check_processes(
     req: &BuildRequest,
     oci: &Oci,
     store: &Layout,
     run_image: &RunImage,
-    exported: &Exported,
+    exported: &mut Exported,
     reporter: &dyn Reporter,
 ) -> Result<Vec<String>, PipelineError> {
     let manifest: ImageManifest = document::parse(&exported.manifest, "manifest")
@@ -109,10 +113,19 @@ pub(super) fn check_processes(
             .ok()
             .flatten()
     };
-    let problems = match process_check::check(&manifest, &config, &blob, &oci.cache_root) {
-        Ok(process_check::Checked::Done(problems)) => problems,
+    let checked = process_check::check(
+        &manifest,
+        &config,
+        run_image.layers.len(),
+        &blob,
+        &oci.cache_root,
+    );
+    let (problems, needs) = match checked {
+        Ok(process_check::Checked::Done { problems, needs }) => (problems, needs),
         Ok(process_check::Checked::Skipped(why)) => {
-            reporter.note(&format!("processes not checked: {why}"));
+            reporter.note(&format!(
+                "processes and the stack contract not checked: {why}"
+            ));
             return Ok(Vec::new());
         }
         Err(e) => {
@@ -120,7 +133,7 @@ pub(super) fn check_processes(
             return Ok(Vec::new());
         }
     };
-    let said: Vec<String> = problems
+    let mut said: Vec<String> = problems
         .iter()
         .map(|p| {
             format!(
@@ -136,6 +149,26 @@ pub(super) fn check_processes(
     }
     for w in &said {
         reporter.note(&format!("warning: {w}; pick a --run-image that has it"));
+    }
+    for (soname, by) in &needs.unresolved {
+        let w = format!(
+            "{by} needs {soname}, which neither the run image ({}) nor a launch layer provides",
+            req.run_image
+        );
+        reporter.note(&format!("warning: {w}"));
+        said.push(w);
+    }
+    let contract = &needs.contract;
+    if !contract.sonames.is_empty() || !contract.interpreters.is_empty() {
+        exported.set_label(
+            crate::labels::STACK_CONTRACT,
+            &crate::labels::text(contract),
+        );
+        reporter.note(&format!(
+            "stack contract: {} sonames, {} programs of the run image",
+            contract.sonames.len(),
+            contract.interpreters.len()
+        ));
     }
     Ok(said)
 }

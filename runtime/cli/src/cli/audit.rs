@@ -9,14 +9,22 @@ use cascade_lifecycle::fleet::{AuditReport, audit, audit_build, discover};
 use cascade_lifecycle::oci::ImageRef;
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // clap flags: each bool is one switch
 pub struct AuditArgs {
     /// Images to audit: oci:DIR[:TAG] or HOST[:PORT]/REPO[:TAG].
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
 
-    /// The run image whose current digest images are compared with.
-    #[arg(long, value_name = "REF", required_unless_present = "build_image")]
+    /// The run image whose current digest images are compared with (with
+    /// --usage, the run image --discover looks for).
+    #[arg(long, value_name = "REF", required_unless_present_any = ["build_image", "usage"])]
     pub run_image: Option<String>,
+
+    /// Audit package use instead: for each run-image package, how many of
+    /// the images that carry it have a process that reaches it (`cascade
+    /// bloat` for each image), and which packages no image reaches.
+    #[arg(long, conflicts_with = "build_image")]
+    pub usage: bool,
 
     /// Audit against a build image instead: an image built on an older
     /// digest of REF is stale (rebuild it on the patched build image), one
@@ -59,6 +67,9 @@ pub struct AuditArgs {
 pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
     if let Some(build_image) = &args.build_image {
         return run_build(args, build_image);
+    }
+    if args.usage {
+        return run_usage(args);
     }
     let reporter = Stderr::new(args.quiet);
     let run_image = ImageRef::parse(args.run_image.as_deref().unwrap_or_default())
@@ -145,6 +156,77 @@ fn run_build(args: &AuditArgs, build_image: &str) -> anyhow::Result<()> {
             report.stale
         ))
         .into());
+    }
+    Ok(())
+}
+
+/// `audit --usage`: package use across the fleet.
+fn run_usage(args: &AuditArgs) -> anyhow::Result<()> {
+    let reporter = Stderr::new(args.quiet);
+    let run_image = args
+        .run_image
+        .as_deref()
+        .map(|r| ImageRef::parse(r).map_err(|e| InvalidInput(format!("--run-image: {e}"))))
+        .transpose()?;
+    let mut images = super::images_from(&args.images, args.images_file.as_deref())?;
+    let mut refs: Vec<&ImageRef> = images.iter().collect();
+    refs.extend(run_image.iter());
+    let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
+    if args.discover {
+        let run_image = run_image
+            .as_ref()
+            .ok_or_else(|| InvalidInput("--discover needs --run-image".into()))?;
+        images.extend(discover(&oci, run_image, &reporter)?);
+    }
+    images.sort_by_key(ToString::to_string);
+    images.dedup();
+    if images.is_empty() {
+        return Err(InvalidInput(
+            "no images to audit: give IMAGEs, --images-file, or --discover".into(),
+        )
+        .into());
+    }
+    let report = cascade_lifecycle::bloat::usage::usage(&oci, &images, &reporter);
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => {
+            let width = report
+                .packages
+                .iter()
+                .map(|p| p.name.len())
+                .max()
+                .unwrap_or(7)
+                .max(7);
+            println!(
+                "{:<width$}  {:>7}  {:>6}  VERSIONS",
+                "PACKAGE", "REACHED", "IMAGES"
+            );
+            for p in &report.packages {
+                println!(
+                    "{:<width$}  {:>7}  {:>6}  {}",
+                    p.name,
+                    p.reached_by,
+                    p.images,
+                    p.versions.join(", ")
+                );
+            }
+            for i in report.images.iter().filter(|i| i.status == "failed") {
+                println!("failed: {}: {}", i.image, i.reason.as_deref().unwrap_or(""));
+            }
+            println!(
+                "{} images read, {} failed; {} of {} packages reached by no image: {}",
+                report.read,
+                report.failed,
+                report.never_reached.len(),
+                report.packages.len(),
+                report.never_reached.join(" ")
+            );
+        }
+    }
+    if report.failed > 0 {
+        return Err(
+            AuditUnreadable(format!("{} image(s) could not be read", report.failed)).into(),
+        );
     }
     Ok(())
 }

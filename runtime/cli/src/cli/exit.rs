@@ -63,6 +63,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if cause.is::<super::audit::AuditUnreadable>() {
             return AUDIT_UNREADABLE;
         }
+        if let Some(e) = cause.downcast_ref::<cascade_lifecycle::bloat::trace::TraceError>() {
+            use cascade_lifecycle::bloat::trace::TraceError;
+            if matches!(e, TraceError::NoStrace | TraceError::NoBwrap) {
+                return INVALID_INPUT;
+            }
+        }
         if cause.is::<BuilderError>()
             || cause.is::<EngineError>()
             || cause.is::<InvalidInput>()

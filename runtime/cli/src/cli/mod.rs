@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive types in one place) and dispatch.
 
 mod audit;
+mod bloat;
 pub mod build;
 mod builder;
 mod buildpack;
@@ -91,6 +92,18 @@ pub enum Command {
     /// --fail-on-stale was given, 73 some image could not be read.
     Audit(audit::AuditArgs),
 
+    /// Which of an image's run-image packages its processes can reach,
+    /// statically: each process's program (PATH, `sh -c`, `#!`), then the
+    /// ELF closure as the dynamic loader walks it (PT_INTERP, DT_NEEDED
+    /// through RUNPATH/RPATH, LD_LIBRARY_PATH, ld.so.conf), every file
+    /// mapped to its dpkg package. With --trace, which it loads when run
+    /// here (strace); with --vulns, which findings lie in packages never
+    /// reached, and an OpenVEX document for them (--vex).
+    ///
+    /// Exit codes: 0 reported, 10 bad input, 1 the image could not be read
+    /// (or the traced process not run).
+    Bloat(bloat::BloatArgs),
+
     /// Start a process of an image on this machine: its layers unpacked
     /// into a private root, the process (the default one, or --process
     /// TYPE) under bubblewrap with that root as `/`, the image's Env and
@@ -111,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Bloat(args) => bloat::run(&args),
     }
 }
 

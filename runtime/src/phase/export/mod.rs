@@ -88,6 +88,30 @@ pub struct Exported {
     pub default_process: Option<String>,
 }
 
+impl Exported {
+    /// Set a label on the exported config (a fact measured on the whole
+    /// image once its layers exist, as the stack contract is), and point the
+    /// manifest at the new config.
+    pub fn set_label(&mut self, key: &str, value: &str) {
+        let mut config: ImageConfig =
+            document::parse(&self.config, "config").expect("export wrote this config");
+        config
+            .run_config_mut()
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_owned(), value.to_owned());
+        self.config = document::to_bytes(&config);
+        let mut manifest: document::ImageManifest =
+            document::parse(&self.manifest, "manifest").expect("export wrote this manifest");
+        manifest.set_config(document::descriptor(
+            MEDIA_CONFIG,
+            &Digest::of(&self.config),
+            self.config.len() as u64,
+        ));
+        self.manifest = document::to_bytes(&manifest);
+    }
+}
+
 /// One layer to write: its report name and source (`None`: not a tree,
 /// the SBOM layer that export writes itself).
 struct Job<'a> {

@@ -67,6 +67,14 @@ pub enum RebaseError {
         new: String,
     },
     #[error(
+        "{image}: run image {run_image} lacks what the app needs of its base (label dev.cascade.stack-contract): {missing}; refusing (--force overrides)"
+    )]
+    Contract {
+        image: String,
+        run_image: String,
+        missing: String,
+    },
+    #[error(
         "{image}: run image {run_image} is older than the base the image sits on ({why}); refusing a downgrade (--allow-downgrade overrides)"
     )]
     Downgrade {
@@ -88,6 +96,7 @@ impl RebaseError {
                 | Self::Platform { .. }
                 | Self::Repository { .. }
                 | Self::Downgrade { .. }
+                | Self::Contract { .. }
         )
     }
 }
@@ -223,6 +232,7 @@ impl Rebase<'_> {
             .run_images
             .load(self.run_image, (&os, &arch), self.oci)?;
         self.validate(&lifecycle, &app.config, &run, (&os, &arch))?;
+        self.check_contract(&app, &run)?;
         let new_reference = run
             .manifest_digest
             .as_ref()
@@ -347,6 +357,31 @@ impl Rebase<'_> {
             }),
             None => Ok(()),
         }
+    }
+
+    /// The new base provides what the app needs of its base (its stack
+    /// contract label), unless forced. The base's layers are read for it
+    /// (pulled once into the blob cache, listed once per run).
+    fn check_contract(&self, app: &ReadImage, run: &RunImage) -> Result<(), RebaseError> {
+        let Some(text) = app
+            .config
+            .label(labels::STACK_CONTRACT)
+            .filter(|_| !self.force)
+        else {
+            return Ok(());
+        };
+        let contract: crate::bloat::contract::Contract =
+            serde_json::from_str(text).map_err(|e| self.invalid("stack contract label", &e))?;
+        let files = self.run_images.files(run, self.oci)?;
+        let missing = crate::bloat::contract::missing(&contract, &files, run.config.env());
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(RebaseError::Contract {
+            image: self.image.to_string(),
+            run_image: self.run_image.to_string(),
+            missing: missing.join(", "),
+        })
     }
 
     /// Not older than the image's base (unless allowed); same os/arch and
