@@ -50,11 +50,20 @@ pub enum Facts {
     },
     /// The text of a package-database or loader-configuration file.
     Text(String),
+    /// An ELF file whose headers could not be read (truncated, hostile,
+    /// or over [`MAX_READ`]): what it loads is unknown.
+    UnreadableElf,
 }
 
-/// Files read whole at most this large (a dpkg status of 10,000 packages
-/// is about 10 MiB; an ELF file larger than this is listed without facts).
-const MAX_READ: u64 = 256 << 20;
+/// ELF files read whole at most this large (CUDA's libraries are this
+/// big; a larger one is listed as [`Facts::UnreadableElf`]).
+const MAX_READ: u64 = 1 << 30;
+/// Text kept of one dpkg `status` file (10,000 packages are about 10 MiB)
+/// and of any other kept file (a file list, a loader configuration).
+const MAX_STATUS: u64 = 32 << 20;
+const MAX_TEXT: u64 = 4 << 20;
+/// Text kept of one layer in all: past it, files are listed without it.
+const MAX_LAYER_TEXT: u64 = 128 << 20;
 
 /// Whether the text of the file at `path` is kept: the dpkg database
 /// (`status`, distroless `status.d/`, the `info/*.list` file lists) and the
@@ -65,12 +74,24 @@ fn keeps_text(path: &str) -> bool {
         || (path.starts_with("var/lib/dpkg/info/")
             && Path::new(path).extension().is_some_and(|e| e == "list"))
         || path == "etc/ld.so.conf"
+        || path == "etc/ld.so.preload"
         || path.starts_with("etc/ld.so.conf.d/")
 }
 
-/// The facts of a regular file of `size` bytes being read from `entry`.
-fn file_facts(name: &str, size: u64, entry: &mut impl io::Read) -> io::Result<Option<Box<Facts>>> {
-    let text = keeps_text(name);
+/// The facts of a regular file of `size` bytes being read from `entry`;
+/// `text_left` is what the layer may still keep of texts.
+fn file_facts(
+    name: &str,
+    size: u64,
+    entry: &mut impl io::Read,
+    text_left: &mut u64,
+) -> io::Result<Option<Box<Facts>>> {
+    let cap = if name == "var/lib/dpkg/status" {
+        MAX_STATUS
+    } else {
+        MAX_TEXT
+    };
+    let text = keeps_text(name) && size <= cap.min(*text_left);
     let mut head = [0u8; 512];
     let mut got = 0;
     while got < head.len() {
@@ -81,20 +102,23 @@ fn file_facts(name: &str, size: u64, entry: &mut impl io::Read) -> io::Result<Op
         got += n;
     }
     let head = &head[..got];
-    let whole = |entry: &mut dyn io::Read| -> io::Result<Option<Vec<u8>>> {
-        if size > MAX_READ {
+    let whole = |entry: &mut dyn io::Read, max: u64| -> io::Result<Option<Vec<u8>>> {
+        if size > max {
             return Ok(None);
         }
         let mut bytes = head.to_vec();
-        entry.take(MAX_READ).read_to_end(&mut bytes)?;
+        entry.take(max).read_to_end(&mut bytes)?;
         Ok(Some(bytes))
     };
     let facts = if crate::elf::is_elf(head) {
-        whole(entry)?
-            .and_then(|b| crate::elf::facts(&b))
-            .map(Facts::Elf)
+        Some(
+            whole(entry, MAX_READ)?
+                .and_then(|b| crate::elf::facts(&b))
+                .map_or(Facts::UnreadableElf, Facts::Elf),
+        )
     } else if text {
-        whole(entry)?.map(|b| Facts::Text(String::from_utf8_lossy(&b).into_owned()))
+        *text_left -= size;
+        whole(entry, cap)?.map(|b| Facts::Text(String::from_utf8_lossy(&b).into_owned()))
     } else {
         crate::elf::shebang(head).map(|(interpreter, arg)| Facts::Script { interpreter, arg })
     };
@@ -119,6 +143,7 @@ pub fn list(
     let tar = decoder(media_type, &mut blob)?;
     let mut diff = DigestReader::new(TarGuard::new(tar, crate::archive::stream_bound(limits)));
     let mut out = Vec::new();
+    let mut text_left = MAX_LAYER_TEXT;
     let mut archive = tar::Archive::new(&mut diff);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -140,10 +165,11 @@ pub fn list(
             Kind::Dir
         } else if kind.is_file() {
             let exec = header.mode().unwrap_or(0) & 0o111 != 0;
-            let size = header.size().unwrap_or(0);
+            // The entry's size (PAX's when it has one), not the header's.
+            let size = entry.size();
             Kind::File {
                 exec,
-                facts: file_facts(&name, size, &mut entry)?,
+                facts: file_facts(&name, size, &mut entry, &mut text_left)?,
             }
         } else if kind.is_symlink() {
             let target = entry.link_name()?.unwrap_or_default();
@@ -183,6 +209,9 @@ pub fn list(
     Ok(out)
 }
 
+/// The cache directory of listings of this reader.
+const LISTING_VERSION: &str = "files-v3";
+
 /// The listing of a layer, from the cache under `cache_dir` when an
 /// earlier build read it.
 pub fn list_cached(
@@ -191,10 +220,10 @@ pub fn list_cached(
     (digest, diff_id): (&Digest, &Digest),
     cache_dir: &Path,
 ) -> io::Result<Listing> {
-    // `files-v2`: listings with facts (v1 had none, and a listing read
-    // from it would say no file is an ELF file).
+    // Versioned by what a listing holds and how it was read: a listing of
+    // an older reader would hide facts this one finds.
     let cached = cache_dir
-        .join("files-v2")
+        .join(LISTING_VERSION)
         .join(format!("{}.json", diff_id.hex()));
     if let Ok(bytes) = std::fs::read(&cached)
         && let Ok(listing) = serde_json::from_slice(&bytes)
@@ -358,6 +387,15 @@ impl Files {
         }
     }
 
+    /// The entries below the directory `dir` (a resolved path), in order.
+    pub fn under(&self, dir: &str) -> impl Iterator<Item = (&str, &Kind)> {
+        let prefix = format!("{}/", dir.trim_start_matches('/'));
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(move |(p, _)| p.starts_with(&prefix))
+            .map(|(p, k)| (p.as_str(), k))
+    }
+
     /// Every entry, by path (no leading `/`), in path order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &Kind)> {
         self.entries.iter().map(|(p, k)| (p.as_str(), k))
@@ -410,7 +448,7 @@ pub struct Lookup<'a> {
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Shell words a `sh -c` script may start with that are not files.
-const BUILTINS: &[&str] = &[
+pub(crate) const BUILTINS: &[&str] = &[
     ".", ":", "[", "alias", "break", "cd", "command", "continue", "echo", "eval", "exec", "exit",
     "export", "false", "printf", "read", "return", "set", "shift", "test", "times", "trap", "true",
     "type", "ulimit", "umask", "unset", "wait", "if", "for", "while", "case", "{", "(",

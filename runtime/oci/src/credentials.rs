@@ -6,7 +6,8 @@
 //! on stdin (the docker-credential-helpers protocol).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,6 +19,8 @@ use wait_timeout::ChildExt as _;
 /// How long a credential helper may take (a keychain may prompt, a cloud
 /// helper makes a request).
 const HELPER_TIMEOUT: Duration = Duration::from_mins(1);
+/// Bytes of a helper's answer read at most.
+const MAX_ANSWER: u64 = 1 << 20;
 
 /// The parts of the Docker config that hold credentials.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -169,13 +172,38 @@ fn ask_helper(
     let program = format!("docker-credential-{helper}");
     let path =
         find_program(&program, search).ok_or_else(|| fail(format!("{program} is not on PATH")))?;
+    // Its own process group, so a timeout stops whatever it started too
+    // (gpg-agent under `pass`), and its output read as it comes, bounded,
+    // so a helper that writes much is not blocked on a full pipe.
     let mut child = Command::new(&path)
         .arg("get")
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("running {}: {e}", path.display())))?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(MAX_ANSWER).read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     if let Some(mut stdin) = child.stdin.take() {
         // A helper that answers without reading (or fails at once) closes
         // its stdin: what it prints and its status tell, not the pipe.
@@ -184,12 +212,22 @@ fn ask_helper(
     let status = child
         .wait_timeout(HELPER_TIMEOUT)
         .map_err(|e| fail(e.to_string()))?;
+    // Whatever it left running is stopped with it: the pipes then close.
+    if let Some(group) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
     let Some(status) = status else {
-        let _ = child.kill();
         let _ = child.wait();
         return Err(fail(format!("no answer in {} s", HELPER_TIMEOUT.as_secs())));
     };
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
     let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_owned();
     if !status.success() {
         // The protocol's "no credentials for this server".

@@ -70,6 +70,9 @@ pub fn is_loopback(host: &str) -> bool {
     name == "localhost" || name.starts_with("127.") || name == "[::1]"
 }
 
+/// What the Docker config gave for one registry, worked out once.
+type CredentialCell = std::sync::OnceLock<Result<RegistryAuth, String>>;
+
 /// A blocking client for any number of registries.
 pub struct Registry {
     rt: tokio::runtime::Runtime,
@@ -77,7 +80,8 @@ pub struct Registry {
     /// The Docker config's credentials (or why it could not be read).
     docker_config: Result<Option<DockerConfig>, String>,
     /// Per registry, what the Docker config gave (a helper runs once).
-    credentials: std::sync::Mutex<std::collections::HashMap<String, Result<RegistryAuth, String>>>,
+    /// A cell per registry: one helper's slowness holds up no other host.
+    credentials: std::sync::Mutex<std::collections::HashMap<String, Arc<CredentialCell>>>,
     /// Per registry, once its auth was handed to the client: whether it
     /// asks anonymous clients for nothing (see [`Self::authorize`]). A
     /// cell per host, so threads that start at once wait for one probe of
@@ -141,11 +145,14 @@ impl Registry {
     /// The credential for `registry` from the Docker config ([`crate::credentials`]),
     /// worked out once per registry: a helper runs once per process.
     fn credential(&self, registry: &str) -> Result<RegistryAuth, RegistryError> {
-        let mut known = self
-            .credentials
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let found = known.entry(registry.to_owned()).or_insert_with(|| {
+        let cell = Arc::clone(
+            self.credentials
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(registry.to_owned())
+                .or_default(),
+        );
+        let found = cell.get_or_init(|| {
             let config = self.docker_config.clone()?;
             let Some(config) = config else {
                 return Ok(RegistryAuth::Anonymous);

@@ -7,7 +7,7 @@
 //! needs no `--force`, whatever its tag; one that drops one is refused,
 //! naming it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,16 +18,22 @@ use crate::image_files::{Facts, Files, Kind};
 /// What an app needs of its base.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contract {
-    /// Sonames loaded from the base (`libc.so.6`, `libexpat.so.1`).
-    pub sonames: BTreeSet<String>,
-    /// Paths of the base's programs the app runs: process programs,
-    /// `#!` interpreters and dynamic loaders (`/usr/bin/python3`).
+    /// Sonames loaded from the base where any program would look for them
+    /// (`libc.so.6`, `libexpat.so.1`), with the machine and class of the
+    /// object that needs them: a library of another machine does not
+    /// satisfy them.
+    pub sonames: BTreeMap<String, Class>,
+    /// Paths of the base's files the app runs or maps by their own path:
+    /// process programs, `#!` interpreters, dynamic loaders, preloaded
+    /// libraries, and libraries found through a base object's own
+    /// `RPATH`/`RUNPATH` (`/usr/lib/jvm/.../libjli.so`).
     pub interpreters: BTreeSet<String>,
-    /// `e_machine` and class of the objects that load those sonames: a
-    /// library of another machine does not satisfy them.
-    #[serde(default)]
+}
+
+/// An ELF `e_machine` and class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Class {
     pub machine: u16,
-    #[serde(default)]
     pub is_64: bool,
 }
 
@@ -49,30 +55,33 @@ pub fn needs(files: &Files, base: &Files, env: &[String], starts: &[Start]) -> N
     for start in starts {
         walk.start(start);
     }
-    for (path, kind) in files.entries() {
-        let path = format!("/{path}");
-        let in_app = !same_in_base(files, base, &path);
-        if in_app
-            && matches!(kind, Kind::File { facts: Some(f), .. } if matches!(f.as_ref(), Facts::Elf(_)))
-        {
-            walk.load(&path, Why::AppObject);
-        }
-    }
+    super::load_app_objects(&mut walk, files, base);
     let Reached { paths, missing, .. } = walk.reached;
     let mut contract = Contract::default();
     for (path, why) in &paths {
-        if !same_in_base(files, base, path) {
+        if !super::from_base(files, base, path) {
             continue;
         }
         match why {
-            Why::Library { soname, .. } => {
-                contract.sonames.insert(soname.clone());
-                if let Some((_, Facts::Elf(elf))) = files.facts(path) {
-                    contract.machine = elf.machine;
-                    contract.is_64 = elf.is_64;
-                }
+            Why::Library {
+                soname,
+                own_path: false,
+                ..
+            } => {
+                let class = match files.facts(path) {
+                    Some((_, Facts::Elf(elf))) => Class {
+                        machine: elf.machine,
+                        is_64: elf.is_64,
+                    },
+                    _ => Class::default(),
+                };
+                contract.sonames.insert(soname.clone(), class);
             }
-            Why::Program { .. } | Why::Interpreter { .. } | Why::Loader { .. } => {
+            Why::Library { own_path: true, .. }
+            | Why::Program { .. }
+            | Why::Interpreter { .. }
+            | Why::Loader { .. }
+            | Why::Preload => {
                 contract.interpreters.insert(path.clone());
             }
             Why::StandardLibrary { .. } | Why::AppObject => {}
@@ -84,30 +93,21 @@ pub fn needs(files: &Files, base: &Files, env: &[String], starts: &[Start]) -> N
     }
 }
 
-/// Whether `path` is the base's file in the image (not one an app layer
-/// added or put over it).
-fn same_in_base(files: &Files, base: &Files, path: &str) -> bool {
-    match (base.resolve(path), files.resolve(path)) {
-        (Some((a, ka)), Some((b, kb))) => a == b && ka == kb,
-        _ => false,
-    }
-}
-
 /// What of `contract` the base `files` (with its image `Env`) lacks: each
 /// soname it cannot load and each program it does not hold, by name.
 pub fn missing(contract: &Contract, files: &Files, env: &[String]) -> Vec<String> {
-    let walk = Walk::new(files, env);
-    let probe = ElfFacts {
-        machine: contract.machine,
-        is_64: contract.is_64,
-        ..ElfFacts::default()
-    };
-    let mut out: Vec<String> = contract
-        .sonames
-        .iter()
-        .filter(|s| walk.library(s, "/", &probe).is_none())
-        .cloned()
-        .collect();
+    let mut walk = Walk::new(files, env);
+    let mut out: Vec<String> = Vec::new();
+    for (soname, class) in &contract.sonames {
+        let probe = ElfFacts {
+            machine: class.machine,
+            is_64: class.is_64,
+            ..ElfFacts::default()
+        };
+        if walk.library(soname, "/", &probe).is_none() {
+            out.push(soname.clone());
+        }
+    }
     out.extend(
         contract
             .interpreters
@@ -130,7 +130,7 @@ mod tests {
                 interpreter: interp.map(str::to_owned),
                 needed: needed.iter().map(|n| (*n).to_owned()).collect(),
                 soname: soname.map(str::to_owned),
-                machine: goblin::elf::header::EM_X86_64,
+                machine: object::elf::EM_X86_64,
                 is_64: true,
                 ..ElfFacts::default()
             }))),
@@ -192,7 +192,7 @@ mod tests {
             working_dir: "/workspace".into(),
         };
         let needs = needs(&image, &base_files, &[], &[start]);
-        let sonames: Vec<&str> = needs.contract.sonames.iter().map(String::as_str).collect();
+        let sonames: Vec<&str> = needs.contract.sonames.keys().map(String::as_str).collect();
         assert_eq!(sonames, ["libc.so.6", "libexpat.so.1"]);
         let programs: Vec<&str> = needs
             .contract

@@ -121,10 +121,19 @@ pub fn analyse_read(name: &str, read: &ReadImage, oci: &Oci) -> Result<Analysed,
     let env = inspection.env.clone();
     let working_dir = read.config.working_dir().to_owned();
     let mut walk = Walk::new(&files, &env);
-    for start in starts(&inspection, &read.config, &working_dir) {
-        walk.start(&start);
+    let starts = starts(&inspection, &read.config, &working_dir);
+    for start in &starts {
+        walk.start(start);
     }
-    let reached = walk.reached;
+    // The app's own native code (extension modules, a launch layer's
+    // libraries) loads base libraries too, whichever process loads it.
+    load_app_objects(&mut walk, &files, &base);
+    let mut reached = walk.reached;
+    if starts.is_empty() {
+        reached.incomplete.push(
+            "the image names no process (no build label processes, no Entrypoint or Cmd)".into(),
+        );
+    }
     Ok(Analysed {
         inspection,
         env,
@@ -171,6 +180,7 @@ pub(crate) fn starts(
 pub struct PackageUse {
     pub name: String,
     pub version: String,
+    pub arch: String,
     pub installed_size: Option<u64>,
     pub reachable: bool,
     /// Whether a trace saw it loaded (absent without `--trace`).
@@ -212,6 +222,10 @@ pub struct BloatReport {
     /// Reached files of the run image that no package owns (all of them,
     /// when the image has no package database).
     pub unowned: Vec<String>,
+    /// Why a package reported unreached may still be used (a shell
+    /// script's commands, an unreadable ELF file, no process, a walk cut
+    /// short). While any is said, `--vex` states nothing.
+    pub incomplete: Vec<String>,
     /// What a `--trace` saw loaded, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<trace::TraceSummary>,
@@ -224,21 +238,19 @@ pub fn report(a: &Analysed, loaded: Option<&trace::Loaded>) -> BloatReport {
     let mut via: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     let mut unowned = BTreeSet::new();
     for (path, why) in &a.reached.paths {
-        match a.db.owner(path) {
-            Some(i) => {
-                via.entry(i).or_default().insert(format!("{path} ({why})"));
-            }
-            None if in_base(a, path) => {
-                unowned.insert(path.clone());
-            }
-            None => {}
+        let owners = a.db.owners(path);
+        for &i in owners {
+            via.entry(i).or_default().insert(format!("{path} ({why})"));
+        }
+        if owners.is_empty() && in_base(a, path) {
+            unowned.insert(path.clone());
         }
     }
     let loaded_owners: Option<BTreeMap<usize, BTreeSet<String>>> = loaded.map(|l| {
         let mut by: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
         for path in &l.paths {
             for at in [a.files.parent_resolved(path), resolved(&a.files, path)] {
-                if let Some(i) = a.db.owner(&at) {
+                for &i in a.db.owners(&at) {
                     by.entry(i).or_default().insert(at.clone());
                 }
             }
@@ -259,6 +271,7 @@ pub fn report(a: &Analysed, loaded: Option<&trace::Loaded>) -> BloatReport {
                 PackageUse {
                     name: p.name.clone(),
                     version: p.version.clone(),
+                    arch: p.arch.clone(),
                     installed_size: p.installed_size,
                     reachable: via.contains_key(&i),
                     loaded: loaded_owners.as_ref().map(|l| l.contains_key(&i)),
@@ -285,6 +298,17 @@ pub fn report(a: &Analysed, loaded: Option<&trace::Loaded>) -> BloatReport {
             .map(|(soname, by)| format!("{soname} (needed by {by})"))
             .collect(),
         unowned: unowned.into_iter().collect(),
+        incomplete: a
+            .reached
+            .incomplete
+            .iter()
+            .cloned()
+            .chain(
+                a.reached.missing_programs.iter().map(|(p, process)| {
+                    format!("process {process} runs {p}, which the image lacks")
+                }),
+            )
+            .collect(),
         trace: loaded.map(trace::Loaded::summary),
         vulnerabilities: None,
     }
@@ -293,8 +317,32 @@ pub fn report(a: &Analysed, loaded: Option<&trace::Loaded>) -> BloatReport {
 /// Whether `path` is a file of the run image (not one an app layer put
 /// over it).
 fn in_base(a: &Analysed, path: &str) -> bool {
-    a.base.resolve(path).map(|(p, k)| (p, k.clone()))
-        == a.files.resolve(path).map(|(p, k)| (p, k.clone()))
+    from_base(&a.files, &a.base, path)
+}
+
+/// Whether `path` of the image `files` is the file its base `base` holds
+/// there (not one an app layer added or put over it).
+pub(crate) fn from_base(files: &Files, base: &Files, path: &str) -> bool {
+    match (base.resolve(path), files.resolve(path)) {
+        (Some((a, ka)), Some((b, kb))) => a == b && ka == kb,
+        _ => false,
+    }
+}
+
+/// Walk every ELF file of the app's own layers, as if loaded.
+pub(crate) fn load_app_objects(walk: &mut Walk<'_>, files: &Files, base: &Files) {
+    let objects: Vec<String> = files
+        .entries()
+        .filter(|(_, k)| {
+            matches!(k, image_files::Kind::File { facts: Some(f), .. }
+                if matches!(f.as_ref(), image_files::Facts::Elf(_)))
+        })
+        .map(|(p, _)| format!("/{p}"))
+        .filter(|p| !from_base(files, base, p))
+        .collect();
+    for path in objects {
+        walk.load(&path, reach::Why::AppObject);
+    }
 }
 
 fn resolved(files: &Files, path: &str) -> String {
@@ -314,7 +362,8 @@ fn summary(packages: &[PackageUse]) -> Summary {
     };
     let never: Vec<&PackageUse> = packages.iter().filter(|p| !p.reachable).collect();
     let bytes = |ps: &mut dyn Iterator<Item = &PackageUse>| {
-        ps.map(|p| p.installed_size.unwrap_or(0)).sum::<u64>()
+        ps.map(|p| p.installed_size.unwrap_or(0))
+            .fold(0u64, u64::saturating_add)
     };
     let installed_bytes = bytes(&mut packages.iter());
     let never_reachable_bytes = bytes(&mut never.iter().copied());

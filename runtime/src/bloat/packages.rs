@@ -11,6 +11,10 @@ use serde::Serialize;
 
 use crate::image_files::{Facts, Files, Kind};
 
+/// Packages read at most, and files of one package's list.
+const MAX_PACKAGES: usize = 100_000;
+const MAX_FILES: usize = 1_000_000;
+
 /// Where the package database came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -37,11 +41,12 @@ pub struct Package {
 pub struct PackageDb {
     pub source: Source,
     pub packages: Vec<Package>,
-    /// Owner (index into `packages`) by path as the image holds it: the
-    /// listed path with its directories resolved (see
+    /// Owners (indexes into `packages`) by path as the image holds it:
+    /// the listed path with its directories resolved (see
     /// [`Files::parent_resolved`]), so `/lib/x` of a merged-/usr image is
-    /// found at `/usr/lib/x`.
-    owners: BTreeMap<String, usize>,
+    /// found at `/usr/lib/x`. Every package that lists a path owns it
+    /// (diversions, `Replaces`, a /usr move leave two).
+    owners: BTreeMap<String, Vec<usize>>,
 }
 
 impl PackageDb {
@@ -63,9 +68,14 @@ impl PackageDb {
     }
 
     fn from_dpkg(files: &Files, status: &str) -> Self {
+        // Each (name, arch) once, however often a status file repeats it.
+        let mut seen = std::collections::BTreeSet::new();
         let mut db = Self {
             source: Source::Dpkg,
-            packages: paragraphs(status).collect(),
+            packages: paragraphs(status)
+                .filter(|p| seen.insert((p.name.clone(), p.arch.clone())))
+                .take(MAX_PACKAGES)
+                .collect(),
             owners: BTreeMap::new(),
         };
         for i in 0..db.packages.len() {
@@ -88,19 +98,24 @@ impl PackageDb {
             packages: Vec::new(),
             owners: BTreeMap::new(),
         };
-        for name in names.iter().filter(|n| !n.contains('.')) {
+        for name in names
+            .iter()
+            .filter(|n| !n.ends_with(".md5sums"))
+            .take(MAX_PACKAGES)
+        {
             let Some(text) = text_of(files, &format!("{dir}/{name}")) else {
                 continue;
             };
-            for p in paragraphs(text) {
-                let sums = text_of(files, &format!("{dir}/{name}.md5sums")).unwrap_or_default();
-                let paths: Vec<String> = sums
-                    .lines()
-                    .filter_map(|l| l.split_once("  ").map(|(_, p)| format!("/{p}")))
-                    .collect();
-                db.packages.push(p);
-                db.own(files, db.packages.len() - 1, paths);
-            }
+            let Some(p) = paragraphs(text).next() else {
+                continue;
+            };
+            let sums = text_of(files, &format!("{dir}/{name}.md5sums")).unwrap_or_default();
+            let paths: Vec<String> = sums
+                .lines()
+                .filter_map(|l| l.split_once("  ").map(|(_, p)| format!("/{p}")))
+                .collect();
+            db.packages.push(p);
+            db.own(files, db.packages.len() - 1, paths);
         }
         db.packages.sort_by(|a, b| a.name.cmp(&b.name));
         db
@@ -109,22 +124,25 @@ impl PackageDb {
     /// Record package `i` as the owner of `paths` (directories are shared
     /// by many packages and own nothing here).
     fn own(&mut self, files: &Files, i: usize, paths: Vec<String>) {
-        for path in paths {
+        for path in paths.into_iter().take(MAX_FILES) {
             if path.is_empty() || path == "/." {
                 continue;
             }
             let at = files.parent_resolved(&path);
             let is_dir = matches!(files.resolve(&at), Some((_, Kind::Dir)));
             if !is_dir {
-                self.owners.insert(at, i);
+                let owners = self.owners.entry(at).or_default();
+                if !owners.contains(&i) {
+                    owners.push(i);
+                }
             }
         }
     }
 
-    /// The package owning `path` (as the image holds it, directories
+    /// The packages owning `path` (as the image holds it, directories
     /// resolved).
-    pub fn owner(&self, path: &str) -> Option<usize> {
-        self.owners.get(path).copied()
+    pub fn owners(&self, path: &str) -> &[usize] {
+        self.owners.get(path).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -155,7 +173,7 @@ fn paragraphs(text: &str) -> impl Iterator<Item = Package> + '_ {
             arch: field("Architecture").unwrap_or_default(),
             installed_size: field("Installed-Size")
                 .and_then(|k| k.parse::<u64>().ok())
-                .map(|k| k * 1024),
+                .and_then(|k| k.checked_mul(1024)),
         })
     })
 }
@@ -196,9 +214,9 @@ mod tests {
         let names: Vec<&str> = db.packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["zlib1g", "tool"], "not the deinstalled one");
         assert_eq!(db.packages[0].installed_size, Some(164 * 1024));
-        assert_eq!(db.owner("/usr/lib/libz.so.1"), Some(0));
-        assert_eq!(db.owner("/usr/bin/tool"), Some(1));
-        assert_eq!(db.owner("/usr/lib"), None, "a directory owns nothing");
+        assert_eq!(db.owners("/usr/lib/libz.so.1"), [0]);
+        assert_eq!(db.owners("/usr/bin/tool"), [1]);
+        assert!(db.owners("/usr/lib").is_empty(), "a directory owns nothing");
     }
 
     #[test]
@@ -220,7 +238,7 @@ mod tests {
         let db = PackageDb::read(&files);
         assert_eq!(db.source, Source::StatusD);
         assert_eq!(db.packages[0].name, "libssl3");
-        assert_eq!(db.owner("/usr/lib/libssl.so.3"), Some(0));
+        assert_eq!(db.owners("/usr/lib/libssl.so.3"), [0]);
         assert_eq!(PackageDb::read(&Files::default()).source, Source::None);
     }
 }

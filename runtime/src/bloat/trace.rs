@@ -150,7 +150,7 @@ pub fn run(
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn()?;
-    let probed = probe(options, &mut child);
+    let probed = probe(options, &mut child, &log);
     // strace detaches and ends on SIGTERM; bubblewrap dies with its
     // parent, and the process with its PID namespace.
     let _ = rustix::process::kill_process(
@@ -158,25 +158,41 @@ pub fn run(
         rustix::process::Signal::TERM,
     );
     let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let paths = std::fs::File::open(&log)
+        .map(|f| {
+            parse(
+                std::io::BufReader::new(f.take(MAX_LOG)),
+                plan.argv.first().map_or("", String::as_str),
+                &plan.working_dir,
+            )
+        })
+        .unwrap_or_default();
     let _ = root.open_up();
     drop(root);
     drop(scratch);
-    let probe = probed?;
     Ok(Loaded {
-        paths: parse(
-            &text,
-            plan.argv.first().map_or("", String::as_str),
-            &plan.working_dir,
-        ),
-        probe,
+        paths,
+        probe: probed?,
     })
 }
 
-/// Wait for the process to be up, probe it; what the probe did.
-fn probe(options: &TraceOptions, child: &mut std::process::Child) -> Result<String, TraceError> {
+/// Bytes of strace's log read at most (and past which the process is
+/// stopped), and paths kept.
+const MAX_LOG: u64 = 256 << 20;
+const MAX_PATHS: usize = 1_000_000;
+
+/// Wait for the process to be up, probe it; what the probe did. A process
+/// whose trace grows past [`MAX_LOG`] is stopped where it is.
+fn probe(
+    options: &TraceOptions,
+    child: &mut std::process::Child,
+    log: &std::path::Path,
+) -> Result<String, TraceError> {
     let deadline = Instant::now() + options.settle;
-    let exited = |child: &mut std::process::Child| child.try_wait().ok().flatten().is_some();
+    let exited = |child: &mut std::process::Child| {
+        child.try_wait().ok().flatten().is_some()
+            || std::fs::metadata(log).is_ok_and(|m| m.len() > MAX_LOG)
+    };
     if let Some(port) = options.port {
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -211,10 +227,22 @@ fn probe(options: &TraceOptions, child: &mut std::process::Child) -> Result<Stri
                 .ok_or_else(|| TraceError::Probe("an HTTP probe needs --port".into()))?;
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
                 .map_err(|e| TraceError::Probe(e.to_string()))?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
             s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+            // One deadline for the whole answer, not one per read.
+            let until = Instant::now() + Duration::from_secs(30);
             let mut answer = Vec::new();
-            let _ = s.take(1 << 20).read_to_end(&mut answer);
+            let mut buf = [0u8; 8192];
+            while answer.len() < 1 << 20 {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                s.set_read_timeout(Some(left))?;
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
             let status = String::from_utf8_lossy(&answer)
                 .lines()
                 .next()
@@ -242,18 +270,33 @@ fn probe(options: &TraceOptions, child: &mut std::process::Child) -> Result<Stri
 
 /// The paths the process opened or executed, from strace's log: only
 /// from the process's own `execve` of `program` on (bubblewrap's setup
-/// before it is not the image's), in it and every child it made.
-fn parse(log: &str, program: &str, working_dir: &str) -> BTreeSet<String> {
+/// before it is not the image's), in it and every process that appears
+/// after it (its children and threads: their clone results are numbered
+/// in the process's PID namespace, strace's prefixes in the host's, so a
+/// child is known by being new, not by the number its parent got).
+fn parse(log: impl std::io::BufRead, program: &str, working_dir: &str) -> BTreeSet<String> {
+    let mut before: BTreeSet<u32> = BTreeSet::new();
     let mut traced: BTreeSet<u32> = BTreeSet::new();
     let mut pending: BTreeMap<u32, (String, String)> = BTreeMap::new();
     let mut out = BTreeSet::new();
     for line in log.lines() {
+        let Ok(line) = line else {
+            break;
+        };
+        if out.len() >= MAX_PATHS {
+            break;
+        }
         let Some((pid, rest)) = line.split_once(' ') else {
             continue;
         };
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
+        if traced.is_empty() {
+            before.insert(pid);
+        } else if !before.contains(&pid) {
+            traced.insert(pid);
+        }
         let rest = rest.trim_start();
         // A call split across threads: `<... openat resumed>) = 3`.
         if let Some(resumed) = rest.strip_prefix("<... ") {
@@ -276,14 +319,6 @@ fn parse(log: &str, program: &str, working_dir: &str) -> BTreeSet<String> {
         let Some((call, args)) = rest.split_once('(') else {
             continue;
         };
-        if matches!(call, "clone" | "clone3" | "fork" | "vfork") {
-            if traced.contains(&pid)
-                && let Some(child) = result(rest)
-            {
-                traced.insert(child);
-            }
-            continue;
-        }
         let Some(path) = path_argument(call, args) else {
             continue;
         };
@@ -332,18 +367,6 @@ fn record(
     out.insert(full);
 }
 
-/// The result of a complete call line (`... = 3`, `... = 1234`).
-fn result(line: &str) -> Option<u32> {
-    let (_, value) = line.rsplit_once(" = ")?;
-    value
-        .split_whitespace()
-        .next()?
-        .split('<')
-        .next()?
-        .parse()
-        .ok()
-}
-
 fn succeeded(line: &str) -> bool {
     line.rsplit_once(" = ")
         .is_some_and(|(_, v)| !v.trim_start().starts_with('-') && !v.starts_with('?'))
@@ -387,7 +410,9 @@ mod tests {
 101 openat(AT_FDCWD</workspace>, "/etc/gone", O_RDONLY) = -1 ENOENT (No such file or directory)
 102 <... openat resumed>) = 5</usr/lib/x86_64-linux-gnu/libexpat.so.1>
 "#;
-        let paths: Vec<String> = parse(log, "python3", "/workspace").into_iter().collect();
+        let paths: Vec<String> = parse(log.as_bytes(), "python3", "/workspace")
+            .into_iter()
+            .collect();
         assert_eq!(
             paths,
             [

@@ -16,6 +16,10 @@ pub struct Finding {
     pub package: String,
     pub version: String,
     pub severity: String,
+    /// The scanner's package type: `deb` for Debian packages (Grype's
+    /// `artifact.type`, Trivy's OS-package results); only those are
+    /// matched with the run image's packages.
+    pub ecosystem: String,
 }
 
 /// The findings, split.
@@ -25,8 +29,9 @@ pub struct Split {
     pub reachable: Vec<Finding>,
     /// In run-image packages no process reaches.
     pub never_reached: Vec<Finding>,
-    /// In packages the image's package database does not list (an app's
-    /// own dependencies, found by the scanner in its layers).
+    /// Not in a package the image's package database lists at that
+    /// version: an app's own dependencies (npm, PyPI), or a scan of
+    /// another version of the image.
     pub not_in_run_image: Vec<Finding>,
 }
 
@@ -61,6 +66,8 @@ struct GrypeArtifact {
     name: String,
     #[serde(default)]
     version: String,
+    #[serde(rename = "type", default)]
+    kind: String,
 }
 
 /// Trivy's `Results[].Vulnerabilities[]`.
@@ -72,6 +79,8 @@ struct Trivy {
 
 #[derive(Deserialize)]
 struct TrivyResult {
+    #[serde(rename = "Class", default)]
+    class: String,
     #[serde(rename = "Vulnerabilities", default)]
     vulnerabilities: Option<Vec<TrivyVuln>>,
 }
@@ -108,6 +117,7 @@ pub fn findings(bytes: &[u8], file: &str) -> Result<Vec<Finding>, ReportError> {
                 package: m.artifact.name,
                 version: m.artifact.version,
                 severity: m.vulnerability.severity,
+                ecosystem: m.artifact.kind,
             })
             .collect()
     } else if value.get("Results").is_some() || value.get("SchemaVersion").is_some() {
@@ -116,12 +126,18 @@ pub fn findings(bytes: &[u8], file: &str) -> Result<Vec<Finding>, ReportError> {
         report
             .results
             .into_iter()
-            .flat_map(|r| r.vulnerabilities.unwrap_or_default())
-            .map(|v| Finding {
-                id: v.id,
-                package: v.package,
-                version: v.version,
-                severity: v.severity,
+            .flat_map(|r| {
+                let ecosystem = if r.class == "os-pkgs" { "deb" } else { "other" };
+                r.vulnerabilities
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |v| Finding {
+                        id: v.id,
+                        package: v.package,
+                        version: v.version,
+                        severity: v.severity,
+                        ecosystem: ecosystem.to_owned(),
+                    })
             })
             .collect()
     } else {
@@ -134,14 +150,24 @@ pub fn findings(bytes: &[u8], file: &str) -> Result<Vec<Finding>, ReportError> {
     Ok(out)
 }
 
-/// Split `findings` by what `report` says of each package.
+/// Split `findings` by what `report` says of each package: a Debian
+/// package's finding is in a reached package when any package of that name
+/// is reached (or loaded), never reached when none is and one of them has
+/// the finding's version; everything else is not the run image's.
 pub fn split(findings: Vec<Finding>, report: &BloatReport) -> Split {
     let mut s = Split::default();
     for f in findings {
-        match report.packages.iter().find(|p| p.name == f.package) {
-            Some(p) if p.reachable || p.loaded == Some(true) => s.reachable.push(f),
-            Some(_) => s.never_reached.push(f),
-            None => s.not_in_run_image.push(f),
+        let same: Vec<_> = report
+            .packages
+            .iter()
+            .filter(|p| f.ecosystem == "deb" && p.name == f.package)
+            .collect();
+        if same.iter().any(|p| p.reachable || p.loaded == Some(true)) {
+            s.reachable.push(f);
+        } else if same.iter().any(|p| p.version == f.version) {
+            s.never_reached.push(f);
+        } else {
+            s.not_in_run_image.push(f);
         }
     }
     s
@@ -219,13 +245,19 @@ pub fn openvex(split: &Split, report: &BloatReport, timestamp: &str) -> OpenVex 
             timestamp: timestamp.to_owned(),
             products: vec![Product {
                 id: product.clone(),
-                subcomponents: vec![Subcomponent {
-                    id: format!(
-                        "pkg:deb/debian/{}@{}",
-                        purl_escape(&f.package),
-                        purl_escape(&f.version)
-                    ),
-                }],
+                subcomponents: report
+                    .packages
+                    .iter()
+                    .filter(|p| p.name == f.package && p.version == f.version)
+                    .map(|p| Subcomponent {
+                        id: format!(
+                            "pkg:deb/debian/{}@{}?arch={}",
+                            purl_escape(&p.name),
+                            purl_escape(&p.version),
+                            purl_escape(&p.arch)
+                        ),
+                    })
+                    .collect(),
             }],
             status: "not_affected",
             justification: "vulnerable_code_not_in_execute_path",

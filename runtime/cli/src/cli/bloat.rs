@@ -50,6 +50,8 @@ pub struct BloatArgs {
     /// With --vulns: write an OpenVEX (v0.2.0) document here stating
     /// not_affected (vulnerable_code_not_in_execute_path) for each finding
     /// in a package never reached (statically, and never loaded if traced).
+    /// Refused while the analysis is incomplete (a shell script whose
+    /// commands are not followed, an unreadable ELF file, a missing program).
     #[arg(long, value_name = "FILE", requires = "vulns")]
     pub vex: Option<PathBuf>,
 
@@ -111,6 +113,13 @@ pub fn run(args: &BloatArgs) -> anyhow::Result<()> {
         let findings = vex::findings(&bytes, &file.display().to_string())
             .map_err(|e| InvalidInput(e.to_string()))?;
         let split = vex::split(findings, &report);
+        if args.vex.is_some() && !report.incomplete.is_empty() {
+            return Err(InvalidInput(format!(
+                "--vex: no not_affected statement is made while the analysis is incomplete: {}",
+                report.incomplete.join("; ")
+            ))
+            .into());
+        }
         if let Some(out) = &args.vex {
             let doc = vex::openvex(&split, &report, &now());
             let text = serde_json::to_string_pretty(&doc)?;
@@ -204,6 +213,9 @@ fn print_text(r: &BloatReport) {
     }
     for m in r.missing_programs.iter().chain(&r.missing_libraries) {
         println!("missing: {m}");
+    }
+    for why in &r.incomplete {
+        println!("incomplete: {why}");
     }
     if let Some(v) = &r.vulnerabilities {
         println!(
