@@ -24,6 +24,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("cascade-buildpack-rust", "RUST"),
     ("cascade-buildpack-node", "NODE"),
     ("cascade-buildpack-go", "GO"),
+    ("cascade-buildpack-python", "PYTHON"),
 ];
 
 /// Variables the outer cargo sets that must not leak into the nested build

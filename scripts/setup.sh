@@ -7,7 +7,7 @@ set -euo pipefail
 
 rustup target add wasm32-wasip2
 
-packages=(skopeo umoci oci-image-tool bubblewrap busybox-static jq docker-registry golang-go mmdebstrap strace)
+packages=(skopeo umoci oci-image-tool bubblewrap busybox-static jq docker-registry golang-go mmdebstrap strace patchelf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::api::{LayerTypes, RestoredLayer};
-use crate::capabilities::CapabilityUse;
+use crate::capabilities::{CapabilityUse, Provenance};
 use crate::env::LayerDirs;
 use crate::guest_tree::{EntryKind, GuestTree, MetadataExt as _};
 use crate::ids::{BuildpackId, LayerName};
@@ -46,7 +46,7 @@ use crate::phase::{BuiltBuildpack, Exported};
 use crate::report::Reporter;
 
 /// Bump when the record's meaning changes: an old record is then ignored.
-const RECORD_VERSION: u32 = 1;
+const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -75,6 +75,9 @@ pub struct PreviousLayer {
     /// Its blob, when it was a launch layer and the blob is still present.
     pub blob: Option<LayerBlob>,
     pub dirs: LayerDirs,
+    /// The capability calls its contents owe, carried into the image's
+    /// record when the layer is kept.
+    pub calls: Vec<CapabilityUse>,
 }
 
 /// What the cache gave back before a build.
@@ -88,9 +91,6 @@ pub struct Restored {
     pub app_stamp: Option<String>,
     /// The previous SBOM layer, likewise.
     pub sbom: Option<LayerBlob>,
-    /// The capability calls the previous image recorded, which a
-    /// buildpack's kept layers still owe their contents to.
-    pub capabilities: Vec<CapabilityUse>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -149,6 +149,10 @@ struct RecordLayer {
     /// Of the saved files, for `cache` layers.
     fingerprint: Option<String>,
     dirs: LayerDirs,
+    /// The capability calls its contents owe (see
+    /// [`crate::capabilities::provenance`]).
+    #[serde(default)]
+    calls: Vec<CapabilityUse>,
 }
 
 /// The cache of one output image, locked for as long as it is held.
@@ -274,9 +278,6 @@ impl ImageCache {
                 ));
             }
         }
-        record
-            .capabilities
-            .retain(|u| !stale.contains(&u.buildpack));
         let saved = self.dir.join("layers");
         let present = |b: &LayerBlob| {
             let same = blob_stamp(store, &b.digest)
@@ -294,7 +295,6 @@ impl ImageCache {
             app_stamp: record.app_stamp.clone().filter(|_| app.is_some()),
             app,
             sbom: record.sbom.clone().filter(|b| present(b)),
-            capabilities: record.capabilities.clone(),
             ..Restored::default()
         };
         let saved_tree = GuestTree::open(&saved).ok();
@@ -343,6 +343,7 @@ impl ImageCache {
                     },
                     blob,
                     dirs: l.dirs,
+                    calls: l.calls.clone(),
                 });
             }
             if !previous.is_empty() {
@@ -358,14 +359,14 @@ impl ImageCache {
 
     /// After a successful build: keep the `cache` layers' files (moved out
     /// of the work dir) and record every layer and blob (with its file's
-    /// stamp in `store`), and the capability calls the image records, for
-    /// the next build.
+    /// stamp in `store`), the calls the image records and those each layer
+    /// owes, for the next build.
     pub fn save(
         &self,
         store: &Layout,
         built: &[BuiltBuildpack],
         exported: &Exported,
-        capabilities: &[CapabilityUse],
+        provenance: &Provenance,
         build_image: Option<&str>,
         app_stamp: Option<&str>,
     ) -> Result<(), CacheError> {
@@ -379,7 +380,7 @@ impl ImageCache {
             app: Some(exported.app_blob.clone()),
             app_stamp: app_stamp.map(str::to_owned),
             sbom: Some(exported.sbom_blob.clone()),
-            capabilities: capabilities.to_vec(),
+            capabilities: provenance.image.clone(),
             blob_stamps: BTreeMap::new(),
             build_image: build_image.map(str::to_owned),
         };
@@ -414,6 +415,7 @@ impl ImageCache {
                     blob,
                     fingerprint,
                     dirs: l.dirs,
+                    calls: provenance.of_layer(id.as_str(), l.layer.name.as_str()),
                 });
             }
             record.buildpacks.insert(id.to_string(), layers);

@@ -6,12 +6,13 @@ use crate::guests;
 use crate::ids::BuildpackId;
 
 /// (source name for messages, component bytes)
-pub const BUILDPACKS: [(&str, &[u8]); 6] = [
+pub const BUILDPACKS: [(&str, &[u8]); 7] = [
     ("embedded:cascade/ca-certs", guests::CA_CERTS_WASM),
     ("embedded:cascade/static-site", guests::STATIC_SITE_WASM),
     ("embedded:cascade/rust", guests::RUST_WASM),
     ("embedded:cascade/node", guests::NODE_WASM),
     ("embedded:cascade/go", guests::GO_WASM),
+    ("embedded:cascade/python", guests::PYTHON_WASM),
     ("embedded:cascade/procfile", guests::PROCFILE_WASM),
 ];
 
@@ -80,10 +81,17 @@ fn member(id: &str, optional: bool) -> GroupMember {
 }
 
 /// The default order: certificates are optional in front of every group; a
-/// static site, a Cargo project, a Node.js app or a Go module may add a Procfile's
-/// processes; otherwise a Procfile alone.
+/// Python app, a static site, a Cargo project, a Node.js app or a Go module
+/// may add a Procfile's processes; otherwise a Procfile alone. Python comes
+/// first: its apps are told by their manifests (requirements.txt,
+/// pyproject.toml...), while a Python app may well hold an index.html.
 pub fn order() -> Vec<Vec<GroupMember>> {
     vec![
+        vec![
+            member("cascade/ca-certs", true),
+            member("cascade/python", false),
+            member("cascade/procfile", true),
+        ],
         vec![
             member("cascade/ca-certs", true),
             member("cascade/static-site", false),

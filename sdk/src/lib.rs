@@ -11,6 +11,7 @@ mod error;
 pub mod exec;
 mod executables;
 pub mod fs;
+pub mod inventory;
 mod layer;
 pub mod log;
 mod process;

@@ -17,6 +17,7 @@ mod guests;
 mod host_boundary;
 mod node;
 mod project;
+mod python;
 mod rebase;
 mod registry;
 mod reproducible;

@@ -40,38 +40,28 @@ fn host_node() -> Option<HostNode> {
         .trim_start_matches('v')
         .to_owned();
     let npm = binary.parent()?.parent()?.join("lib/node_modules/npm");
-    let ldd = ok(Command::new("ldd").arg(&binary));
     let mut libs = Vec::new();
-    for line in ldd.lines() {
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
-        // "/lib64/ld-linux-x86-64.so.2 (0x...)"
-        let path = line
-            .split("=>")
-            .last()
-            .and_then(|r| r.split_whitespace().next())
-            .filter(|p| p.starts_with('/'));
-        if let Some(p) = path {
-            let name = Path::new(p).file_name()?.to_string_lossy().into_owned();
-            let glibc = [
-                "ld-linux",
-                "libc.",
-                "libm.",
-                "libdl.",
-                "libpthread.",
-                "librt.",
-            ]
-            .iter()
-            .any(|g| name.starts_with(g))
-                || name.starts_with("libstdc++")
-                || name.starts_with("libgcc_s");
-            if !glibc {
-                // A distro build linking libuv, openssl... is not a
-                // nodejs.org-shaped runtime.
-                eprintln!("node links {name}: not an official-style build");
-                return None;
-            }
-            libs.push(PathBuf::from(p));
+    for p in ldd_paths(&binary) {
+        let name = p.file_name()?.to_string_lossy().into_owned();
+        let glibc = [
+            "ld-linux",
+            "libc.",
+            "libm.",
+            "libdl.",
+            "libpthread.",
+            "librt.",
+        ]
+        .iter()
+        .any(|g| name.starts_with(g))
+            || name.starts_with("libstdc++")
+            || name.starts_with("libgcc_s");
+        if !glibc {
+            // A distro build linking libuv, openssl... is not a
+            // nodejs.org-shaped runtime.
+            eprintln!("node links {name}: not an official-style build");
+            return None;
         }
+        libs.push(p);
     }
     npm.join("bin/npm-cli.js").is_file().then_some(HostNode {
         binary,
@@ -216,31 +206,6 @@ impl Fixture {
     fn downloads(&self) -> usize {
         self.server.hits.load(Ordering::SeqCst)
     }
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has no {from}", path.display());
-    std::fs::write(path, text.replace(from, to)).unwrap();
-}
-
-/// `capability detail` of each call in a report.
-fn calls(report: &Value) -> Vec<String> {
-    report["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| format!("{} {}", u["capability"], u["detail"]))
-        .collect()
-}
-
-fn reused(report: &Value, layer: &str) -> bool {
-    let layers = report["layers"].as_array().unwrap();
-    let l = layers
-        .iter()
-        .find(|l| l["name"] == layer)
-        .unwrap_or_else(|| panic!("no {layer}: {report}"));
-    l["reused"].as_bool().unwrap()
 }
 
 #[test]

@@ -698,3 +698,47 @@ pub fn assert_schema(name: &str, value: &serde_json::Value) {
         schema.display()
     );
 }
+
+/// Replace `from` (which must be there) by `to` in the file at `path`.
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no {from}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// `capability detail` of each call in a report.
+pub fn calls(report: &serde_json::Value) -> Vec<String> {
+    report["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{} {}", u["capability"], u["detail"]))
+        .collect()
+}
+
+/// Whether a build report says `layer` (`id:name`) was reused.
+pub fn reused(report: &serde_json::Value, layer: &str) -> bool {
+    let layers = report["layers"].as_array().unwrap();
+    let l = layers
+        .iter()
+        .find(|l| l["name"] == layer)
+        .unwrap_or_else(|| panic!("no {layer}: {report}"));
+    l["reused"].as_bool().unwrap()
+}
+
+/// The libraries `ldd` resolves for the ELF file at `path` (the loader
+/// included), as absolute paths.
+pub fn ldd_paths(path: &Path) -> Vec<PathBuf> {
+    let ldd = ok(Command::new("ldd").arg(path));
+    ldd.lines()
+        .filter_map(|line| {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+            // "/lib64/ld-linux-x86-64.so.2 (0x...)"
+            line.split("=>")
+                .last()
+                .and_then(|r| r.split_whitespace().next())
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from)
+        })
+        .collect()
+}

@@ -4,61 +4,45 @@
 //! separated by spaces, alternatives by `||`).
 
 use cascade_sdk::BuildpackError;
-use cascade_sdk::toml::{Table, Value};
+use cascade_sdk::inventory::{self, Inventory};
 use semver::{Version, VersionReq};
 
 /// The inventory shipped with the buildpack.
 pub const BUNDLED: &str = include_str!("../inventory.toml");
 
-/// One downloadable release.
+/// One downloadable release, its version parsed as semver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
     pub version: Version,
-    pub os: String,
-    pub arch: String,
-    pub url: String,
-    /// 64 hex digits.
-    pub sha256: String,
+    /// As the inventory has it.
+    pub release: inventory::Artifact,
 }
 
-/// Parse an inventory; `source` names it in errors.
-pub fn parse(text: &str, source: &str) -> Result<Vec<Artifact>, BuildpackError> {
-    let table: Table = text
-        .parse()
-        .map_err(|e| BuildpackError::new(format!("{source}: {e}")))?;
-    let Some(list) = table.get("artifacts").and_then(Value::as_array) else {
-        return Err(BuildpackError::new(format!("{source}: no [[artifacts]]")));
-    };
-    list.iter()
+/// The artifacts of `inventory`, with their versions parsed (errors name
+/// the inventory, the artifact and the version).
+pub fn artifacts(inventory: &Inventory) -> Result<Vec<Artifact>, BuildpackError> {
+    inventory
+        .artifacts
+        .iter()
         .enumerate()
         .map(|(i, a)| {
-            let field = |name: &str| {
-                a.get(name).and_then(Value::as_str).ok_or_else(|| {
-                    BuildpackError::new(format!("{source}: artifacts[{i}].{name}: missing"))
-                })
-            };
-            let version = field("version")?;
-            let version = Version::parse(version).map_err(|e| {
-                BuildpackError::new(format!("{source}: artifacts[{i}].version {version:?}: {e}"))
+            let version = Version::parse(&a.version).map_err(|e| {
+                BuildpackError::new(format!(
+                    "{}: artifacts[{i}].version {:?}: {e}",
+                    inventory.source, a.version
+                ))
             })?;
-            let checksum = field("checksum")?;
-            let sha256 = checksum
-                .strip_prefix("sha256:")
-                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                .ok_or_else(|| {
-                    BuildpackError::new(format!(
-                        "{source}: artifacts[{i}].checksum {checksum:?}: expected sha256:<64 hex digits>"
-                    ))
-                })?;
             Ok(Artifact {
                 version,
-                os: field("os")?.to_owned(),
-                arch: field("arch")?.to_owned(),
-                url: field("url")?.to_owned(),
-                sha256: sha256.to_ascii_lowercase(),
+                release: a.clone(),
             })
         })
         .collect()
+}
+
+/// Parse an inventory's text; `source` names it in errors.
+pub fn parse(text: &str, source: &str) -> Result<Vec<Artifact>, BuildpackError> {
+    artifacts(&Inventory::parse(text, source)?)
 }
 
 /// An npm range (`engines.node`, `BP_NODE_VERSION`) as alternatives of
@@ -139,13 +123,13 @@ pub fn select<'a>(
     };
     artifacts
         .iter()
-        .filter(|a| a.os == os && a.arch == arch)
+        .filter(|a| a.release.os == os && a.release.arch == arch)
         .filter(|a| reqs.iter().any(|r| r.matches(&a.version)))
         .max_by(|a, b| a.version.cmp(&b.version))
         .ok_or_else(|| {
             let mut offered: Vec<String> = artifacts
                 .iter()
-                .filter(|a| a.os == os && a.arch == arch)
+                .filter(|a| a.release.os == os && a.release.arch == arch)
                 .map(|a| a.version.to_string())
                 .collect();
             offered.dedup();
@@ -191,11 +175,19 @@ mod tests {
     #[test]
     fn the_bundled_inventory_parses_and_selects() {
         let all = parse(BUNDLED, "inventory.toml").unwrap();
-        assert!(all.iter().all(|a| a.url.starts_with("https://nodejs.org/")));
+        assert!(
+            all.iter()
+                .all(|a| a.release.url.starts_with("https://nodejs.org/"))
+        );
         let newest = select(&all, None, "linux", "amd64").unwrap();
         assert_eq!(newest.version, Version::new(26, 3, 0));
         let lts20 = select(&all, Some("20.x"), "linux", "arm64").unwrap();
-        assert!(lts20.url.ends_with("node-v20.20.2-linux-arm64.tar.gz"));
+        assert!(
+            lts20
+                .release
+                .url
+                .ends_with("node-v20.20.2-linux-arm64.tar.gz")
+        );
         let e = select(&all, Some("16"), "linux", "amd64").unwrap_err();
         assert!(e.contains("it has: 26.3.0, 24.16.0, 20.20.2"), "{e}");
         assert!(select(&all, None, "linux", "s390x").is_err());
@@ -203,7 +195,14 @@ mod tests {
 
     #[test]
     fn bad_inventories_name_the_field() {
-        let e = parse("[[artifacts]]\nversion = \"20\"\n", "inv.toml").unwrap_err();
+        let e = parse(
+            &format!(
+                "[[artifacts]]\nversion = \"20\"\nos = \"linux\"\narch = \"amd64\"\nurl = \"u\"\nchecksum = \"sha256:{}\"\n",
+                "0".repeat(64)
+            ),
+            "inv.toml",
+        )
+        .unwrap_err();
         assert!(
             e.message().contains("inv.toml: artifacts[0].version"),
             "{}",

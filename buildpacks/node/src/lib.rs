@@ -4,7 +4,8 @@
 //!   (or `BP_NODE_VERSION`) allows, for the image's os/arch, downloaded
 //!   with the `fetch` capability and checked against the inventory's
 //!   sha256. The bundled inventory points at nodejs.org; a platform with a
-//!   mirror passes its own with `BP_NODE_INVENTORY=<path in the app>`. The
+//!   mirror passes its own with `BP_NODE_INVENTORY=<URL>` (pinned by
+//!   `BP_NODE_INVENTORY_SHA256`) or `=<path in the app>`. The
 //!   `node` layer is kept while the version does not change.
 //! - **Dependencies**: `npm ci --omit=dev` with that node through the `exec`
 //!   capability, npm's cache in a cache layer. `node_modules` lives in the
@@ -18,10 +19,12 @@ pub mod package;
 
 use std::path::{Component, Path};
 
+use cascade_sdk::inventory::Inventory;
+
 use cascade_sdk::toml::Table;
 use cascade_sdk::{
     BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, Layer,
-    LayerTypes, Process, Result, ResultExt, Unpack, exec, log,
+    LayerTypes, Process, Result, ResultExt, exec, log,
 };
 
 use crate::inventory::Artifact;
@@ -83,24 +86,9 @@ impl Buildpack for Node {
 /// The release to install, from the inventory the platform chose.
 fn choose(ctx: &BuildContext, pkg: &Package) -> Result<Artifact> {
     let env = ctx.platform_env();
-    let (text, source) = match env.get("BP_NODE_INVENTORY") {
-        Some(rel) => {
-            let path = Path::new(rel);
-            if !path.components().all(|c| matches!(c, Component::Normal(_))) {
-                return Err(BuildpackError::new(format!(
-                    "BP_NODE_INVENTORY={rel}: must be a path inside the app"
-                )));
-            }
-            let text = std::fs::read_to_string(ctx.app_dir().join(path))
-                .context(format!("reading BP_NODE_INVENTORY={rel}"))?;
-            (text, rel.clone())
-        }
-        None => (
-            inventory::BUNDLED.to_owned(),
-            "the bundled inventory".to_owned(),
-        ),
-    };
-    let artifacts = inventory::parse(&text, &source)?;
+    let inventory = Inventory::load(ctx, "NODE", inventory::BUNDLED)?;
+    let source = &inventory.source;
+    let artifacts = inventory::artifacts(&inventory)?;
     let (range, why) = match (env.get("BP_NODE_VERSION"), &pkg.engines_node) {
         (Some(v), _) => (Some(v.as_str()), "BP_NODE_VERSION"),
         (None, Some(v)) => (Some(v.as_str()), "package.json engines.node"),
@@ -121,25 +109,13 @@ fn choose(ctx: &BuildContext, pkg: &Package) -> Result<Artifact> {
     Ok(artifact.clone())
 }
 
-/// What the `node` layer's content depends on.
-#[derive(serde::Serialize)]
-struct RuntimeMetadata<'a> {
-    version: String,
-    url: &'a str,
-    sha256: &'a str,
-}
-
-/// The `node` layer: the release unpacked, its top directory stripped.
+/// The `node` layer: the release unpacked, its top directory
+/// (`node-vX-os-arch/`) stripped; kept while the release is the same.
 fn runtime_layer(ctx: &BuildContext, artifact: &Artifact) -> Result<Layer> {
-    let metadata = RuntimeMetadata {
-        version: artifact.version.to_string(),
-        url: &artifact.url,
-        sha256: &artifact.sha256,
-    };
     let layer = ctx.cached_layer(
         "node",
         LayerTypes::LAUNCH | LayerTypes::BUILD | LayerTypes::CACHE,
-        &metadata,
+        &artifact.release,
     )?;
     if layer.is_reused() {
         log::info(format!(
@@ -147,22 +123,10 @@ fn runtime_layer(ctx: &BuildContext, artifact: &Artifact) -> Result<Layer> {
             artifact.version
         ));
     } else {
-        let file = artifact.url.rsplit('/').next().unwrap_or("node.tar.gz");
-        let archive = layer.path().join(file);
-        layer.fetch(&artifact.url, &artifact.sha256, file)?;
-        // nodejs.org tarballs hold one directory, node-vX-os-arch/.
-        let strip = Unpack {
-            strip_components: 1,
-            ..Unpack::default()
-        };
-        ctx.unpack_with(&archive, layer.path(), strip)?;
-        cascade_sdk::fs::remove_file(&archive)?;
-        if !layer.path().join("bin/node").is_file() {
-            return Err(BuildpackError::new(format!("{file}: no bin/node inside")));
-        }
+        artifact.release.install(ctx, &layer, 1, "bin/node")?;
         log::info(format!("installed Node.js {}", artifact.version));
     }
-    Ok(layer.sbom(sbom(artifact)))
+    Ok(layer.sbom(artifact.release.sbom("node")))
 }
 
 /// What the `modules` layer's content depends on.
@@ -241,27 +205,6 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// A CycloneDX SBOM naming the installed release by its download and hash.
-fn sbom(a: &Artifact) -> String {
-    serde_json::json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.5",
-        "version": 1,
-        "components": [{
-            "type": "application",
-            "name": "node",
-            "version": a.version.to_string(),
-            "purl": format!(
-                "pkg:generic/node@{}?download_url={}",
-                a.version,
-                a.url.replace(':', "%3A").replace('/', "%2F")
-            ),
-            "hashes": [{"alg": "SHA-256", "content": a.sha256}],
-        }],
-    })
-    .to_string()
 }
 
 cascade_sdk::export_buildpack!(Node);

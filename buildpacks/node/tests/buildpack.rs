@@ -54,5 +54,19 @@ fn an_inventory_outside_the_app_is_refused() {
         .try_build(app(&[("package.json", "{}")]).path())
         .err()
         .unwrap();
-    assert!(err.contains("must be a path inside the app"), "{err}");
+    assert!(err.contains("or a path inside the app"), "{err}");
+}
+
+#[test]
+fn an_inventory_url_without_its_sha256_is_refused_before_any_download() {
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"))
+        .env("BP_NODE_INVENTORY", "https://mirror.example/node.toml");
+    let err = bp
+        .try_build(app(&[("package.json", "{}")]).path())
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("a URL needs BP_NODE_INVENTORY_SHA256"),
+        "{err}"
+    );
 }

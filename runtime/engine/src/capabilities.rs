@@ -348,45 +348,83 @@ pub fn fetch_host(url: &str) -> Result<String, CapabilityError> {
     }
 }
 
+/// The allowed calls of buildpack `id` among `current`, sorted and
+/// deduplicated: what a layer it made in this build owes its contents to
+/// (the host cannot tell which call wrote which layer, so each made layer
+/// is credited with all of them).
+pub fn calls_of(id: &str, current: &[CapabilityUse]) -> Vec<CapabilityUse> {
+    let mut uses: Vec<CapabilityUse> = current
+        .iter()
+        .filter(|u| u.allowed && u.buildpack == id)
+        .cloned()
+        .collect();
+    sort_calls(&mut uses);
+    uses
+}
+
+fn sort_calls(uses: &mut Vec<CapabilityUse>) {
+    uses.sort_by(|a, b| (&a.capability, &a.detail).cmp(&(&b.capability, &b.detail)));
+    uses.dedup();
+}
+
+/// The calls behind an image: those it records, and those each of its
+/// layers owes, by (buildpack id, layer name), for the next build to carry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Provenance {
+    pub image: Vec<CapabilityUse>,
+    pub layers: std::collections::BTreeMap<(String, String), Vec<CapabilityUse>>,
+}
+
+impl Provenance {
+    /// The calls layer `name` of buildpack `id` owes.
+    pub fn of_layer(&self, id: &str, name: &str) -> Vec<CapabilityUse> {
+        self.layers
+            .get(&(id.to_owned(), name.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// The capability calls an image records (label `dev.cascade.capabilities`):
 /// the calls that produced its layers, not only those this build made.
 ///
-/// A rebuild that reuses a layer skips the call that made it (the node
-/// runtime is not fetched again), yet the image holds what that call
-/// brought in, and an unchanged rebuild must give the digest a cold build
-/// gives. So, per buildpack of `group` (id, whether it kept a layer of the
-/// previous build), in group order: the allowed calls it made now, plus
-/// the previous image's calls of each capability it did not call again —
-/// carried only when it kept a layer, since then their result is still
-/// there. Within a buildpack the calls are sorted and deduplicated, so the
-/// record does not depend on the order of work.
+/// A rebuild that reuses a layer skips the calls that made it (the node
+/// runtime is not fetched again), yet the image holds what they brought
+/// in, and an unchanged rebuild must give the digest a cold build gives.
+/// So, per buildpack of `group` (id; each layer's name and, when it was
+/// kept from the previous build, the calls recorded with it), in group
+/// order: the allowed calls it made now, plus the calls behind each kept
+/// layer. Calls are credited per layer, not per capability: a buildpack
+/// that fetches its inventory on every build still owes its kept runtime
+/// to the earlier download, while a runtime layer made anew drops the old
+/// download with the old layer. Within a buildpack the calls are sorted
+/// and deduplicated, so the record does not depend on the order of work.
 pub fn provenance<'a>(
-    group: impl IntoIterator<Item = (&'a str, bool)>,
-    previous: &[CapabilityUse],
+    group: impl IntoIterator<Item = (&'a str, Vec<(&'a str, Option<&'a [CapabilityUse]>)>)>,
     current: &[CapabilityUse],
-) -> Vec<CapabilityUse> {
-    let mut out = Vec::new();
-    for (id, kept_a_layer) in group {
-        let now: Vec<&CapabilityUse> = current
-            .iter()
-            .filter(|u| u.allowed && u.buildpack == id)
-            .collect();
-        let mut uses: Vec<CapabilityUse> = now.iter().map(|u| (*u).clone()).collect();
-        if kept_a_layer {
-            uses.extend(
-                previous
-                    .iter()
-                    .filter(|p| {
-                        p.allowed
-                            && p.buildpack == id
-                            && !now.iter().any(|u| u.capability == p.capability)
-                    })
-                    .cloned(),
-            );
+) -> Provenance {
+    let mut out = Provenance::default();
+    for (id, layers) in group {
+        let now = calls_of(id, current);
+        let mut uses = now.clone();
+        for (name, kept) in layers {
+            let owed = match kept {
+                Some(previous) => {
+                    let mut owed: Vec<CapabilityUse> = previous
+                        .iter()
+                        .filter(|u| u.allowed && u.buildpack == id)
+                        .cloned()
+                        .collect();
+                    sort_calls(&mut owed);
+                    uses.extend(owed.iter().cloned());
+                    owed
+                }
+                None => now.clone(),
+            };
+            out.layers.insert((id.to_owned(), name.to_owned()), owed);
         }
-        uses.sort_by(|a, b| (&a.capability, &a.detail).cmp(&(&b.capability, &b.detail)));
-        uses.dedup();
-        out.extend(uses);
+        sort_calls(&mut uses);
+        out.image.extend(uses);
     }
     out
 }
@@ -406,38 +444,76 @@ mod tests {
 
     #[test]
     fn provenance_carries_the_calls_behind_kept_layers() {
+        let inventory = call("x/node", "fetch:mirror", "inventory.toml");
         let fetch20 = call("x/node", "fetch:nodejs.org", "node-v20.tgz");
         let fetch22 = call("x/node", "fetch:nodejs.org", "node-v22.tgz");
         let npm = call("x/node", "exec:node", "npm ci (exit 0)");
         let cargo = call("x/rust", "exec:cargo", "cargo build (exit 0)");
+        let now = [
+            inventory.clone(),
+            npm.clone(),
+            fetch20.clone(),
+            cargo.clone(),
+        ];
         let cold = provenance(
-            [("x/node", false), ("x/rust", false)],
-            &[],
-            &[npm.clone(), fetch20.clone(), cargo.clone()],
+            [
+                ("x/node", vec![("node", None), ("modules", None)]),
+                ("x/rust", vec![("target", None)]),
+            ],
+            &now,
         );
         // Sorted within a buildpack (exec before fetch), in group order.
-        assert_eq!(cold, [npm.clone(), fetch20.clone(), cargo.clone()]);
-        // No change: nothing called again, everything kept.
+        let all = [
+            npm.clone(),
+            inventory.clone(),
+            fetch20.clone(),
+            cargo.clone(),
+        ];
+        assert_eq!(cold.image, all);
+        // Each layer made now is credited with its buildpack's calls.
+        let node = cold.of_layer("x/node", "node");
+        let rust = cold.of_layer("x/rust", "target");
+        assert_eq!(node, all[..3]);
+        assert_eq!(rust, std::slice::from_ref(&cargo));
+        // No change: only the inventory is fetched again; everything kept.
         let noop = provenance(
-            [("x/node", true), ("x/rust", true)],
-            &cold,
-            std::slice::from_ref(&cargo),
+            [
+                (
+                    "x/node",
+                    vec![("node", Some(&node[..])), ("modules", Some(&node[..]))],
+                ),
+                ("x/rust", vec![("target", Some(&rust[..]))]),
+            ],
+            std::slice::from_ref(&inventory),
         );
-        assert_eq!(noop, cold);
-        // A new lockfile: npm again, the runtime kept.
-        let lock = provenance([("x/node", true)], &cold, std::slice::from_ref(&npm));
-        assert_eq!(lock, [npm.clone(), fetch20.clone()]);
-        // A new runtime: the old download is no longer in the image.
-        let upgrade = provenance([("x/node", true)], &cold, &[fetch22.clone(), npm.clone()]);
-        assert_eq!(upgrade, [npm.clone(), fetch22]);
-        // Nothing kept: nothing carried. Denied calls are never recorded.
+        assert_eq!(noop.image, cold.image);
+        assert_eq!(noop.layers, cold.layers, "kept layers keep what they owe");
+        // A new lockfile: npm again, the runtime layer kept.
+        let lock = provenance(
+            [("x/node", vec![("node", Some(&node[..])), ("modules", None)])],
+            &[inventory.clone(), npm.clone()],
+        );
+        assert_eq!(lock.image, all[..3]);
+        assert_eq!(
+            lock.of_layer("x/node", "modules"),
+            [npm.clone(), inventory.clone()]
+        );
+        // A new runtime and so new modules: nothing kept, and the old
+        // download is no longer in the image.
+        let upgrade = provenance(
+            [("x/node", vec![("node", None), ("modules", None)])],
+            &[inventory.clone(), fetch22.clone(), npm.clone()],
+        );
+        assert_eq!(upgrade.image, [npm.clone(), inventory, fetch22]);
+        // Denied calls are never recorded.
         let denied = CapabilityUse {
             allowed: false,
             ..call("x/node", "exec:sh", "sh")
         };
-        assert_eq!(provenance([("x/node", false)], &cold, &[denied]), []);
+        assert_eq!(provenance([("x/node", vec![])], &[denied]).image, []);
         // Buildpacks no longer in the group leave no trace.
-        assert_eq!(provenance([("x/rust", true)], &cold, &[]), [cargo]);
+        let rust_only = provenance([("x/rust", vec![("target", Some(&rust[..]))])], &[]);
+        assert_eq!(rust_only.image, [cargo]);
     }
 
     fn declared(hosts: &[&str]) -> Declared {

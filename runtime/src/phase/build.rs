@@ -411,6 +411,7 @@ mod tests {
                 has_files: false,
             },
             blob: Some(blob.clone()),
+            calls: Vec::new(),
             dirs: LayerDirs {
                 bin: true,
                 lib: false,

@@ -5,24 +5,41 @@
 use super::*;
 
 /// The capability calls this build made (for the report), and those the
-/// image records: these plus what its kept layers owe to earlier builds.
+/// image records and each layer owes: these plus what its kept layers owe
+/// to earlier builds.
 pub(super) fn capability_calls(
     req: &BuildRequest,
     built: &[crate::phase::BuiltBuildpack],
     restored: &Restored,
-) -> (Vec<CapabilityUse>, Vec<CapabilityUse>) {
+) -> (Vec<CapabilityUse>, crate::capabilities::Provenance) {
     let uses = req
         .capabilities
         .as_ref()
         .map(|c| c.used())
         .unwrap_or_default();
     let group = built.iter().map(|b| {
-        (
-            b.runner.id().as_str(),
-            b.layers.iter().any(|l| l.layer.reused),
-        )
+        let id = b.runner.id();
+        let previous = restored.layers.get(id);
+        let layers = b
+            .layers
+            .iter()
+            .map(|l| {
+                let kept = l
+                    .layer
+                    .reused
+                    .then(|| {
+                        previous?
+                            .iter()
+                            .find(|p| p.restored.name == l.layer.name)
+                            .map(|p| p.calls.as_slice())
+                    })
+                    .flatten();
+                (l.layer.name.as_str(), kept)
+            })
+            .collect();
+        (id.as_str(), layers)
     });
-    let provenance = crate::capabilities::provenance(group, &restored.capabilities, &uses);
+    let provenance = crate::capabilities::provenance(group, &uses);
     (uses, provenance)
 }
 

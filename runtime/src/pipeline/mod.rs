@@ -266,7 +266,7 @@ fn phases(
     let build_image = req
         .build_image
         .as_ref()
-        .filter(|_| provenance.iter().any(CapabilityUse::ran_a_tool));
+        .filter(|_| provenance.image.iter().any(CapabilityUse::ran_a_tool));
     let exported = Export {
         built: &built,
         app: &workspace,
@@ -279,7 +279,7 @@ fn phases(
         app_unchanged,
         previous_sbom: restored.sbom.as_ref(),
         os: os.as_ref(),
-        capabilities: &provenance,
+        capabilities: &provenance.image,
         app_named: &app_named(req, &built),
         build_image,
         reporter,

@@ -1,0 +1,585 @@
+//! The `cascade/python` buildpack: CPython fetched from an inventory (a
+//! platform mirror on loopback, named by URL and pinned by sha256), the
+//! app's packages installed by pip, uv or Poetry through the exec
+//! capability with the python it installed, an image that answers over
+//! loopback, and rebuilds that fetch and install nothing.
+//!
+//! The runtime is made on the spot from this machine's CPython, laid out
+//! as python-build-standalone's install_only builds (`python/bin/python3`,
+//! `python/lib/python3.X/...`, libpython found through `$ORIGIN/../lib`,
+//! which patchelf writes as those builds have it); the run image is
+//! busybox plus the system libraries that CPython and its extension
+//! modules link. The pip and Pipfile.lock apps need no index (their one
+//! package is a vendored wheel); the Django, uv and Poetry apps install
+//! from PyPI, behind the CA bundle of this machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use cascade_lifecycle::oci::Digest;
+use serde_json::Value;
+
+use crate::support::*;
+
+const TOOLS: &[&str] = &[
+    "bwrap",
+    "umoci",
+    "skopeo",
+    "oci-image-tool",
+    "python3",
+    "ldd",
+    "patchelf",
+];
+
+/// Extension modules left out of the runtime: they link libraries (Tk,
+/// ncurses, readline, gdbm) no web app needs and the run image lacks.
+const LEFT_OUT_MODULES: [&str; 6] = [
+    "_tkinter", "_curses", "readline", "_dbm", "_gdbm", "_sqlite3",
+];
+/// Top-level stdlib directories left out (tests, Tk, the static library).
+const LEFT_OUT_DIRS: [&str; 6] = [
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "site-packages",
+    "__pycache__",
+];
+
+/// A relocatable CPython made from this machine's, and what it links.
+struct Runtime {
+    tarball: Vec<u8>,
+    sha: String,
+    /// `3.11.7`.
+    version: String,
+    /// System libraries the interpreter and its kept modules link.
+    libs: Vec<PathBuf>,
+}
+
+/// The runtime, made once per test process (it takes seconds).
+fn runtime() -> Option<&'static Runtime> {
+    static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(make_runtime).as_ref()
+}
+
+fn make_runtime() -> Option<Runtime> {
+    let info = ok(Command::new("python3").args([
+        "-c",
+        "import sys, sysconfig; print(sys.base_prefix); print('%d.%d.%d' % sys.version_info[:3]); print(sysconfig.get_config_var('LDLIBRARY') or '')",
+    ]));
+    let mut lines = info.lines();
+    let prefix = PathBuf::from(lines.next()?);
+    let version = lines.next()?.to_owned();
+    let ldlibrary = lines.next().unwrap_or_default().to_owned();
+    let xy = version.rsplit_once('.')?.0.to_owned();
+    let stdlib = prefix.join(format!("lib/python{xy}"));
+    let binary = prefix.join(format!("bin/python{xy}"));
+    let pip = stdlib.join("site-packages/pip");
+    if !(binary.is_file() && stdlib.join("os.py").is_file() && pip.is_dir()) {
+        lacking(&format!(
+            "this machine's python3 ({}) is not laid out as a relocatable CPython (bin/python{xy}, lib/python{xy}/os.py, site-packages/pip)",
+            prefix.display()
+        ));
+        return None;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let patched = work.path().join(format!("python{xy}"));
+    std::fs::copy(&binary, &patched).unwrap();
+    // libpython3.X.so (a shared build) or libpython3.X.a (a static one).
+    let shared = ldlibrary.contains(".so");
+    let libpython = prefix.join("lib").join(format!("libpython{xy}.so.1.0"));
+    if shared {
+        ok(Command::new("patchelf")
+            .args(["--set-rpath", "$ORIGIN/../lib"])
+            .arg(&patched));
+    }
+
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.append_path_with_name(&patched, format!("python/bin/python{xy}"))
+        .unwrap();
+    for link in ["python3", "python"] {
+        symlink(
+            &mut tar,
+            &format!("python/bin/{link}"),
+            &format!("python{xy}"),
+        );
+    }
+    let mut modules = Vec::new();
+    if shared {
+        tar.append_path_with_name(&libpython, format!("python/lib/libpython{xy}.so.1.0"))
+            .unwrap();
+    }
+    append_tree(
+        &mut tar,
+        &stdlib,
+        &format!("python/lib/python{xy}"),
+        &mut |rel| {
+            let first = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            let name = rel.file_name().unwrap().to_string_lossy();
+            let top_dir = rel.components().count() == 1 && stdlib.join(rel).is_dir();
+            let keep = !(top_dir
+                && (LEFT_OUT_DIRS.contains(&name.as_ref()) || name.starts_with("config-")))
+                && name != "__pycache__"
+                && !(first == "lib-dynload"
+                    && LEFT_OUT_MODULES
+                        .iter()
+                        .any(|m| name.starts_with(&format!("{m}."))));
+            if keep && first == "lib-dynload" && name.ends_with(".so") {
+                modules.push(stdlib.join(rel));
+            }
+            keep
+        },
+    );
+    // pip, for `python -m pip`, as python-build-standalone ships it.
+    for entry in std::fs::read_dir(stdlib.join("site-packages")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "pip" || (name.starts_with("pip-") && name.ends_with(".dist-info")) {
+            append_tree(
+                &mut tar,
+                &entry.path(),
+                &format!("python/lib/python{xy}/site-packages/{name}"),
+                &mut |rel| rel.file_name().unwrap() != "__pycache__",
+            );
+        }
+    }
+    let tarball = tar.into_inner().unwrap().finish().unwrap();
+
+    let mut libs: Vec<PathBuf> = Vec::new();
+    for elf in std::iter::once(&binary).chain(&modules) {
+        for lib in ldd_paths(elf) {
+            if !lib.starts_with(&prefix) && !libs.contains(&lib) {
+                libs.push(lib);
+            }
+        }
+    }
+    Some(Runtime {
+        sha: Digest::of(&tarball).hex().to_owned(),
+        tarball,
+        version,
+        libs,
+    })
+}
+
+fn symlink<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &str, target: &str) {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    header.set_mode(0o777);
+    tar.append_link(&mut header, path, target).unwrap();
+}
+
+/// `dir`'s files under `name`, in name order, those `keep` (given the path
+/// relative to `dir`) says yes to; a directory said no to is skipped whole.
+fn append_tree<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    dir: &Path,
+    name: &str,
+    keep: &mut dyn FnMut(&Path) -> bool,
+) {
+    fn walk<W: std::io::Write>(
+        tar: &mut tar::Builder<W>,
+        root: &Path,
+        rel: &Path,
+        name: &str,
+        keep: &mut dyn FnMut(&Path) -> bool,
+    ) {
+        let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let rel = rel.join(entry.file_name());
+            if !keep(&rel) {
+                continue;
+            }
+            let at = format!("{name}/{}", rel.display());
+            if entry.file_type().unwrap().is_dir() {
+                walk(tar, root, &rel, name, keep);
+            } else {
+                tar.append_path_with_name(entry.path(), at).unwrap();
+            }
+        }
+    }
+    walk(tar, dir, Path::new(""), name, keep);
+}
+
+/// An app from `tests/fixtures/apps/<name>` with a loopback mirror for the
+/// runtime (the inventory served too, by URL, pinned by sha256), and a
+/// busybox + glibc run image with what CPython links.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    runtime: &'static Runtime,
+    app: PathBuf,
+    run_image: String,
+    /// Serves the runtime tarball.
+    mirror: Files,
+    /// Serves the inventory.
+    _inventory: Files,
+    inventory_url: String,
+    inventory: String,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Option<Self> {
+        if !have_all(TOOLS) {
+            return None;
+        }
+        let runtime = runtime()?;
+        let tmp = tempfile::tempdir().unwrap();
+        let arch = match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            _ => "amd64",
+        };
+        let file: &'static str = Box::leak(
+            format!(
+                "/cpython-{}-linux-{arch}-install_only.tar.gz",
+                runtime.version
+            )
+            .into_boxed_str(),
+        );
+        let mirror = serve(vec![(file, runtime.tarball.clone())]);
+        let inventory = format!(
+            "[[artifacts]]\nversion = \"{}\"\nos = \"linux\"\narch = \"{arch}\"\nurl = \"http://127.0.0.1:{}{file}\"\nchecksum = \"sha256:{}\"\n",
+            runtime.version, mirror.port, runtime.sha
+        );
+        let served = serve(vec![("/python.toml", inventory.clone().into_bytes())]);
+        let inventory_url = format!("http://127.0.0.1:{}/python.toml", served.port);
+
+        let app = tmp.path().join(name);
+        ok(Command::new("cp")
+            .arg("-r")
+            .arg(fixture_app(name))
+            .arg(&app));
+        let runs = tmp.path().join("run");
+        make_run_image_with_host_files(&runs, "glibc", &[], &[], &runtime.libs);
+        let run_image = format!("oci:{}:glibc", runs.display());
+        Some(Self {
+            tmp,
+            runtime,
+            app,
+            run_image,
+            mirror,
+            _inventory: served,
+            inventory_url,
+            inventory,
+        })
+    }
+
+    /// `cascade build` of the app into `out` with the cache `cache`, the
+    /// mirror's inventory named by URL; `extra` arguments last.
+    fn try_build(&self, cache: &str, out: &str, extra: &[&str]) -> Outcome {
+        let mut args = vec![
+            self.app.display().to_string(),
+            "--output".into(),
+            format!("oci:{}:app", self.tmp.path().join(out).display()),
+            "--run-image".into(),
+            self.run_image.clone(),
+            "--build-image".into(),
+            build_image().into(),
+            "--env".into(),
+            format!("BP_PYTHON_INVENTORY={}", self.inventory_url),
+            "--env".into(),
+            format!(
+                "BP_PYTHON_INVENTORY_SHA256={}",
+                Digest::of(self.inventory.as_bytes()).hex()
+            ),
+            "--allow".into(),
+            "fetch:127.0.0.1".into(),
+            "--allow".into(),
+            "exec:python3".into(),
+            "--format".into(),
+            "json".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        build_in(&self.tmp.path().join(cache), &args)
+    }
+
+    fn build(&self, cache: &str, out: &str, extra: &[&str]) -> Value {
+        let outcome = self.try_build(cache, out, extra);
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        assert!(
+            outcome.stderr.contains("[cascade/python]"),
+            "{}",
+            outcome.stderr
+        );
+        serde_json::from_str(&outcome.stdout).unwrap()
+    }
+
+    /// Run the image built into `out` and `GET /`.
+    fn get(&self, out: &str) -> String {
+        let layout = self.tmp.path().join(out);
+        validate(&layout, "app");
+        let config = skopeo_config(&layout, "app");
+        let bundle = unpack(&layout, "app", &self.tmp.path().join(format!("run-{out}")));
+        run_and_get(&bundle, &config)
+    }
+
+    fn downloads(&self) -> usize {
+        self.mirror.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Extra arguments for the apps that install from PyPI: the network, and
+/// this machine's CA bundle for the build (it may sit behind a
+/// TLS-intercepting proxy; the bundle never reaches the image).
+fn from_pypi() -> Option<Vec<String>> {
+    let bundle = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    if !bundle.is_file() {
+        lacking("the PyPI tests need this machine's CA bundle");
+        return None;
+    }
+    Some(vec![
+        "--allow".into(),
+        "network".into(),
+        "--ca-certificates".into(),
+        bundle.display().to_string(),
+    ])
+}
+
+/// A response's body.
+fn content(response: &str) -> &str {
+    response
+        .split_once("\r\n\r\n")
+        .map_or(response, |(_, body)| body)
+}
+
+fn every_layer_reused(report: &Value) {
+    for layer in report["layers"].as_array().unwrap() {
+        assert_eq!(layer["reused"], true, "{layer}");
+    }
+}
+
+#[test]
+fn a_pip_app_gets_its_runtime_and_packages_answers_and_rebuilds_only_what_changed() {
+    let Some(f) = Fixture::new("python-web") else {
+        return;
+    };
+    let cold = f.build("cache", "out", &[]);
+    let ids: Vec<&str> = cold["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"cascade/python"), "{ids:?}");
+    assert_eq!(cold["default_process"], "web");
+    let used = calls(&cold);
+    assert_eq!(
+        used.iter()
+            .filter(|u| u.starts_with("\"fetch:127.0.0.1\""))
+            .count(),
+        2,
+        "the inventory and the runtime: {used:?}"
+    );
+    assert!(
+        used.iter().any(|u| u.starts_with("\"exec:python3\"")
+            && u.contains("-m pip install --user")
+            && u.contains("(exit 0)")),
+        "{used:?}"
+    );
+    assert_eq!(f.downloads(), 1);
+    let body = f.get("out");
+    assert!(
+        body.ends_with(&format!(
+            "hello from python, python {}\n",
+            f.runtime.version
+        )),
+        "{body}"
+    );
+
+    // No change: nothing downloaded, pip not run, every layer reused, the
+    // same image.
+    let again = f.build("cache", "out", &[]);
+    assert_eq!(again["digest"], cold["digest"], "{cold:#}\n{again:#}");
+    assert!(
+        calls(&again).iter().all(|c| !c.starts_with("\"exec")),
+        "{:?}",
+        calls(&again)
+    );
+    assert_eq!(f.downloads(), 1);
+    every_layer_reused(&again);
+
+    // A changed requirements.txt: pip runs again, the runtime stays, and
+    // the image is the one a cold build of the changed app gives anywhere.
+    edit(
+        &f.app.join("requirements.txt"),
+        "greeting==1.0.0",
+        "greeting==1.0.0  # pinned",
+    );
+    let warm = f.build("cache", "out", &[]);
+    assert_eq!(f.downloads(), 1);
+    assert!(reused(&warm, "cascade/python:python"));
+    assert!(!reused(&warm, "cascade/python:packages"));
+    let elsewhere = f.tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    ok(Command::new("cp").arg("-r").arg(&f.app).arg(&elsewhere));
+    let moved = Fixture {
+        app: elsewhere.join("python-web"),
+        ..f
+    };
+    let fresh = moved.build("cache-cold", "out-cold", &[]);
+    assert_eq!(fresh["digest"], warm["digest"], "{fresh:#}\n{warm:#}");
+}
+
+#[test]
+fn a_python_runtime_or_inventory_with_the_wrong_sha256_is_refused() {
+    let Some(f) = Fixture::new("python-web") else {
+        return;
+    };
+    // The inventory's pin is wrong: nothing is downloaded past it.
+    let bad_pin = f.try_build(
+        "cache",
+        "out",
+        &[
+            "--env",
+            &format!("BP_PYTHON_INVENTORY_SHA256={}", "0".repeat(64)),
+        ],
+    );
+    assert_eq!(bad_pin.code, 51, "{}", bad_pin.stderr);
+    assert!(bad_pin.stderr.contains("sha256"), "{}", bad_pin.stderr);
+    assert_eq!(f.downloads(), 0);
+
+    // An inventory in the app whose runtime checksum is wrong.
+    let inventory = f.inventory.replace(&f.runtime.sha, &"0".repeat(64));
+    std::fs::write(f.app.join("python-inventory.toml"), inventory).unwrap();
+    let bad = f.try_build(
+        "cache",
+        "out",
+        &["--env", "BP_PYTHON_INVENTORY=python-inventory.toml"],
+    );
+    assert_eq!(bad.code, 51, "{}", bad.stderr);
+    assert!(bad.stderr.contains("sha256"), "{}", bad.stderr);
+    let index = std::fs::read_to_string(f.tmp.path().join("out/index.json")).unwrap_or_default();
+    assert!(!index.contains("\"app\""), "{index}");
+}
+
+#[test]
+fn a_pipfile_lock_installs_pinned_and_hash_checked_and_a_bare_script_runs() {
+    let Some(f) = Fixture::new("python-web") else {
+        return;
+    };
+    let wheel = std::fs::read(f.app.join("vendor/greeting-1.0.0-py3-none-any.whl")).unwrap();
+    let hash = Digest::of(&wheel).hex().to_owned();
+    std::fs::remove_file(f.app.join("requirements.txt")).unwrap();
+    std::fs::write(
+        f.app.join("Pipfile"),
+        "[packages]\ngreeting = \"==1.0.0\"\n",
+    )
+    .unwrap();
+    let lock = |hash: &str| {
+        format!(
+            "{{\"_meta\": {{\"pipfile-spec\": 6, \"sources\": []}}, \"default\": {{\"greeting\": {{\"version\": \"==1.0.0\", \"hashes\": [\"sha256:{hash}\"]}}}}, \"develop\": {{}}}}"
+        )
+    };
+    std::fs::write(f.app.join("Pipfile.lock"), lock(&hash)).unwrap();
+    // The platform's index settings reach pip: here, no index and the
+    // vendored wheels.
+    let offline = [
+        "--exec-env",
+        "PIP_NO_INDEX=1",
+        "--exec-env",
+        "PIP_FIND_LINKS=/workspace/vendor",
+    ];
+    let report = f.build("cache", "out", &offline);
+    assert!(
+        calls(&report)
+            .iter()
+            .any(|c| c.contains("Pipfile.lock.requirements.txt")),
+        "{:?}",
+        calls(&report)
+    );
+    let body = f.get("out");
+    assert!(content(&body).starts_with("hello from python"), "{body}");
+
+    // A lock whose hash the wheel does not have: pip refuses it.
+    std::fs::write(f.app.join("Pipfile.lock"), lock(&"1".repeat(64))).unwrap();
+    let tampered = f.try_build("cache", "out2", &offline);
+    assert_eq!(tampered.code, 51, "{}", tampered.stderr);
+    assert!(
+        tampered.stderr.to_uppercase().contains("HASH"),
+        "{}",
+        tampered.stderr
+    );
+
+    // No manager at all: main.py, run by the python the layer holds.
+    for file in ["Pipfile", "Pipfile.lock", "server.py"] {
+        std::fs::remove_file(f.app.join(file)).unwrap();
+    }
+    std::fs::write(
+        f.app.join("main.py"),
+        "import http.server, os, platform\n\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ('plain python ' + platform.python_version() + '\\n').encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(body)))\n        self.end_headers()\n        self.wfile.write(body)\n\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n",
+    )
+    .unwrap();
+    let report = f.build("cache", "out3", &[]);
+    let process = report["processes"].to_string();
+    assert!(process.contains("main.py"), "{process}");
+    let body = f.get("out3");
+    assert!(
+        body.ends_with(&format!("plain python {}\n", f.runtime.version)),
+        "{body}"
+    );
+}
+
+/// Build a PyPI app cold, run it and expect `hello`, then rebuild it with
+/// no change: every layer reused, the same digest, no tool run.
+fn pypi_app(name: &str, hello: &str, web: &str) {
+    let Some(f) = Fixture::new(name) else {
+        return;
+    };
+    let Some(extra) = from_pypi() else {
+        return;
+    };
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let cold = f.build("cache", "out", &extra);
+    let process = cold["processes"].to_string();
+    assert!(process.contains(web), "{process}");
+    let body = f.get("out");
+    assert!(
+        content(&body).starts_with(hello)
+            && body.ends_with(&format!("python {}\n", f.runtime.version)),
+        "{body}"
+    );
+    let again = f.build("cache", "out", &extra);
+    assert_eq!(again["digest"], cold["digest"], "{cold:#}\n{again:#}");
+    assert!(
+        calls(&again).iter().all(|c| !c.starts_with("\"exec")),
+        "{:?}",
+        calls(&again)
+    );
+    every_layer_reused(&again);
+}
+
+#[test]
+fn a_django_app_from_pypi_is_served_by_gunicorn() {
+    pypi_app("python-django", "hello from django 5.2.20", "mysite.wsgi");
+}
+
+#[test]
+fn a_uv_locked_asgi_app_is_synced_and_served_by_uvicorn() {
+    pypi_app(
+        "python-uv",
+        "hello from starlette",
+        "uvicorn.run('main:app'",
+    );
+}
+
+#[test]
+fn a_poetry_locked_flask_app_is_installed_and_served_by_gunicorn() {
+    pypi_app("python-poetry", "hello from flask", "app:app");
+}
