@@ -17,7 +17,39 @@ use crate::oci::document::{self, ImageConfig, ImageManifest};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub process: String,
+    /// Its command line, as the image's config has it.
+    pub command: String,
     pub missing: Vec<String>,
+}
+
+impl Problem {
+    /// What would provide the missing programs, for the well-known ones.
+    pub fn hints(&self) -> Vec<&'static str> {
+        let mut hints: Vec<&'static str> =
+            self.missing.iter().filter_map(|m| provided_by(m)).collect();
+        hints.dedup();
+        hints
+    }
+}
+
+/// Who provides `program` (a path or a name), for programs an app's
+/// process commonly names.
+pub fn provided_by(program: &str) -> Option<&'static str> {
+    let name = Path::new(program).file_name()?.to_str()?;
+    let python = "cascade/python installs CPython and the app's packages when the app has requirements.txt, pyproject.toml, Pipfile.lock or a main.py/app.py/server.py";
+    match name {
+        "python" | "python3" | "pip" | "pip3" | "gunicorn" | "uvicorn" | "flask"
+        | "django-admin" | "hypercorn" | "daphne" => Some(python),
+        n if n.starts_with("python3.") => Some(python),
+        "node" | "npm" | "npx" | "yarn" | "pnpm" | "corepack" => Some(
+            "cascade/node installs Node.js when the app has a package.json or a server.js/app.js/index.js/main.js",
+        ),
+        "sh" | "bash" | "dash" => Some(
+            "a run image with /bin/sh (a Procfile line with shell syntax runs under /bin/sh -c)",
+        ),
+        "busybox" | "httpd" => Some("a run image with busybox"),
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
@@ -86,6 +118,7 @@ pub fn check(
         if !missing.is_empty() {
             problems.push(Problem {
                 process: p.kind.clone(),
+                command: argv.join(" "),
                 missing,
             });
         }
@@ -96,6 +129,24 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn well_known_programs_name_what_provides_them() {
+        let problem = Problem {
+            process: "web".into(),
+            command: "gunicorn app:app".into(),
+            missing: vec!["gunicorn".into(), "/usr/bin/python3.11".into()],
+        };
+        let hints = problem.hints();
+        assert_eq!(hints.len(), 1, "one hint for both: {hints:?}");
+        assert!(hints[0].starts_with("cascade/python"), "{hints:?}");
+        assert!(
+            provided_by("/layers/x/node/bin/node")
+                .unwrap()
+                .starts_with("cascade/node")
+        );
+        assert_eq!(provided_by("./hello"), None);
+    }
 
     #[test]
     fn a_layer_not_on_this_machine_skips_the_check_saying_which() {

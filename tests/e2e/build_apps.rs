@@ -466,7 +466,10 @@ fn processes_that_cannot_start_are_told_at_build_time() {
     ]);
     assert_eq!(o.code, 62, "{}", o.stderr);
     assert!(
-        o.stderr.contains("process web cannot start: /bin/busybox"),
+        o.stderr
+            .contains("process web (`/bin/busybox echo hello from procfile`)")
+            && o.stderr
+                .contains("cannot start: /bin/busybox in neither the run image"),
         "{}",
         o.stderr
     );
@@ -490,7 +493,12 @@ fn processes_that_cannot_start_are_told_at_build_time() {
     let said = cannot(&r);
     assert_eq!(said.len(), 1, "{r}");
     assert!(
-        said[0].contains("gunicorn") && !said[0].contains("/bin/sh"),
+        said[0].contains("cannot start: gunicorn in neither"),
+        "{said:?}"
+    );
+    // And what would provide it is named.
+    assert!(
+        said[0].contains("cascade/python installs CPython"),
         "{said:?}"
     );
 }

@@ -136,12 +136,18 @@ pub(super) fn check_processes(
     let mut said: Vec<String> = problems
         .iter()
         .map(|p| {
-            format!(
-                "process {} cannot start: {} not in the image (run image {})",
+            let mut line = format!(
+                "process {} (`{}`) cannot start: {} in neither the run image ({}) nor a launch layer",
                 p.process,
+                p.command,
                 p.missing.join(", "),
                 req.run_image
-            )
+            );
+            for hint in p.hints() {
+                line.push_str("; ");
+                line.push_str(hint);
+            }
+            line
         })
         .collect();
     if req.strict_processes && !said.is_empty() {
