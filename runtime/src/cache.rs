@@ -560,6 +560,7 @@ mod tests {
             capability: capability.into(),
             detail: String::new(),
             allowed: true,
+            into: None,
         };
         let record = |build_image: Option<&str>| Record {
             capabilities: vec![

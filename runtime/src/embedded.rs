@@ -84,13 +84,20 @@ fn member(id: &str, optional: bool) -> GroupMember {
 /// Python app, a static site, a Cargo project, a Node.js app or a Go module
 /// may add a Procfile's processes; otherwise a Procfile alone. Python comes
 /// first: its apps are told by their manifests (requirements.txt,
-/// pyproject.toml...), while a Python app may well hold an index.html.
+/// pyproject.toml...), while a Python app may well hold an index.html. A
+/// front end (node builds it, static-site serves what it wrote) comes
+/// before a static site: its `public/index.html` is an unbuilt template.
 pub fn order() -> Vec<Vec<GroupMember>> {
     vec![
         vec![
             member("cascade/ca-certs", true),
             member("cascade/python", false),
             member("cascade/procfile", true),
+        ],
+        vec![
+            member("cascade/ca-certs", true),
+            member("cascade/node", false),
+            member("cascade/static-site", false),
         ],
         vec![
             member("cascade/ca-certs", true),

@@ -16,6 +16,7 @@ mod go;
 mod guests;
 mod host_boundary;
 mod node;
+mod node_apps;
 mod project;
 mod python;
 mod rebase;

@@ -21,9 +21,9 @@ use crate::support::*;
 const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "oci-image-tool", "node", "ldd"];
 
 /// The host's node: its binary, version, npm dir and the libraries it links.
-struct HostNode {
+pub(crate) struct HostNode {
     binary: PathBuf,
-    version: String,
+    pub(crate) version: String,
     npm: PathBuf,
     libs: Vec<PathBuf>,
 }
@@ -95,36 +95,35 @@ fn runtime_tarball(node: &HostNode, top: &str) -> Vec<u8> {
     tar.into_inner().unwrap().finish().unwrap()
 }
 
-fn node_build(cache: &Path, app: &Path, layout: &Path, run_image: &str) -> Outcome {
-    build_in(
-        cache,
-        &[
-            app.display().to_string(),
-            "--output".into(),
-            format!("oci:{}:app", layout.display()),
-            "--run-image".into(),
-            run_image.into(),
-            "--env".into(),
-            "BP_NODE_INVENTORY=node-inventory.toml".into(),
-            "--allow".into(),
-            "fetch:127.0.0.1".into(),
-            "--allow".into(),
-            "exec:node".into(),
-            "--format".into(),
-            "json".into(),
-            "--build-image".into(),
-            build_image().into(),
-        ],
-    )
+fn node_build(cache: &Path, app: &Path, layout: &Path, run_image: &str, extra: &[&str]) -> Outcome {
+    let mut args: Vec<String> = vec![
+        app.display().to_string(),
+        "--output".into(),
+        format!("oci:{}:app", layout.display()),
+        "--run-image".into(),
+        run_image.into(),
+        "--env".into(),
+        "BP_NODE_INVENTORY=node-inventory.toml".into(),
+        "--allow".into(),
+        "fetch:127.0.0.1".into(),
+        "--allow".into(),
+        "exec:node".into(),
+        "--format".into(),
+        "json".into(),
+        "--build-image".into(),
+        build_image().into(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    build_in(cache, &args)
 }
 
-/// A node-web app asking for the host node's major, with a loopback mirror
-/// inventory beside it, and a busybox + glibc run image.
-struct Fixture {
-    tmp: tempfile::TempDir,
-    node: HostNode,
-    app: PathBuf,
-    run_image: String,
+/// An app (node-web unless said) asking for the host node's major, with a
+/// loopback mirror inventory beside it, and a busybox + glibc run image.
+pub(crate) struct Fixture {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) node: HostNode,
+    pub(crate) app: PathBuf,
+    pub(crate) run_image: String,
     server: Files,
     /// Of the runtime tarball.
     sha: String,
@@ -132,6 +131,10 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Option<Self> {
+        Self::with_app("node-web")
+    }
+
+    pub(crate) fn with_app(app_name: &str) -> Option<Self> {
         if !have_all(TOOLS) {
             return None;
         }
@@ -150,17 +153,19 @@ impl Fixture {
         let name: &'static str = Box::leak(format!("/dist/{top}.tar.gz").into_boxed_str());
         let server = serve(vec![(name, tarball)]);
 
-        let app = tmp.path().join("node-web");
+        let app = tmp.path().join(app_name);
         ok(Command::new("cp")
             .arg("-r")
-            .arg(fixture_app("node-web"))
+            .arg(fixture_app(app_name))
             .arg(&app));
         let major = node.version.split('.').next().unwrap();
-        edit(
-            &app.join("package.json"),
-            "\"node\": \"20.x\"",
-            &format!("\"node\": \"{major}.x\""),
-        );
+        if app_name == "node-web" {
+            edit(
+                &app.join("package.json"),
+                "\"node\": \"20.x\"",
+                &format!("\"node\": \"{major}.x\""),
+            );
+        }
         let mut inventory = std::fs::File::create(app.join("node-inventory.toml")).unwrap();
         write!(
             inventory,
@@ -184,7 +189,12 @@ impl Fixture {
 
     /// `cascade build` into `out`, with the cache `cache`; the report.
     fn build(&self, cache: &str, out: &str) -> Value {
-        let outcome = self.try_build(cache, out);
+        self.build_with(cache, out, &[])
+    }
+
+    /// [`Fixture::build`] with `extra` arguments.
+    pub(crate) fn build_with(&self, cache: &str, out: &str, extra: &[&str]) -> Value {
+        let outcome = self.try_build_with(cache, out, extra);
         assert_eq!(outcome.code, 0, "{}", outcome.stderr);
         assert!(
             outcome.stderr.contains("[cascade/node]"),
@@ -195,11 +205,16 @@ impl Fixture {
     }
 
     fn try_build(&self, cache: &str, out: &str) -> Outcome {
+        self.try_build_with(cache, out, &[])
+    }
+
+    pub(crate) fn try_build_with(&self, cache: &str, out: &str, extra: &[&str]) -> Outcome {
         node_build(
             &self.tmp.path().join(cache),
             &self.app,
             &self.tmp.path().join(out),
             &self.run_image,
+            extra,
         )
     }
 

@@ -331,27 +331,6 @@ impl Fixture {
     }
 }
 
-/// Extra arguments for the apps that install from PyPI: the network, and
-/// this machine's CA bundle for the build (it may sit behind a
-/// TLS-intercepting proxy; the bundle never reaches the image).
-fn from_pypi() -> Option<Vec<String>> {
-    let bundle = std::env::var("SSL_CERT_FILE")
-        .ok()
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    if !bundle.is_file() {
-        lacking("the PyPI tests need this machine's CA bundle");
-        return None;
-    }
-    Some(vec![
-        "--allow".into(),
-        "network".into(),
-        "--ca-certificates".into(),
-        bundle.display().to_string(),
-    ])
-}
-
 /// A response's body.
 fn content(response: &str) -> &str {
     response
@@ -542,7 +521,7 @@ fn pypi_app(name: &str, hello: &str, web: &str) {
     let Some(f) = Fixture::new(name) else {
         return;
     };
-    let Some(extra) = from_pypi() else {
+    let Some(extra) = from_registries() else {
         return;
     };
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();

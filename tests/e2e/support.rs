@@ -742,3 +742,25 @@ pub fn ldd_paths(path: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Extra build arguments for apps that install from a public registry
+/// (PyPI, npm): the network, and this machine's CA bundle for the build
+/// (it may sit behind a TLS-intercepting proxy; the bundle never reaches
+/// the image).
+pub fn from_registries() -> Option<Vec<String>> {
+    let bundle = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    if !bundle.is_file() {
+        lacking("the registry tests need this machine's CA bundle");
+        return None;
+    }
+    Some(vec![
+        "--allow".into(),
+        "network".into(),
+        "--ca-certificates".into(),
+        bundle.display().to_string(),
+    ])
+}

@@ -1,5 +1,11 @@
-//! `cascade/node`: a Node.js app with npm.
+//! `cascade/node`: a Node.js app with npm, pnpm or Yarn, or with no
+//! package.json at all.
 //!
+//! - **Detect**: `package.json`, or a `server.js`/`app.js`/`index.js`/
+//!   `main.js` beside no `index.html`. A front end (a `build` script, and
+//!   no `start`, `main` or server script) provides `node-static-build`,
+//!   which `cascade/static-site` requires after it: the group builds the
+//!   site with node and serves its output with no node in the image.
 //! - **Runtime**: the newest release in the inventory that `engines.node`
 //!   (or `BP_NODE_VERSION`) allows, for the image's os/arch, downloaded
 //!   with the `fetch` capability and checked against the inventory's
@@ -7,24 +13,20 @@
 //!   mirror passes its own with `BP_NODE_INVENTORY=<URL>` (pinned by
 //!   `BP_NODE_INVENTORY_SHA256`) or `=<path in the app>`. The
 //!   `node` layer is kept while the version does not change.
-//! - **Dependencies**: `npm ci --omit=dev` with that node through the `exec`
-//!   capability, npm's cache in a cache layer. `node_modules` lives in the
-//!   `modules` layer, kept while the lockfile's sha256 and the node version
-//!   do not change, and linked from the app (`/workspace/node_modules`).
+//! - **Dependencies**: see [`manager`] and [`modules`]; the `build` script
+//!   runs after the install (with devDependencies).
 //! - **Process**: `web` from `scripts.start`, else `main`, else server.js,
-//!   index.js or app.js.
+//!   app.js, index.js or main.js.
 
 pub mod inventory;
+pub mod manager;
+pub mod modules;
 pub mod package;
 
-use std::path::{Component, Path};
-
 use cascade_sdk::inventory::Inventory;
-
-use cascade_sdk::toml::Table;
 use cascade_sdk::{
-    BuildContext, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult, Layer,
-    LayerTypes, Process, Result, ResultExt, exec, log,
+    BuildContext, BuildPlan, BuildResult, Buildpack, BuildpackError, DetectContext, DetectResult,
+    Layer, LayerTypes, Process, Result, ResultExt, log,
 };
 
 use crate::inventory::Artifact;
@@ -33,50 +35,101 @@ use crate::package::Package;
 #[derive(Default)]
 pub struct Node;
 
-const LOCKFILES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
+/// What a front end's node provides for `cascade/static-site`.
+pub const STATIC_BUILD: &str = "node-static-build";
 
 impl Buildpack for Node {
     fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
-        Ok(if ctx.app_dir().join("package.json").is_file() {
-            DetectResult::pass()
-        } else {
-            DetectResult::fail("no package.json")
-        })
+        let app = ctx.app_dir();
+        let has = |f: &str| app.join(f).is_file();
+        let site = has("index.html") || has("public/index.html");
+        if !has("package.json") {
+            let script = package::SCRIPTS.iter().any(|s| has(s));
+            return Ok(DetectResult::pass_if(
+                script && !has("index.html"),
+                "no package.json, and no server.js, app.js, index.js or main.js outside a static site",
+            ));
+        }
+        let pkg = Package::parse(
+            &std::fs::read_to_string(app.join("package.json")).context("reading package.json")?,
+        )?;
+        let server =
+            pkg.start.is_some() || pkg.main.is_some() || package::SCRIPTS.iter().any(|s| has(s));
+        if pkg.build.is_some() && !server {
+            // A front end: its build's output is served by
+            // cascade/static-site where the group has it.
+            return Ok(
+                DetectResult::pass_with(BuildPlan::new().provides(STATIC_BUILD))
+                    .or(BuildPlan::new()),
+            );
+        }
+        Ok(DetectResult::pass_if(
+            server || pkg.build.is_some() || !site,
+            "a static site whose package.json neither starts nor builds anything: cascade/static-site serves it",
+        ))
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
         let app = ctx.app_dir();
-        let pkg = Package::parse(
-            &std::fs::read_to_string(app.join("package.json")).context("reading package.json")?,
-        )?;
+        let pkg = if app.join("package.json").is_file() {
+            Package::parse(
+                &std::fs::read_to_string(app.join("package.json"))
+                    .context("reading package.json")?,
+            )?
+        } else {
+            log::info("no package.json: running the app's script with Node.js");
+            Package::default()
+        };
         // Everything that can be refused is refused before downloading.
-        let lockfile = LOCKFILES.iter().find(|f| app.join(f).is_file());
-        if lockfile.is_none() && pkg.has_dependencies {
-            return Err(
-                BuildpackError::new("package.json has dependencies but there is no package-lock.json")
-                    .hint("run `npm install` and commit package-lock.json: builds install exactly what it pins (npm ci)"),
-            );
+        let manager = manager::detect(app, pkg.package_manager.as_deref())?;
+        if manager.is_none() && pkg.has_dependencies {
+            return Err(BuildpackError::new(
+                "package.json has dependencies but there is no lock file (package-lock.json, pnpm-lock.yaml or yarn.lock)",
+            )
+            .hint("run `npm install` (or pnpm, or yarn) and commit its lock file: builds install exactly what it pins"));
         }
+        let front_end = ctx.plan().iter().any(|e| e.name == STATIC_BUILD);
         let artifact = choose(ctx, &pkg)?;
-        let node = runtime_layer(ctx, &artifact)?;
+        let node = runtime_layer(ctx, &artifact, !front_end)?;
         let node_bin = node.path().join("bin/node");
+        let node_modules = node.path().join("lib/node_modules");
+        let version = artifact.version.to_string();
+        let runtime = modules::Runtime {
+            node: &node_bin,
+            node_modules: &node_modules,
+            version: &version,
+        };
 
         let mut result = BuildResult::new();
-        if let Some(lockfile) = lockfile {
-            let (cache, modules) = modules_layers(ctx, lockfile, &artifact, &node)?;
-            result = result.layer(cache).layer(modules);
+        // How to run the manager (npm's when there is no lock).
+        let mut run = modules::npm(&runtime);
+        if let Some(manager) = &manager {
+            let dev = pkg.build.is_some();
+            let installed = modules::install(ctx, manager, &runtime, dev, !front_end)?;
+            run = installed.run;
+            for layer in installed.layers {
+                result = result.layer(layer);
+            }
         } else {
             log::info("no dependencies to install");
         }
+        if pkg.build.is_some() {
+            modules::run_build(ctx, &run)?;
+        }
         result = result.layer(node);
-
+        if front_end {
+            log::info(
+                "a front end: cascade/static-site serves what the build wrote, with no Node.js in the image",
+            );
+            return Ok(result);
+        }
         match package::web_command(&pkg, &node_bin.display().to_string(), app) {
             Some(cmd) => {
                 log::info(format!("web: {}", cmd.join(" ")));
                 result = result.process(Process::new("web", cmd).default(true));
             }
             None => log::warn(
-                "no web process: package.json has no scripts.start or main, and there is no server.js, index.js or app.js",
+                "no web process: package.json has no scripts.start or main, and there is no server.js, app.js, index.js or main.js",
             ),
         }
         Ok(result)
@@ -110,13 +163,15 @@ fn choose(ctx: &BuildContext, pkg: &Package) -> Result<Artifact> {
 }
 
 /// The `node` layer: the release unpacked, its top directory
-/// (`node-vX-os-arch/`) stripped; kept while the release is the same.
-fn runtime_layer(ctx: &BuildContext, artifact: &Artifact) -> Result<Layer> {
-    let layer = ctx.cached_layer(
-        "node",
-        LayerTypes::LAUNCH | LayerTypes::BUILD | LayerTypes::CACHE,
-        &artifact.release,
-    )?;
+/// (`node-vX-os-arch/`) stripped; kept while the release is the same; in
+/// the image when `launch`.
+fn runtime_layer(ctx: &BuildContext, artifact: &Artifact, launch: bool) -> Result<Layer> {
+    let types = if launch {
+        LayerTypes::LAUNCH | LayerTypes::BUILD | LayerTypes::CACHE
+    } else {
+        LayerTypes::BUILD | LayerTypes::CACHE
+    };
+    let layer = ctx.cached_layer("node", types, &artifact.release)?;
     if layer.is_reused() {
         log::info(format!(
             "Node.js {} unchanged: reusing its layer",
@@ -127,84 +182,6 @@ fn runtime_layer(ctx: &BuildContext, artifact: &Artifact) -> Result<Layer> {
         log::info(format!("installed Node.js {}", artifact.version));
     }
     Ok(layer.sbom(artifact.release.sbom("node")))
-}
-
-/// What the `modules` layer's content depends on.
-#[derive(serde::Serialize)]
-struct ModulesMetadata {
-    lockfile_sha256: String,
-    node: String,
-}
-
-/// npm's cache and the `modules` layer, installed by `npm ci` unless the
-/// lockfile and node are those of the previous build.
-fn modules_layers(
-    ctx: &BuildContext,
-    lockfile: &str,
-    artifact: &Artifact,
-    node: &Layer,
-) -> Result<(Layer, Layer)> {
-    let app = ctx.app_dir();
-    // Native addons are built against one node ABI.
-    let metadata = ModulesMetadata {
-        lockfile_sha256: cascade_sdk::fs::sha256_file(app.join(lockfile))?,
-        node: artifact.version.to_string(),
-    };
-    let cache = ctx.cached_layer("npm-cache", LayerTypes::CACHE, &Table::new())?;
-    let modules = ctx.cached_layer(
-        "modules",
-        LayerTypes::LAUNCH | LayerTypes::BUILD | LayerTypes::CACHE,
-        &metadata,
-    )?;
-    let in_app = app.join("node_modules");
-    remove_any(&in_app)?;
-    let installed = modules.path().join("node_modules");
-    if modules.is_reused() {
-        log::info(format!("{lockfile} unchanged: reusing node_modules"));
-    } else {
-        let npm = node.path().join("lib/node_modules/npm/bin/npm-cli.js");
-        exec::Command::new(node.path().join("bin/node").display().to_string())
-            .arg(npm.display().to_string())
-            .args([
-                "ci",
-                "--omit=dev",
-                "--no-audit",
-                "--no-fund",
-                "--prefer-offline",
-            ])
-            .arg("--cache")
-            .arg(cache.path().display().to_string())
-            .env("NODE_ENV", "production")
-            .env("npm_config_update_notifier", "false")
-            .current_dir(app)
-            .run_ok()?;
-        if in_app.is_dir() {
-            std::fs::rename(&in_app, &installed).context("moving node_modules into its layer")?;
-        } else {
-            std::fs::create_dir_all(&installed)?;
-        }
-    }
-    // The app finds its modules where Node looks first; the link is
-    // relative, and resolves the same in the image as here.
-    let up = app
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .count();
-    let mut target = "../".repeat(up);
-    target.push_str(installed.display().to_string().trim_start_matches('/'));
-    cascade_sdk::fs::symlink(&target, &in_app).context("linking node_modules into the app")?;
-    let bin = installed.join(".bin").display().to_string();
-    Ok((cache, modules.env_prepend_path("PATH", bin)))
-}
-
-/// Remove a file, link or directory if there is one.
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 cascade_sdk::export_buildpack!(Node);

@@ -11,7 +11,11 @@ use serde_json::Value;
 pub struct Package {
     pub engines_node: Option<String>,
     pub start: Option<String>,
+    /// `scripts.build`: run after the install, so front ends build.
+    pub build: Option<String>,
     pub main: Option<String>,
+    /// `packageManager` (corepack's field): `pnpm@10.1.0`, `yarn@4.5.0+sha512.…`.
+    pub package_manager: Option<String>,
     pub has_dependencies: bool,
 }
 
@@ -39,23 +43,31 @@ impl Package {
                 BuildpackError::new(format!("package.json: {}: not a string", path.join(".")))
             })
         };
-        let has_dependencies = ["dependencies", "optionalDependencies"].iter().any(|k| {
-            v.get(k)
-                .and_then(Value::as_object)
-                .is_some_and(|m| !m.is_empty())
-        });
+        let has_dependencies = ["dependencies", "optionalDependencies", "devDependencies"]
+            .iter()
+            .any(|k| {
+                v.get(k)
+                    .and_then(Value::as_object)
+                    .is_some_and(|m| !m.is_empty())
+            });
         Ok(Self {
             engines_node: string(&["engines", "node"])?,
             start: string(&["scripts", "start"])?,
+            build: string(&["scripts", "build"])?,
             main: string(&["main"])?,
+            package_manager: string(&["packageManager"])?,
             has_dependencies,
         })
     }
 }
 
+/// Files that make a directory a Node.js app without a package.json, and
+/// start one that has no `start` or `main`, in order.
+pub const SCRIPTS: [&str; 4] = ["server.js", "app.js", "index.js", "main.js"];
+
 /// The `web` command: `scripts.start` (run directly when it is a plain
 /// `node ARGS...`, else by `sh -c`), else `node MAIN`, else the first of
-/// server.js, index.js, app.js in the app.
+/// [`SCRIPTS`] in the app.
 pub fn web_command(pkg: &Package, node: &str, app_dir: &Path) -> Option<Vec<String>> {
     if let Some(start) = &pkg.start {
         let plain = !start
@@ -71,7 +83,7 @@ pub fn web_command(pkg: &Package, node: &str, app_dir: &Path) -> Option<Vec<Stri
         });
     }
     let main = pkg.main.clone().or_else(|| {
-        ["server.js", "index.js", "app.js"]
+        SCRIPTS
             .into_iter()
             .find(|f| app_dir.join(f).is_file())
             .map(str::to_owned)

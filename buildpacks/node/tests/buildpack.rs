@@ -5,11 +5,39 @@
 use cascade_test::{BuildpackTest, app};
 
 #[test]
-fn detects_package_json() {
+fn detects_package_json_or_a_server_script() {
     let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     bp.detect(app(&[]).path()).assert_fail("package.json");
     bp.detect(app(&[("package.json", "{}")]).path())
         .assert_pass();
+    // No package.json: a server script is enough, but not in a static site.
+    bp.detect(app(&[("server.js", "")]).path()).assert_pass();
+    bp.detect(app(&[("main.js", "")]).path()).assert_pass();
+    bp.detect(app(&[("index.js", ""), ("index.html", "")]).path())
+        .assert_fail("static site");
+    // A static site whose package.json is only for tooling is not node's.
+    bp.detect(app(&[("package.json", "{}"), ("index.html", "")]).path())
+        .assert_fail("cascade/static-site serves it");
+}
+
+#[test]
+fn a_front_end_offers_its_build_to_the_static_site() {
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
+    let front = app(&[(
+        "package.json",
+        r#"{"scripts":{"build":"vite build"},"devDependencies":{"vite":"7"}}"#,
+    )]);
+    let detected = bp.detect(front.path());
+    detected.assert_pass();
+    let plans = format!("{:?}", detected.plans());
+    assert!(plans.contains("node-static-build"), "{plans}");
+    // A server with a build step serves itself.
+    let server = app(&[(
+        "package.json",
+        r#"{"scripts":{"build":"tsc","start":"node dist/server.js"}}"#,
+    )]);
+    let plans = format!("{:?}", bp.detect(server.path()).plans());
+    assert!(!plans.contains("node-static-build"), "{plans}");
 }
 
 #[test]
@@ -19,7 +47,7 @@ fn dependencies_without_a_lockfile_are_refused_before_any_download() {
         .try_build(app(&[("package.json", r#"{"dependencies":{"a":"1"}}"#)]).path())
         .err()
         .unwrap();
-    assert!(err.contains("no package-lock.json"), "{err}");
+    assert!(err.contains("there is no lock file"), "{err}");
     assert!(err.contains("npm install"), "{err}");
 }
 

@@ -1,7 +1,12 @@
 //! `cascade/static-site`: passes for an app with `index.html` or
-//! `public/index.html`, copies the site into a launch layer and declares a
-//! `web` process that serves it with the run image's `busybox httpd` on
-//! `$PORT` (default 8080).
+//! `public/index.html`, or for a front end (a package.json with a `build`
+//! script and no server), whose site `cascade/node` builds first (it
+//! requires `node-static-build`, which node provides): then the site is
+//! what the build wrote in `dist/`, `build/` or `out/`, never the unbuilt
+//! template. It copies the site into a launch layer and declares a `web`
+//! process that serves it with the run image's `busybox httpd` on `$PORT`
+//! (default 8080). A Node.js server app (start, main, server.js) is
+//! cascade/node's, even with a `public/index.html`.
 //!
 //! Only the site is served, never the app's secrets or the build's files:
 //! dotfiles and dot-directories (`.env`, `.git/`) are left out anywhere but
@@ -14,11 +19,58 @@
 use std::path::{Component, Path, PathBuf};
 
 use cascade_sdk::{
-    BuildContext, BuildResult, Buildpack, DetectContext, DetectResult, Process, Result, ResultExt,
+    BuildContext, BuildPlan, BuildResult, Buildpack, DetectContext, DetectResult, Process, Result,
+    ResultExt,
 };
 
 /// Where the site root is, relative to the app dir, in order of preference.
 const ROOTS: [&str; 2] = ["public", "."];
+/// Where a front end's build writes its site (Vite's `dist/`, Create React
+/// App's `build/`, Next's static export `out/`), in order of preference.
+/// Never `public/` or the app root: there is its unbuilt template.
+const BUILT_ROOTS: [&str; 3] = ["dist", "build", "out"];
+/// What cascade/node provides for a front end, whose build it runs before
+/// this buildpack copies what the build wrote.
+const STATIC_BUILD: &str = "node-static-build";
+/// Scripts that make a Node.js app a server (cascade/node's).
+const NODE_SERVERS: [&str; 4] = ["server.js", "app.js", "index.js", "main.js"];
+
+/// What the app's package.json makes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeApp {
+    /// No package.json: a site as it stands.
+    None,
+    /// A `build` script and no server: the build writes the site.
+    FrontEnd,
+    /// `start`, `main` or a server script: cascade/node serves it.
+    Server,
+    /// A package.json for tooling only.
+    Tooling,
+}
+
+fn node_app(app: &Path) -> Result<NodeApp> {
+    let Ok(text) = std::fs::read_to_string(app.join("package.json")) else {
+        return Ok(NodeApp::None);
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        cascade_sdk::BuildpackError::new(format!(
+            "package.json: line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let has = |path: &[&str]| path.iter().try_fold(&v, |cur, key| cur.get(key)).is_some();
+    let server = has(&["scripts", "start"])
+        || has(&["main"])
+        || NODE_SERVERS.iter().any(|s| app.join(s).is_file());
+    Ok(if server {
+        NodeApp::Server
+    } else if has(&["scripts", "build"]) {
+        NodeApp::FrontEnd
+    } else {
+        NodeApp::Tooling
+    })
+}
 
 /// Files at the app root that belong to the build, not the site.
 const BUILD_FILES: [&str; 7] = [
@@ -86,25 +138,44 @@ impl Policy {
 pub struct StaticSite;
 
 impl StaticSite {
-    fn site_root(ctx_app: &std::path::Path) -> Option<&'static str> {
-        ROOTS
-            .into_iter()
-            .find(|root| ctx_app.join(root).join("index.html").is_file())
+    fn site_root(app: &Path, roots: &[&'static str]) -> Option<&'static str> {
+        roots
+            .iter()
+            .copied()
+            .find(|root| app.join(root).join("index.html").is_file())
     }
 }
 
 impl Buildpack for StaticSite {
     fn detect(&self, ctx: &DetectContext) -> Result<DetectResult> {
-        Ok(match Self::site_root(ctx.app_dir()) {
-            Some(_) => DetectResult::pass(),
-            None => DetectResult::fail("no index.html or public/index.html"),
+        let app = ctx.app_dir();
+        Ok(match node_app(app)? {
+            // The site exists once node has built it.
+            NodeApp::FrontEnd => DetectResult::pass_with(BuildPlan::new().requires(STATIC_BUILD)),
+            NodeApp::Server => DetectResult::fail(
+                "a Node.js server (start, main or server.js): cascade/node serves it",
+            ),
+            NodeApp::None | NodeApp::Tooling => DetectResult::pass_if(
+                Self::site_root(app, &ROOTS).is_some(),
+                "no index.html or public/index.html",
+            ),
         })
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
-        let root = Self::site_root(ctx.app_dir()).ok_or_else(|| {
-            cascade_sdk::BuildpackError::new("index.html disappeared after detect")
-        })?;
+        let app = ctx.app_dir();
+        let root = if node_app(app)? == NodeApp::FrontEnd {
+            Self::site_root(app, &BUILT_ROOTS).ok_or_else(|| {
+                cascade_sdk::BuildpackError::new(
+                    "the build script wrote no index.html in dist/, build/ or out/",
+                )
+                .hint("point the front end's build at one of them (Vite: build.outDir)")
+            })?
+        } else {
+            Self::site_root(app, &ROOTS).ok_or_else(|| {
+                cascade_sdk::BuildpackError::new("index.html disappeared after detect")
+            })?
+        };
         let layer = ctx.layer("site")?.launch(true).env_default("PORT", "8080");
         let docroot = layer.path().join("htdocs");
         let policy = Policy {

@@ -74,3 +74,41 @@ fn serves_neither_dotfiles_nor_the_builds_files_nor_links_out() {
         .build(dir.path());
     out.layer("site").assert_file("htdocs/Procfile", "web: x");
 }
+
+#[test]
+fn a_front_end_waits_for_node_and_a_node_server_is_not_a_site() {
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
+    // A front end: passes only with node's build in the plan, and serves
+    // what the build wrote, never the template.
+    let front = cascade_test::app(&[
+        ("package.json", r#"{"scripts":{"build":"vite build"}}"#),
+        ("index.html", "<script src=\"/src/main.js\"></script>"),
+    ]);
+    let detected = bp.detect(front.path());
+    detected.assert_pass();
+    let plans = format!("{:?}", detected.plans());
+    assert!(plans.contains("node-static-build"), "{plans}");
+    let err = bp.try_build(front.path()).err().unwrap();
+    assert!(
+        err.contains("wrote no index.html in dist/, build/ or out/"),
+        "{err}"
+    );
+    std::fs::create_dir(front.path().join("dist")).unwrap();
+    std::fs::write(front.path().join("dist/index.html"), "<h1>built</h1>").unwrap();
+    bp.build(front.path())
+        .layer("site")
+        .assert_file("htdocs/index.html", "<h1>built</h1>");
+    // An Express app with public/index.html is cascade/node's.
+    let server = cascade_test::app(&[
+        ("package.json", r#"{"scripts":{"start":"node server.js"}}"#),
+        ("public/index.html", "<h1>static part</h1>"),
+    ]);
+    bp.detect(server.path())
+        .assert_fail("cascade/node serves it");
+    // A package.json for tooling only leaves a plain site a site.
+    let tooling = cascade_test::app(&[
+        ("package.json", r#"{"devDependencies":{"prettier":"3"}}"#),
+        ("index.html", "<h1>site</h1>"),
+    ]);
+    bp.detect(tooling.path()).assert_pass();
+}

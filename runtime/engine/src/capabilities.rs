@@ -274,6 +274,11 @@ pub struct CapabilityUse {
     pub capability: String,
     pub detail: String,
     pub allowed: bool,
+    /// The layer a fetch wrote into (its destination's first name): what
+    /// [`provenance`] credits the download to. `None` for exec, whose
+    /// writes could be anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
 }
 
 impl CapabilityUse {
@@ -385,30 +390,48 @@ impl Provenance {
     }
 }
 
+/// One layer of a buildpack, as [`provenance`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerCalls<'a> {
+    pub name: &'a str,
+    /// Kept from the previous build: the calls recorded with it then.
+    pub kept: Option<&'a [CapabilityUse]>,
+    /// A launch or build layer: what its contents owe is part of the
+    /// image's story (a build layer feeds what later buildpacks ship). A
+    /// cache-only layer's is not.
+    pub shipped: bool,
+}
+
 /// The capability calls an image records (label `dev.cascade.capabilities`):
-/// the calls that produced its layers, not only those this build made.
+/// the calls that produced it, not only those this build made.
 ///
 /// A rebuild that reuses a layer skips the calls that made it (the node
 /// runtime is not fetched again), yet the image holds what they brought
 /// in, and an unchanged rebuild must give the digest a cold build gives.
-/// So, per buildpack of `group` (id; each layer's name and, when it was
-/// kept from the previous build, the calls recorded with it), in group
-/// order: the allowed calls it made now, plus the calls behind each kept
-/// layer. Calls are credited per layer, not per capability: a buildpack
-/// that fetches its inventory on every build still owes its kept runtime
-/// to the earlier download, while a runtime layer made anew drops the old
-/// download with the old layer. Within a buildpack the calls are sorted
-/// and deduplicated, so the record does not depend on the order of work.
+/// So each layer made now is credited with its buildpack's calls of this
+/// build: a fetch with the layer it wrote into, every exec (the host
+/// cannot tell where an exec wrote) with each layer made now. A kept layer
+/// keeps what it was credited with when it was made. The image records,
+/// per buildpack of `group` in group order, the allowed calls it made now
+/// plus what its kept launch and build layers owe. So a runtime layer made
+/// anew drops the old download with the old layer, a buildpack that
+/// fetches its inventory on every build still owes its kept runtime to the
+/// earlier download, and a cache layer kept forever (a package manager's
+/// cache) carries nothing into the image. Crediting every exec to every
+/// layer made in its build errs towards naming a call that did not shape
+/// a kept layer, never towards hiding one that did. Within a buildpack the
+/// calls are sorted and deduplicated, so the record does not depend on the
+/// order of work.
 pub fn provenance<'a>(
-    group: impl IntoIterator<Item = (&'a str, Vec<(&'a str, Option<&'a [CapabilityUse]>)>)>,
+    group: impl IntoIterator<Item = (&'a str, Vec<LayerCalls<'a>>)>,
     current: &[CapabilityUse],
 ) -> Provenance {
     let mut out = Provenance::default();
     for (id, layers) in group {
         let now = calls_of(id, current);
         let mut uses = now.clone();
-        for (name, kept) in layers {
-            let owed = match kept {
+        for layer in layers {
+            let owed = match layer.kept {
                 Some(previous) => {
                     let mut owed: Vec<CapabilityUse> = previous
                         .iter()
@@ -416,12 +439,19 @@ pub fn provenance<'a>(
                         .cloned()
                         .collect();
                     sort_calls(&mut owed);
-                    uses.extend(owed.iter().cloned());
+                    if layer.shipped {
+                        uses.extend(owed.iter().cloned());
+                    }
                     owed
                 }
-                None => now.clone(),
+                None => now
+                    .iter()
+                    .filter(|u| u.into.as_deref().is_none_or(|into| into == layer.name))
+                    .cloned()
+                    .collect(),
             };
-            out.layers.insert((id.to_owned(), name.to_owned()), owed);
+            out.layers
+                .insert((id.to_owned(), layer.name.to_owned()), owed);
         }
         sort_calls(&mut uses);
         out.image.extend(uses);
@@ -439,16 +469,44 @@ mod tests {
             capability: capability.into(),
             detail: detail.into(),
             allowed: true,
+            into: None,
+        }
+    }
+
+    fn fetch(bp: &str, url: &str, into: &str) -> CapabilityUse {
+        CapabilityUse {
+            into: Some(into.into()),
+            ..call(bp, "fetch:host", url)
+        }
+    }
+
+    fn made(name: &str) -> LayerCalls<'_> {
+        LayerCalls {
+            name,
+            kept: None,
+            shipped: true,
+        }
+    }
+
+    fn kept<'a>(name: &'a str, owed: &'a [CapabilityUse]) -> LayerCalls<'a> {
+        LayerCalls {
+            name,
+            kept: Some(owed),
+            shipped: true,
         }
     }
 
     #[test]
     fn provenance_carries_the_calls_behind_kept_layers() {
-        let inventory = call("x/node", "fetch:mirror", "inventory.toml");
-        let fetch20 = call("x/node", "fetch:nodejs.org", "node-v20.tgz");
-        let fetch22 = call("x/node", "fetch:nodejs.org", "node-v22.tgz");
+        let inventory = fetch("x/node", "inventory.toml", ".inventory");
+        let fetch20 = fetch("x/node", "node-v20.tgz", "node");
+        let fetch22 = fetch("x/node", "node-v22.tgz", "node");
         let npm = call("x/node", "exec:node", "npm ci (exit 0)");
         let cargo = call("x/rust", "exec:cargo", "cargo build (exit 0)");
+        let cache = |name| LayerCalls {
+            shipped: false,
+            ..made(name)
+        };
         let now = [
             inventory.clone(),
             npm.clone(),
@@ -457,8 +515,11 @@ mod tests {
         ];
         let cold = provenance(
             [
-                ("x/node", vec![("node", None), ("modules", None)]),
-                ("x/rust", vec![("target", None)]),
+                (
+                    "x/node",
+                    vec![made("node"), made("modules"), cache("npm-cache")],
+                ),
+                ("x/rust", vec![made("target")]),
             ],
             &now,
         );
@@ -470,19 +531,30 @@ mod tests {
             cargo.clone(),
         ];
         assert_eq!(cold.image, all);
-        // Each layer made now is credited with its buildpack's calls.
+        // A download is credited to the layer it wrote, an exec to each.
         let node = cold.of_layer("x/node", "node");
+        let modules = cold.of_layer("x/node", "modules");
+        let npm_cache = cold.of_layer("x/node", "npm-cache");
         let rust = cold.of_layer("x/rust", "target");
-        assert_eq!(node, all[..3]);
+        assert_eq!(node, [npm.clone(), fetch20.clone()]);
+        assert_eq!(modules, std::slice::from_ref(&npm));
         assert_eq!(rust, std::slice::from_ref(&cargo));
         // No change: only the inventory is fetched again; everything kept.
+        let cache_kept = |owed| LayerCalls {
+            shipped: false,
+            ..kept("npm-cache", owed)
+        };
         let noop = provenance(
             [
                 (
                     "x/node",
-                    vec![("node", Some(&node[..])), ("modules", Some(&node[..]))],
+                    vec![
+                        kept("node", &node),
+                        kept("modules", &modules),
+                        cache_kept(&npm_cache),
+                    ],
                 ),
-                ("x/rust", vec![("target", Some(&rust[..]))]),
+                ("x/rust", vec![kept("target", &rust)]),
             ],
             std::slice::from_ref(&inventory),
         );
@@ -490,21 +562,32 @@ mod tests {
         assert_eq!(noop.layers, cold.layers, "kept layers keep what they owe");
         // A new lockfile: npm again, the runtime layer kept.
         let lock = provenance(
-            [("x/node", vec![("node", Some(&node[..])), ("modules", None)])],
+            [(
+                "x/node",
+                vec![kept("node", &node), made("modules"), cache_kept(&npm_cache)],
+            )],
             &[inventory.clone(), npm.clone()],
         );
         assert_eq!(lock.image, all[..3]);
-        assert_eq!(
-            lock.of_layer("x/node", "modules"),
-            [npm.clone(), inventory.clone()]
-        );
-        // A new runtime and so new modules: nothing kept, and the old
-        // download is no longer in the image.
+        // A new runtime and so new modules; the cache layer, kept, owes
+        // the old download but ships nothing: the old download is gone.
         let upgrade = provenance(
-            [("x/node", vec![("node", None), ("modules", None)])],
+            [(
+                "x/node",
+                vec![made("node"), made("modules"), cache_kept(&npm_cache)],
+            )],
             &[inventory.clone(), fetch22.clone(), npm.clone()],
         );
-        assert_eq!(upgrade.image, [npm.clone(), inventory, fetch22]);
+        assert_eq!(upgrade.image, [npm.clone(), inventory.clone(), fetch22]);
+        // The same release from another mirror: the runtime layer anew,
+        // the modules kept; the old mirror's download is not carried by
+        // the modules, which it did not write.
+        let mirror = fetch("x/node", "mirror/node-v20.tgz", "node");
+        let moved = provenance(
+            [("x/node", vec![made("node"), kept("modules", &modules)])],
+            &[inventory.clone(), mirror.clone()],
+        );
+        assert_eq!(moved.image, [npm.clone(), inventory.clone(), mirror]);
         // Denied calls are never recorded.
         let denied = CapabilityUse {
             allowed: false,
@@ -512,7 +595,7 @@ mod tests {
         };
         assert_eq!(provenance([("x/node", vec![])], &[denied]).image, []);
         // Buildpacks no longer in the group leave no trace.
-        let rust_only = provenance([("x/rust", vec![("target", Some(&rust[..]))])], &[]);
+        let rust_only = provenance([("x/rust", vec![kept("target", &rust)])], &[]);
         assert_eq!(rust_only.image, [cargo]);
     }
 

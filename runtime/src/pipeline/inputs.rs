@@ -34,7 +34,11 @@ pub(super) fn capability_calls(
                             .map(|p| p.calls.as_slice())
                     })
                     .flatten();
-                (l.layer.name.as_str(), kept)
+                crate::capabilities::LayerCalls {
+                    name: l.layer.name.as_str(),
+                    kept,
+                    shipped: l.layer.types.launch || l.layer.types.build,
+                }
             })
             .collect();
         (id.as_str(), layers)

@@ -243,6 +243,7 @@ impl cascade::buildpack::exec::Host for State {
                 capability: format!("exec:{name}"),
                 detail,
                 allowed,
+                into: None,
             });
         };
         let argv = std::iter::once(program.as_str())
@@ -317,11 +318,16 @@ impl cascade::buildpack::fetch::Host for State {
             caps.host
                 .grants()
                 .check_fetch(self.id.as_str(), &caps.declared, &request.url);
+        let into = std::path::Path::new(&request.destination)
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         caps.host.record(crate::capabilities::CapabilityUse {
             buildpack: self.id.to_string(),
             capability: format!("fetch:{host}"),
             detail: shown.clone(),
             allowed: allowed.is_ok(),
+            into,
         });
         let source = allowed.map_err(|e| e.to_string())?;
         let fetcher = caps

@@ -1,0 +1,165 @@
+//! The Node.js apps people bring besides npm's: pnpm, Yarn classic and Yarn
+//! Berry apps (their managers npm-installed from the npm registry, their
+//! one dependency from it too), an app with no package.json, and a Vite
+//! front end built by node and served by cascade/static-site with no
+//! Node.js in the image. Each image runs under bwrap and answers over
+//! loopback; each rebuild with no change reuses every layer and gives the
+//! same digest.
+
+use serde_json::Value;
+
+use crate::node::Fixture;
+use crate::support::*;
+
+/// A response's body.
+fn content(response: &str) -> &str {
+    response
+        .split_once("\r\n\r\n")
+        .map_or(response, |(_, body)| body)
+}
+
+fn run(f: &Fixture, out: &str) -> String {
+    let layout = f.tmp.path().join(out);
+    validate(&layout, "app");
+    let config = skopeo_config(&layout, "app");
+    let bundle = unpack(&layout, "app", &f.tmp.path().join(format!("run-{out}")));
+    run_and_get(&bundle, &config)
+}
+
+fn layer_names(report: &Value) -> Vec<String> {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Build `name` with registry access, run it, expect `hello`, and rebuild
+/// it unchanged: every layer reused, the same digest, no tool run.
+fn registry_app(name: &str, hello: &str, manager_call: &str) {
+    let Some(f) = Fixture::with_app(name) else {
+        return;
+    };
+    let Some(extra) = from_registries() else {
+        return;
+    };
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let cold = f.build_with("cache", "out", &extra);
+    let used = calls(&cold);
+    assert!(
+        used.iter()
+            .any(|u| u.starts_with("\"exec:node\"") && u.contains(manager_call)),
+        "{used:?}"
+    );
+    let body = run(&f, "out");
+    assert_eq!(
+        content(&body),
+        format!("{hello}, is-number says true, node v{}\n", f.node.version),
+        "{body}"
+    );
+    let again = f.build_with("cache", "out", &extra);
+    assert_eq!(again["digest"], cold["digest"], "{cold:#}\n{again:#}");
+    assert!(
+        calls(&again).iter().all(|c| !c.starts_with("\"exec")),
+        "{:?}",
+        calls(&again)
+    );
+    for layer in again["layers"].as_array().unwrap() {
+        assert_eq!(layer["reused"], true, "{layer}");
+    }
+}
+
+#[test]
+fn a_pnpm_app_installs_with_the_pinned_pnpm() {
+    registry_app(
+        "node-pnpm",
+        "hello from pnpm",
+        "install --frozen-lockfile --prod",
+    );
+}
+
+#[test]
+fn a_yarn_classic_app_installs_with_the_yarn_package_json_names() {
+    registry_app(
+        "node-yarn",
+        "hello from yarn",
+        "yarn/bin/yarn.js install --frozen-lockfile",
+    );
+}
+
+#[test]
+fn a_yarn_berry_app_installs_immutably_into_node_modules() {
+    registry_app(
+        "node-berry",
+        "hello from berry",
+        "cli-dist/bin/yarn.js install --immutable",
+    );
+}
+
+#[test]
+fn an_app_with_no_package_json_runs_its_server_script() {
+    let Some(f) = Fixture::with_app("node-pnpm") else {
+        return;
+    };
+    for file in ["package.json", "pnpm-lock.yaml", "server.js"] {
+        std::fs::remove_file(f.app.join(file)).unwrap();
+    }
+    std::fs::write(
+        f.app.join("server.js"),
+        "require('http').createServer((q, s) => s.end(`bare node ${process.version}\\n`)).listen(Number(process.env.PORT), '127.0.0.1');\n",
+    )
+    .unwrap();
+    let report = f.build_with("cache", "out", &[]);
+    let process = report["processes"].to_string();
+    assert!(process.contains("server.js"), "{process}");
+    let body = run(&f, "out");
+    assert_eq!(content(&body), format!("bare node v{}\n", f.node.version));
+}
+
+#[test]
+fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
+    let Some(f) = Fixture::with_app("node-frontend") else {
+        return;
+    };
+    let Some(extra) = from_registries() else {
+        return;
+    };
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let report = f.build_with("cache", "out", &extra);
+    let ids: Vec<&str> = report["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"cascade/node") && ids.contains(&"cascade/static-site"),
+        "{ids:?}"
+    );
+    assert!(
+        calls(&report)
+            .iter()
+            .any(|c| c.contains("npm-cli.js run build") && c.contains("(exit 0)")),
+        "{:?}",
+        calls(&report)
+    );
+    // No Node.js and no node_modules in the image: only the site.
+    let layers = layer_names(&report);
+    assert!(
+        !layers.iter().any(|l| l.starts_with("cascade/node")),
+        "{layers:?}"
+    );
+    let layout = f.tmp.path().join("out");
+    let bundle = unpack(&layout, "app", &f.tmp.path().join("look"));
+    assert!(!bundle.join("rootfs/layers/cascade_node").exists());
+    // The page served is Vite's build, not the template.
+    let page = content(&run(&f, "out")).to_owned();
+    assert!(
+        page.contains("/assets/index-") && !page.contains("/src/main.js"),
+        "{page}"
+    );
+    // Unchanged: the same image.
+    let again = f.build_with("cache", "out", &extra);
+    assert_eq!(again["digest"], report["digest"], "{report:#}\n{again:#}");
+}
