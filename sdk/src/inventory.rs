@@ -54,13 +54,21 @@ impl Artifact {
     ) -> Result<(), BuildpackError> {
         // The URL's last segment keeps the archive's extension, which says
         // how to unpack it.
-        let file = self
-            .url
+        let path = self.url.split(['?', '#']).next().unwrap_or_default();
+        let file = path
             .rsplit('/')
             .next()
             .map(|f| f.replace("%2B", "+").replace("%2b", "+"))
-            .filter(|f| !f.is_empty() && Path::new(f).components().count() == 1)
-            .unwrap_or_else(|| "release.tar.gz".to_owned());
+            .filter(|f| {
+                let mut parts = Path::new(f).components();
+                matches!(parts.next(), Some(Component::Normal(_))) && parts.next().is_none()
+            })
+            .ok_or_else(|| {
+                BuildpackError::new(format!(
+                    "{}: the URL names no archive file (its path must end in one: .tar.gz, .tar.xz, .zip...)",
+                    self.url
+                ))
+            })?;
         layer.fetch(&self.url, &self.sha256, &file)?;
         let archive = layer.path().join(&file);
         let how = Unpack {
@@ -87,9 +95,10 @@ impl Artifact {
                 "name": name,
                 "version": self.version,
                 "purl": format!(
-                    "pkg:generic/{name}@{}?download_url={}",
-                    self.version,
-                    self.url.replace(':', "%3A").replace('/', "%2F")
+                    "pkg:generic/{}@{}?download_url={}",
+                    percent_encode(name),
+                    percent_encode(&self.version),
+                    percent_encode(&self.url)
                 ),
                 "hashes": [{"alg": "SHA-256", "content": self.sha256}],
             }],
@@ -210,6 +219,21 @@ impl Inventory {
     }
 }
 
+/// `s` with every byte but the unreserved ones (RFC 3986) percent-encoded,
+/// as a purl's components and qualifier values are written.
+fn percent_encode(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 fn is_url(s: &str) -> bool {
     ["http://", "https://", "file://"]
         .iter()
@@ -256,6 +280,20 @@ mod tests {
         assert!(e.message().contains("no [[artifacts]]"), "{}", e.message());
         let e = Inventory::parse("[[artifacts]", "inv.toml").unwrap_err();
         assert!(e.message().starts_with("inv.toml: "), "{}", e.message());
+    }
+
+    #[test]
+    fn purls_encode_what_is_not_unreserved() {
+        assert_eq!(
+            percent_encode("https://h/p?a=1&b=2#x%y"),
+            "https%3A%2F%2Fh%2Fp%3Fa%3D1%26b%3D2%23x%25y"
+        );
+        let inv = Inventory::parse(ONE, "inv.toml").unwrap();
+        let sbom = inv.artifacts[0].sbom("cpython");
+        assert!(
+            sbom.contains("pkg:generic/cpython@3.12.6?download_url=https%3A%2F%2Fm%2Fp.tar.gz"),
+            "{sbom}"
+        );
     }
 
     #[test]

@@ -414,6 +414,39 @@ fn a_pip_app_gets_its_runtime_and_packages_answers_and_rebuilds_only_what_change
     };
     let fresh = moved.build("cache-cold", "out-cold", &[]);
     assert_eq!(fresh["digest"], warm["digest"], "{fresh:#}\n{warm:#}");
+
+    // The platform moves its mirror: the same release from another URL,
+    // named by an inventory in the app. The runtime is fetched anew, the
+    // packages stay, and the image records only the new download: it is
+    // the image a cold build from the new mirror gives.
+    let old_url = format!("127.0.0.1:{}", moved.mirror.port);
+    let file: &'static str = "/moved/cpython-install_only.tar.gz";
+    let second = serve(vec![(file, moved.runtime.tarball.clone())]);
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let inventory = format!(
+        "[[artifacts]]\nversion = \"{}\"\nos = \"linux\"\narch = \"{arch}\"\nurl = \"http://127.0.0.1:{}{file}\"\nchecksum = \"sha256:{}\"\n",
+        moved.runtime.version, second.port, moved.runtime.sha
+    );
+    std::fs::write(moved.app.join("python-inventory.toml"), inventory).unwrap();
+    let in_app = ["--env", "BP_PYTHON_INVENTORY=python-inventory.toml"];
+    let switched = moved.build("cache", "out", &in_app);
+    assert!(!reused(&switched, "cascade/python:python"));
+    assert!(reused(&switched, "cascade/python:packages"));
+    let label = skopeo_config(&moved.tmp.path().join("out"), "app")["config"]["Labels"]
+        ["dev.cascade.capabilities"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !label.contains(&old_url),
+        "the old mirror's download stays: {label}"
+    );
+    let cold = moved.build("cache-moved", "out-moved", &in_app);
+    assert_eq!(cold["digest"], switched["digest"], "{cold:#}\n{switched:#}");
 }
 
 #[test]
@@ -431,8 +464,14 @@ fn a_python_runtime_or_inventory_with_the_wrong_sha256_is_refused() {
         ],
     );
     assert_eq!(bad_pin.code, 51, "{}", bad_pin.stderr);
-    assert!(bad_pin.stderr.contains("sha256"), "{}", bad_pin.stderr);
-    assert_eq!(f.downloads(), 0);
+    assert!(
+        bad_pin
+            .stderr
+            .contains(&format!("{}: sha256 mismatch", f.inventory_url)),
+        "{}",
+        bad_pin.stderr
+    );
+    assert_eq!(f.downloads(), 0, "the runtime was never asked for");
 
     // An inventory in the app whose runtime checksum is wrong.
     let inventory = f.inventory.replace(&f.runtime.sha, &"0".repeat(64));
@@ -443,13 +482,18 @@ fn a_python_runtime_or_inventory_with_the_wrong_sha256_is_refused() {
         &["--env", "BP_PYTHON_INVENTORY=python-inventory.toml"],
     );
     assert_eq!(bad.code, 51, "{}", bad.stderr);
-    assert!(bad.stderr.contains("sha256"), "{}", bad.stderr);
-    let index = std::fs::read_to_string(f.tmp.path().join("out/index.json")).unwrap_or_default();
-    assert!(!index.contains("\"app\""), "{index}");
+    assert!(
+        bad.stderr.contains("-install_only.tar.gz: sha256 mismatch"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(f.downloads(), 1, "downloaded once, and refused");
+    // Nothing was written: the output layout was never made.
+    assert!(!f.tmp.path().join("out").exists());
 }
 
 #[test]
-fn a_pipfile_lock_installs_pinned_and_hash_checked_and_a_bare_script_runs() {
+fn a_pipfile_lock_installs_through_pip_with_its_hashes_checked_and_a_bare_script_runs() {
     let Some(f) = Fixture::new("python-web") else {
         return;
     };
@@ -546,7 +590,11 @@ fn pypi_app(name: &str, hello: &str, web: &str) {
 
 #[test]
 fn a_django_app_from_pypi_is_served_by_gunicorn() {
-    pypi_app("python-django", "hello from django 5.2.20", "mysite.wsgi");
+    pypi_app(
+        "python-django",
+        "hello from django 5.2.20",
+        "/bin/gunicorn\",\"mysite.wsgi",
+    );
 }
 
 #[test]
@@ -560,5 +608,9 @@ fn a_uv_locked_asgi_app_is_synced_and_served_by_uvicorn() {
 
 #[test]
 fn a_poetry_locked_flask_app_is_installed_and_served_by_gunicorn() {
-    pypi_app("python-poetry", "hello from flask", "app:app");
+    pypi_app(
+        "python-poetry",
+        "hello from flask",
+        "/venv/bin/gunicorn\",\"app:app",
+    );
 }

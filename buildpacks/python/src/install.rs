@@ -78,10 +78,15 @@ pub fn install(ctx: &BuildContext, manager: Manager, runtime: &Runtime<'_>) -> R
             python: runtime.python.to_path_buf(),
         });
     };
-    let tool = tool_requirement(ctx, manager);
+    let tool = tool_requirement(ctx, manager)?;
+    let lockfile_sha256 = match manager {
+        // What requirements.txt reads from the app counts too.
+        Manager::Pip => project::requirements_digest(app, lockfile)?,
+        _ => cascade_sdk::fs::sha256_file(app.join(lockfile))?,
+    };
     let metadata = PackagesMetadata {
         manager: manager.name(),
-        lockfile_sha256: cascade_sdk::fs::sha256_file(app.join(lockfile))?,
+        lockfile_sha256,
         python: runtime.version,
         tool: tool.clone(),
     };
@@ -175,7 +180,7 @@ fn run_manager(manager: Manager, runtime: &Runtime<'_>, into: &Into<'_>) -> Resu
         Manager::Pipenv => {
             let text = std::fs::read_to_string(into.app.join("Pipfile.lock"))
                 .map_err(|e| BuildpackError::new(format!("reading Pipfile.lock: {e}")))?;
-            let requirements = project::pipfile_lock_requirements(&text)?;
+            let requirements = crate::pipfile::requirements(&text)?;
             let file = into.cache.join("Pipfile.lock.requirements.txt");
             cascade_sdk::fs::write(&file, requirements)?;
             pip(&file)?;
@@ -211,21 +216,27 @@ fn run_manager(manager: Manager, runtime: &Runtime<'_>, into: &Into<'_>) -> Resu
     Ok(())
 }
 
-/// `uv==X` or `poetry==X` for the managers that need a tool.
-fn tool_requirement(ctx: &BuildContext, manager: Manager) -> Option<String> {
-    let env = ctx.platform_env();
-    match manager {
-        Manager::Uv => Some(format!(
-            "uv=={}",
-            env.get("BP_UV_VERSION").map_or(UV_VERSION, String::as_str)
-        )),
-        Manager::Poetry => Some(format!(
-            "poetry=={}",
-            env.get("BP_POETRY_VERSION")
-                .map_or(POETRY_VERSION, String::as_str)
-        )),
-        _ => None,
+/// `uv==X` or `poetry==X` for the managers that need a tool; a version
+/// the platform gives (`BP_UV_VERSION`, `BP_POETRY_VERSION`) must be an
+/// exact release.
+fn tool_requirement(ctx: &BuildContext, manager: Manager) -> Result<Option<String>> {
+    let (tool, var, pinned) = match manager {
+        Manager::Uv => ("uv", "BP_UV_VERSION", UV_VERSION),
+        Manager::Poetry => ("poetry", "BP_POETRY_VERSION", POETRY_VERSION),
+        _ => return Ok(None),
+    };
+    let version = ctx.platform_env().get(var).map_or(pinned, String::as_str);
+    let exact = !version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '_' | '-'))
+        && version.starts_with(|c: char| c.is_ascii_digit());
+    if !exact {
+        return Err(BuildpackError::new(format!(
+            "{var}={version}: expected an exact release such as {pinned}"
+        )));
     }
+    Ok(Some(format!("{tool}=={version}")))
 }
 
 /// A venv holding `requirement`, kept while it and the Python version hold.

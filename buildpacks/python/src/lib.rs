@@ -17,6 +17,7 @@
 //!   follows in the group), else `web` from what the app is ([`web`]).
 
 pub mod install;
+pub mod pipfile;
 pub mod project;
 pub mod version;
 pub mod web;

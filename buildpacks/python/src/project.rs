@@ -3,7 +3,7 @@
 //! Pipenv lock exactly (pins and hashes) without installing Pipenv.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Component, Path};
 
 use cascade_sdk::BuildpackError;
 
@@ -57,7 +57,6 @@ pub fn detect(app: &Path) -> Option<&'static str> {
     let has = |f: &str| app.join(f).is_file();
     for f in [
         "requirements.txt",
-        "pyproject.toml",
         "Pipfile.lock",
         "Pipfile",
         "uv.lock",
@@ -65,6 +64,19 @@ pub fn detect(app: &Path) -> Option<&'static str> {
     ] {
         if has(f) {
             return Some(f);
+        }
+    }
+    // A pyproject.toml that describes a project; one that only configures
+    // tools (ruff, black) sits in apps of every language.
+    if let Ok(text) = std::fs::read_to_string(app.join("pyproject.toml")) {
+        let project = text
+            .parse::<cascade_sdk::toml::Table>()
+            .map_or(true, |doc| {
+                doc.contains_key("project")
+                    || doc.get("tool").and_then(|t| t.get("poetry")).is_some()
+            });
+        if project {
+            return Some("pyproject.toml");
         }
     }
     if let Some(s) = SCRIPTS.iter().find(|s| has(s)) {
@@ -115,6 +127,78 @@ pub fn manager(app: &Path) -> Result<Manager, BuildpackError> {
     Ok(Manager::None)
 }
 
+/// The digest of what a requirements file installs from inside the app:
+/// the file itself, the files it includes (`-r`, `-c`, recursively) and
+/// the files of its local `--find-links` directories, each by name and
+/// sha256. The installed packages are kept only while all of them hold: a
+/// vendored wheel replaced under the same name is installed again.
+pub fn requirements_digest(app: &Path, file: &str) -> Result<String, BuildpackError> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut record = String::new();
+    let mut pending = vec![file.to_owned()];
+    while let Some(rel) = pending.pop() {
+        if seen.contains(&rel) || seen.len() >= 256 {
+            continue;
+        }
+        seen.push(rel.clone());
+        let path = app.join(&rel);
+        let bytes =
+            std::fs::read(&path).map_err(|e| BuildpackError::new(format!("reading {rel}: {e}")))?;
+        let _ = writeln!(record, "{rel} {}", cascade_sdk::fs::sha256(&bytes));
+        let dir = Path::new(&rel).parent().unwrap_or(Path::new(""));
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let line = line.split(" #").next().unwrap_or_default().trim();
+            let option = |names: &[&str]| {
+                names.iter().find_map(|n| {
+                    let rest = line.strip_prefix(n)?;
+                    let value = rest.strip_prefix('=').unwrap_or(rest);
+                    (rest.starts_with([' ', '=', '\t']) || n.len() == 2).then(|| value.trim())
+                })
+            };
+            // A path inside the app, relative to the requirements file.
+            let inside = |value: &str| {
+                if value.contains("://") {
+                    return None;
+                }
+                let joined = dir.join(value.strip_prefix("file:").unwrap_or(value));
+                // Lexically: `..` may climb back to the app root, not out.
+                let mut at: Vec<&std::ffi::OsStr> = Vec::new();
+                for c in joined.components() {
+                    match c {
+                        Component::Normal(n) => at.push(n),
+                        Component::CurDir => {}
+                        Component::ParentDir => {
+                            at.pop()?;
+                        }
+                        Component::RootDir | Component::Prefix(_) => return None,
+                    }
+                }
+                (!at.is_empty()).then(|| {
+                    at.iter()
+                        .collect::<std::path::PathBuf>()
+                        .display()
+                        .to_string()
+                })
+            };
+            if let Some(value) = option(&["--requirement", "--constraint", "-r", "-c"]) {
+                pending.extend(inside(value));
+            } else if let Some(value) = option(&["--find-links", "-f"])
+                && let Some(links) = inside(value)
+            {
+                let entries =
+                    cascade_sdk::fs::read_dir_sorted(app.join(&links)).unwrap_or_default();
+                for entry in entries.iter().filter(|e| e.is_file()).take(4096) {
+                    let name = entry.file_name().unwrap_or_default().to_string_lossy();
+                    let digest = cascade_sdk::fs::sha256_file(entry)
+                        .map_err(|e| BuildpackError::new(format!("reading {links}/{name}: {e}")))?;
+                    let _ = writeln!(record, "{links}/{name} {digest}");
+                }
+            }
+        }
+    }
+    Ok(cascade_sdk::fs::sha256(record))
+}
+
 /// The lock file read and checked before anything is downloaded: a TOML
 /// lock (uv, Poetry) that does not parse, or a Pipfile.lock pip cannot
 /// install exactly, is an error naming the file and the place.
@@ -134,7 +218,7 @@ pub fn check_lock(app: &Path, manager: Manager) -> Result<(), BuildpackError> {
             })?;
         }
         Manager::Pipenv => {
-            pipfile_lock_requirements(&text)?;
+            crate::pipfile::requirements(&text)?;
         }
         Manager::Pip | Manager::None => {}
     }
@@ -161,74 +245,6 @@ fn pyproject_has_dependencies(app: &Path) -> Result<bool, BuildpackError> {
     Ok(pep621 || poetry)
 }
 
-/// A Pipfile.lock's `default` packages as a pip requirements file: each
-/// pin with its markers and hashes (so pip runs in hash-checking mode when
-/// every entry has them). Entries pip cannot take from a lock exactly (a
-/// VCS checkout, a local path, an editable) are refused by name.
-pub fn pipfile_lock_requirements(text: &str) -> Result<String, BuildpackError> {
-    let bad = |what: String| BuildpackError::new(format!("Pipfile.lock: {what}"));
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    let default = doc
-        .get("default")
-        .and_then(|d| d.as_object())
-        .ok_or_else(|| bad("no \"default\" section".into()))?;
-    let mut out = String::from("# generated from Pipfile.lock by cascade/python\n");
-    for (name, entry) in default {
-        let valid_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid_name {
-            return Err(bad(format!("default.{name:?}: not a package name")));
-        }
-        for unsupported in ["git", "hg", "svn", "bzr", "path", "file", "editable"] {
-            if entry.get(unsupported).is_some() {
-                return Err(bad(format!(
-                    "default.{name}: a \"{unsupported}\" dependency cannot be installed from the lock alone"
-                ))
-                .hint("publish it to an index (or vendor it as a wheel) and lock again"));
-            }
-        }
-        let version = entry
-            .get("version")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| bad(format!("default.{name}.version: missing")))?;
-        if !version.starts_with("==") || version.contains([' ', ';', '\\', '\n']) {
-            return Err(bad(format!(
-                "default.{name}.version {version:?}: expected an exact pin (==X)"
-            )));
-        }
-        let _ = write!(out, "{name}{version}");
-        if let Some(markers) = entry.get("markers").and_then(|m| m.as_str()) {
-            if markers.contains(['\\', '\n', '#']) {
-                return Err(bad(format!(
-                    "default.{name}.markers: unexpected characters"
-                )));
-            }
-            let _ = write!(out, " ; {markers}");
-        }
-        for hash in entry
-            .get("hashes")
-            .and_then(|h| h.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let hash = hash
-                .as_str()
-                .filter(|h| {
-                    h.split_once(':').is_some_and(|(alg, hex)| {
-                        alg.chars().all(|c| c.is_ascii_alphanumeric())
-                            && hex.chars().all(|c| c.is_ascii_hexdigit())
-                    })
-                })
-                .ok_or_else(|| bad(format!("default.{name}.hashes: {hash} is not alg:hex")))?;
-            let _ = write!(out, " --hash={hash}");
-        }
-        out.push('\n');
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +267,23 @@ mod tests {
         assert_eq!(detect(app(&["bot.py"]).path()), None);
         assert!(detect(app(&["bot.py", "Procfile"]).path()).is_some());
         assert_eq!(detect(app(&["index.html"]).path()), None);
+        let tools_only = app(&["package.json"]);
+        std::fs::write(
+            tools_only.path().join("pyproject.toml"),
+            "[tool.ruff]\nline-length = 100\n",
+        )
+        .unwrap();
+        assert_eq!(
+            detect(tools_only.path()),
+            None,
+            "a ruff config is not a Python app"
+        );
+        std::fs::write(
+            tools_only.path().join("pyproject.toml"),
+            "[project]\nname = \"a\"\n",
+        )
+        .unwrap();
+        assert_eq!(detect(tools_only.path()), Some("pyproject.toml"));
     }
 
     #[test]
@@ -291,45 +324,33 @@ mod tests {
     }
 
     #[test]
-    fn a_pipfile_lock_becomes_pinned_hashed_requirements() {
-        let lock = r#"{"_meta": {}, "default": {
-            "flask": {"version": "==3.0.3", "hashes": ["sha256:aa", "sha256:bb"], "markers": "python_version >= '3.8'"},
-            "six": {"version": "==1.16.0"}
-        }, "develop": {"pytest": {"version": "==8.0.0"}}}"#;
-        let req = pipfile_lock_requirements(lock).unwrap();
-        assert!(
-            req.contains(
-                "flask==3.0.3 ; python_version >= '3.8' --hash=sha256:aa --hash=sha256:bb\n"
-            ),
-            "{req}"
-        );
-        assert!(
-            req.contains("six==1.16.0\n") && !req.contains("pytest"),
-            "{req}"
-        );
-    }
-
-    #[test]
-    fn a_pipfile_lock_pip_cannot_honour_is_refused_by_name() {
-        let e = |lock: &str| {
-            pipfile_lock_requirements(lock)
-                .unwrap_err()
-                .message()
-                .to_owned()
-        };
-        assert!(
-            e(r#"{"default": {"lib": {"git": "https://x", "ref": "abc"}}}"#)
-                .contains("default.lib: a \"git\"")
-        );
-        assert!(e(r#"{"default": {"lib": {"version": ">=1"}}}"#).contains("default.lib.version"));
-        assert!(
-            e(r#"{"default": {"lib": {"version": "==1 --index-url http://evil"}}}"#)
-                .contains("exact pin")
-        );
-        assert!(
-            e(r#"{"default": {"-r /etc/x": {"version": "==1"}}}"#).contains("not a package name")
-        );
-        assert!(e("{").starts_with("Pipfile.lock: "));
-        assert!(e("{}").contains("no \"default\""));
+    fn the_requirements_digest_covers_included_files_and_local_wheels() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path();
+        std::fs::create_dir_all(app.join("vendor")).unwrap();
+        std::fs::create_dir_all(app.join("reqs")).unwrap();
+        std::fs::write(
+            app.join("requirements.txt"),
+            "-r reqs/base.txt\n--find-links vendor\nflask==3\n",
+        )
+        .unwrap();
+        std::fs::write(app.join("reqs/base.txt"), "-c ../constraints.txt\nsix\n").unwrap();
+        std::fs::write(app.join("constraints.txt"), "six==1.16.0\n").unwrap();
+        std::fs::write(app.join("vendor/a-1-py3-none-any.whl"), "one").unwrap();
+        let digest = || requirements_digest(app, "requirements.txt").unwrap();
+        let first = digest();
+        assert_eq!(digest(), first, "stable");
+        std::fs::write(app.join("vendor/a-1-py3-none-any.whl"), "two").unwrap();
+        let wheel = digest();
+        assert_ne!(wheel, first, "a replaced wheel");
+        std::fs::write(app.join("constraints.txt"), "six==1.17.0\n").unwrap();
+        assert_ne!(digest(), wheel, "a constraint two includes deep");
+        // Paths out of the app are not followed.
+        std::fs::write(
+            app.join("requirements.txt"),
+            "-r ../../etc/passwd\n--find-links /opt/wheels\n",
+        )
+        .unwrap();
+        assert!(requirements_digest(app, "requirements.txt").is_ok());
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Requests come, first found first, from `BP_PYTHON_VERSION`,
 //! `.python-version` (pyenv, uv), `runtime.txt` (`python-3.12.6`, Heroku's),
-//! `pyproject.toml` `[project] requires-python` or Poetry's
+//! `Pipfile.lock`'s `_meta.requires`, `pyproject.toml` `[project]
+//! requires-python` or Poetry's
 //! `[tool.poetry.dependencies] python`. A bare version means that release
 //! line (`3.12` is `==3.12.*`, `3.12.6` exactly it); anything else is a PEP
 //! 440 specifier set, or a Poetry constraint (`^3.10`, `~3.11`, `||`).
@@ -18,8 +19,11 @@ use pep440_rs::{Version, VersionSpecifiers};
 /// What the app asked for, and where it said so.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// Alternatives (Poetry's `||`); plain PEP 440 has one.
+    /// Alternatives (Poetry's `||`); plain PEP 440 has one. Empty: any.
     alternatives: Vec<VersionSpecifiers>,
+    /// The request names a pre-release (`3.13.0rc1`), so pre-releases
+    /// may be chosen; otherwise they never are.
+    prerelease: bool,
     /// As written.
     pub text: String,
     /// `BP_PYTHON_VERSION`, `.python-version`, ...
@@ -34,42 +38,54 @@ impl Request {
             BuildpackError::new(format!("{source}: {text:?} is not a Python version: {e}"))
                 .hint("write a version such as 3.12 or 3.12.6, or a range such as >=3.11,<3.13")
         };
-        let bare = text
-            .strip_prefix("python-")
-            .or_else(|| text.strip_prefix("cpython-"))
-            .or_else(|| text.strip_prefix("python"))
-            .unwrap_or(text);
-        if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit() || c == '.') {
-            let parts = bare.split('.').filter(|p| !p.is_empty()).count();
-            let spec = if parts >= 3 {
-                format!("=={bare}")
-            } else {
-                format!("=={bare}.*")
-            };
-            return Ok(Self {
-                alternatives: vec![
-                    VersionSpecifiers::from_str(&spec).map_err(|e| bad(e.to_string()))?,
-                ],
-                text: text.to_owned(),
-                source,
-            });
-        }
-        let alternatives = text
-            .split("||")
-            .map(|alt| {
-                VersionSpecifiers::from_str(&poetry_to_pep440(alt)).map_err(|e| bad(e.to_string()))
-            })
-            .collect::<Result<_, _>>()?;
+        let alternatives = if text == "*" {
+            Vec::new()
+        } else {
+            text.split("||")
+                .map(|alt| one(alt.trim()).map_err(bad))
+                .collect::<Result<_, _>>()?
+        };
+        let bytes = text.as_bytes();
+        let prerelease = bytes
+            .windows(2)
+            .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'a' | b'b' | b'r'));
         Ok(Self {
             alternatives,
+            prerelease,
             text: text.to_owned(),
             source,
         })
     }
 
     pub fn allows(&self, version: &Version) -> bool {
-        self.alternatives.iter().any(|s| s.contains(version))
+        (self.prerelease || !version.any_prerelease())
+            && (self.alternatives.is_empty()
+                || self.alternatives.iter().any(|s| s.contains(version)))
     }
+}
+
+/// One alternative: a bare version (`3.12` is that release line, `3.12.6`
+/// that release; `python-`/`cpython-` prefixes as pyenv and Heroku write
+/// them), else PEP 440 as written (`>= 3.10`, `~=3.11`), else Poetry's
+/// syntax.
+fn one(alt: &str) -> Result<VersionSpecifiers, String> {
+    let bare = alt
+        .strip_prefix("python-")
+        .or_else(|| alt.strip_prefix("cpython-"))
+        .or_else(|| alt.strip_prefix("python"))
+        .unwrap_or(alt);
+    if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        let parts = bare.split('.').filter(|p| !p.is_empty()).count();
+        let spec = if parts >= 3 {
+            format!("=={bare}")
+        } else {
+            format!("=={bare}.*")
+        };
+        return VersionSpecifiers::from_str(&spec).map_err(|e| e.to_string());
+    }
+    VersionSpecifiers::from_str(alt)
+        .or_else(|_| VersionSpecifiers::from_str(&poetry_to_pep440(alt)))
+        .map_err(|e| e.to_string())
 }
 
 /// Poetry's caret and tilde constraints (`^3.10`, `~3.11.2`) and
@@ -128,6 +144,9 @@ pub fn requested(env: Option<&str>, app: &Path) -> Result<Option<Request>, Build
     if let Some(text) = read("runtime.txt") {
         return Request::parse(text.trim(), "runtime.txt").map(Some);
     }
+    if let Some(v) = read("Pipfile.lock").and_then(|t| crate::pipfile::python(&t)) {
+        return Request::parse(&v, "Pipfile.lock _meta.requires").map(Some);
+    }
     if let Some(text) = read("pyproject.toml") {
         let doc: cascade_sdk::toml::Table = text
             .parse()
@@ -177,7 +196,7 @@ pub fn select<'a>(
     offered.sort_by(|a, b| b.1.cmp(&a.1));
     if let Some(found) = offered
         .iter()
-        .find(|(_, v)| request.is_none_or(|r| r.allows(v)))
+        .find(|(_, v)| request.map_or(!v.any_prerelease(), |r| r.allows(v)))
     {
         return Ok((found.0, found.1.clone()));
     }
@@ -227,6 +246,14 @@ mod tests {
         assert!(allows("^3.10", "3.12.6") && !allows("^3.10", "4.0.0"));
         assert!(allows("~3.11", "3.11.2") && !allows("~3.11", "3.12.0"));
         assert!(allows(">=3.9 <3.12", "3.11.1"));
+        // PEP 440 with spaces, as pyproject files often write it.
+        assert!(allows(">= 3.10", "3.12.6") && allows("~= 3.11", "3.11.9"));
+        assert!(allows("== 3.12.*", "3.12.6"));
+        assert!(allows("*", "3.12.6"));
+        // Bare versions mean the same inside alternatives.
+        assert!(allows("3.12 || 3.13", "3.12.6") && !allows("3.12 || 3.13", "3.11.9"));
+        // Pre-releases only when asked for.
+        assert!(!allows(">=3.12", "3.14.0rc1") && allows("3.14.0rc1", "3.14.0rc1"));
         assert!(allows("3.8 || ^3.11", "3.12.1") && !allows("3.8 || ^3.11", "3.10.0"));
         assert!(Request::parse("three", "test").is_err());
         assert!(Request::parse(">=banana", "test").is_err());

@@ -59,19 +59,29 @@ pub fn infer(app: &Path, installed: &Installed<'_>) -> Option<Web> {
 fn django(app: &Path, installed: &Installed<'_>) -> Option<Web> {
     let manage = std::fs::read_to_string(app.join("manage.py")).ok()?;
     let settings = settings_module(&manage)?;
-    let package = settings
-        .rsplit_once('.')
-        .map_or(settings.as_str(), |(p, _)| p);
-    let package_dir = package.replace('.', "/");
+    // The package that holds wsgi.py/asgi.py: the settings module's, or
+    // one above it (`mysite.settings.production` is under `mysite`).
+    let holding = |file: &str| {
+        let mut package = settings.as_str();
+        while let Some((parent, _)) = package.rsplit_once('.') {
+            package = parent;
+            if app.join(package.replace('.', "/")).join(file).is_file() {
+                return Some(package.to_owned());
+            }
+        }
+        None
+    };
     if let Some(gunicorn) = installed.script("gunicorn")
-        && app.join(&package_dir).join("wsgi.py").is_file()
+        && let Some(package) = holding("wsgi.py")
     {
         return Some(Web {
             command: vec![gunicorn, format!("{package}.wsgi")],
             why: format!("a Django project ({settings}) with gunicorn installed"),
         });
     }
-    if installed.script("uvicorn").is_some() && app.join(&package_dir).join("asgi.py").is_file() {
+    if installed.script("uvicorn").is_some()
+        && let Some(package) = holding("asgi.py")
+    {
         return Some(uvicorn(
             installed,
             &format!("{package}.asgi:application"),
@@ -90,8 +100,13 @@ fn django(app: &Path, installed: &Installed<'_>) -> Option<Web> {
     })
 }
 
-/// `DJANGO_SETTINGS_MODULE`'s default in manage.py.
+/// `DJANGO_SETTINGS_MODULE`'s default in manage.py (on a line that is not
+/// a comment).
 fn settings_module(manage: &str) -> Option<String> {
+    let line = manage
+        .lines()
+        .find(|l| l.contains("DJANGO_SETTINGS_MODULE") && !l.trim_start().starts_with('#'))?;
+    let manage = line;
     let at = manage.find("DJANGO_SETTINGS_MODULE")?;
     // Past the name's own closing quote: `", "mysite.settings")` or
     // `'] = 'conf.settings'`; the value is the next quoted string.
@@ -227,6 +242,21 @@ mod tests {
     }
 
     #[test]
+    fn split_settings_find_the_wsgi_module_above_them() {
+        let manage =
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings.production')";
+        let f = Fixture::new(
+            &[
+                ("manage.py", manage),
+                ("mysite/wsgi.py", ""),
+                ("mysite/settings/production.py", ""),
+            ],
+            &["gunicorn"],
+        );
+        assert_eq!(f.web().unwrap().command[1], "mysite.wsgi");
+    }
+
+    #[test]
     fn settings_are_read_from_manage_py() {
         assert_eq!(settings_module(MANAGE).as_deref(), Some("mysite.settings"));
         assert_eq!(
@@ -239,6 +269,10 @@ mod tests {
             None
         );
         assert_eq!(settings_module("print('hi')"), None);
+        assert_eq!(
+            settings_module("# DJANGO_SETTINGS_MODULE = 'old.settings'\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'new.settings')").as_deref(),
+            Some("new.settings")
+        );
     }
 
     #[test]

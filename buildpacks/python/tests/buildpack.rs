@@ -14,15 +14,18 @@ fn detects_manifests_and_scripts_but_not_a_bare_site() {
     let bp = bp();
     bp.detect(app(&[("index.html", "<p>")]).path())
         .assert_fail("no requirements.txt");
-    for file in [
-        "requirements.txt",
-        "pyproject.toml",
-        "Pipfile.lock",
-        "main.py",
-        "manage.py",
+    for (file, text) in [
+        ("requirements.txt", ""),
+        ("pyproject.toml", "[project]\nname = \"a\"\n"),
+        ("Pipfile.lock", "{}"),
+        ("main.py", ""),
+        ("manage.py", ""),
     ] {
-        bp.detect(app(&[(file, "")]).path()).assert_pass();
+        bp.detect(app(&[(file, text)]).path()).assert_pass();
     }
+    // A pyproject.toml that only configures tools is no Python app.
+    bp.detect(app(&[("pyproject.toml", "[tool.black]\n"), ("package.json", "{}")]).path())
+        .assert_fail("no requirements.txt");
     bp.detect(app(&[("worker.py", ""), ("Procfile", "worker: python worker.py")]).path())
         .assert_pass();
     bp.detect(app(&[("worker.py", "")]).path())
