@@ -15,6 +15,7 @@ mod distribution;
 mod go;
 mod guests;
 mod host_boundary;
+mod mirror;
 mod node;
 mod node_apps;
 mod project;

@@ -8,92 +8,15 @@
 //! linux build needs only glibc), laid out as nodejs.org lays it out; the
 //! run image is busybox plus the glibc libraries that node links.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 
-use cascade_lifecycle::oci::Digest;
 use serde_json::Value;
 
 use crate::support::*;
 
 const TOOLS: &[&str] = &["bwrap", "umoci", "skopeo", "oci-image-tool", "node", "ldd"];
-
-/// The host's node: its binary, version, npm dir and the libraries it links.
-pub(crate) struct HostNode {
-    binary: PathBuf,
-    pub(crate) version: String,
-    npm: PathBuf,
-    libs: Vec<PathBuf>,
-}
-
-fn host_node() -> Option<HostNode> {
-    let binary = std::fs::canonicalize(
-        std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|d| d.join("node"))
-            .find(|p| p.is_file())?,
-    )
-    .ok()?;
-    let version = ok(Command::new(&binary).arg("--version"))
-        .trim()
-        .trim_start_matches('v')
-        .to_owned();
-    let npm = binary.parent()?.parent()?.join("lib/node_modules/npm");
-    let mut libs = Vec::new();
-    for p in ldd_paths(&binary) {
-        let name = p.file_name()?.to_string_lossy().into_owned();
-        let glibc = [
-            "ld-linux",
-            "libc.",
-            "libm.",
-            "libdl.",
-            "libpthread.",
-            "librt.",
-        ]
-        .iter()
-        .any(|g| name.starts_with(g))
-            || name.starts_with("libstdc++")
-            || name.starts_with("libgcc_s");
-        if !glibc {
-            // A distro build linking libuv, openssl... is not a
-            // nodejs.org-shaped runtime.
-            eprintln!("node links {name}: not an official-style build");
-            return None;
-        }
-        libs.push(p);
-    }
-    npm.join("bin/npm-cli.js").is_file().then_some(HostNode {
-        binary,
-        version,
-        npm,
-        libs,
-    })
-}
-
-/// `node-vX-linux-ARCH.tar.gz` as nodejs.org ships it: one top directory
-/// with bin/node, bin/npm and lib/node_modules/npm.
-fn runtime_tarball(node: &HostNode, top: &str) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Deterministic);
-    tar.append_path_with_name(&node.binary, format!("{top}/bin/node"))
-        .unwrap();
-    tar.append_dir_all(format!("{top}/lib/node_modules/npm"), &node.npm)
-        .unwrap();
-    let mut link = tar::Header::new_gnu();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_size(0);
-    link.set_mode(0o777);
-    tar.append_link(
-        &mut link,
-        format!("{top}/bin/npm"),
-        "../lib/node_modules/npm/bin/npm-cli.js",
-    )
-    .unwrap();
-    tar.into_inner().unwrap().finish().unwrap()
-}
 
 fn node_build(cache: &Path, app: &Path, layout: &Path, run_image: &str, extra: &[&str]) -> Outcome {
     let mut args: Vec<String> = vec![
@@ -121,7 +44,7 @@ fn node_build(cache: &Path, app: &Path, layout: &Path, run_image: &str, extra: &
 /// loopback mirror inventory beside it, and a busybox + glibc run image.
 pub(crate) struct Fixture {
     pub(crate) tmp: tempfile::TempDir,
-    pub(crate) node: HostNode,
+    pub(crate) node: &'static crate::mirror::Runtime,
     pub(crate) app: PathBuf,
     pub(crate) run_image: String,
     server: Files,
@@ -138,20 +61,17 @@ impl Fixture {
         if !have_all(TOOLS) {
             return None;
         }
-        let Some(node) = host_node() else {
-            lacking("this machine's node is not an official-style linux build");
-            return None;
+        let node = match crate::mirror::node() {
+            Ok(node) => node,
+            Err(e) => {
+                lacking(&e);
+                return None;
+            }
         };
         let tmp = tempfile::tempdir().unwrap();
-        let (arch, dist_arch) = match std::env::consts::ARCH {
-            "aarch64" => ("arm64", "arm64"),
-            _ => ("amd64", "x64"),
-        };
-        let top = format!("node-v{}-linux-{dist_arch}", node.version);
-        let tarball = runtime_tarball(&node, &top);
-        let sha = Digest::of(&tarball).hex().to_owned();
-        let name: &'static str = Box::leak(format!("/dist/{top}.tar.gz").into_boxed_str());
-        let server = serve(vec![(name, tarball)]);
+        let name: &'static str = Box::leak(node.file.clone().into_boxed_str());
+        let server = serve(vec![(name, node.tarball.clone())]);
+        let sha = node.sha.clone();
 
         let app = tmp.path().join(app_name);
         ok(Command::new("cp")
@@ -166,11 +86,9 @@ impl Fixture {
                 &format!("\"node\": \"{major}.x\""),
             );
         }
-        let mut inventory = std::fs::File::create(app.join("node-inventory.toml")).unwrap();
-        write!(
-            inventory,
-            "[[artifacts]]\nversion = \"{}\"\nos = \"linux\"\narch = \"{arch}\"\nurl = \"http://127.0.0.1:{}{name}\"\nchecksum = \"sha256:{sha}\"\n",
-            node.version, server.port
+        std::fs::write(
+            app.join("node-inventory.toml"),
+            node.inventory(&format!("http://127.0.0.1:{}{name}", server.port)),
         )
         .unwrap();
 

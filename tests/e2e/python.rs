@@ -13,14 +13,14 @@
 //! package is a vendored wheel); the Django, uv and Poetry apps install
 //! from PyPI, behind the CA bundle of this machine.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use cascade_lifecycle::oci::Digest;
 use serde_json::Value;
 
+use crate::mirror::{self, Runtime};
 use crate::support::*;
 
 const TOOLS: &[&str] = &[
@@ -32,188 +32,6 @@ const TOOLS: &[&str] = &[
     "ldd",
     "patchelf",
 ];
-
-/// Extension modules left out of the runtime: they link libraries (Tk,
-/// ncurses, readline, gdbm) no web app needs and the run image lacks.
-const LEFT_OUT_MODULES: [&str; 6] = [
-    "_tkinter", "_curses", "readline", "_dbm", "_gdbm", "_sqlite3",
-];
-/// Top-level stdlib directories left out (tests, Tk, the static library).
-const LEFT_OUT_DIRS: [&str; 6] = [
-    "test",
-    "idlelib",
-    "tkinter",
-    "turtledemo",
-    "site-packages",
-    "__pycache__",
-];
-
-/// A relocatable CPython made from this machine's, and what it links.
-struct Runtime {
-    tarball: Vec<u8>,
-    sha: String,
-    /// `3.11.7`.
-    version: String,
-    /// System libraries the interpreter and its kept modules link.
-    libs: Vec<PathBuf>,
-}
-
-/// The runtime, made once per test process (it takes seconds).
-fn runtime() -> Option<&'static Runtime> {
-    static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
-    RUNTIME.get_or_init(make_runtime).as_ref()
-}
-
-fn make_runtime() -> Option<Runtime> {
-    let info = ok(Command::new("python3").args([
-        "-c",
-        "import sys, sysconfig; print(sys.base_prefix); print('%d.%d.%d' % sys.version_info[:3]); print(sysconfig.get_config_var('LDLIBRARY') or '')",
-    ]));
-    let mut lines = info.lines();
-    let prefix = PathBuf::from(lines.next()?);
-    let version = lines.next()?.to_owned();
-    let ldlibrary = lines.next().unwrap_or_default().to_owned();
-    let xy = version.rsplit_once('.')?.0.to_owned();
-    let stdlib = prefix.join(format!("lib/python{xy}"));
-    let binary = prefix.join(format!("bin/python{xy}"));
-    let pip = stdlib.join("site-packages/pip");
-    if !(binary.is_file() && stdlib.join("os.py").is_file() && pip.is_dir()) {
-        lacking(&format!(
-            "this machine's python3 ({}) is not laid out as a relocatable CPython (bin/python{xy}, lib/python{xy}/os.py, site-packages/pip)",
-            prefix.display()
-        ));
-        return None;
-    }
-    let work = tempfile::tempdir().unwrap();
-    let patched = work.path().join(format!("python{xy}"));
-    std::fs::copy(&binary, &patched).unwrap();
-    // libpython3.X.so (a shared build) or libpython3.X.a (a static one).
-    let shared = ldlibrary.contains(".so");
-    let libpython = prefix.join("lib").join(format!("libpython{xy}.so.1.0"));
-    if shared {
-        ok(Command::new("patchelf")
-            .args(["--set-rpath", "$ORIGIN/../lib"])
-            .arg(&patched));
-    }
-
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Deterministic);
-    tar.append_path_with_name(&patched, format!("python/bin/python{xy}"))
-        .unwrap();
-    for link in ["python3", "python"] {
-        symlink(
-            &mut tar,
-            &format!("python/bin/{link}"),
-            &format!("python{xy}"),
-        );
-    }
-    let mut modules = Vec::new();
-    if shared {
-        tar.append_path_with_name(&libpython, format!("python/lib/libpython{xy}.so.1.0"))
-            .unwrap();
-    }
-    append_tree(
-        &mut tar,
-        &stdlib,
-        &format!("python/lib/python{xy}"),
-        &mut |rel| {
-            let first = rel
-                .components()
-                .next()
-                .unwrap()
-                .as_os_str()
-                .to_string_lossy();
-            let name = rel.file_name().unwrap().to_string_lossy();
-            let top_dir = rel.components().count() == 1 && stdlib.join(rel).is_dir();
-            let keep = !(top_dir
-                && (LEFT_OUT_DIRS.contains(&name.as_ref()) || name.starts_with("config-")))
-                && name != "__pycache__"
-                && !(first == "lib-dynload"
-                    && LEFT_OUT_MODULES
-                        .iter()
-                        .any(|m| name.starts_with(&format!("{m}."))));
-            if keep && first == "lib-dynload" && name.ends_with(".so") {
-                modules.push(stdlib.join(rel));
-            }
-            keep
-        },
-    );
-    // pip, for `python -m pip`, as python-build-standalone ships it.
-    for entry in std::fs::read_dir(stdlib.join("site-packages")).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "pip" || (name.starts_with("pip-") && name.ends_with(".dist-info")) {
-            append_tree(
-                &mut tar,
-                &entry.path(),
-                &format!("python/lib/python{xy}/site-packages/{name}"),
-                &mut |rel| rel.file_name().unwrap() != "__pycache__",
-            );
-        }
-    }
-    let tarball = tar.into_inner().unwrap().finish().unwrap();
-
-    let mut libs: Vec<PathBuf> = Vec::new();
-    for elf in std::iter::once(&binary).chain(&modules) {
-        for lib in ldd_paths(elf) {
-            if !lib.starts_with(&prefix) && !libs.contains(&lib) {
-                libs.push(lib);
-            }
-        }
-    }
-    Some(Runtime {
-        sha: Digest::of(&tarball).hex().to_owned(),
-        tarball,
-        version,
-        libs,
-    })
-}
-
-fn symlink<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &str, target: &str) {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Symlink);
-    header.set_size(0);
-    header.set_mode(0o777);
-    tar.append_link(&mut header, path, target).unwrap();
-}
-
-/// `dir`'s files under `name`, in name order, those `keep` (given the path
-/// relative to `dir`) says yes to; a directory said no to is skipped whole.
-fn append_tree<W: std::io::Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &Path,
-    name: &str,
-    keep: &mut dyn FnMut(&Path) -> bool,
-) {
-    fn walk<W: std::io::Write>(
-        tar: &mut tar::Builder<W>,
-        root: &Path,
-        rel: &Path,
-        name: &str,
-        keep: &mut dyn FnMut(&Path) -> bool,
-    ) {
-        let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        entries.sort_by_key(std::fs::DirEntry::file_name);
-        for entry in entries {
-            let rel = rel.join(entry.file_name());
-            if !keep(&rel) {
-                continue;
-            }
-            let at = format!("{name}/{}", rel.display());
-            if entry.file_type().unwrap().is_dir() {
-                walk(tar, root, &rel, name, keep);
-            } else {
-                tar.append_path_with_name(entry.path(), at).unwrap();
-            }
-        }
-    }
-    walk(tar, dir, Path::new(""), name, keep);
-}
 
 /// An app from `tests/fixtures/apps/<name>` with a loopback mirror for the
 /// runtime (the inventory served too, by URL, pinned by sha256), and a
@@ -236,24 +54,17 @@ impl Fixture {
         if !have_all(TOOLS) {
             return None;
         }
-        let runtime = runtime()?;
-        let tmp = tempfile::tempdir().unwrap();
-        let arch = match std::env::consts::ARCH {
-            "aarch64" => "arm64",
-            _ => "amd64",
+        let runtime = match mirror::python() {
+            Ok(r) => r,
+            Err(e) => {
+                lacking(&e);
+                return None;
+            }
         };
-        let file: &'static str = Box::leak(
-            format!(
-                "/cpython-{}-linux-{arch}-install_only.tar.gz",
-                runtime.version
-            )
-            .into_boxed_str(),
-        );
+        let tmp = tempfile::tempdir().unwrap();
+        let file: &'static str = Box::leak(runtime.file.clone().into_boxed_str());
         let mirror = serve(vec![(file, runtime.tarball.clone())]);
-        let inventory = format!(
-            "[[artifacts]]\nversion = \"{}\"\nos = \"linux\"\narch = \"{arch}\"\nurl = \"http://127.0.0.1:{}{file}\"\nchecksum = \"sha256:{}\"\n",
-            runtime.version, mirror.port, runtime.sha
-        );
+        let inventory = runtime.inventory(&format!("http://127.0.0.1:{}{file}", mirror.port));
         let served = serve(vec![("/python.toml", inventory.clone().into_bytes())]);
         let inventory_url = format!("http://127.0.0.1:{}/python.toml", served.port);
 
@@ -422,15 +233,9 @@ fn a_pip_app_gets_its_runtime_and_packages_answers_and_rebuilds_only_what_change
     let old_url = format!("127.0.0.1:{}", moved.mirror.port);
     let file: &'static str = "/moved/cpython-install_only.tar.gz";
     let second = serve(vec![(file, moved.runtime.tarball.clone())]);
-    let arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
-    let inventory = format!(
-        "[[artifacts]]\nversion = \"{}\"\nos = \"linux\"\narch = \"{arch}\"\nurl = \"http://127.0.0.1:{}{file}\"\nchecksum = \"sha256:{}\"\n",
-        moved.runtime.version, second.port, moved.runtime.sha
-    );
+    let inventory = moved
+        .runtime
+        .inventory(&format!("http://127.0.0.1:{}{file}", second.port));
     std::fs::write(moved.app.join("python-inventory.toml"), inventory).unwrap();
     let in_app = ["--env", "BP_PYTHON_INVENTORY=python-inventory.toml"];
     let switched = moved.build("cache", "out", &in_app);

@@ -2,9 +2,10 @@
 //! an image under bwrap.
 
 use std::path::{Path, PathBuf};
+
+pub use crate::mirror::{Files, serve};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cascade");
 
@@ -607,53 +608,6 @@ impl Drop for RegistryServer {
     }
 }
 
-/// A loopback HTTP server for fixed files, counting the requests it serves.
-pub struct Files {
-    pub port: u16,
-    pub hits: Arc<AtomicUsize>,
-}
-
-pub fn serve(files: Vec<(&'static str, Vec<u8>)>) -> Files {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            counter.fetch_add(1, Ordering::SeqCst);
-            let line = String::from_utf8_lossy(&req);
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-            let body = files
-                .iter()
-                .find(|(p, _)| *p == path)
-                .map(|(_, b)| b.clone());
-            let head = match &body {
-                Some(b) => format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    b.len()
-                ),
-                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .into(),
-            };
-            let _ = stream.write_all(head.as_bytes());
-            if let Some(b) = body {
-                let _ = stream.write_all(&b);
-            }
-        }
-    });
-    Files { port, hits }
-}
-
 /// `value` checked against `docs/schema/NAME.schema.json` by the Python
 /// `jsonschema` validator (scripts/setup.sh installs it with CycloneDX's);
 /// panics with every mismatch. Skipped, loudly, where it is missing
@@ -724,23 +678,6 @@ pub fn reused(report: &serde_json::Value, layer: &str) -> bool {
         .find(|l| l["name"] == layer)
         .unwrap_or_else(|| panic!("no {layer}: {report}"));
     l["reused"].as_bool().unwrap()
-}
-
-/// The libraries `ldd` resolves for the ELF file at `path` (the loader
-/// included), as absolute paths.
-pub fn ldd_paths(path: &Path) -> Vec<PathBuf> {
-    let ldd = ok(Command::new("ldd").arg(path));
-    ldd.lines()
-        .filter_map(|line| {
-            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
-            // "/lib64/ld-linux-x86-64.so.2 (0x...)"
-            line.split("=>")
-                .last()
-                .and_then(|r| r.split_whitespace().next())
-                .filter(|p| p.starts_with('/'))
-                .map(PathBuf::from)
-        })
-        .collect()
 }
 
 /// Extra build arguments for apps that install from a public registry
