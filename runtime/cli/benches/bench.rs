@@ -32,16 +32,24 @@ mod fetch;
 #[path = "sections/rust.rs"]
 mod rust;
 
+#[path = "sections/apps.rs"]
+mod apps;
 #[path = "sections/bloat.rs"]
 mod bloat;
 #[path = "sections/build.rs"]
 mod build;
 
+use apps::apps_vs_tools;
 use bloat::bloat_vs_dpkg;
 use build::{cold_vs_warm, detect_vs_spawn, export_throughput, noop_rebuild};
 use fetch::fetch_hit_vs_miss;
 use rebase::registry_rebase;
 use rust::{exec_startup, rust_vs_cargo};
+
+/// This machine's CPython and Node.js as the e2e tests mirror them.
+#[path = "../../../tests/e2e/mirror.rs"]
+#[allow(dead_code)] // the bench reads part of it
+mod mirror;
 
 /// The test buildpacks, built as the e2e tests build them.
 #[path = "../../../tests/e2e/guests.rs"]
@@ -136,6 +144,9 @@ fn main() {
     }
     if want("bloat") {
         bloat_vs_dpkg(&mut out);
+    }
+    if want("apps") {
+        apps_vs_tools(&mut out);
     }
     print!("{out}");
     let path = workspace().join("BENCHMARKS.md");
