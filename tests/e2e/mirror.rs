@@ -308,7 +308,9 @@ fn append_tree<W: std::io::Write>(
                 continue;
             }
             let at = format!("{name}/{}", rel.display());
-            if entry.file_type().unwrap().is_dir() {
+            // A link to a directory (Debian's GOROOT is made of them) is
+            // walked as the directory.
+            if entry.path().is_dir() {
                 walk(tar, root, &rel, name, keep);
             } else {
                 tar.append_path_with_name(entry.path(), at).unwrap();
@@ -434,4 +436,53 @@ fn runtime_tarball(node: &HostNode, top: &str) -> Vec<u8> {
     )
     .unwrap();
     tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// This machine's Go (its GOROOT: `bin/`, `pkg/`, `src/` but test data,
+/// `VERSION`) laid out as go.dev ships it, `go/` on top, made once per
+/// process.
+pub fn go() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let env = output(Command::new("go").args(["env", "GOROOT", "GOVERSION"]))?;
+            let mut lines = env.lines();
+            let unknown = || "go env did not say GOROOT and GOVERSION".to_owned();
+            let root = PathBuf::from(lines.next().ok_or_else(unknown)?);
+            let version = lines
+                .next()
+                .ok_or_else(unknown)?
+                .trim_start_matches("go")
+                .to_owned();
+            let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let mut tar = tar::Builder::new(gz);
+            // Debian's GOROOT links src/ and the rest to /usr/share.
+            tar.follow_symlinks(true);
+            tar.mode(tar::HeaderMode::Deterministic);
+            tar.append_path_with_name(root.join("VERSION"), "go/VERSION")
+                .map_err(|e| e.to_string())?;
+            for top in ["bin", "pkg", "src"] {
+                append_tree(
+                    &mut tar,
+                    &root.join(top),
+                    &format!("go/{top}"),
+                    &mut |rel| rel.file_name().is_some_and(|n| n != "testdata"),
+                );
+            }
+            let tarball = tar.into_inner().unwrap().finish().unwrap();
+            let arch = if cfg!(target_arch = "aarch64") {
+                "arm64"
+            } else {
+                "amd64"
+            };
+            Ok(Runtime {
+                sha: sha256(&tarball),
+                file: format!("/dl/go{version}.linux-{arch}.tar.gz"),
+                tarball,
+                libs: ldd_paths(&root.join("bin/go")),
+                version,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }

@@ -5,11 +5,30 @@
 use cascade_test::{BuildpackTest, app};
 
 #[test]
-fn detects_go_mod() {
+fn detects_go_mod_or_a_package_main() {
     let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
     bp.detect(app(&[]).path()).assert_fail("go.mod");
     bp.detect(app(&[("go.mod", "module x\n")]).path())
         .assert_pass();
+    bp.detect(app(&[("main.go", "// a server\npackage main\n\nfunc main() {}\n")]).path())
+        .assert_pass();
+    bp.detect(app(&[("lib.go", "package lib\n")]).path())
+        .assert_fail("package main");
+    bp.detect(app(&[("main_test.go", "package main\n")]).path())
+        .assert_fail("package main");
+}
+
+#[test]
+fn a_go_version_the_inventory_lacks_lists_what_it_has() {
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR")).env("BP_GO_VERSION", "1.18.1");
+    let err = bp
+        .try_build(app(&[("go.mod", "module example.com/x\n")]).path())
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("no Go 1.18.1 for linux/amd64 in the bundled inventory (it has: 1.25.5, 1.24.11, 1.24.4)"),
+        "{err}"
+    );
 }
 
 #[test]
