@@ -272,12 +272,15 @@ fn no_passing_group_says_what_each_buildpack_said() {
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("app");
     std::fs::create_dir(&app).unwrap();
-    std::fs::write(app.join("main.go"), "package main\n").unwrap();
+    // C: a language no bundled buildpack builds.
+    std::fs::write(app.join("main.c"), "int main(void) { return 0; }\n").unwrap();
     let o = build(&[app.to_str().unwrap(), "--output", &out(tmp.path())]);
     assert_eq!(o.code, 20, "{}", o.stderr);
     for said in [
         "cascade/procfile: fail: no Procfile",
         "cascade/static-site: fail: no index.html",
+        "cascade/go: fail",
+        "cascade/python: fail",
         "cascade/ca-certs: fail",
     ] {
         assert!(
