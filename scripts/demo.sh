@@ -23,7 +23,11 @@ rm -rf "$demo/bundle"
 
 for app in procfile static-site ca-certs; do
   echo "==> cascade build tests/fixtures/apps/$app"
-  "$cascade" build "tests/fixtures/apps/$app" --output "oci:$demo/$app:latest" --run-image "oci:$demo/run:base"
+  # BP_STATIC_SERVER=busybox: the static site is served by this run image's
+  # busybox httpd; by default cascade/static-site fetches static-web-server
+  # (--allow fetch:github.com), which this demo does not assume it can reach.
+  "$cascade" build "tests/fixtures/apps/$app" --output "oci:$demo/$app:latest" --run-image "oci:$demo/run:base" \
+    --env BP_STATIC_SERVER=busybox
   # One layout per app: oci-image-tool 1.0.0-rc1 wrongly reports "not unique"
   # refs in a layout holding three or more tags.
   oci-image-tool validate --type image --ref name=latest "$demo/$app"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Cascade's build and tests need beyond the Rust toolchain:
-# the wasm32-wasip2 target, the real image tools the tests check with, and
-# the Go toolchain the go buildpack's tests build with.
+# the wasm32-wasip2 target, the real image tools the tests check with, the
+# Go toolchain the go buildpack's tests build with, and musl-tools, with
+# which scripts/static-web-server.sh builds the static-site tests' server.
 # Idempotent; safe to run again.
 set -euo pipefail
 
 rustup target add wasm32-wasip2
 
-packages=(skopeo umoci oci-image-tool bubblewrap busybox-static jq docker-registry golang-go mmdebstrap strace patchelf)
+packages=(skopeo umoci oci-image-tool bubblewrap busybox-static jq docker-registry golang-go mmdebstrap strace patchelf musl-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

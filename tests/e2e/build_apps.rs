@@ -159,6 +159,8 @@ fn cascade_run_starts_any_process_of_an_image() {
         &site,
         "--run-image",
         busybox_run_image(),
+        "--env",
+        "BP_STATIC_SERVER=busybox",
     ]);
     let port = free_port();
     let mut server = cascade()
@@ -194,6 +196,8 @@ fn static_site_serves_its_page_over_loopback() {
         &out_ref(tmp.path(), "site"),
         "--run-image",
         busybox_run_image(),
+        "--env",
+        "BP_STATIC_SERVER=busybox",
     ]);
     assert_eq!(report["group"][0]["id"], "cascade/static-site");
     let layout = tmp.path().join("out");
@@ -255,6 +259,8 @@ fn a_site_at_the_app_root_serves_no_secret_and_no_build_file() {
         &out_ref(tmp.path(), "site"),
         "--run-image",
         busybox_run_image(),
+        "--env",
+        "BP_STATIC_SERVER=busybox",
     ]);
     assert_eq!(report["group"][0]["id"], "cascade/static-site", "{report}");
     let layout = tmp.path().join("out");

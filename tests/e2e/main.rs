@@ -27,5 +27,6 @@ mod rust;
 mod sandbox;
 mod sbom;
 mod scaffold;
+mod static_site;
 mod support;
 mod waterfall;

@@ -486,3 +486,39 @@ pub fn go() -> Result<&'static Runtime, String> {
         .as_ref()
         .map_err(Clone::clone)
 }
+
+/// static-web-server's release archive for this machine, laid out as its
+/// GitHub releases are (`static-web-server-v2.42.0-x86_64-unknown-linux-musl/
+/// static-web-server`, a static musl binary), made by
+/// scripts/static-web-server.sh from its crates.io source once per run.
+pub fn static_web_server() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/static-web-server.sh");
+            let archive = PathBuf::from(output(&mut Command::new(script))?.trim());
+            let tarball =
+                std::fs::read(&archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+            let name = archive
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or("the script printed no archive")?;
+            let version = name
+                .strip_prefix("static-web-server-v")
+                .and_then(|r| r.split('-').next())
+                .ok_or("the archive's name has no version")?
+                .to_owned();
+            Ok(Runtime {
+                sha: sha256(&tarball),
+                file: format!(
+                    "/static-web-server/static-web-server/releases/download/v{version}/{name}"
+                ),
+                tarball,
+                libs: Vec::new(),
+                version,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}

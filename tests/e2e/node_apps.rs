@@ -125,7 +125,14 @@ fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
     let Some(extra) = from_registries() else {
         return;
     };
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    // Served by static-web-server from a loopback mirror, as a single-page
+    // app (the fixture grants fetch:127.0.0.1).
+    let Some(server) = crate::static_site::Mirror::start() else {
+        return;
+    };
+    let mut extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    extra.extend(server.env.iter().map(String::as_str));
+    extra.extend(["--env", "BP_STATIC_SPA=true"]);
     let report = f.build_with("cache", "out", &extra);
     let ids: Vec<&str> = report["group"]
         .as_array()
@@ -151,14 +158,32 @@ fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
         "{layers:?}"
     );
     let layout = f.tmp.path().join("out");
-    let bundle = unpack(&layout, "app", &f.tmp.path().join("look"));
-    assert!(!bundle.join("rootfs/layers/cascade_node").exists());
-    // The page served is Vite's build, not the template.
-    let page = content(&run(&f, "out")).to_owned();
+    let running = crate::static_site::Running::start(&layout, "app", &f.tmp.path().join("look"));
+    assert!(!running.bundle.join("rootfs/layers/cascade_node").exists());
+    // The page served is Vite's build, not the template, and a client
+    // route gets it too; its script is JavaScript.
+    let (status, _, page) = running.get("/");
+    assert!(status.contains(" 200 "), "{status}");
     assert!(
         page.contains("/assets/index-") && !page.contains("/src/main.js"),
         "{page}"
     );
+    // (the fallback page comes trimmed)
+    assert_eq!(
+        running.get("/settings/profile").2.trim_end(),
+        page.trim_end()
+    );
+    let script = page
+        .split("src=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no script in {page}"));
+    let (status, kind, _) = running.get(script);
+    assert!(
+        status.contains(" 200 ") && kind.contains("javascript"),
+        "{script}: {status} {kind}"
+    );
+    drop(running);
     // Unchanged: the same image.
     let again = f.build_with("cache", "out", &extra);
     assert_eq!(again["digest"], report["digest"], "{report:#}\n{again:#}");

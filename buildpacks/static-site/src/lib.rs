@@ -4,9 +4,10 @@
 //! requires `node-static-build`, which node provides): then the site is
 //! what the build wrote in `dist/`, `build/` or `out/`, never the unbuilt
 //! template. It copies the site into a launch layer and declares a `web`
-//! process that serves it with the run image's `busybox httpd` on `$PORT`
-//! (default 8080). A Node.js server app (start, main, server.js) is
-//! cascade/node's, even with a `public/index.html`.
+//! process that serves it on `$PORT` (default 8080) with a server it brings
+//! ([`server`]: static-web-server from a pinned inventory; the run image's
+//! busybox httpd when asked). A Node.js server app (start, main,
+//! server.js) is cascade/node's, even with a `public/index.html`.
 //!
 //! Only the site is served, never the app's secrets or the build's files:
 //! dotfiles and dot-directories (`.env`, `.git/`) are left out anywhere but
@@ -15,6 +16,8 @@
 //! root. A link is kept only when it points at something served inside the
 //! site. `BP_STATIC_SITE_INCLUDE` (comma-separated paths relative to the
 //! site root) serves a path anyway.
+
+mod server;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -164,6 +167,15 @@ impl Buildpack for StaticSite {
 
     fn build(&self, ctx: &BuildContext) -> Result<BuildResult> {
         let app = ctx.app_dir();
+        // Settings first: a wrong one fails before any download.
+        let options = server::Options::from_env(ctx.platform_env())?;
+        let unused = options.ignored(ctx.platform_env());
+        if !unused.is_empty() {
+            cascade_sdk::log::warn(format!(
+                "{} unused: BP_STATIC_SERVER=busybox downloads no server",
+                unused.join(", ")
+            ));
+        }
         let root = if node_app(app)? == NodeApp::FrontEnd {
             Self::site_root(app, &BUILT_ROOTS).ok_or_else(|| {
                 cascade_sdk::BuildpackError::new(
@@ -216,14 +228,26 @@ impl Buildpack for StaticSite {
             ));
         }
 
-        // `exec` so httpd is PID 1 and gets the container's signals.
-        let serve = format!(
-            "exec busybox httpd -f -v -p \"${{PORT:-8080}}\" -h {}",
-            docroot.display()
-        );
-        Ok(BuildResult::new()
-            .layer(layer)
-            .process(Process::new("web", ["/bin/sh", "-c", serve.as_str()]).default(true)))
+        let result = BuildResult::new().layer(layer);
+        let (result, web) = match options.server {
+            server::Server::StaticWebServer => {
+                let (server_layer, binary) = server::install(ctx)?;
+                let serve = server::Serve::StaticWebServer {
+                    binary: &binary,
+                    spa: options.spa,
+                };
+                // In its own layer's dir: SWS reads a config file from where
+                // it starts ([`server`]), and the app dir is the app's.
+                let web = Process::new("web", server::command(serve, &docroot))
+                    .working_dir(server_layer.path().display().to_string());
+                (result.layer(server_layer), web)
+            }
+            server::Server::Busybox => (
+                result,
+                Process::new("web", server::command(server::Serve::Busybox, &docroot)),
+            ),
+        };
+        Ok(result.process(web.default(true)))
     }
 }
 

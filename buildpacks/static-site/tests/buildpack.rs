@@ -1,10 +1,18 @@
-//! The static-site buildpack, run in-process by the test harness.
+//! The static-site buildpack, run in-process by the test harness. The
+//! harness grants no capability, so these build with the run image's
+//! busybox httpd (no download); static-web-server from a mirror is the e2e
+//! tests' (tests/e2e/static_site.rs).
 
 use cascade_test::BuildpackTest;
 
+/// The buildpack serving with busybox httpd.
+fn busybox() -> BuildpackTest {
+    BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR")).env("BP_STATIC_SERVER", "busybox")
+}
+
 #[test]
 fn copies_the_site_into_a_launch_layer_served_on_port() {
-    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
+    let bp = busybox();
     let dir = tempfile::tempdir().unwrap();
     bp.detect(dir.path()).assert_fail("index.html");
     std::fs::create_dir_all(dir.path().join("public/css")).unwrap();
@@ -24,7 +32,7 @@ fn copies_the_site_into_a_launch_layer_served_on_port() {
 
 #[test]
 fn serves_neither_dotfiles_nor_the_builds_files_nor_links_out() {
-    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
+    let bp = busybox();
     let dir = cascade_test::app(&[
         ("index.html", "<h1>home</h1>"),
         (".env", "SECRET=1"),
@@ -77,7 +85,7 @@ fn serves_neither_dotfiles_nor_the_builds_files_nor_links_out() {
 
 #[test]
 fn a_front_end_waits_for_node_and_a_node_server_is_not_a_site() {
-    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
+    let bp = busybox();
     // A front end: passes only with node's build in the plan, and serves
     // what the build wrote, never the template.
     let front = cascade_test::app(&[
@@ -111,4 +119,51 @@ fn a_front_end_waits_for_node_and_a_node_server_is_not_a_site() {
         ("index.html", "<h1>site</h1>"),
     ]);
     bp.detect(tooling.path()).assert_pass();
+}
+
+#[test]
+fn static_web_server_is_fetched_by_default_and_settings_are_checked_first() {
+    let site = cascade_test::app(&[("index.html", "<h1>hi</h1>")]);
+    // Not granted fetch: the error names the capability, the grant and the
+    // way to build without a download.
+    let bp = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"));
+    let err = bp.try_build(site.path()).err().unwrap();
+    for says in [
+        "serving with static-web-server",
+        "installing 2.42.0 from the bundled inventory",
+        "capability fetch:github.com denied",
+        "--allow fetch:github.com",
+        "BP_STATIC_SERVER=busybox",
+    ] {
+        assert!(err.contains(says), "{says:?} in {err}");
+    }
+    // A single-page fallback busybox cannot give is refused before anything.
+    let err = busybox()
+        .env("BP_STATIC_SPA", "true")
+        .try_build(site.path())
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("BP_STATIC_SPA=true needs static-web-server"),
+        "{err}"
+    );
+    let err = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"))
+        .env("BP_STATIC_SERVER", "nginx")
+        .try_build(site.path())
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("BP_STATIC_SERVER=\"nginx\": expected static-web-server or busybox"),
+        "{err}"
+    );
+    // A mirror's version pin that the inventory lacks lists what it has.
+    let err = BuildpackTest::from_crate(env!("CARGO_MANIFEST_DIR"))
+        .env("BP_STATIC_WEB_SERVER_VERSION", "9.9.9")
+        .try_build(site.path())
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("no static-web-server 9.9.9 for linux/"),
+        "{err}"
+    );
 }

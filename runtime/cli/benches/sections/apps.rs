@@ -110,6 +110,9 @@ pub(super) fn apps_vs_tools(out: &mut String) {
                     .arg(format!("{}_SHA256={inventory_sha}", app.inventory_var))
                     .args(["--allow", "fetch:127.0.0.1", "--allow", app.exec])
                     .args(["--allow", "network", "--ca-certificates", &ca, "-q"])
+                    // The front end's server: no download (the bench times
+                    // the build, and the image is not run).
+                    .args(["--env", "BP_STATIC_SERVER=busybox"])
                     .output()
                     .unwrap()
             });

@@ -103,6 +103,9 @@ pub(super) fn cold_vs_warm(out: &mut String) {
                         .arg("build")
                         .arg(workspace().join("tests/fixtures/apps").join(app))
                         .args([
+                            // static-site: the run image's httpd, no download.
+                            "--env",
+                            "BP_STATIC_SERVER=busybox",
                             "--output",
                             &format!("oci:{}:{tag}", tmp.path().join("out").display()),
                         ])
