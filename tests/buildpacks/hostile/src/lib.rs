@@ -190,7 +190,14 @@ fn act_in_build(ctx: &BuildContext) -> Result<Option<BuildResult>> {
         }
         "build:fork-bomb" => {
             exec::Command::new("busybox")
-                .args(["sh", "-c", "bomb() { bomb | bomb & }; bomb; wait"])
+                // The bomb, then the shell itself forking until a fork
+                // fails: it meets the limit however slowly the machine
+                // runs the bomb (the shell then stops, saying so).
+                .args([
+                    "sh",
+                    "-c",
+                    "bomb() { bomb | bomb & }; bomb; while :; do sleep 5 & done",
+                ])
                 .run()?;
             Ok(None)
         }
