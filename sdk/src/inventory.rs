@@ -207,6 +207,23 @@ impl Inventory {
         Self::parse(&text, given)
     }
 
+    /// What the inventory offers for `os`/`arch`, as an error names it: its
+    /// versions in the inventory's order, each once (`3.12.6, 3.11.10`),
+    /// or `none for this platform`.
+    pub fn offered(&self, os: &str, arch: &str) -> String {
+        let mut versions: Vec<&str> = Vec::new();
+        for a in self.for_target(os, arch) {
+            if !versions.contains(&a.version.as_str()) {
+                versions.push(&a.version);
+            }
+        }
+        if versions.is_empty() {
+            "none for this platform".to_owned()
+        } else {
+            versions.join(", ")
+        }
+    }
+
     /// The artifacts for `os`/`arch`.
     pub fn for_target<'a>(
         &'a self,
@@ -259,6 +276,14 @@ mod tests {
         assert!(a.sha256.starts_with("abcdef"), "lowercased");
         assert_eq!(inv.for_target("linux", "amd64").count(), 1);
         assert_eq!(inv.for_target("linux", "arm64").count(), 0);
+    }
+
+    #[test]
+    fn what_is_offered_is_listed_once_in_order() {
+        let two = format!("{ONE}{}{ONE}", ONE.replace("3.12.6", "3.11.10"));
+        let inv = Inventory::parse(&two, "inv.toml").unwrap();
+        assert_eq!(inv.offered("linux", "amd64"), "3.12.6, 3.11.10");
+        assert_eq!(inv.offered("linux", "arm64"), "none for this platform");
     }
 
     #[test]

@@ -239,20 +239,48 @@ impl Drop for Running {
     }
 }
 
-#[test]
-fn a_site_is_served_by_static_web_server_on_a_run_image_without_busybox() {
+/// One test's site, mirror and places, and the arguments that name the
+/// mirror and grant its fetch.
+struct Setup {
+    mirror: Mirror,
+    tmp: tempfile::TempDir,
+    app: PathBuf,
+    cache: PathBuf,
+    layout: PathBuf,
+    extra: Vec<String>,
+}
+
+fn setup() -> Option<Setup> {
     if !have_all(TOOLS) {
-        return;
+        return None;
     }
-    let Some(mirror) = Mirror::start() else {
-        return;
-    };
+    let mirror = Mirror::start()?;
     let tmp = tempfile::tempdir().unwrap();
-    let app = site(tmp.path());
-    let cache = tmp.path().join("cache");
-    let layout = tmp.path().join("out");
     let mut extra = mirror.env.clone();
     extra.extend(["--allow".into(), "fetch:127.0.0.1".into()]);
+    Some(Setup {
+        app: site(tmp.path()),
+        cache: tmp.path().join("cache"),
+        layout: tmp.path().join("out"),
+        mirror,
+        tmp,
+        extra,
+    })
+}
+
+#[test]
+fn a_site_is_served_by_static_web_server_on_a_run_image_without_busybox() {
+    let Some(Setup {
+        mirror,
+        tmp,
+        app,
+        cache,
+        layout,
+        extra,
+    }) = setup()
+    else {
+        return;
+    };
 
     // Not granted the fetch: refused, saying how to grant it or avoid it,
     // and no image is written.
@@ -353,24 +381,20 @@ fn a_site_is_served_by_static_web_server_on_a_run_image_without_busybox() {
 
 #[test]
 fn a_single_page_app_gets_index_html_for_its_client_routes() {
-    if !have_all(TOOLS) {
-        return;
-    }
-    let Some(mirror) = Mirror::start() else {
+    let Some(Setup {
+        tmp,
+        app,
+        cache,
+        layout,
+        mut extra,
+        ..
+    }) = setup()
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let app = site(tmp.path());
     std::fs::remove_file(app.join("404.html")).unwrap();
-    let layout = tmp.path().join("out");
-    let mut extra = mirror.env.clone();
-    extra.extend([
-        "--allow".into(),
-        "fetch:127.0.0.1".into(),
-        "--env".into(),
-        "BP_STATIC_SPA=true".into(),
-    ]);
-    build_ok(&app, &tmp.path().join("cache"), &layout, &extra);
+    extra.extend(["--env".into(), "BP_STATIC_SPA=true".into()]);
+    build_ok(&app, &cache, &layout, &extra);
     let running = Running::start(&layout, "site", &tmp.path().join("run"));
     for path in ["/dashboard/settings", "/users/7"] {
         let (status, kind, body) = running.get(path);

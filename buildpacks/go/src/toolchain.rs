@@ -183,20 +183,12 @@ fn select<'a>(
         }
     }
     found.map(|(a, _)| a).ok_or_else(|| {
-        let have: Vec<&str> = inventory
-            .for_target(os, arch)
-            .map(|a| a.version.as_str())
-            .collect();
         BuildpackError::new(format!(
             "no Go {}{} for {os}/{arch} in {} (it has: {})",
             if exact { "" } else { ">= " },
             floor.map_or_else(|| "release".into(), version_text),
             inventory.source,
-            if have.is_empty() {
-                "none for this platform".to_owned()
-            } else {
-                have.join(", ")
-            }
+            inventory.offered(os, arch)
         ))
         .hint("give a mirror's inventory with BP_GO_INVENTORY, or a build image with a newer go")
     })

@@ -200,8 +200,6 @@ pub fn select<'a>(
     {
         return Ok((found.0, found.1.clone()));
     }
-    let mut have: Vec<String> = offered.iter().map(|(_, v)| v.to_string()).collect();
-    have.dedup();
     let asked = request.map_or_else(
         || "a release".to_owned(),
         |r| format!("{} ({})", r.text, r.source),
@@ -209,11 +207,7 @@ pub fn select<'a>(
     Err(BuildpackError::new(format!(
         "no CPython {asked} for {os}/{arch} in {} (it has: {})",
         inventory.source,
-        if have.is_empty() {
-            "none for this platform".to_owned()
-        } else {
-            have.join(", ")
-        }
+        inventory.offered(os, arch)
     ))
     .hint("ask for a version the inventory has (.python-version, or BP_PYTHON_VERSION), or give a mirror's inventory with BP_PYTHON_INVENTORY"))
 }

@@ -137,10 +137,6 @@ pub fn select<'a>(
     }
     let newest = candidates.into_iter().max_by(|x, y| x.0.cmp(&y.0));
     newest.map(|(_, a)| a).ok_or_else(|| {
-        let have: Vec<&str> = inventory
-            .for_target(os, arch)
-            .map(|a| a.version.as_str())
-            .collect();
         let what = pinned.map_or_else(
             || "no static-web-server".to_owned(),
             |p| format!("no static-web-server {p}"),
@@ -148,11 +144,7 @@ pub fn select<'a>(
         BuildpackError::new(format!(
             "{what} for {os}/{arch} in {} (it has: {})",
             inventory.source,
-            if have.is_empty() {
-                "none".to_owned()
-            } else {
-                have.join(", ")
-            }
+            inventory.offered(os, arch)
         ))
         .hint("give a mirror's inventory with BP_STATIC_WEB_SERVER_INVENTORY, or BP_STATIC_SERVER=busybox on a busybox run image")
     })
@@ -359,7 +351,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("no static-web-server for linux/riscv64 in inventory.toml (it has: none)"),
+            err.contains(
+                "no static-web-server for linux/riscv64 in inventory.toml (it has: none for this platform)"
+            ),
             "{err}"
         );
         let err = select(&inv, "linux", "amd64", Some("1.0.0"))
