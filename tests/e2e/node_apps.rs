@@ -188,3 +188,52 @@ fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
     let again = f.build_with("cache", "out", &extra);
     assert_eq!(again["digest"], report["digest"], "{report:#}\n{again:#}");
 }
+
+#[test]
+fn a_server_built_by_its_script_ships_its_production_dependencies_only() {
+    let Some(f) = Fixture::with_app("node-build-server") else {
+        return;
+    };
+    let Some(extra) = from_registries() else {
+        return;
+    };
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let cold = f.build_with("cache", "out", &extra);
+    // The build had left-pad (a devDependency); the image has is-number
+    // alone, in the production layer, which the app's node_modules links.
+    let installs: Vec<String> = calls(&cold)
+        .into_iter()
+        .filter(|c| c.contains("npm-cli.js ci "))
+        .collect();
+    assert_eq!(installs.len(), 2, "{installs:?}");
+    assert!(
+        !installs[0].contains("--omit=dev") && installs[1].contains("--omit=dev"),
+        "{installs:?}"
+    );
+    let layers = layer_names(&cold);
+    assert!(
+        layers.contains(&"cascade/node:production".to_owned())
+            && !layers.contains(&"cascade/node:modules".to_owned()),
+        "{layers:?}"
+    );
+    assert_eq!(
+        content(&run(&f, "out")),
+        format!(
+            "***built, is-number says true, left-pad absent, node v{}\n",
+            f.node.version
+        )
+    );
+    // Unchanged: the build runs again (it decides what changed), nothing is
+    // installed, the image is the same.
+    let again = f.build_with("cache", "out", &extra);
+    assert_eq!(again["digest"], cold["digest"], "{cold:#}\n{again:#}");
+    let used = calls(&again);
+    assert!(
+        used.iter().all(|c| !c.contains("npm-cli.js ci ")),
+        "{used:?}"
+    );
+    assert!(
+        used.iter().any(|c| c.contains("npm-cli.js run build")),
+        "{used:?}"
+    );
+}

@@ -14,7 +14,8 @@
 //!   `BP_NODE_INVENTORY_SHA256`) or `=<path in the app>`. The
 //!   `node` layer is kept while the version does not change.
 //! - **Dependencies**: see [`manager`] and [`modules`]; the `build` script
-//!   runs after the install (with devDependencies).
+//!   runs after the install (with devDependencies); a server's image then
+//!   gets its production dependencies alone.
 //! - **Process**: `web` from `scripts.start`, else `main`, else server.js,
 //!   app.js, index.js or main.js.
 
@@ -103,18 +104,34 @@ impl Buildpack for Node {
         let mut result = BuildResult::new();
         // How to run the manager (npm's when there is no lock).
         let mut run = modules::npm(&runtime);
+        let dev = pkg.build.is_some();
+        // A server with a build script: the build's modules stay out of the
+        // image, which gets the production ones after the build (Berry:
+        // all of them, see modules::install_production).
+        let production = dev
+            && !front_end
+            && manager
+                .as_ref()
+                .is_some_and(|m| m.kind != manager::Kind::YarnBerry);
+        let mut installed = None;
         if let Some(manager) = &manager {
-            let dev = pkg.build.is_some();
-            let installed = modules::install(ctx, manager, &runtime, dev, !front_end)?;
-            run = installed.run;
-            for layer in installed.layers {
-                result = result.layer(layer);
-            }
+            let modules = modules::install(ctx, manager, &runtime, dev, !front_end && !production)?;
+            run.clone_from(&modules.run);
+            installed = Some(modules);
         } else {
             log::info("no dependencies to install");
         }
-        if pkg.build.is_some() {
+        if dev {
             modules::run_build(ctx, &run)?;
+        }
+        if let (Some(manager), Some(modules)) = (&manager, &mut installed) {
+            if production {
+                let layer = modules::install_production(ctx, manager, &runtime, modules)?;
+                modules.layers.push(layer);
+            }
+            for layer in std::mem::take(&mut modules.layers) {
+                result = result.layer(layer);
+            }
         }
         result = result.layer(node);
         if front_end {

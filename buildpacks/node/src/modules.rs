@@ -3,7 +3,10 @@
 //! `modules` layer, kept while the lock file's sha256, the manager, the
 //! node version and whether dev dependencies are in hold; linked from the
 //! app (`/workspace/node_modules`). Then the app's `build` script, when it
-//! has one.
+//! has one. A server built by its script then gets its production
+//! dependencies alone in a `production` launch layer ([`install_production`]),
+//! as Heroku prunes: the image carries no devDependencies (their size, and
+//! their CVEs), while the build's `modules` stay cached for the next build.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -37,6 +40,8 @@ pub struct Installed {
     pub layers: Vec<Layer>,
     /// How to run the manager: the program (node) and its first args.
     pub run: Vec<String>,
+    /// The managers' caches (the `cache` layer's dir).
+    cache: PathBuf,
 }
 
 /// Install the app's modules with `manager`; `dev` keeps devDependencies
@@ -48,7 +53,6 @@ pub fn install(
     dev: bool,
     launch: bool,
 ) -> Result<Installed> {
-    let app = ctx.app_dir();
     let cache = ctx.cached_layer("cache", LayerTypes::CACHE, &Table::new())?;
     // Declared on every build, so the cache keeps it.
     let tools = match &manager.package {
@@ -56,60 +60,125 @@ pub fn install(
         None => None,
     };
     let run = run_command(ctx, manager, runtime, tools.as_ref());
-    let metadata = ModulesMetadata {
-        manager: manager.package.as_deref().or(Some(manager.name())),
-        lockfile_sha256: cascade_sdk::fs::sha256_file(app.join(manager.lockfile))?,
-        node: runtime.version,
-        dev,
-    };
     let types = if launch {
         LayerTypes::LAUNCH | LayerTypes::BUILD | LayerTypes::CACHE
     } else {
         LayerTypes::BUILD | LayerTypes::CACHE
     };
-    let modules = ctx.cached_layer("modules", types, &metadata)?;
-    let in_app = app.join("node_modules");
-    remove_any(&in_app)?;
-    let installed = modules.path().join("node_modules");
-    if modules.is_reused() {
-        log::info(format!(
-            "{} unchanged: reusing node_modules",
-            manager.lockfile
-        ));
-    } else {
-        log::info(format!(
-            "installing {} with {}",
-            manager.lockfile,
-            manager.name()
-        ));
-        let (args, env) = install_args(manager.kind, dev, cache.path());
-        let mut cmd = command(&run).args(&args).current_dir(app);
-        if !dev {
-            cmd = cmd.env("NODE_ENV", "production");
-        }
-        for (k, v) in env {
-            cmd = cmd.env(k, v);
-        }
-        cmd.run_ok()?;
-        if in_app.is_dir() {
-            std::fs::rename(&in_app, &installed).context("moving node_modules into its layer")?;
-        } else {
-            std::fs::create_dir_all(&installed)?;
-        }
-    }
-    // The app finds its modules where Node looks first; the link is
-    // relative, and resolves the same in the image as here.
-    let up = app
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .count();
-    let mut target = "../".repeat(up);
-    target.push_str(installed.display().to_string().trim_start_matches('/'));
-    cascade_sdk::fs::symlink(&target, &in_app).context("linking node_modules into the app")?;
-    let bin = installed.join(".bin").display().to_string();
-    let mut layers = vec![cache, modules.env_prepend_path("PATH", bin)];
+    let how = Install {
+        manager,
+        runtime,
+        run: &run,
+        cache: cache.path(),
+    };
+    let modules = how.fill_layer(ctx, "modules", dev, types)?;
+    let cache_dir = cache.path().to_owned();
+    let mut layers = vec![cache, modules];
     layers.extend(tools);
-    Ok(Installed { layers, run })
+    Ok(Installed {
+        layers,
+        run,
+        cache: cache_dir,
+    })
+}
+
+/// After the build: the production dependencies alone, installed again
+/// (from the managers' warm caches) into the `production` launch layer,
+/// which the app's `node_modules` then links to. Yarn Berry is not asked:
+/// its production-only install (`workspaces focus`) is not in every
+/// release an app's `yarnPath` may pin.
+pub fn install_production(
+    ctx: &BuildContext,
+    manager: &Manager,
+    runtime: &Runtime<'_>,
+    installed: &Installed,
+) -> Result<Layer> {
+    let how = Install {
+        manager,
+        runtime,
+        run: &installed.run,
+        cache: &installed.cache,
+    };
+    how.fill_layer(
+        ctx,
+        "production",
+        false,
+        LayerTypes::LAUNCH | LayerTypes::CACHE,
+    )
+}
+
+/// One install of the app's lock file.
+struct Install<'a> {
+    manager: &'a Manager,
+    runtime: &'a Runtime<'a>,
+    /// How to run the manager.
+    run: &'a [String],
+    /// The managers' caches.
+    cache: &'a Path,
+}
+
+impl Install<'_> {
+    /// Install into layer `name` (devDependencies too when `dev`), kept
+    /// while the lock, the manager, node and `dev` hold, and link the app's
+    /// `node_modules` to it.
+    fn fill_layer(
+        &self,
+        ctx: &BuildContext,
+        name: &str,
+        dev: bool,
+        types: LayerTypes,
+    ) -> Result<Layer> {
+        let (app, manager) = (ctx.app_dir(), self.manager);
+        let metadata = ModulesMetadata {
+            manager: manager.package.as_deref().or(Some(manager.name())),
+            lockfile_sha256: cascade_sdk::fs::sha256_file(app.join(manager.lockfile))?,
+            node: self.runtime.version,
+            dev,
+        };
+        let layer = ctx.cached_layer(name, types, &metadata)?;
+        let in_app = app.join("node_modules");
+        remove_any(&in_app)?;
+        let installed = layer.path().join("node_modules");
+        let what = if dev { "" } else { " (production only)" };
+        if layer.is_reused() {
+            log::info(format!(
+                "{} unchanged: reusing node_modules{what}",
+                manager.lockfile
+            ));
+        } else {
+            log::info(format!(
+                "installing {} with {}{what}",
+                manager.lockfile,
+                manager.name()
+            ));
+            let (args, env) = install_args(manager.kind, dev, self.cache);
+            let mut cmd = command(self.run).args(&args).current_dir(app);
+            if !dev {
+                cmd = cmd.env("NODE_ENV", "production");
+            }
+            for (k, v) in env {
+                cmd = cmd.env(k, v);
+            }
+            cmd.run_ok()?;
+            if in_app.is_dir() {
+                std::fs::rename(&in_app, &installed)
+                    .context("moving node_modules into its layer")?;
+            } else {
+                std::fs::create_dir_all(&installed)?;
+            }
+        }
+        // The app finds its modules where Node looks first; the link is
+        // relative, and resolves the same in the image as here.
+        let up = app
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .count();
+        let mut target = "../".repeat(up);
+        target.push_str(installed.display().to_string().trim_start_matches('/'));
+        cascade_sdk::fs::symlink(&target, &in_app).context("linking node_modules into the app")?;
+        let bin = installed.join(".bin").display().to_string();
+        Ok(layer.env_prepend_path("PATH", bin))
+    }
 }
 
 /// The install command's arguments and env for `kind`, caches under
