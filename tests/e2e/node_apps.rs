@@ -36,7 +36,8 @@ fn layer_names(report: &Value) -> Vec<String> {
 }
 
 /// Build `name` with registry access, run it, expect `hello`, and rebuild
-/// it unchanged: every layer reused, the same digest, no tool run.
+/// it unchanged: every layer reused, the same digest, no tool run; then
+/// cold again from an empty cache: the same digest.
 fn registry_app(name: &str, hello: &str, manager_call: &str) {
     let Some(f) = Fixture::with_app(name) else {
         return;
@@ -68,6 +69,13 @@ fn registry_app(name: &str, hello: &str, manager_call: &str) {
     for layer in again["layers"].as_array().unwrap() {
         assert_eq!(layer["reused"], true, "{layer}");
     }
+    // Built anew with an empty cache (another machine, say): the same image,
+    // whatever the manager wrote of its own state.
+    let elsewhere = f.build_with("cache-elsewhere", "out-elsewhere", &extra);
+    assert_eq!(
+        elsewhere["digest"], cold["digest"],
+        "{cold:#}\n{elsewhere:#}"
+    );
 }
 
 #[test]
@@ -189,9 +197,13 @@ fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
     assert_eq!(again["digest"], report["digest"], "{report:#}\n{again:#}");
 }
 
-#[test]
-fn a_server_built_by_its_script_ships_its_production_dependencies_only() {
-    let Some(f) = Fixture::with_app("node-build-server") else {
+/// A server whose build script uses a devDependency (and writes a module
+/// into node_modules, and whose postinstall needs that devDependency):
+/// its image runs without the devDependency, with what the build
+/// generated, from the pruned `launch-modules` layer the app's
+/// node_modules links to; a no-op rebuild installs nothing.
+fn pruned_server(name: &str, install: &str, prune: &str) {
+    let Some(f) = Fixture::with_app(name) else {
         return;
     };
     let Some(extra) = from_registries() else {
@@ -199,20 +211,17 @@ fn a_server_built_by_its_script_ships_its_production_dependencies_only() {
     };
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let cold = f.build_with("cache", "out", &extra);
-    // The build had left-pad (a devDependency); the image has is-number
-    // alone, in the production layer, which the app's node_modules links.
-    let installs: Vec<String> = calls(&cold)
-        .into_iter()
-        .filter(|c| c.contains("npm-cli.js ci "))
-        .collect();
-    assert_eq!(installs.len(), 2, "{installs:?}");
-    assert!(
-        !installs[0].contains("--omit=dev") && installs[1].contains("--omit=dev"),
-        "{installs:?}"
-    );
+    let used = calls(&cold);
+    let position = |what: &str| {
+        used.iter()
+            .position(|c| c.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {used:?}"))
+    };
+    // Installed (with the dev dependency), built, then pruned.
+    assert!(position(install) < position(" run build") && position(" run build") < position(prune));
     let layers = layer_names(&cold);
     assert!(
-        layers.contains(&"cascade/node:production".to_owned())
+        layers.contains(&"cascade/node:launch-modules".to_owned())
             && !layers.contains(&"cascade/node:modules".to_owned()),
         "{layers:?}"
     );
@@ -223,17 +232,29 @@ fn a_server_built_by_its_script_ships_its_production_dependencies_only() {
             f.node.version
         )
     );
-    // Unchanged: the build runs again (it decides what changed), nothing is
-    // installed, the image is the same.
+    // Unchanged: the build runs again (it decides what changed) and the
+    // tree is pruned again, nothing is installed, the image is the same.
     let again = f.build_with("cache", "out", &extra);
     assert_eq!(again["digest"], cold["digest"], "{cold:#}\n{again:#}");
     let used = calls(&again);
-    assert!(
-        used.iter().all(|c| !c.contains("npm-cli.js ci ")),
-        "{used:?}"
+    assert!(used.iter().all(|c| !c.contains(install)), "{used:?}");
+    assert!(used.iter().any(|c| c.contains(" run build")), "{used:?}");
+}
+
+#[test]
+fn an_npm_server_built_by_its_script_ships_without_its_dev_dependencies() {
+    pruned_server(
+        "node-build-server",
+        "npm-cli.js ci ",
+        "npm-cli.js prune --omit=dev",
     );
-    assert!(
-        used.iter().any(|c| c.contains("npm-cli.js run build")),
-        "{used:?}"
+}
+
+#[test]
+fn a_pnpm_server_built_by_its_script_ships_without_its_dev_dependencies() {
+    pruned_server(
+        "node-build-server-pnpm",
+        "install --frozen-lockfile",
+        " prune --prod",
     );
 }

@@ -105,17 +105,16 @@ impl Buildpack for Node {
         // How to run the manager (npm's when there is no lock).
         let mut run = modules::npm(&runtime);
         let dev = pkg.build.is_some();
-        // A server with a build script: the build's modules stay out of the
-        // image, which gets the production ones after the build (Berry:
-        // all of them, see modules::install_production).
-        let production = dev
+        // A server with a build script and devDependencies: the build's
+        // modules stay out of the image, which gets them pruned after the
+        // build (Yarn: all of them, see modules::can_prune).
+        let prune = dev
             && !front_end
-            && manager
-                .as_ref()
-                .is_some_and(|m| m.kind != manager::Kind::YarnBerry);
+            && pkg.has_dev_dependencies
+            && manager.as_ref().is_some_and(|m| modules::can_prune(m.kind));
         let mut installed = None;
         if let Some(manager) = &manager {
-            let modules = modules::install(ctx, manager, &runtime, dev, !front_end && !production)?;
+            let modules = modules::install(ctx, manager, &runtime, dev, !front_end && !prune)?;
             run.clone_from(&modules.run);
             installed = Some(modules);
         } else {
@@ -125,8 +124,8 @@ impl Buildpack for Node {
             modules::run_build(ctx, &run)?;
         }
         if let (Some(manager), Some(modules)) = (&manager, &mut installed) {
-            if production {
-                let layer = modules::install_production(ctx, manager, &runtime, modules)?;
+            if prune {
+                let layer = modules::prune_for_launch(ctx, manager, modules)?;
                 modules.layers.push(layer);
             }
             for layer in std::mem::take(&mut modules.layers) {

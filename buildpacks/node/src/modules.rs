@@ -4,7 +4,7 @@
 //! node version and whether dev dependencies are in hold; linked from the
 //! app (`/workspace/node_modules`). Then the app's `build` script, when it
 //! has one. A server built by its script then gets its production
-//! dependencies alone in a `production` launch layer ([`install_production`]),
+//! dependencies alone in a `launch-modules` layer ([`prune_for_launch`]),
 //! as Heroku prunes: the image carries no devDependencies (their size, and
 //! their CVEs), while the build's `modules` stay cached for the next build.
 
@@ -42,6 +42,8 @@ pub struct Installed {
     pub run: Vec<String>,
     /// The managers' caches (the `cache` layer's dir).
     cache: PathBuf,
+    /// The `modules` layer's `node_modules`.
+    tree: PathBuf,
 }
 
 /// Install the app's modules with `manager`; `dev` keeps devDependencies
@@ -72,39 +74,158 @@ pub fn install(
         cache: cache.path(),
     };
     let modules = how.fill_layer(ctx, "modules", dev, types)?;
-    let cache_dir = cache.path().to_owned();
+    let (cache_dir, tree) = (cache.path().to_owned(), modules.path().join("node_modules"));
     let mut layers = vec![cache, modules];
     layers.extend(tools);
     Ok(Installed {
         layers,
         run,
         cache: cache_dir,
+        tree,
     })
 }
 
-/// After the build: the production dependencies alone, installed again
-/// (from the managers' warm caches) into the `production` launch layer,
-/// which the app's `node_modules` then links to. Yarn Berry is not asked:
-/// its production-only install (`workspaces focus`) is not in every
-/// release an app's `yarnPath` may pin.
-pub fn install_production(
+/// Whether [`prune_for_launch`] can leave `kind`'s devDependencies out:
+/// npm and pnpm prune a tree in place; Yarn has no such command (classic
+/// would install again, running the app's own install scripts without
+/// their devDependencies; Berry's `workspaces focus` is not in every
+/// release a `yarnPath` may pin), so a Yarn server keeps them.
+pub fn can_prune(kind: Kind) -> bool {
+    matches!(kind, Kind::Npm | Kind::Pnpm)
+}
+
+/// After the build: the tree the build used (with whatever the build
+/// generated in it, a Prisma client say) copied into the `launch-modules`
+/// layer and pruned there of devDependencies by the manager, with no
+/// script run, then linked from the app. Made anew each build, from that
+/// build's tree: what the build writes into node_modules can change while
+/// the lock does not. Its name sorts before `node`'s, so the runtime's own
+/// binaries stay first on the image's PATH.
+pub fn prune_for_launch(
     ctx: &BuildContext,
     manager: &Manager,
-    runtime: &Runtime<'_>,
     installed: &Installed,
 ) -> Result<Layer> {
-    let how = Install {
-        manager,
-        runtime,
-        run: &installed.run,
-        cache: &installed.cache,
+    let app = ctx.app_dir();
+    let layer = ctx.layer("launch-modules")?.launch(true);
+    let tree = layer.path().join("node_modules");
+    // Pruned where the manager expects it, a directory in the app (npm
+    // replaces a link there with a fresh install), then moved.
+    let in_app = app.join("node_modules");
+    remove_any(&in_app)?;
+    cascade_sdk::fs::copy_tree(&installed.tree, &in_app)
+        .context("copying node_modules to prune it")?;
+    log::info(format!(
+        "leaving devDependencies out of the image ({} prune)",
+        manager.name()
+    ));
+    let (args, env) = prune_args(manager.kind, &installed.cache);
+    let mut cmd = command(&installed.run)
+        .args(&args)
+        .current_dir(app)
+        .env("NODE_ENV", "production");
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.run_ok()?;
+    std::fs::rename(&in_app, &tree).context("moving the pruned node_modules into its layer")?;
+    if manager.kind == Kind::Pnpm {
+        settle_pnpm(&tree)?;
+    }
+    link_modules(app, &tree)?;
+    let bin = tree.join(".bin").display().to_string();
+    Ok(layer.env_prepend_path("PATH", bin))
+}
+
+/// pnpm's bookkeeping in a node_modules it made, made the same on every
+/// build: the times it last pruned and validated (`.modules.yaml`'s
+/// `prunedAt`, `.pnpm-workspace-state-v1.json`'s `lastValidatedTimestamp`)
+/// set to the epoch, its empty `.tmp/` removed. Node never reads them;
+/// pnpm, run there again, only prunes and validates sooner. Otherwise two
+/// builds of one lock would give two images.
+fn settle_pnpm(tree: &Path) -> Result<()> {
+    let settle = |name: &str, key: &str, value: serde_json::Value| -> Result<()> {
+        let path = tree.join(name);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        // pnpm writes both as JSON (which is YAML too).
+        let mut doc: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| BuildpackError::new(format!("{}: {e}", path.display())))?;
+        if let Some(field) = doc.get_mut(key) {
+            *field = value;
+            let text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| BuildpackError::new(format!("{}: {e}", path.display())))?;
+            std::fs::write(&path, text + "\n")?;
+        }
+        Ok(())
     };
-    how.fill_layer(
-        ctx,
-        "production",
-        false,
-        LayerTypes::LAUNCH | LayerTypes::CACHE,
-    )
+    settle(
+        ".modules.yaml",
+        "prunedAt",
+        "Thu, 01 Jan 1970 00:00:00 GMT".into(),
+    )?;
+    settle(
+        ".pnpm-workspace-state-v1.json",
+        "lastValidatedTimestamp",
+        0.into(),
+    )?;
+    let tmp = tree.join(".tmp");
+    if std::fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_none()) {
+        std::fs::remove_dir(&tmp)?;
+    }
+    Ok(())
+}
+
+/// The prune command's arguments and env for `kind` (npm or pnpm): no
+/// script runs, nothing is fetched that the caches under `c` lack.
+fn prune_args(kind: Kind, c: &Path) -> (Vec<String>, Vec<(&'static str, String)>) {
+    match kind {
+        Kind::Pnpm => (
+            vec!["prune".into(), "--prod".into()],
+            vec![
+                ("CI", "true".into()),
+                ("npm_config_ignore_scripts", "true".into()),
+                (
+                    "npm_config_store_dir",
+                    c.join("pnpm-store").display().to_string(),
+                ),
+                ("npm_config_package_import_method", "copy".into()),
+                ("npm_config_offline", "true".into()),
+            ],
+        ),
+        _ => (
+            [
+                "prune",
+                "--omit=dev",
+                "--ignore-scripts",
+                "--offline",
+                "--no-audit",
+                "--no-fund",
+                "--cache",
+            ]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([c.join("npm").display().to_string()])
+            .collect(),
+            vec![("npm_config_update_notifier", "false".into())],
+        ),
+    }
+}
+
+/// Link the app's `node_modules` to `tree`, relatively: the link resolves
+/// the same in the image as here.
+fn link_modules(app: &Path, tree: &Path) -> Result<()> {
+    let in_app = app.join("node_modules");
+    remove_any(&in_app)?;
+    let up = app
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count();
+    let mut target = "../".repeat(up);
+    target.push_str(tree.display().to_string().trim_start_matches('/'));
+    cascade_sdk::fs::symlink(&target, &in_app).context("linking node_modules into the app")?;
+    Ok(())
 }
 
 /// One install of the app's lock file.
@@ -160,22 +281,20 @@ impl Install<'_> {
                 cmd = cmd.env(k, v);
             }
             cmd.run_ok()?;
-            if in_app.is_dir() {
+            // What the install left, not what a link there points at.
+            let left = std::fs::symlink_metadata(&in_app);
+            if left.is_ok_and(|m| m.is_dir()) {
                 std::fs::rename(&in_app, &installed)
                     .context("moving node_modules into its layer")?;
             } else {
                 std::fs::create_dir_all(&installed)?;
             }
+            if manager.kind == Kind::Pnpm {
+                settle_pnpm(&installed)?;
+            }
         }
-        // The app finds its modules where Node looks first; the link is
-        // relative, and resolves the same in the image as here.
-        let up = app
-            .components()
-            .filter(|c| matches!(c, Component::Normal(_)))
-            .count();
-        let mut target = "../".repeat(up);
-        target.push_str(installed.display().to_string().trim_start_matches('/'));
-        cascade_sdk::fs::symlink(&target, &in_app).context("linking node_modules into the app")?;
+        // The app finds its modules where Node looks first.
+        link_modules(app, &installed)?;
         let bin = installed.join(".bin").display().to_string();
         Ok(layer.env_prepend_path("PATH", bin))
     }

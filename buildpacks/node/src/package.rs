@@ -17,6 +17,9 @@ pub struct Package {
     /// `packageManager` (corepack's field): `pnpm@10.1.0`, `yarn@4.5.0+sha512.…`.
     pub package_manager: Option<String>,
     pub has_dependencies: bool,
+    /// `devDependencies` has any: only then has a server's image anything
+    /// to leave out.
+    pub has_dev_dependencies: bool,
 }
 
 impl Package {
@@ -43,13 +46,14 @@ impl Package {
                 BuildpackError::new(format!("package.json: {}: not a string", path.join(".")))
             })
         };
+        let has = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+        };
         let has_dependencies = ["dependencies", "optionalDependencies", "devDependencies"]
             .iter()
-            .any(|k| {
-                v.get(k)
-                    .and_then(Value::as_object)
-                    .is_some_and(|m| !m.is_empty())
-            });
+            .any(|k| has(k));
         Ok(Self {
             engines_node: string(&["engines", "node"])?,
             start: string(&["scripts", "start"])?,
@@ -57,6 +61,7 @@ impl Package {
             main: string(&["main"])?,
             package_manager: string(&["packageManager"])?,
             has_dependencies,
+            has_dev_dependencies: has("devDependencies"),
         })
     }
 }
@@ -104,6 +109,9 @@ mod tests {
         assert_eq!(p.engines_node.as_deref(), Some("20.x"));
         assert!(p.has_dependencies);
         assert!(!Package::parse("{}").unwrap().has_dependencies);
+        let dev = Package::parse(r#"{"devDependencies": {"tsx": "4"}}"#).unwrap();
+        assert!(dev.has_dependencies && dev.has_dev_dependencies);
+        assert!(!p.has_dev_dependencies);
         let e = Package::parse("{\n \"name\": }").unwrap_err();
         assert!(
             e.message().starts_with("package.json: line 2, column"),
