@@ -52,7 +52,8 @@ pub enum Server {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     pub server: Server,
-    /// Unknown paths get `index.html` (`BP_STATIC_SPA=true`).
+    /// A GET of a path that is no file gets `index.html`
+    /// (`BP_STATIC_SPA=true`).
     pub spa: bool,
 }
 
@@ -193,10 +194,8 @@ fn quote(s: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub enum Serve<'a> {
     /// The installed static-web-server, with the single-page fallback or not.
-    StaticWebServer {
-        binary: &'a Path,
-        spa: bool,
-    },
+    StaticWebServer { binary: &'a Path, spa: bool },
+    /// The run image's `busybox httpd`.
     Busybox,
 }
 
