@@ -312,12 +312,7 @@ fn ca_certs_join_a_procfile_app_and_set_ssl_cert_file() {
         "--run-image",
         busybox_run_image(),
     ]);
-    let group: Vec<&str> = report["group"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["id"].as_str().unwrap())
-        .collect();
+    let group = group_ids(&report);
     assert_eq!(group, ["cascade/ca-certs", "cascade/procfile"]);
     let layout = tmp.path().join("out");
     validate(&layout, "certs");

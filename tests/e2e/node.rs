@@ -145,12 +145,7 @@ impl Fixture {
 fn a_node_app_gets_its_runtime_and_modules_and_answers_over_loopback() {
     let Some(f) = Fixture::new() else { return };
     let report = f.build("cache", "out");
-    let ids: Vec<&str> = report["group"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
+    let ids = group_ids(&report);
     assert!(ids.contains(&"cascade/node"), "{ids:?}");
     assert_eq!(report["default_process"], "web");
     let used = calls(&report);

@@ -35,14 +35,17 @@ fn layer_names(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `name`'s fixture and the arguments that reach the npm registry; `None`
+/// where this host lacks what that needs (each callee says which).
+fn with_registry(name: &str) -> Option<(Fixture, Vec<String>)> {
+    Some((Fixture::with_app(name)?, from_registries()?))
+}
+
 /// Build `name` with registry access, run it, expect `hello`, and rebuild
 /// it unchanged: every layer reused, the same digest, no tool run; then
 /// cold again from an empty cache: the same digest.
 fn registry_app(name: &str, hello: &str, manager_call: &str) {
-    let Some(f) = Fixture::with_app(name) else {
-        return;
-    };
-    let Some(extra) = from_registries() else {
+    let Some((f, extra)) = with_registry(name) else {
         return;
     };
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -127,10 +130,7 @@ fn an_app_with_no_package_json_runs_its_server_script() {
 
 #[test]
 fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
-    let Some(f) = Fixture::with_app("node-frontend") else {
-        return;
-    };
-    let Some(extra) = from_registries() else {
+    let Some((f, extra)) = with_registry("node-frontend") else {
         return;
     };
     // Served by static-web-server from a loopback mirror, as a single-page
@@ -142,12 +142,7 @@ fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
     extra.extend(server.env.iter().map(String::as_str));
     extra.extend(["--env", "BP_STATIC_SPA=true"]);
     let report = f.build_with("cache", "out", &extra);
-    let ids: Vec<&str> = report["group"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
+    let ids = group_ids(&report);
     assert!(
         ids.contains(&"cascade/node") && ids.contains(&"cascade/static-site"),
         "{ids:?}"
@@ -202,13 +197,20 @@ fn a_front_end_is_built_by_node_and_served_by_the_static_site_without_node() {
 /// its image runs without the devDependency, with what the build
 /// generated, from the pruned `launch-modules` layer the app's
 /// node_modules links to; a no-op rebuild installs nothing.
-fn pruned_server(name: &str, install: &str, prune: &str) {
-    let Some(f) = Fixture::with_app(name) else {
+/// `pnpm_lock`: the fixture's pnpm lock (tests/fixtures/locks/), which
+/// replaces its package-lock.json.
+fn pruned_server(pnpm_lock: Option<&str>, install: &str, prune: &str) {
+    let Some((f, extra)) = with_registry("node-build-server") else {
         return;
     };
-    let Some(extra) = from_registries() else {
-        return;
-    };
+    if let Some(lock) = pnpm_lock {
+        std::fs::remove_file(f.app.join("package-lock.json")).unwrap();
+        std::fs::copy(
+            fixtures().join("locks").join(lock),
+            f.app.join("pnpm-lock.yaml"),
+        )
+        .unwrap();
+    }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let cold = f.build_with("cache", "out", &extra);
     let used = calls(&cold);
@@ -243,17 +245,13 @@ fn pruned_server(name: &str, install: &str, prune: &str) {
 
 #[test]
 fn an_npm_server_built_by_its_script_ships_without_its_dev_dependencies() {
-    pruned_server(
-        "node-build-server",
-        "npm-cli.js ci ",
-        "npm-cli.js prune --omit=dev",
-    );
+    pruned_server(None, "npm-cli.js ci ", "npm-cli.js prune --omit=dev");
 }
 
 #[test]
 fn a_pnpm_server_built_by_its_script_ships_without_its_dev_dependencies() {
     pruned_server(
-        "node-build-server-pnpm",
+        Some("node-build-server.pnpm-lock.yaml"),
         "install --frozen-lockfile",
         " prune --prod",
     );

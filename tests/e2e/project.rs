@@ -107,12 +107,7 @@ fn a_project_group_picks_the_buildpacks() {
         "--output",
         &format!("oci:{}:p", tmp.path().join("out").display()),
     ]);
-    let ids: Vec<&str> = report["group"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["id"].as_str().unwrap())
-        .collect();
+    let ids = group_ids(&report);
     assert_eq!(ids, ["test/hostile", "cascade/procfile"]);
 }
 

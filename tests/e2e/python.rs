@@ -161,12 +161,7 @@ fn a_pip_app_gets_its_runtime_and_packages_answers_and_rebuilds_only_what_change
         return;
     };
     let cold = f.build("cache", "out", &[]);
-    let ids: Vec<&str> = cold["group"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
+    let ids = group_ids(&cold);
     assert!(ids.contains(&"cascade/python"), "{ids:?}");
     assert_eq!(cold["default_process"], "web");
     let used = calls(&cold);

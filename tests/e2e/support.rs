@@ -670,6 +670,16 @@ pub fn calls(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the group a build report says was chosen, in order.
+pub fn group_ids(report: &serde_json::Value) -> Vec<&str> {
+    report["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect()
+}
+
 /// Whether a build report says `layer` (`id:name`) was reused.
 pub fn reused(report: &serde_json::Value, layer: &str) -> bool {
     let layers = report["layers"].as_array().unwrap();

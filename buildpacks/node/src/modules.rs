@@ -67,21 +67,59 @@ pub fn install(
     } else {
         LayerTypes::BUILD | LayerTypes::CACHE
     };
-    let how = Install {
-        manager,
-        runtime,
-        run: &run,
-        cache: cache.path(),
+    let app = ctx.app_dir();
+    let metadata = ModulesMetadata {
+        manager: manager.package.as_deref().or(Some(manager.name())),
+        lockfile_sha256: cascade_sdk::fs::sha256_file(app.join(manager.lockfile))?,
+        node: runtime.version,
+        dev,
     };
-    let modules = how.fill_layer(ctx, "modules", dev, types)?;
-    let (cache_dir, tree) = (cache.path().to_owned(), modules.path().join("node_modules"));
+    let modules = ctx.cached_layer("modules", types, &metadata)?;
+    let in_app = app.join("node_modules");
+    remove_any(&in_app)?;
+    let installed = modules.path().join("node_modules");
+    if modules.is_reused() {
+        log::info(format!(
+            "{} unchanged: reusing node_modules",
+            manager.lockfile
+        ));
+    } else {
+        log::info(format!(
+            "installing {} with {}",
+            manager.lockfile,
+            manager.name()
+        ));
+        let (args, env) = install_args(manager.kind, dev, cache.path());
+        let mut cmd = command(&run).args(&args).current_dir(app);
+        if !dev {
+            cmd = cmd.env("NODE_ENV", "production");
+        }
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.run_ok()?;
+        // What the install left, not what a link there points at.
+        let left = std::fs::symlink_metadata(&in_app);
+        if left.is_ok_and(|m| m.is_dir()) {
+            std::fs::rename(&in_app, &installed).context("moving node_modules into its layer")?;
+        } else {
+            std::fs::create_dir_all(&installed)?;
+        }
+        if manager.kind == Kind::Pnpm {
+            settle_pnpm(&installed)?;
+        }
+    }
+    // The app finds its modules where Node looks first.
+    link_modules(app, &installed)?;
+    let modules = modules.env_prepend_path("PATH", installed.join(".bin").display().to_string());
+    let cache_dir = cache.path().to_owned();
     let mut layers = vec![cache, modules];
     layers.extend(tools);
     Ok(Installed {
         layers,
         run,
         cache: cache_dir,
-        tree,
+        tree: installed,
     })
 }
 
@@ -226,78 +264,6 @@ fn link_modules(app: &Path, tree: &Path) -> Result<()> {
     target.push_str(tree.display().to_string().trim_start_matches('/'));
     cascade_sdk::fs::symlink(&target, &in_app).context("linking node_modules into the app")?;
     Ok(())
-}
-
-/// One install of the app's lock file.
-struct Install<'a> {
-    manager: &'a Manager,
-    runtime: &'a Runtime<'a>,
-    /// How to run the manager.
-    run: &'a [String],
-    /// The managers' caches.
-    cache: &'a Path,
-}
-
-impl Install<'_> {
-    /// Install into layer `name` (devDependencies too when `dev`), kept
-    /// while the lock, the manager, node and `dev` hold, and link the app's
-    /// `node_modules` to it.
-    fn fill_layer(
-        &self,
-        ctx: &BuildContext,
-        name: &str,
-        dev: bool,
-        types: LayerTypes,
-    ) -> Result<Layer> {
-        let (app, manager) = (ctx.app_dir(), self.manager);
-        let metadata = ModulesMetadata {
-            manager: manager.package.as_deref().or(Some(manager.name())),
-            lockfile_sha256: cascade_sdk::fs::sha256_file(app.join(manager.lockfile))?,
-            node: self.runtime.version,
-            dev,
-        };
-        let layer = ctx.cached_layer(name, types, &metadata)?;
-        let in_app = app.join("node_modules");
-        remove_any(&in_app)?;
-        let installed = layer.path().join("node_modules");
-        let what = if dev { "" } else { " (production only)" };
-        if layer.is_reused() {
-            log::info(format!(
-                "{} unchanged: reusing node_modules{what}",
-                manager.lockfile
-            ));
-        } else {
-            log::info(format!(
-                "installing {} with {}{what}",
-                manager.lockfile,
-                manager.name()
-            ));
-            let (args, env) = install_args(manager.kind, dev, self.cache);
-            let mut cmd = command(self.run).args(&args).current_dir(app);
-            if !dev {
-                cmd = cmd.env("NODE_ENV", "production");
-            }
-            for (k, v) in env {
-                cmd = cmd.env(k, v);
-            }
-            cmd.run_ok()?;
-            // What the install left, not what a link there points at.
-            let left = std::fs::symlink_metadata(&in_app);
-            if left.is_ok_and(|m| m.is_dir()) {
-                std::fs::rename(&in_app, &installed)
-                    .context("moving node_modules into its layer")?;
-            } else {
-                std::fs::create_dir_all(&installed)?;
-            }
-            if manager.kind == Kind::Pnpm {
-                settle_pnpm(&installed)?;
-            }
-        }
-        // The app finds its modules where Node looks first.
-        link_modules(app, &installed)?;
-        let bin = installed.join(".bin").display().to_string();
-        Ok(layer.env_prepend_path("PATH", bin))
-    }
 }
 
 /// The install command's arguments and env for `kind`, caches under

@@ -81,14 +81,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
     if args.discover {
         images.extend(discover(&oci, &run_image, &reporter)?);
     }
-    images.sort_by_key(ToString::to_string);
-    images.dedup();
-    if images.is_empty() {
-        return Err(InvalidInput(
-            "no images to audit: give IMAGEs, --images-file, or --discover".into(),
-        )
-        .into());
-    }
+    let images = the_fleet(images, true)?;
     let report = audit(&oci, &images, &run_image, &reporter)?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -109,16 +102,30 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The images to audit, each once, in order; none is a usage error that
+/// says how to name them (`--discover` where the mode has it).
+fn the_fleet(mut images: Vec<ImageRef>, discover: bool) -> Result<Vec<ImageRef>, InvalidInput> {
+    images.sort_by_key(ToString::to_string);
+    images.dedup();
+    if images.is_empty() {
+        let how = if discover {
+            "IMAGEs, --images-file, or --discover"
+        } else {
+            "IMAGEs or --images-file"
+        };
+        return Err(InvalidInput(format!("no images to audit: give {how}")));
+    }
+    Ok(images)
+}
+
 /// `audit --build-image`: the fleet against a build image.
 fn run_build(args: &AuditArgs, build_image: &str) -> anyhow::Result<()> {
     let build_image =
         ImageRef::parse(build_image).map_err(|e| InvalidInput(format!("--build-image: {e}")))?;
-    let mut images = super::images_from(&args.images, args.images_file.as_deref())?;
-    images.sort_by_key(ToString::to_string);
-    images.dedup();
-    if images.is_empty() {
-        return Err(InvalidInput("no images to audit: give IMAGEs or --images-file".into()).into());
-    }
+    let images = the_fleet(
+        super::images_from(&args.images, args.images_file.as_deref())?,
+        false,
+    )?;
     let mut refs: Vec<&ImageRef> = images.iter().collect();
     refs.push(&build_image);
     let oci = super::oci(args.cache_dir.clone(), &refs, &args.insecure_registry)?;
@@ -178,25 +185,13 @@ fn run_usage(args: &AuditArgs) -> anyhow::Result<()> {
             .ok_or_else(|| InvalidInput("--discover needs --run-image".into()))?;
         images.extend(discover(&oci, run_image, &reporter)?);
     }
-    images.sort_by_key(ToString::to_string);
-    images.dedup();
-    if images.is_empty() {
-        return Err(InvalidInput(
-            "no images to audit: give IMAGEs, --images-file, or --discover".into(),
-        )
-        .into());
-    }
+    let images = the_fleet(images, true)?;
     let report = cascade_lifecycle::bloat::usage::usage(&oci, &images, &reporter);
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => {
-            let width = report
-                .packages
-                .iter()
-                .map(|p| p.name.len())
-                .max()
-                .unwrap_or(7)
-                .max(7);
+            let width =
+                super::column_width("PACKAGE", report.packages.iter().map(|p| p.name.as_str()));
             println!(
                 "{:<width$}  {:>7}  {:>6}  VERSIONS",
                 "PACKAGE", "REACHED", "IMAGES"
@@ -270,4 +265,27 @@ fn print_table(r: &AuditReport) {
         "{} current, {} stale, {} refused, {} failed",
         r.current, r.stale, r.refused, r.failed
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fleet_is_each_image_once_in_order_and_none_says_how_to_name_them() {
+        let r = |s: &str| ImageRef::parse(s).unwrap();
+        let fleet = the_fleet(
+            vec![r("oci:/f/b:1"), r("oci:/f/a:1"), r("oci:/f/b:1")],
+            true,
+        )
+        .unwrap();
+        assert_eq!(fleet, [r("oci:/f/a:1"), r("oci:/f/b:1")]);
+        let err = the_fleet(Vec::new(), true).unwrap_err().0;
+        assert_eq!(
+            err,
+            "no images to audit: give IMAGEs, --images-file, or --discover"
+        );
+        let err = the_fleet(Vec::new(), false).unwrap_err().0;
+        assert_eq!(err, "no images to audit: give IMAGEs or --images-file");
+    }
 }

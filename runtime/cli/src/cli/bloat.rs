@@ -162,13 +162,7 @@ fn print_text(r: &BloatReport) {
         }
         return;
     }
-    let width = r
-        .packages
-        .iter()
-        .map(|p| p.name.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
+    let width = super::column_width("PACKAGE", r.packages.iter().map(|p| p.name.as_str()));
     let loaded_head = if traced { "  LOADED" } else { "" };
     println!(
         "{:<width$}  {:>10}  REACHED{loaded_head}  VIA",

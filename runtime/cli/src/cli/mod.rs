@@ -147,6 +147,14 @@ pub fn oci(
     Ok(Oci::new(&cache_root(cache_dir), registry)?)
 }
 
+/// The width of a text table's column: its widest cell, or its header.
+pub fn column_width<'a>(header: &str, cells: impl IntoIterator<Item = &'a str>) -> usize {
+    cells
+        .into_iter()
+        .map(str::len)
+        .fold(header.len(), usize::max)
+}
+
 /// Image references from arguments and a file of one per line (`#`
 /// comments); errors name the file and line.
 pub fn images_from(
